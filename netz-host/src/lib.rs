@@ -1,0 +1,1 @@
+//! netz-host: the game-server lifecycle supervisor.

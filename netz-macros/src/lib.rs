@@ -1,0 +1,1 @@
+//! Attribute macros of netz (see the `netz` crate for documentation).

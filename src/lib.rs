@@ -1,0 +1,2 @@
+//! netz: replicated game objects.
+pub use netz_core as core;
