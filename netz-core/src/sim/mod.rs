@@ -269,23 +269,24 @@ impl<N: SimNode> Sim<N> {
     }
 
     /// Adds a node at the next free address `127.0.0.1:(40000 + n)`, where `n`
-    /// starts at the number of nodes already present, and returns it.
+    /// starts at the number of nodes already present (skipping ports taken
+    /// by [`Sim::add_node_at`]), and returns it.
+    ///
+    /// # Panics
+    ///
+    /// If every port of `127.0.0.1` is taken.
     pub fn add_node(&mut self, node: N) -> SocketAddr {
-        let mut port = usize::from(FIRST_PORT).saturating_add(self.slots.len());
-        loop {
-            let addr = SocketAddr::new(
-                IpAddr::V4(Ipv4Addr::LOCALHOST),
-                u16::try_from(port).unwrap_or(0),
-            );
-            if !self.index.contains_key(&addr) {
-                self.add_node_at(addr, node);
-                return addr;
-            }
-            port += 1;
-            if port > usize::from(u16::MAX) {
-                port = 1;
-            }
-        }
+        let start = usize::from(FIRST_PORT) + self.slots.len();
+        let free = (0..=usize::from(u16::MAX))
+            .map(|k| (start + k) % (usize::from(u16::MAX) + 1))
+            .filter_map(|port| u16::try_from(port).ok().filter(|&p| p != 0))
+            .map(|port| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port))
+            .find(|addr| !self.index.contains_key(addr));
+        let Some(addr) = free else {
+            panic!("no free port left on 127.0.0.1");
+        };
+        self.add_node_at(addr, node);
+        addr
     }
 
     /// Adds a node at `addr`.
