@@ -1,1 +1,17 @@
 //! netz-host: the game-server lifecycle supervisor.
+//!
+//! It runs game-server processes in slots on one machine, hands them to
+//! matches (allocations), restarts them when they crash, stops them when
+//! they misbehave and recycles them between sessions. The [`sdk`] module is
+//! the game-server side.
+
+pub mod sdk;
+
+pub mod api;
+pub mod config;
+pub mod process;
+pub mod supervisor;
+pub mod test_server;
+
+pub use config::{Config, ConfigError};
+pub use supervisor::run;

@@ -1,0 +1,267 @@
+//! `netz-host`: run a local fleet of game servers, and talk to it.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use netz_host::api;
+use netz_host::config::{Config, DEFAULT_LISTEN};
+use serde_json::{json, Value};
+
+const USAGE: &str = "\
+netz-host: local game-server hosting supervisor
+
+USAGE:
+  netz-host run --config FILE          run the supervisor (Ctrl-C stops it and every server)
+  netz-host check --config FILE        validate a config file and show the slot count
+  netz-host test-server [OPTIONS]      run the test game server (used by the example fleet)
+
+Client commands (talk to a running supervisor):
+  netz-host [--api ADDR | --config FILE] COMMAND
+  COMMAND:
+    machine                                   machine state
+    servers [SERVER_ID]                       list servers, or show one
+    allocations [ALLOCATION_ID]               list allocations, or show one
+    allocate --id ID [--build-config NAME] [--server SERVER_ID] [--payload TEXT | --payload-file FILE]
+    deallocate ALLOCATION_ID
+    reserve --for-ms MS [--server SERVER_ID]
+    unreserve SERVER_ID
+    hold SERVER_ID --for-ms MS
+    start SERVER_ID
+    stop SERVER_ID                            refused when the server is allocated
+    build-config [NAME]                       show or change the active build configuration
+    events                                    the transition log
+    shutdown                                  stop every server and the supervisor
+
+The API address is --api, else the control.listen of --config, else
+$NETZ_HOST_API, else 127.0.0.1:7800.";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match real_main(args) {
+        Ok(code) => code,
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+struct Args {
+    rest: Vec<String>,
+}
+
+impl Args {
+    /// Removes `--name VALUE` (or `--name=VALUE`) and returns the value.
+    fn option(&mut self, name: &str) -> Result<Option<String>, String> {
+        let prefix = format!("{name}=");
+        if let Some(pos) = self.rest.iter().position(|a| a == name) {
+            if pos + 1 >= self.rest.len() {
+                return Err(format!("{name} needs a value"));
+            }
+            let v = self.rest.remove(pos + 1);
+            self.rest.remove(pos);
+            return Ok(Some(v));
+        }
+        if let Some(pos) = self.rest.iter().position(|a| a.starts_with(&prefix)) {
+            let v = self.rest.remove(pos)[prefix.len()..].to_owned();
+            return Ok(Some(v));
+        }
+        Ok(None)
+    }
+
+    fn positional(&mut self) -> Option<String> {
+        if self.rest.is_empty() {
+            None
+        } else {
+            Some(self.rest.remove(0))
+        }
+    }
+
+    fn finish(self) -> Result<(), String> {
+        match self.rest.first() {
+            Some(a) => Err(format!("unexpected argument {a:?}\n\n{USAGE}")),
+            None => Ok(()),
+        }
+    }
+}
+
+fn parse_ms(name: &str, v: Option<String>) -> Result<u64, String> {
+    let v = v.ok_or_else(|| format!("{name} is required"))?;
+    v.parse()
+        .map_err(|_| format!("{name} must be a number of milliseconds, not {v:?}"))
+}
+
+fn real_main(argv: Vec<String>) -> Result<ExitCode, String> {
+    if argv.first().map(String::as_str) == Some("test-server") {
+        let code = netz_host::test_server::main(&argv[1..]);
+        return Ok(ExitCode::from(code.clamp(0, 255) as u8));
+    }
+    let mut args = Args { rest: argv };
+    if args.rest.iter().any(|a| a == "--help" || a == "-h") || args.rest.is_empty() {
+        println!("{USAGE}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let api_opt = args.option("--api")?;
+    let config_opt = args.option("--config")?;
+    let cmd = args.positional().unwrap_or_default();
+    match cmd.as_str() {
+        "run" | "check" => {
+            let path = config_opt.ok_or_else(|| format!("{cmd} needs --config FILE"))?;
+            args.finish()?;
+            let cfg = Config::load(&path).map_err(|e| e.to_string())?;
+            if cmd == "check" {
+                println!(
+                    "{path}: ok, {} server slots, work dir {}",
+                    cfg.slot_count(),
+                    cfg.work_dir().display()
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            return run(cfg);
+        }
+        "" => return Err(format!("no command given\n\n{USAGE}")),
+        _ => {}
+    }
+    let addr = api_address(api_opt, config_opt)?;
+    let (method, path, body): (&str, String, Option<Value>) = match cmd.as_str() {
+        "machine" => ("GET", "/machine".into(), None),
+        "servers" => match args.positional() {
+            Some(id) => ("GET", format!("/servers/{id}"), None),
+            None => ("GET", "/servers".into(), None),
+        },
+        "allocations" => match args.positional() {
+            Some(id) => ("GET", format!("/allocations/{id}"), None),
+            None => ("GET", "/allocations".into(), None),
+        },
+        "allocate" => {
+            let id = args
+                .option("--id")?
+                .ok_or("allocate needs --id ALLOCATION_ID")?;
+            let mut body = json!({ "allocation_id": id });
+            if let Some(bc) = args.option("--build-config")? {
+                body["build_config"] = json!(bc);
+            }
+            if let Some(s) = args.option("--server")? {
+                let n: u64 = s
+                    .parse()
+                    .map_err(|_| format!("--server must be a server id, not {s:?}"))?;
+                body["server_id"] = json!(n);
+            }
+            if let Some(p) = args.option("--payload")? {
+                body["payload"] = json!(p);
+            }
+            if let Some(f) = args.option("--payload-file")? {
+                let p = std::fs::read_to_string(&f).map_err(|e| format!("cannot read {f}: {e}"))?;
+                body["payload"] = json!(p);
+            }
+            ("POST", "/allocations".into(), Some(body))
+        }
+        "deallocate" => {
+            let id = args
+                .positional()
+                .ok_or("deallocate needs an ALLOCATION_ID")?;
+            ("DELETE", format!("/allocations/{id}"), None)
+        }
+        "reserve" => {
+            let ms = parse_ms("--for-ms", args.option("--for-ms")?)?;
+            let mut body = json!({ "duration_ms": ms });
+            if let Some(s) = args.option("--server")? {
+                let n: u64 = s
+                    .parse()
+                    .map_err(|_| format!("--server must be a server id, not {s:?}"))?;
+                body["server_id"] = json!(n);
+            }
+            ("POST", "/reservations".into(), Some(body))
+        }
+        "unreserve" => {
+            let id = args.positional().ok_or("unreserve needs a SERVER_ID")?;
+            ("DELETE", format!("/reservations/{id}"), None)
+        }
+        "hold" => {
+            let ms = parse_ms("--for-ms", args.option("--for-ms")?)?;
+            let id = args.positional().ok_or("hold needs a SERVER_ID")?;
+            (
+                "POST",
+                format!("/servers/{id}/hold"),
+                Some(json!({ "duration_ms": ms })),
+            )
+        }
+        "start" | "stop" => {
+            let id = args
+                .positional()
+                .ok_or_else(|| format!("{cmd} needs a SERVER_ID"))?;
+            ("POST", format!("/servers/{id}/{cmd}"), None)
+        }
+        "build-config" => match args.positional() {
+            Some(name) => ("PUT", "/build-config".into(), Some(json!({ "name": name }))),
+            None => ("GET", "/build-config".into(), None),
+        },
+        "events" => ("GET", "/events".into(), None),
+        "shutdown" => ("POST", "/shutdown".into(), None),
+        other => return Err(format!("unknown command {other:?}\n\n{USAGE}")),
+    };
+    args.finish()?;
+    let (code, reply) =
+        api::request(addr, method, &path, body.as_ref()).map_err(|e| e.to_string())?;
+    let pretty = serde_json::to_string_pretty(&reply).unwrap_or_default();
+    if (200..300).contains(&code) {
+        println!("{pretty}");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        let msg = reply
+            .get("error")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .unwrap_or(pretty);
+        eprintln!("error ({code}): {msg}");
+        Ok(ExitCode::from(1))
+    }
+}
+
+fn api_address(api: Option<String>, config: Option<String>) -> Result<SocketAddr, String> {
+    if let Some(a) = api {
+        return a
+            .parse()
+            .map_err(|_| format!("--api {a:?} is not an address like 127.0.0.1:7800"));
+    }
+    if let Some(path) = config {
+        let cfg = Config::load(&path).map_err(|e| e.to_string())?;
+        let listen = cfg.control.listen;
+        if listen.port() != 0 {
+            return Ok(listen);
+        }
+        let file = cfg.work_dir().join("api-addr");
+        let text = std::fs::read_to_string(&file).map_err(|e| {
+            format!(
+                "cannot read {}: {e} (is the supervisor running?)",
+                file.display()
+            )
+        })?;
+        return text
+            .trim()
+            .parse()
+            .map_err(|_| format!("bad address in {}", file.display()));
+    }
+    let a = std::env::var("NETZ_HOST_API").unwrap_or_else(|_| DEFAULT_LISTEN.to_owned());
+    a.parse()
+        .map_err(|_| format!("NETZ_HOST_API {a:?} is not an address"))
+}
+
+fn run(cfg: Config) -> Result<ExitCode, String> {
+    use tracing_subscriber::EnvFilter;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    rt.block_on(netz_host::run(cfg))
+        .map_err(|e| e.to_string())?;
+    Ok(ExitCode::SUCCESS)
+}

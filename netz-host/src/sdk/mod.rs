@@ -1,0 +1,28 @@
+//! The game-server side of netz-host: read the slot's `server.json`, watch
+//! for allocations and deallocations, report players, and answer the query
+//! protocol (Valve A2S_INFO or Unity SQP) on the query port.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use netz_host::sdk::{AllocationEvent, GameServer};
+//!
+//! let mut server = GameServer::from_env().expect("server.json");
+//! loop {
+//!     match server.watcher.wait(Duration::from_secs(1)) {
+//!         Some(AllocationEvent::Allocated(id)) => { server.set_players(1); let _ = id; }
+//!         Some(AllocationEvent::Deallocated(_)) => server.set_players(0),
+//!         None => {}
+//!     }
+//! }
+//! ```
+
+pub mod a2s;
+mod query;
+mod server_json;
+pub mod sqp;
+
+pub use query::{GameServer, QueryInfo, QueryServer};
+pub use server_json::{
+    read_payload, server_json_path, write_atomic, AllocationEvent, AllocationWatcher, QueryType,
+    ServerJson, ENV_SERVER_JSON, FILE_NAME, PAYLOAD_FILE_NAME,
+};
