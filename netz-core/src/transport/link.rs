@@ -33,6 +33,8 @@ const MIN_FRAGMENT_FILL: usize = 64;
 const MAX_UNRELIABLE_PARTIALS: usize = 8;
 /// A partial unreliable message older than this many message ids is abandoned.
 const UNRELIABLE_ID_WINDOW: u64 = 64;
+/// Largest packet number accepted; keeps all packet-number arithmetic far from overflow.
+const MAX_PACKET_NUMBER: u64 = 1 << 62;
 /// Cap on the exponential backoff exponent.
 const MAX_BACKOFF: u32 = 16;
 
@@ -404,6 +406,16 @@ impl Link {
             .min(cfg.max_rto.max(cfg.min_rto))
     }
 
+    /// Ack-eliciting packets sent and neither acknowledged nor declared lost.
+    pub fn packets_in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// Reliable messages queued and not yet completely sent once.
+    pub fn queued_reliable(&self) -> usize {
+        self.send_streams.iter().map(|s| s.queue.len()).sum()
+    }
+
     /// True when no reliable data is queued or unacknowledged.
     pub fn is_idle(&self) -> bool {
         self.send_streams
@@ -461,7 +473,7 @@ impl Link {
     pub fn poll_packet(&mut self, now: Instant, buf: &mut Vec<u8>) -> bool {
         let start = buf.len();
         let limit = self.config.max_datagram_size;
-        if start + 2 > limit {
+        if start + varint_len(self.next_pn) + 1 > limit {
             return false;
         }
         let ack_due = self.ack_eliciting_pending > 0 && self.ack_deadline.is_some_and(|d| d <= now);
@@ -796,7 +808,7 @@ impl Link {
                 i += 1;
             }
         }
-        if self.largest_acked.map_or(true, |l| ack.largest > l) {
+        if !matches!(self.largest_acked, Some(l) if ack.largest <= l) {
             self.largest_acked = Some(ack.largest);
         }
         if let Some(sample) = rtt_sample {
@@ -829,11 +841,7 @@ impl Link {
             self.srtt = sample;
             self.rttvar = sample / 2;
         } else {
-            let diff = if self.srtt > sample {
-                self.srtt - sample
-            } else {
-                sample - self.srtt
-            };
+            let diff = self.srtt.max(sample) - self.srtt.min(sample);
             self.rttvar = (self.rttvar * 3 + diff) / 4;
             self.srtt = (self.srtt * 7 + sample) / 8;
         }
@@ -883,8 +891,8 @@ impl Link {
     fn check_packet(&self, payload: &[u8]) -> Result<Check, PacketError> {
         let mut r = Reader::new(payload);
         let pn = r.varint()?;
-        if self.is_duplicate(pn) {
-            return Ok(Check::Duplicate);
+        if pn > MAX_PACKET_NUMBER {
+            return Err(PacketError::Malformed("packet number too large"));
         }
         let mut eliciting = false;
         let mut needed = 0usize;
@@ -913,6 +921,9 @@ impl Link {
                 }
                 Frame::Unreliable(_) | Frame::UnreliableFragment { .. } => {}
             }
+        }
+        if self.is_duplicate(pn) {
+            return Ok(Check::Duplicate);
         }
         if needed > 0
             && self.reassembly_bytes.saturating_add(needed) > self.config.max_reassembly_bytes
@@ -949,9 +960,9 @@ impl Link {
         self.last_received = self.last_received.max(now);
         self.stats.packets_received += 1;
         self.stats.bytes_received += payload.len() as u64;
-        let in_order = self.largest_received.map_or(true, |l| pn == l + 1);
+        let in_order = !matches!(self.largest_received, Some(l) if pn != l + 1);
         self.record_received(pn);
-        if self.largest_received.map_or(true, |l| pn > l) {
+        if !matches!(self.largest_received, Some(l) if pn <= l) {
             self.largest_received = Some(pn);
             self.largest_received_time = now;
         }
@@ -1079,7 +1090,8 @@ impl Link {
         let mut freed = 0usize;
         let before = self.unreliable_partials.len();
         self.unreliable_partials.retain(|p| {
-            let keep = p.id + UNRELIABLE_ID_WINDOW >= newest && now < p.started + expiry;
+            let keep =
+                p.id.saturating_add(UNRELIABLE_ID_WINDOW) >= newest && now < p.started + expiry;
             if !keep {
                 freed += p.bytes;
             }
@@ -1087,7 +1099,7 @@ impl Link {
         });
         self.stats.unreliable_expired += (before - self.unreliable_partials.len()) as u64;
         self.reassembly_bytes -= freed;
-        if id + UNRELIABLE_ID_WINDOW < newest {
+        if id.saturating_add(UNRELIABLE_ID_WINDOW) < newest {
             return;
         }
         let position = match self.unreliable_partials.iter().position(|p| p.id == id) {

@@ -644,19 +644,53 @@ fn hostile_bytes_never_panic() {
         max_reassembly_bytes: 64 << 10,
         ..TransportConfig::default()
     });
-    let mut victim = Link::new(config.clone(), Instant::ZERO);
-    // Let the victim have sent some packets so acks can refer to them.
-    for i in 0..50u32 {
-        victim.send_reliable(0, &message(0, i, 500)).unwrap();
-    }
-    while victim.poll_packet(Instant::ZERO, &mut Vec::new()) {}
+    // A victim that has sent some packets, so acks can refer to them.
+    let fresh_victim = |now: Instant| {
+        let mut victim = Link::new(config.clone(), now);
+        for i in 0..12u32 {
+            victim
+                .send_reliable((i % 4) as u8, &message(0, i, 300))
+                .unwrap();
+        }
+        while victim.poll_packet(now, &mut Vec::new()) {}
+        victim
+    };
+    let mut victim = fresh_victim(Instant::ZERO);
+    let mut totals = LinkStats::default();
 
     let mut rng = Rng(10);
     let mut now = Instant::ZERO;
     let mut buf = Vec::new();
     for round in 0..100_000u32 {
         buf.clear();
-        match round % 4 {
+        match round % 5 {
+            4 => {
+                // Structurally plausible frames with extreme field values.
+                let extreme = |rng: &mut Rng, buf: &mut Vec<u8>| {
+                    let v = match rng.below(6) {
+                        0 => 0,
+                        1 => rng.below(4),
+                        2 => rng.below(300),
+                        3 => 1 << 62,
+                        4 => u64::MAX - rng.below(3),
+                        _ => rng.next(),
+                    };
+                    codec::write_varint(buf, v);
+                };
+                extreme(&mut rng, &mut buf);
+                for _ in 0..1 + rng.below(4) {
+                    let kind = 1 + rng.below(5) as u8;
+                    buf.push(kind);
+                    if kind == 0x03 {
+                        buf.push(rng.below(5) as u8);
+                    }
+                    for _ in 0..rng.below(7) {
+                        extreme(&mut rng, &mut buf);
+                    }
+                    let len = rng.below(8) as usize;
+                    buf.extend((0..len).map(|_| rng.next() as u8));
+                }
+            }
             0 => {
                 let len = rng.below(40) as usize;
                 buf.extend((0..len).map(|_| rng.next() as u8));
@@ -694,6 +728,16 @@ fn hostile_bytes_never_panic() {
             Err(_) => &buf[..],
         };
         let _ = victim.handle_packet(now, payload);
+        if round % 128 == 127 {
+            // Packet numbers seen so far would make most later inputs duplicates.
+            let s = victim.stats();
+            totals.malformed_dropped += s.malformed_dropped;
+            totals.packets_received += s.packets_received;
+            totals.duplicate_packets += s.duplicate_packets;
+            totals.reliable_delivered += s.reliable_delivered;
+            totals.unreliable_delivered += s.unreliable_delivered;
+            victim = fresh_victim(now);
+        }
         if round % 64 == 0 {
             now += Duration::from_millis(3);
             victim.handle_timeout(now);
@@ -706,7 +750,9 @@ fn hostile_bytes_never_panic() {
             while victim.poll_message().is_some() {}
         }
     }
-    assert!(victim.stats().malformed_dropped > 1000);
+    assert!(totals.malformed_dropped > 20_000, "{totals:?}");
+    assert!(totals.packets_received > 5_000, "{totals:?}");
+    assert!(totals.unreliable_delivered > 1000, "{totals:?}");
 }
 
 #[test]
@@ -725,6 +771,47 @@ fn claimed_huge_lengths_are_rejected() {
     ];
     assert!(link.handle_packet(Instant::ZERO, &p).is_err());
     assert!(link.poll_message().is_none());
+}
+
+#[test]
+fn extreme_numbers_do_not_overflow() {
+    let mut link = Link::new(Arc::new(TransportConfig::default()), Instant::ZERO);
+    let max = [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01];
+    // Largest packet number, then one more packet.
+    let mut p = max.to_vec();
+    p.push(0x01);
+    assert!(link.handle_packet(Instant::ZERO, &p).is_err());
+    let p = [0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x40, 0x01];
+    assert_eq!(link.handle_packet(Instant::ZERO, &p), Ok(()));
+    assert_eq!(link.handle_packet(Instant::ZERO, &[0, 0x01]), Ok(()));
+    // Unreliable fragment id and reliable sequence number at the maximum.
+    for (i, frame) in [[0x05u8, 2, 0, 2], [0x05, 0, 1, 2], [0x03, 0, 0, 0]]
+        .iter()
+        .enumerate()
+    {
+        let mut p = vec![1 + i as u8, frame[0]];
+        if frame[0] == 0x05 {
+            p.extend_from_slice(&max);
+            p.extend_from_slice(&[frame[2], frame[3], 1, 7]);
+        } else {
+            p.push(0);
+            p.extend_from_slice(&max);
+            p.extend_from_slice(&[3, 9]);
+        }
+        assert_eq!(link.handle_packet(Instant::ZERO, &p), Ok(()), "frame {i}");
+    }
+    // The two fragments of message u64::MAX complete it.
+    let d = link.poll_message().unwrap();
+    assert_eq!(
+        d,
+        Delivered {
+            channel: Channel::Unreliable,
+            data: vec![7, 7]
+        }
+    );
+    assert!(link.poll_message().is_none());
+    let mut buf = Vec::new();
+    assert!(link.poll_packet(Instant::ZERO, &mut buf));
 }
 
 #[test]
