@@ -1,5 +1,29 @@
 //! netz-core: the sans-IO station state machine of netz.
+//!
+//! See [`Station`] for the call contract.
+pub mod cluster;
+pub mod ids;
+pub mod object;
+pub mod operation;
+pub mod pipeline;
+pub mod rmc;
+pub mod session;
+pub mod sim;
+pub mod station;
 pub mod time;
+pub mod transport;
+mod wire;
+
+pub use ids::{ClassId, DOHandle, MethodId, ProcessType, StationId};
+pub use object::{
+    decode_value, encode_value, ActionTarget, CallContext, DataSet, DecodeError, DispatchError,
+    DoClass, Invoker, MethodInfo, MethodKind, ObjectProxy, Ref, Registry, RegistryError,
+};
+pub use operation::*;
+pub use pipeline::{CallbackError, CallbackId};
+pub use rmc::{CallState, Completion, Outcome, RmcContext, RmcFlag};
+pub use session::{Event, JoinError, StationConfig, StationInfo, Topology};
+pub use station::{Station, StationError, StationStats};
 pub use time::Instant;
 
 use std::net::SocketAddr;

@@ -81,6 +81,9 @@ mod tests {
         assert_eq!(t.as_micros(), 5000);
         assert_eq!((t + Duration::from_millis(2)).as_micros(), 7000);
         assert_eq!(t - Instant::from_millis(7), Duration::ZERO);
-        assert_eq!(Instant::from_micros(u64::MAX) + Duration::from_secs(1), Instant::from_micros(u64::MAX));
+        assert_eq!(
+            Instant::from_micros(u64::MAX) + Duration::from_secs(1),
+            Instant::from_micros(u64::MAX)
+        );
     }
 }

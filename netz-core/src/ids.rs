@@ -1,0 +1,143 @@
+//! Identifiers: stations, classes, methods and duplicated-object handles.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Identifies a station (one process) inside a session. Assigned by the
+/// session master when the station joins; the session's creator is `1`.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+pub struct StationId(pub u32);
+
+impl StationId {
+    /// "No station": used before an id is assigned.
+    pub const NONE: StationId = StationId(0);
+
+    /// Whether this is a real station id.
+    pub fn is_some(self) -> bool {
+        self.0 != 0
+    }
+}
+
+impl fmt::Debug for StationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "S{}", self.0)
+    }
+}
+
+impl fmt::Display for StationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "S{}", self.0)
+    }
+}
+
+/// The kind of process a station is (NetZ `Station::GetProcessType`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum ProcessType {
+    /// A game client.
+    Client,
+    /// A game server.
+    Server,
+    /// A tool (monitor, debugger); not counted as a player.
+    Tool,
+}
+
+/// A duplicated-object class id. User classes use 100..=255; lower ids are
+/// the core's own classes.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Debug)]
+pub struct ClassId(pub u8);
+
+impl ClassId {
+    /// The core class of station objects.
+    pub const STATION: ClassId = ClassId(1);
+    /// The core class of the session object.
+    pub const SESSION: ClassId = ClassId(2);
+    /// The first id handed to user classes.
+    pub const FIRST_USER: u8 = 100;
+
+    /// Whether this is a user class (id 100 or above).
+    pub fn is_user(self) -> bool {
+        self.0 >= Self::FIRST_USER
+    }
+}
+
+/// A method id: the index of an RMC or action in its class, in declaration order.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Debug)]
+pub struct MethodId(pub u16);
+
+/// The handle of a duplicated object: its class id plus an instance id that
+/// is unique in the session (NetZ `DOHandle`).
+///
+/// Layout of the 64 bits: class id (8) | creating station (24) | serial (32).
+/// Well-known objects are created by "station 0".
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct DOHandle(pub u64);
+
+impl DOHandle {
+    /// Builds a handle from its parts.
+    pub fn new(class: ClassId, creator: StationId, serial: u32) -> DOHandle {
+        DOHandle(
+            (u64::from(class.0) << 56)
+                | (u64::from(creator.0 & 0x00FF_FFFF) << 32)
+                | u64::from(serial),
+        )
+    }
+
+    /// The handle of the `index`-th well-known object of `class`.
+    pub fn well_known(class: ClassId, index: u32) -> DOHandle {
+        DOHandle::new(class, StationId::NONE, index)
+    }
+
+    /// The object's class.
+    pub fn class_id(self) -> ClassId {
+        ClassId((self.0 >> 56) as u8)
+    }
+
+    /// The station that created the object (`StationId::NONE` for well-known objects).
+    pub fn creator(self) -> StationId {
+        StationId(((self.0 >> 32) & 0x00FF_FFFF) as u32)
+    }
+
+    /// The creator's serial number.
+    pub fn serial(self) -> u32 {
+        self.0 as u32
+    }
+
+    /// Whether this is a well-known object's handle.
+    pub fn is_well_known(self) -> bool {
+        !self.creator().is_some()
+    }
+}
+
+impl fmt::Debug for DOHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "DO({}:{}/{})",
+            self.class_id().0,
+            self.creator().0,
+            self.serial()
+        )
+    }
+}
+
+impl fmt::Display for DOHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handle_parts_roundtrip() {
+        let h = DOHandle::new(ClassId(200), StationId(77), 123456);
+        assert_eq!(h.class_id(), ClassId(200));
+        assert_eq!(h.creator(), StationId(77));
+        assert_eq!(h.serial(), 123456);
+        assert!(!h.is_well_known());
+        assert!(DOHandle::well_known(ClassId(100), 0).is_well_known());
+    }
+}

@@ -1,0 +1,658 @@
+//! The object model: the traits a DO class implements (what `#[doclass]` and
+//! `#[dataset]` generate), references, the class registry and the proxies
+//! through which RMCs and actions are called.
+
+use crate::ids::{ClassId, DOHandle, MethodId, StationId};
+use crate::operation::{CallMethodOperation, Operation, OperationDetail};
+use crate::rmc::{RmcContext, RmcShared};
+use crate::Instant;
+use serde::Serialize;
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// The maximum number of fields in one dataset.
+pub const MAX_DATASET_FIELDS: usize = 64;
+/// The maximum number of RMCs and actions in one class.
+pub const MAX_METHODS: usize = 255;
+
+/// Why a dataset field or RMC argument could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot decode {what}")]
+pub struct DecodeError {
+    /// What was being decoded.
+    pub what: &'static str,
+}
+
+/// A replicated dataset (NetZ `DataSet`): fields with ids in declaration
+/// order, each with the revision from which it is valid (VER-3).
+///
+/// Fields are encoded one by one (postcard); a receiver that knows fewer
+/// fields ignores the trailing ones, and one that knows more leaves the
+/// fields beyond the sender's revision untouched.
+pub trait DataSet: Send + 'static {
+    /// The dataset's name.
+    fn name(&self) -> &'static str;
+    /// Field names in declaration order.
+    fn field_names(&self) -> &'static [&'static str];
+    /// The revision from which each field is valid, in declaration order
+    /// (0 before the first `revision` marker); never decreasing.
+    fn field_revisions(&self) -> &'static [u8];
+    /// The dataset revision of this build: the highest marker, 0 without one.
+    fn declared_revision(&self) -> u8 {
+        self.field_revisions().last().copied().unwrap_or(0)
+    }
+    /// Appends field `index`'s encoding to `out`.
+    fn encode_field(&self, index: usize, out: &mut Vec<u8>);
+    /// Decodes field `index` from the front of `input`, advancing it.
+    fn decode_field(&mut self, index: usize, input: &mut &[u8]) -> Result<(), DecodeError>;
+    /// The revision of the last received update (the declared revision on a master).
+    fn received_revision(&self) -> u8;
+    /// Records the revision of a received update.
+    fn set_received_revision(&mut self, revision: u8);
+    /// Called at the start of every operation on the owning object.
+    fn operation_begin(&mut self, _op: &Operation) {}
+    /// Called at the end of every operation on the owning object.
+    fn operation_end(&mut self, _op: &Operation) {}
+
+    /// NetZ `DataSet::GetRevision`: the revision of the received dataset.
+    fn revision(&self) -> u8 {
+        self.received_revision()
+    }
+    /// NetZ `DATASET_VALID_REVISION(field)`.
+    fn valid_revision(&self, field: &str) -> Option<u8> {
+        let i = self.field_names().iter().position(|n| *n == field)?;
+        self.field_revisions().get(i).copied()
+    }
+    /// NetZ `DATASET_ISVALID(field)`: the field exists in the received revision.
+    fn is_valid(&self, field: &str) -> bool {
+        self.valid_revision(field)
+            .is_some_and(|r| r <= self.received_revision())
+    }
+}
+
+/// Encodes one value the way datasets and RMCs do (postcard).
+pub fn encode_value<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
+    // Serializing into a Vec cannot fail for serde-derived types; a custom
+    // Serialize that errors leaves the output unchanged.
+    if let Ok(v) = postcard::to_extend(value, std::mem::take(out)) {
+        *out = v;
+    }
+}
+
+/// Decodes one value from the front of `input`, advancing it.
+pub fn decode_value<T: serde::de::DeserializeOwned>(
+    input: &mut &[u8],
+    what: &'static str,
+) -> Result<T, DecodeError> {
+    let (v, rest) = postcard::take_from_bytes::<T>(input).map_err(|_| DecodeError { what })?;
+    *input = rest;
+    Ok(v)
+}
+
+/// An RMC or an action.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum MethodKind {
+    /// A remote method call (may return a value).
+    Rmc,
+    /// An action (no return value; runs on master and duplicas).
+    Action,
+}
+
+/// What a class declares about one of its methods; the index in
+/// [`DoClass::METHODS`] is the method id.
+#[derive(Clone, Copy, Debug)]
+pub struct MethodInfo {
+    /// The method's name.
+    pub name: &'static str,
+    /// RMC or action.
+    pub kind: MethodKind,
+}
+
+/// Why a method could not be dispatched.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DispatchError {
+    /// The class has no method with this id.
+    #[error("unknown method id {0:?}")]
+    UnknownMethod(MethodId),
+    /// The arguments did not decode.
+    #[error("cannot decode the arguments")]
+    BadArguments,
+}
+
+/// A duplicated-object class (what `#[doclass]` generates).
+pub trait DoClass: Send + Sized + 'static {
+    /// The class name.
+    const CLASS_NAME: &'static str;
+    /// An explicit class id (100..=255), or `None` for the next free one.
+    const CLASS_ID: Option<u8> = None;
+    /// RMCs and actions in declaration order; the index is the method id.
+    const METHODS: &'static [MethodInfo] = &[];
+    /// The typed proxy carrying the generated `call_*` / `*_on_master` /
+    /// `*_on_duplicas` stubs; hand-written classes use [`ObjectProxy`].
+    type Proxy<'a>: From<ObjectProxy<'a, Self>>;
+
+    /// Creates a duplica (or well-known object) before its datasets arrive.
+    fn new_duplica() -> Self;
+    /// How many datasets the class has.
+    fn dataset_count(&self) -> usize {
+        0
+    }
+    /// Dataset `index`.
+    fn dataset(&self, _index: usize) -> Option<&dyn DataSet> {
+        None
+    }
+    /// Dataset `index`, mutably.
+    fn dataset_mut(&mut self, _index: usize) -> Option<&mut dyn DataSet> {
+        None
+    }
+    /// NetZ `DuplicatedObject::OperationBegin`.
+    fn operation_begin(&mut self, _op: &Operation) {}
+    /// NetZ `DuplicatedObject::OperationEnd`.
+    fn operation_end(&mut self, _op: &Operation) {}
+    /// NetZ `InitDO`: the object enters the store.
+    fn init_do(&mut self) {}
+    /// Asked on the session master when this object's master station failed:
+    /// true takes the master over, false removes the object (default).
+    fn approve_fault_recovery(&mut self) -> bool {
+        false
+    }
+    /// Runs method `method` with postcard-encoded `args`; returns the
+    /// postcard-encoded result.
+    fn dispatch(
+        &mut self,
+        _call: &mut CallContext<'_>,
+        method: MethodId,
+        _args: &[u8],
+    ) -> Result<Vec<u8>, DispatchError> {
+        Err(DispatchError::UnknownMethod(method))
+    }
+}
+
+/// The object-safe face of a DO class, used by the station.
+pub(crate) trait DoDyn {
+    fn ds_count(&self) -> usize;
+    fn ds(&self, i: usize) -> Option<&dyn DataSet>;
+    fn ds_mut(&mut self, i: usize) -> Option<&mut dyn DataSet>;
+    fn op_begin(&mut self, op: &Operation);
+    fn op_end(&mut self, op: &Operation);
+    fn init(&mut self);
+    fn approve(&mut self) -> bool;
+    fn call(
+        &mut self,
+        call: &mut CallContext<'_>,
+        method: MethodId,
+        args: &[u8],
+    ) -> Result<Vec<u8>, DispatchError>;
+}
+
+impl<T: DoClass> DoDyn for T {
+    fn ds_count(&self) -> usize {
+        self.dataset_count()
+    }
+    fn ds(&self, i: usize) -> Option<&dyn DataSet> {
+        self.dataset(i)
+    }
+    fn ds_mut(&mut self, i: usize) -> Option<&mut dyn DataSet> {
+        self.dataset_mut(i)
+    }
+    fn op_begin(&mut self, op: &Operation) {
+        self.operation_begin(op)
+    }
+    fn op_end(&mut self, op: &Operation) {
+        self.operation_end(op)
+    }
+    fn init(&mut self) {
+        self.init_do()
+    }
+    fn approve(&mut self) -> bool {
+        self.approve_fault_recovery()
+    }
+    fn call(
+        &mut self,
+        call: &mut CallContext<'_>,
+        method: MethodId,
+        args: &[u8],
+    ) -> Result<Vec<u8>, DispatchError> {
+        self.dispatch(call, method, args)
+    }
+}
+
+/// Per-object facts shared by the store and every [`Ref`].
+#[derive(Debug)]
+pub(crate) struct CellMeta {
+    pub(crate) handle: DOHandle,
+    pub(crate) local: StationId,
+    pub(crate) master: AtomicU32,
+    pub(crate) in_store: std::sync::atomic::AtomicBool,
+}
+
+pub(crate) trait ErasedCell: Send + Sync {
+    fn with_dyn(&self, f: &mut dyn FnMut(&mut dyn DoDyn));
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+    fn meta(&self) -> &CellMeta;
+}
+
+/// The shared cell holding one object.
+pub struct ObjCell<T> {
+    meta: CellMeta,
+    obj: Mutex<T>,
+}
+
+impl<T: DoClass> ErasedCell for ObjCell<T> {
+    fn with_dyn(&self, f: &mut dyn FnMut(&mut dyn DoDyn)) {
+        let mut g = self.obj.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut *g)
+    }
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+    fn meta(&self) -> &CellMeta {
+        &self.meta
+    }
+}
+
+pub(crate) fn new_cell<T: DoClass>(
+    obj: T,
+    handle: DOHandle,
+    local: StationId,
+    master: StationId,
+) -> Arc<dyn ErasedCell> {
+    Arc::new(ObjCell {
+        meta: CellMeta {
+            handle,
+            local,
+            master: AtomicU32::new(master.0),
+            in_store: std::sync::atomic::AtomicBool::new(false),
+        },
+        obj: Mutex::new(obj),
+    })
+}
+
+/// A reference to a local object (NetZ `RefTemplate`). It keeps the object
+/// alive: its destructor runs once the store removed it and the last
+/// reference is dropped (DO-7).
+pub struct Ref<T> {
+    cell: Arc<ObjCell<T>>,
+}
+
+impl<T> Clone for Ref<T> {
+    fn clone(&self) -> Self {
+        Ref {
+            cell: self.cell.clone(),
+        }
+    }
+}
+
+impl<T: DoClass> Ref<T> {
+    pub(crate) fn from_erased(cell: Arc<dyn ErasedCell>) -> Option<Self> {
+        cell.into_any()
+            .downcast::<ObjCell<T>>()
+            .ok()
+            .map(|cell| Ref { cell })
+    }
+
+    /// The object's handle.
+    pub fn handle(&self) -> DOHandle {
+        self.cell.meta.handle
+    }
+
+    /// The station holding the master.
+    pub fn master_station(&self) -> StationId {
+        StationId(self.cell.meta.master.load(Ordering::Acquire))
+    }
+
+    /// Whether the local copy is the master (NetZ `IsADuplicationMaster`).
+    pub fn is_master(&self) -> bool {
+        self.master_station() == self.cell.meta.local
+    }
+
+    /// Whether the local copy is a duplica (NetZ `IsADuplica`).
+    pub fn is_duplica(&self) -> bool {
+        !self.is_master()
+    }
+
+    /// Whether the object is still in the local store (NetZ `IsValid`).
+    pub fn is_valid(&self) -> bool {
+        self.cell.meta.in_store.load(Ordering::Acquire)
+    }
+
+    /// Locks the object for direct access (local calls are plain Rust calls).
+    pub fn lock(&self) -> MutexGuard<'_, T> {
+        self.cell.obj.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` on the locked object.
+    pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        f(&mut self.lock())
+    }
+}
+
+impl<T> std::fmt::Debug for Ref<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Ref({:?})", self.cell.meta.handle)
+    }
+}
+
+/// Where an action runs.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ActionTarget {
+    /// On the master, which then runs it on every duplica (`<name>_on_master`).
+    Master,
+    /// On every duplica (`<name>_on_duplicas`; call it on the master).
+    Duplicas,
+}
+
+/// What a proxy needs from a station: the station and the context of a
+/// running RMC both implement it.
+pub trait Invoker {
+    /// Sends an RMC; returns whether it was sent.
+    fn invoke_rmc(
+        &mut self,
+        handle: DOHandle,
+        method: MethodId,
+        args: Vec<u8>,
+        ctx: &Arc<RmcShared>,
+        returns: bool,
+    ) -> bool;
+    /// Sends an action; returns whether it was sent.
+    fn invoke_action(
+        &mut self,
+        handle: DOHandle,
+        method: MethodId,
+        args: Vec<u8>,
+        target: ActionTarget,
+    ) -> bool;
+    /// The local station's id.
+    fn local_station(&self) -> StationId;
+}
+
+/// A handle bound to an invoker: the base of every generated proxy.
+pub struct ObjectProxy<'a, T> {
+    invoker: &'a mut dyn Invoker,
+    handle: DOHandle,
+    _class: PhantomData<fn() -> T>,
+}
+
+impl<'a, T: DoClass> ObjectProxy<'a, T> {
+    /// Binds `handle` to `invoker`.
+    pub fn new(invoker: &'a mut dyn Invoker, handle: DOHandle) -> Self {
+        ObjectProxy {
+            invoker,
+            handle,
+            _class: PhantomData,
+        }
+    }
+
+    /// The target object's handle.
+    pub fn handle(&self) -> DOHandle {
+        self.handle
+    }
+
+    /// Calls RMC `method` with `args` (a tuple of the in and in-out
+    /// arguments); returns whether the call was sent.
+    pub fn call<A: Serialize, R: 'static>(
+        &mut self,
+        ctx: &RmcContext<R>,
+        method: MethodId,
+        args: &A,
+    ) -> bool {
+        let Ok(bytes) = postcard::to_allocvec(args) else {
+            return false;
+        };
+        let returns = TypeId::of::<R>() != TypeId::of::<()>();
+        self.invoker
+            .invoke_rmc(self.handle, method, bytes, ctx.shared(), returns)
+    }
+
+    /// Runs action `method` on the master, then on every duplica.
+    pub fn action_on_master<A: Serialize>(&mut self, method: MethodId, args: &A) -> bool {
+        let Ok(bytes) = postcard::to_allocvec(args) else {
+            return false;
+        };
+        self.invoker
+            .invoke_action(self.handle, method, bytes, ActionTarget::Master)
+    }
+
+    /// Runs action `method` on every duplica (call it on the master).
+    pub fn action_on_duplicas<A: Serialize>(&mut self, method: MethodId, args: &A) -> bool {
+        let Ok(bytes) = postcard::to_allocvec(args) else {
+            return false;
+        };
+        self.invoker
+            .invoke_action(self.handle, method, bytes, ActionTarget::Duplicas)
+    }
+}
+
+/// The context of a method running on a local object: the current
+/// [`CallMethodOperation`], and a way to call other objects (nested RMCs).
+pub struct CallContext<'a> {
+    pub(crate) invoker: &'a mut dyn Invoker,
+    pub(crate) op: &'a mut Operation,
+    pub(crate) handle: DOHandle,
+    pub(crate) now: Instant,
+}
+
+impl<'a> CallContext<'a> {
+    /// The current operation (NetZ `GetCurrentOperation`).
+    pub fn current_operation(&mut self) -> &mut Operation {
+        self.op
+    }
+
+    /// The current call operation (attempt count, method id, user context, postpone).
+    pub fn operation(&mut self) -> &mut CallMethodOperation {
+        match &mut self.op.detail {
+            OperationDetail::CallMethod(c) => c,
+            _ => unreachable!("a call context always carries a CallMethod operation"),
+        }
+    }
+
+    /// The station that made the call.
+    pub fn caller(&self) -> StationId {
+        self.op.origin()
+    }
+
+    /// The local station.
+    pub fn local_station(&self) -> StationId {
+        self.invoker.local_station()
+    }
+
+    /// The called object's handle.
+    pub fn handle(&self) -> DOHandle {
+        self.handle
+    }
+
+    /// The station's current time.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// A proxy to call methods of another (or this) object.
+    pub fn object<T: DoClass>(&mut self, handle: DOHandle) -> T::Proxy<'_> {
+        T::Proxy::from(ObjectProxy::new(&mut *self.invoker, handle))
+    }
+}
+
+/// Why a class could not be registered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// The explicit class id is outside 100..=255.
+    #[error("class `{class}`: class id {id} is out of range (user classes use 100..=255)")]
+    ClassIdOutOfRange {
+        /// The class.
+        class: &'static str,
+        /// The id.
+        id: u8,
+    },
+    /// Two classes want the same id.
+    #[error("class `{class}`: class id {id} is already used by `{other}`")]
+    ClassIdClash {
+        /// The class being registered.
+        class: &'static str,
+        /// The contested id.
+        id: u8,
+        /// The class holding it.
+        other: &'static str,
+    },
+    /// Every id from 100 to 255 is taken.
+    #[error("class `{0}`: no free class id left")]
+    NoFreeClassId(&'static str),
+    /// The class is registered already.
+    #[error("class `{0}` is registered already")]
+    AlreadyRegistered(&'static str),
+    /// Too many methods.
+    #[error("class `{0}` declares more than 255 methods")]
+    TooManyMethods(&'static str),
+}
+
+pub(crate) type Factory = fn(DOHandle, StationId, StationId) -> Arc<dyn ErasedCell>;
+
+pub(crate) struct ClassEntry {
+    pub(crate) id: ClassId,
+    pub(crate) name: &'static str,
+    pub(crate) type_id: TypeId,
+    pub(crate) methods: &'static [MethodInfo],
+    pub(crate) factory: Factory,
+    pub(crate) well_known: u32,
+}
+
+fn factory_of<T: DoClass>(h: DOHandle, local: StationId, master: StationId) -> Arc<dyn ErasedCell> {
+    new_cell(T::new_duplica(), h, local, master)
+}
+
+/// The classes a station knows, with their ids (VER-1). Every station of a
+/// session must register its classes in the same order (or give explicit ids).
+pub struct Registry {
+    pub(crate) classes: Vec<ClassEntry>,
+    by_id: HashMap<u8, usize>,
+    by_type: HashMap<TypeId, usize>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.classes.iter().map(|c| (c.id.0, c.name)))
+            .finish()
+    }
+}
+
+impl Registry {
+    /// A registry with the core classes (station, session) only.
+    pub fn new() -> Self {
+        let mut r = Registry {
+            classes: Vec::new(),
+            by_id: HashMap::new(),
+            by_type: HashMap::new(),
+        };
+        r.insert::<crate::session::StationObject>(ClassId::STATION, 0);
+        r.insert::<crate::session::SessionObject>(ClassId::SESSION, 1);
+        r
+    }
+
+    fn insert<T: DoClass>(&mut self, id: ClassId, well_known: u32) {
+        let idx = self.classes.len();
+        self.classes.push(ClassEntry {
+            id,
+            name: T::CLASS_NAME,
+            type_id: TypeId::of::<T>(),
+            methods: T::METHODS,
+            factory: factory_of::<T>,
+            well_known,
+        });
+        self.by_id.insert(id.0, idx);
+        self.by_type.insert(TypeId::of::<T>(), idx);
+    }
+
+    /// Registers a user class: its explicit id, or the lowest free id from 100.
+    pub fn register<T: DoClass>(&mut self) -> Result<ClassId, RegistryError> {
+        self.register_with(T::CLASS_ID, 0, PhantomData::<T>)
+    }
+
+    /// Registers a user class with `count` well-known objects that exist on
+    /// every station from session start (DO-6), mastered by the session master.
+    pub fn register_well_known<T: DoClass>(
+        &mut self,
+        count: u32,
+    ) -> Result<ClassId, RegistryError> {
+        self.register_with(T::CLASS_ID, count, PhantomData::<T>)
+    }
+
+    fn register_with<T: DoClass>(
+        &mut self,
+        explicit: Option<u8>,
+        well_known: u32,
+        _: PhantomData<T>,
+    ) -> Result<ClassId, RegistryError> {
+        if self.by_type.contains_key(&TypeId::of::<T>()) {
+            return Err(RegistryError::AlreadyRegistered(T::CLASS_NAME));
+        }
+        if T::METHODS.len() > MAX_METHODS {
+            return Err(RegistryError::TooManyMethods(T::CLASS_NAME));
+        }
+        let id = match explicit {
+            Some(id) if id < ClassId::FIRST_USER => {
+                return Err(RegistryError::ClassIdOutOfRange {
+                    class: T::CLASS_NAME,
+                    id,
+                })
+            }
+            Some(id) => {
+                if let Some(&i) = self.by_id.get(&id) {
+                    return Err(RegistryError::ClassIdClash {
+                        class: T::CLASS_NAME,
+                        id,
+                        other: self.classes[i].name,
+                    });
+                }
+                id
+            }
+            None => (ClassId::FIRST_USER..=255)
+                .find(|i| !self.by_id.contains_key(i))
+                .ok_or(RegistryError::NoFreeClassId(T::CLASS_NAME))?,
+        };
+        self.insert::<T>(ClassId(id), well_known);
+        Ok(ClassId(id))
+    }
+
+    /// The id of class `T`, if registered.
+    pub fn class_id<T: 'static>(&self) -> Option<ClassId> {
+        self.by_type
+            .get(&TypeId::of::<T>())
+            .map(|&i| self.classes[i].id)
+    }
+
+    /// The name of class `id`.
+    pub fn class_name(&self, id: ClassId) -> Option<&'static str> {
+        self.entry(id).map(|c| c.name)
+    }
+
+    /// The id of method `name` of class `T` (NetZ `MethodIDGenerator::GetID`).
+    pub fn method_id<T: DoClass>(&self, name: &str) -> Option<MethodId> {
+        T::METHODS
+            .iter()
+            .position(|m| m.name == name)
+            .map(|i| MethodId(i as u16))
+    }
+
+    /// The handles of every well-known object.
+    pub fn well_known_handles(&self) -> Vec<DOHandle> {
+        self.classes
+            .iter()
+            .flat_map(|c| (0..c.well_known).map(move |i| DOHandle::well_known(c.id, i)))
+            .collect()
+    }
+
+    pub(crate) fn entry(&self, id: ClassId) -> Option<&ClassEntry> {
+        self.by_id.get(&id.0).map(|&i| &self.classes[i])
+    }
+}

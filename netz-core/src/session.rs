@@ -1,0 +1,298 @@
+//! Sessions: station descriptions, configuration, the core station and
+//! session classes, and the events a station reports.
+
+use crate::ids::{DOHandle, ProcessType, StationId};
+use crate::object::{decode_value, encode_value, DataSet, DecodeError, DoClass, ObjectProxy};
+use crate::rmc::Outcome;
+use crate::transport::TransportConfig;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// What the session knows of a station (NetZ `Station`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StationInfo {
+    /// Its id.
+    pub id: StationId,
+    /// Client, server or tool.
+    pub process_type: ProcessType,
+    /// The identification token it joined with.
+    pub token: String,
+    /// Its address (as seen by the station that admitted it).
+    pub addr: SocketAddr,
+    /// In a client-server session, the server a client is attached to.
+    pub relay: Option<StationId>,
+}
+
+impl StationInfo {
+    /// NetZ `GetProcessType`.
+    pub fn process_type(&self) -> ProcessType {
+        self.process_type
+    }
+
+    /// NetZ `GetIdentificationToken`.
+    pub fn identification_token(&self) -> &str {
+        &self.token
+    }
+}
+
+/// How stations of a session are connected.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize, Default)]
+#[non_exhaustive]
+pub enum Topology {
+    /// Every station talks to every other station.
+    #[default]
+    Mesh,
+    /// Clients talk only to their server; servers talk to each other and
+    /// relay what clients address to each other (works behind NAT).
+    ClientServer,
+}
+
+/// The configuration of one station.
+#[derive(Clone, Debug)]
+pub struct StationConfig {
+    /// Client, server or tool.
+    pub process_type: ProcessType,
+    /// The identification token sent when joining (NetZ `GetIdentificationToken`).
+    pub token: String,
+    /// Mesh or client-server (must match the session's).
+    pub topology: Topology,
+    /// Transport settings (datagram size, sub-streams, RTO, heartbeats).
+    pub transport: TransportConfig,
+    /// Silence after which a peer is declared failed.
+    pub failure_timeout: Duration,
+    /// How long an RMC waits for its reply before `Outcome::TimedOut`.
+    pub rmc_timeout: Duration,
+    /// How long a join waits for an answer before it fails.
+    pub join_timeout: Duration,
+    /// How often a join request is resent while unanswered.
+    pub join_retry: Duration,
+    /// Entropy from the driver (the core has no random source); picks the
+    /// session tag and join nonces.
+    pub seed: u64,
+    /// How many retries `RetryOnTargetValidationFailure` allows.
+    pub max_rmc_retries: u32,
+}
+
+impl Default for StationConfig {
+    fn default() -> Self {
+        StationConfig {
+            process_type: ProcessType::Client,
+            token: String::new(),
+            topology: Topology::Mesh,
+            transport: TransportConfig::default(),
+            failure_timeout: Duration::from_millis(1500),
+            rmc_timeout: Duration::from_secs(10),
+            join_timeout: Duration::from_secs(5),
+            join_retry: Duration::from_millis(250),
+            seed: 0x6e65_747a,
+            max_rmc_retries: 3,
+        }
+    }
+}
+
+impl StationConfig {
+    /// A configuration for the given process type and token.
+    pub fn new(process_type: ProcessType, token: impl Into<String>) -> Self {
+        StationConfig {
+            process_type,
+            token: token.into(),
+            ..Default::default()
+        }
+    }
+}
+
+/// Why joining a session failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JoinError {
+    /// The session's join approval denied the request.
+    #[error("join denied: {0}")]
+    Denied(String),
+    /// Nobody answered in time.
+    #[error("no answer from the session within the join timeout")]
+    TimedOut,
+    /// The station is already in a session or joining one.
+    #[error("the station is already in a session")]
+    AlreadyInSession,
+    /// The session uses another topology.
+    #[error("the session uses a different topology")]
+    TopologyMismatch,
+}
+
+/// Something that happened on the station, for the application's loop.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Event {
+    /// This station created a session and is its master.
+    SessionCreated {
+        /// Our id.
+        id: StationId,
+    },
+    /// This station joined a session.
+    Joined {
+        /// Our id.
+        id: StationId,
+        /// The session master.
+        session_master: StationId,
+    },
+    /// Joining failed.
+    JoinFailed(JoinError),
+    /// A station joined the session.
+    StationJoined(StationInfo),
+    /// A station left the session gracefully.
+    StationLeft(StationId),
+    /// A station was declared failed.
+    StationFailed(StationId),
+    /// The session master changed.
+    SessionMasterChanged {
+        /// The new session master.
+        new_master: StationId,
+    },
+    /// A join request awaits a decision (`PostponeDecision` was used).
+    JoinPending {
+        /// The joining station.
+        station: StationInfo,
+    },
+    /// An object entered the local store.
+    ObjectAdded {
+        /// Its handle.
+        handle: DOHandle,
+        /// Whether it is the master.
+        master: bool,
+    },
+    /// An object left the local store.
+    ObjectRemoved(DOHandle),
+    /// An object's master moved.
+    MasterChanged {
+        /// The object.
+        handle: DOHandle,
+        /// Its new master station.
+        master: StationId,
+    },
+    /// An operation was rejected by the SafetyExecutive.
+    OperationRejected {
+        /// The operation's class name.
+        kind: &'static str,
+        /// Its origin.
+        origin: StationId,
+    },
+    /// An RMC completed.
+    RmcCompleted {
+        /// How it ended.
+        outcome: Outcome,
+    },
+    /// This station is no longer in the session (left, or was declared failed by the others).
+    Disconnected {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The dataset of a station object.
+#[derive(Clone, Debug, Default)]
+pub struct StationData {
+    /// The station id.
+    pub id: u32,
+    /// The process type (0 client, 1 server, 2 tool).
+    pub process_type: u8,
+    /// The identification token.
+    pub token: String,
+    received: u8,
+}
+
+impl StationData {
+    /// The dataset describing `info`.
+    pub fn new(info: &StationInfo) -> Self {
+        StationData {
+            id: info.id.0,
+            process_type: process_type_code(info.process_type),
+            token: info.token.clone(),
+            received: 0,
+        }
+    }
+}
+
+impl DataSet for StationData {
+    fn name(&self) -> &'static str {
+        "StationData"
+    }
+    fn field_names(&self) -> &'static [&'static str] {
+        &["id", "process_type", "token"]
+    }
+    fn field_revisions(&self) -> &'static [u8] {
+        &[0, 0, 0]
+    }
+    fn encode_field(&self, index: usize, out: &mut Vec<u8>) {
+        match index {
+            0 => encode_value(&self.id, out),
+            1 => encode_value(&self.process_type, out),
+            _ => encode_value(&self.token, out),
+        }
+    }
+    fn decode_field(&mut self, index: usize, input: &mut &[u8]) -> Result<(), DecodeError> {
+        match index {
+            0 => self.id = decode_value(input, "StationData.id")?,
+            1 => self.process_type = decode_value(input, "StationData.process_type")?,
+            _ => self.token = decode_value(input, "StationData.token")?,
+        }
+        Ok(())
+    }
+    fn received_revision(&self) -> u8 {
+        self.received
+    }
+    fn set_received_revision(&mut self, revision: u8) {
+        self.received = revision;
+    }
+}
+
+/// The core class of station objects: one per station, mastered by the
+/// station itself (published by the session master at join, then migrated).
+#[derive(Debug, Default)]
+pub struct StationObject {
+    /// What the station object replicates.
+    pub data: StationData,
+}
+
+impl DoClass for StationObject {
+    const CLASS_NAME: &'static str = "Station";
+    type Proxy<'a> = ObjectProxy<'a, Self>;
+    fn new_duplica() -> Self {
+        StationObject::default()
+    }
+    fn dataset_count(&self) -> usize {
+        1
+    }
+    fn dataset(&self, i: usize) -> Option<&dyn DataSet> {
+        (i == 0).then_some(&self.data as &dyn DataSet)
+    }
+    fn dataset_mut(&mut self, i: usize) -> Option<&mut dyn DataSet> {
+        (i == 0).then_some(&mut self.data as &mut dyn DataSet)
+    }
+    fn approve_fault_recovery(&mut self) -> bool {
+        false
+    }
+}
+
+/// The core well-known session object, mastered by the session master.
+#[derive(Debug, Default)]
+pub struct SessionObject;
+
+impl DoClass for SessionObject {
+    const CLASS_NAME: &'static str = "Session";
+    type Proxy<'a> = ObjectProxy<'a, Self>;
+    fn new_duplica() -> Self {
+        SessionObject
+    }
+    fn approve_fault_recovery(&mut self) -> bool {
+        true
+    }
+}
+
+pub(crate) fn process_type_code(p: ProcessType) -> u8 {
+    match p {
+        ProcessType::Client => 0,
+        ProcessType::Server => 1,
+        ProcessType::Tool => 2,
+    }
+}

@@ -1,0 +1,3029 @@
+//! The station: one process's sans-IO state machine.
+
+use crate::ids::{ClassId, DOHandle, MethodId, ProcessType, StationId};
+use crate::object::{
+    new_cell, ActionTarget, CallContext, DispatchError, DoClass, DoDyn, ErasedCell, Invoker,
+    MethodKind, ObjectProxy, Ref, Registry,
+};
+use crate::operation::*;
+use crate::pipeline::{CallbackError, CallbackId, Hooks};
+use crate::rmc::{bits, Outcome, RmcFlag, RmcShared};
+use crate::session::*;
+use crate::transport::{Link, PacketHeader, PacketKind, TransportConfig};
+use crate::wire::{get_varint, put_varint, Bytes, Envelope, Msg};
+use crate::{Instant, Transmit};
+use std::any::TypeId;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tracing::{debug, trace};
+
+/// The system sub-stream: session and object messages travel on it.
+const SYSTEM_STREAM: u8 = 0;
+/// How many links a joining station keeps for stations it does not know yet.
+const MAX_PROVISIONAL_LINKS: usize = 16;
+
+/// Counters of what a station received, dropped and did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StationStats {
+    /// Datagrams handed to `handle_datagram`.
+    pub datagrams_received: u64,
+    /// Datagrams produced by `poll_transmit`.
+    pub datagrams_sent: u64,
+    /// Datagrams whose header or frames did not parse.
+    pub malformed_datagrams: u64,
+    /// Datagrams from an address or station that is not in the session.
+    pub unknown_sender: u64,
+    /// Datagrams tagged with another session.
+    pub wrong_session: u64,
+    /// Messages that did not decode or made no sense in the current state.
+    pub bad_messages: u64,
+    /// Object messages naming a class this build does not know.
+    pub unknown_class: u64,
+    /// Object messages naming an object not in the store.
+    pub unknown_object: u64,
+    /// Calls naming a method id the class does not know.
+    pub unknown_method: u64,
+    /// Operations rejected by the SafetyExecutive.
+    pub operations_rejected: u64,
+    /// Messages relayed for other stations.
+    pub relayed: u64,
+    /// Dataset updates sent.
+    pub updates_sent: u64,
+    /// Dataset updates applied.
+    pub updates_applied: u64,
+    /// RMCs and actions executed locally.
+    pub calls_executed: u64,
+}
+
+/// Errors of station API calls.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StationError {
+    /// The station is not in a session.
+    #[error("the station is not in a session")]
+    NotInSession,
+    /// The class is not registered.
+    #[error("class `{0}` is not registered")]
+    UnknownClass(&'static str),
+    /// No such object in the store.
+    #[error("no object {0:?} in the store")]
+    NoSuchObject(DOHandle),
+    /// The operation needs the master.
+    #[error("{0:?} is not mastered here")]
+    NotMaster(DOHandle),
+    /// No such station in the session.
+    #[error("no station {0} in the session")]
+    NoSuchStation(StationId),
+    /// The SafetyExecutive rejected the operation.
+    #[error("the operation was rejected by the SafetyExecutive")]
+    Rejected,
+    /// The system lock is held.
+    #[error("the system lock is held; migration and removal are deferred")]
+    SystemLocked,
+    /// No pending join with that id.
+    #[error("no pending join for station {0}")]
+    NoPendingJoin(StationId),
+}
+
+struct Member {
+    info: StationInfo,
+    link: Option<Link>,
+    silent: bool,
+}
+
+struct Entry {
+    cell: Arc<dyn ErasedCell>,
+    master: StationId,
+    dup_set: BTreeSet<StationId>,
+    snapshot: Vec<Vec<Vec<u8>>>,
+    type_id: TypeId,
+}
+
+struct PendingCall {
+    shared: Arc<RmcShared>,
+    generation: u64,
+    target: StationId,
+    deadline: Instant,
+    handle: DOHandle,
+    method: u16,
+    args: Vec<u8>,
+    flags: u16,
+    substream: u8,
+    retries: u32,
+}
+
+struct Postponed {
+    due: Instant,
+    op: Operation,
+    call: u64,
+    reply: bool,
+    handle: DOHandle,
+    args: Vec<u8>,
+    substream: u8,
+    forward: bool,
+}
+
+struct PendingJoin {
+    nonce: u64,
+    info: StationInfo,
+    contact: StationId,
+}
+
+enum State {
+    Idle,
+    Joining {
+        contact: SocketAddr,
+        nonce: u64,
+        deadline: Instant,
+        next_send: Instant,
+        provisional: HashMap<SocketAddr, (u32, Link)>,
+        early: Vec<(SocketAddr, Envelope)>,
+    },
+    InSession,
+    Leaving {
+        deadline: Instant,
+    },
+    Closed,
+}
+
+enum Deferred {
+    Msg(StationId, Msg),
+    Recover(DOHandle, StationId),
+}
+
+/// One station: the sans-IO state machine that keeps the DO store, runs the
+/// operation pipeline and speaks the session protocol.
+///
+/// # Call contract
+/// - Inputs: [`Station::handle_datagram`] for every datagram received,
+///   [`Station::handle_timeout`] whenever the deadline from
+///   [`Station::poll_timeout`] passes, and the user calls (publish, RMCs,
+///   updates, join, leave...). Every input carries `now`, which must never
+///   go backwards.
+/// - Outputs, to drain after every input: [`Station::poll_transmit`] until it
+///   returns `None` (datagrams to send), [`Station::poll_event`] (what
+///   happened), and [`Station::poll_timeout`] (when to call back).
+///
+/// The station never reads a clock, opens a socket, spawns a thread or draws
+/// randomness; the same inputs always give the same outputs.
+pub struct Station {
+    cfg: Arc<StationConfig>,
+    tcfg: Arc<TransportConfig>,
+    registry: Arc<Registry>,
+    hooks: Hooks,
+    now: Instant,
+    local_addr: Option<SocketAddr>,
+    id: StationId,
+    state: State,
+    session_tag: u32,
+    session_master: StationId,
+    members: BTreeMap<StationId, Member>,
+    addrs: HashMap<SocketAddr, StationId>,
+    relay: StationId,
+    next_station_id: u32,
+    forwarded: HashMap<SocketAddr, u64>,
+    pending_joins: BTreeMap<StationId, PendingJoin>,
+    store: HashMap<DOHandle, Entry>,
+    next_serial: u32,
+    calls: HashMap<u64, PendingCall>,
+    call_deadlines: BTreeSet<(Instant, u64)>,
+    next_call: u64,
+    postponed: Vec<Postponed>,
+    local_queue: VecDeque<(StationId, Msg)>,
+    depth: u32,
+    system_lock: u32,
+    deferred: Vec<Deferred>,
+    gone: BTreeSet<StationId>,
+    events: VecDeque<Event>,
+    transmits: VecDeque<Transmit>,
+    rng: u64,
+    stats: StationStats,
+}
+
+impl std::fmt::Debug for Station {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Station")
+            .field("id", &self.id)
+            .field("session_master", &self.session_master)
+            .field("members", &self.members.keys().collect::<Vec<_>>())
+            .field("objects", &self.store.len())
+            .finish()
+    }
+}
+
+impl Station {
+    /// A station that is in no session yet.
+    pub fn new(config: StationConfig, registry: Arc<Registry>) -> Station {
+        let rng = config.seed ^ 0x9E37_79B9_7F4A_7C15;
+        Station {
+            tcfg: Arc::new(config.transport.clone()),
+            cfg: Arc::new(config),
+            registry,
+            hooks: Hooks::default(),
+            now: Instant::ZERO,
+            local_addr: None,
+            id: StationId::NONE,
+            state: State::Idle,
+            session_tag: 0,
+            session_master: StationId::NONE,
+            members: BTreeMap::new(),
+            addrs: HashMap::new(),
+            relay: StationId::NONE,
+            next_station_id: 2,
+            forwarded: HashMap::new(),
+            pending_joins: BTreeMap::new(),
+            store: HashMap::new(),
+            next_serial: 1,
+            calls: HashMap::new(),
+            call_deadlines: BTreeSet::new(),
+            next_call: 1,
+            postponed: Vec::new(),
+            local_queue: VecDeque::new(),
+            depth: 0,
+            system_lock: 0,
+            deferred: Vec::new(),
+            gone: BTreeSet::new(),
+            events: VecDeque::new(),
+            transmits: VecDeque::new(),
+            rng,
+            stats: StationStats::default(),
+        }
+    }
+
+    fn next_random(&mut self) -> u64 {
+        // splitmix64 over the driver-provided seed.
+        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    // ----------------------------------------------------------------- queries
+
+    /// This station's id (`StationId::NONE` before it is in a session).
+    pub fn id(&self) -> StationId {
+        self.id
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &StationConfig {
+        &self.cfg
+    }
+
+    /// The class registry.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// Whether the station is in a session.
+    pub fn is_in_session(&self) -> bool {
+        matches!(self.state, State::InSession | State::Leaving { .. })
+    }
+
+    /// Whether the station has left (or lost) its session for good.
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state, State::Closed)
+    }
+
+    /// The session master.
+    pub fn session_master(&self) -> StationId {
+        self.session_master
+    }
+
+    /// Whether this station is the session master.
+    pub fn is_session_master(&self) -> bool {
+        self.id.is_some() && self.session_master == self.id
+    }
+
+    /// Every station of the session, this one included, by id.
+    pub fn stations(&self) -> Vec<StationInfo> {
+        self.members.values().map(|m| m.info.clone()).collect()
+    }
+
+    /// One station's description.
+    pub fn station_info(&self, id: StationId) -> Option<&StationInfo> {
+        self.members.get(&id).map(|m| &m.info)
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &StationStats {
+        &self.stats
+    }
+
+    /// Handles of every object in the store, sorted.
+    pub fn objects(&self) -> Vec<DOHandle> {
+        let mut v: Vec<_> = self.store.keys().copied().collect();
+        v.sort();
+        v
+    }
+
+    /// Handles of the masters in the store, sorted.
+    pub fn masters(&self) -> Vec<DOHandle> {
+        let mut v: Vec<_> = self
+            .store
+            .iter()
+            .filter(|(_, e)| e.master == self.id)
+            .map(|(h, _)| *h)
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Handles of the duplicas in the store, sorted.
+    pub fn duplicas(&self) -> Vec<DOHandle> {
+        let mut v: Vec<_> = self
+            .store
+            .iter()
+            .filter(|(_, e)| e.master != self.id)
+            .map(|(h, _)| *h)
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Whether `handle` is in the store.
+    pub fn contains(&self, handle: DOHandle) -> bool {
+        self.store.contains_key(&handle)
+    }
+
+    /// The master station of an object in the store.
+    pub fn master_of(&self, handle: DOHandle) -> Option<StationId> {
+        self.store.get(&handle).map(|e| e.master)
+    }
+
+    /// The duplica set of a master in the store.
+    pub fn dup_set(&self, handle: DOHandle) -> Option<Vec<StationId>> {
+        self.store
+            .get(&handle)
+            .filter(|e| e.master == self.id)
+            .map(|e| e.dup_set.iter().copied().collect())
+    }
+
+    /// A reference to a local object of class `T`.
+    pub fn get<T: DoClass>(&self, handle: DOHandle) -> Option<Ref<T>> {
+        Ref::from_erased(self.store.get(&handle)?.cell.clone())
+    }
+
+    /// Every local object of class `T` (NetZ `T::SelectionIterator`), by handle.
+    pub fn select<T: DoClass>(&self) -> Vec<Ref<T>> {
+        let mut v: Vec<_> = self
+            .store
+            .iter()
+            .filter(|(_, e)| e.type_id == TypeId::of::<T>())
+            .filter_map(|(_, e)| Ref::from_erased(e.cell.clone()))
+            .collect();
+        v.sort_by_key(|r: &Ref<T>| r.handle());
+        v
+    }
+
+    /// A proxy to call `T`'s RMCs and actions on `handle`.
+    pub fn object<T: DoClass>(&mut self, handle: DOHandle) -> T::Proxy<'_> {
+        T::Proxy::from(ObjectProxy::new(self, handle))
+    }
+
+    /// A station's process type (for checks and approval callbacks).
+    pub fn process_type_of(&self, id: StationId) -> Option<ProcessType> {
+        self.members.get(&id).map(|m| m.info.process_type)
+    }
+
+    // ------------------------------------------------------------------- hooks
+
+    /// NetZ `SafetyExecutive::TrustLocalStation`: whether operations the local
+    /// station triggers skip the checks (default: trusted).
+    pub fn trust_local_station(&mut self, trusted: bool) {
+        self.hooks.trust_local = trusted;
+    }
+
+    /// Marks a remote station as trusted (its operations skip the checks) or
+    /// not (the default).
+    pub fn trust_station(&mut self, id: StationId, trusted: bool) {
+        self.hooks.trust_station(id, trusted);
+    }
+
+    /// NetZ `RegisterCustomOperationCheck`: vets every operation from an
+    /// untrusted origin; false rejects it.
+    pub fn register_custom_operation_check(
+        &mut self,
+        f: impl FnMut(&Operation) -> bool + Send + 'static,
+    ) {
+        self.hooks.add_check(Box::new(f));
+    }
+
+    /// NetZ `RegisterInvalidOperationCallback`: runs for each rejected operation.
+    pub fn register_invalid_operation_callback(
+        &mut self,
+        f: impl FnMut(&Operation) + Send + 'static,
+    ) {
+        self.hooks.add_invalid(Box::new(f));
+    }
+
+    /// NetZ `OperationManager::RegisterCallback`: runs `f` for operations of
+    /// `kind` (or every kind) at `priority` (-1024..=1024, lower first; the
+    /// operation itself is at 0, -1 and 1 are reserved).
+    pub fn register_operation_callback(
+        &mut self,
+        kind: Option<OperationKind>,
+        priority: i32,
+        f: impl FnMut(&mut Operation) + Send + 'static,
+    ) -> Result<CallbackId, CallbackError> {
+        self.hooks.register(kind, priority, Box::new(f))
+    }
+
+    /// Removes a callback; returns whether it existed.
+    pub fn unregister_operation_callback(&mut self, id: CallbackId) -> bool {
+        self.hooks.unregister(id)
+    }
+
+    /// NetZ `Operation::SetTraceFilter`.
+    pub fn set_trace_filter(&mut self, f: impl Fn(&Operation) -> bool + Send + 'static) {
+        self.hooks.set_trace_filter(Box::new(f));
+    }
+
+    /// NetZ `TraceLog::SetFlag(TRACE_OPERATION)`: traces operations through
+    /// `tracing` (target `netz::operation`) and keeps the lines for [`Station::take_trace`].
+    pub fn set_trace_log(&mut self, on: bool) {
+        self.hooks.trace_log = on;
+    }
+
+    /// The trace lines recorded so far.
+    pub fn take_trace(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.hooks.traced)
+    }
+
+    /// NetZ `Session::RegisterJoinApprovalCallback` (runs on the session master).
+    pub fn register_join_approval_callback(
+        &mut self,
+        f: impl FnMut(&mut JoinSessionOperation) + Send + 'static,
+    ) {
+        self.hooks.join_approval = Some(Box::new(f));
+    }
+
+    /// NetZ `Scheduler::SystemLock`: while held, ChangeMasterStation and
+    /// RemoveFromStore are deferred. Pair with [`Station::unlock_system`].
+    pub fn lock_system(&mut self) {
+        self.system_lock += 1;
+    }
+
+    /// Releases the system lock; deferred operations run when it reaches zero.
+    pub fn unlock_system(&mut self, now: Instant) {
+        self.advance(now);
+        self.system_lock = self.system_lock.saturating_sub(1);
+        if self.system_lock == 0 {
+            let deferred = std::mem::take(&mut self.deferred);
+            for d in deferred {
+                match d {
+                    Deferred::Msg(origin, msg) => self.handle_msg(origin, msg),
+                    Deferred::Recover(h, failed) => self.fault_recover(h, failed),
+                }
+            }
+            self.drain_local();
+        }
+    }
+
+    /// Whether the system lock is held.
+    pub fn is_system_locked(&self) -> bool {
+        self.system_lock > 0
+    }
+
+    // ------------------------------------------------------------ output side
+
+    /// The next datagram to send.
+    #[must_use]
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
+        self.advance(now);
+        if let Some(t) = self.transmits.pop_front() {
+            self.stats.datagrams_sent += 1;
+            return Some(t);
+        }
+        let tag = self.session_tag;
+        let me = self.id.0;
+        let max = self.tcfg.max_datagram_size;
+        for (id, m) in self.members.iter_mut() {
+            if let Some(link) = m.link.as_mut() {
+                let mut buf = Vec::with_capacity(max);
+                PacketHeader {
+                    kind: PacketKind::Link,
+                    session: tag,
+                    sender: me,
+                    receiver: id.0,
+                }
+                .encode(&mut buf);
+                if link.poll_packet(now, &mut buf) {
+                    self.stats.datagrams_sent += 1;
+                    return Some(Transmit {
+                        destination: m.info.addr,
+                        contents: buf,
+                    });
+                }
+            }
+        }
+        if let State::Joining { provisional, .. } = &mut self.state {
+            for (addr, (sender, link)) in provisional.iter_mut() {
+                let mut buf = Vec::with_capacity(max);
+                PacketHeader {
+                    kind: PacketKind::Link,
+                    session: tag,
+                    sender: me,
+                    receiver: *sender,
+                }
+                .encode(&mut buf);
+                if link.poll_packet(now, &mut buf) {
+                    self.stats.datagrams_sent += 1;
+                    return Some(Transmit {
+                        destination: *addr,
+                        contents: buf,
+                    });
+                }
+            }
+        }
+        None
+    }
+
+    /// The next event.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Station::handle_timeout`] must be called next.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut t: Option<Instant> = None;
+        let mut consider = |x: Instant| t = Some(t.map_or(x, |t: Instant| t.min(x)));
+        if !self.local_queue.is_empty() || !self.transmits.is_empty() {
+            consider(self.now);
+        }
+        for m in self.members.values() {
+            if let Some(link) = &m.link {
+                if let Some(x) = link.poll_timeout() {
+                    consider(x);
+                }
+                if !m.silent {
+                    consider(link.last_received() + self.cfg.failure_timeout);
+                }
+            }
+        }
+        if let Some((d, _)) = self.call_deadlines.first() {
+            consider(*d);
+        }
+        for p in &self.postponed {
+            consider(p.due);
+        }
+        match &self.state {
+            State::Joining {
+                deadline,
+                next_send,
+                provisional,
+                ..
+            } => {
+                consider(*deadline);
+                consider(*next_send);
+                for (_, l) in provisional.values() {
+                    if let Some(x) = l.poll_timeout() {
+                        consider(x);
+                    }
+                }
+            }
+            State::Leaving { deadline } => consider(*deadline),
+            _ => {}
+        }
+        t
+    }
+
+    fn advance(&mut self, now: Instant) {
+        if now > self.now {
+            self.now = now;
+        }
+    }
+
+    // ------------------------------------------------------------- input side
+
+    /// Time passes: retransmissions, heartbeats, failure detection, RMC
+    /// timeouts, postponed calls, join retries.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.advance(now);
+        let now = self.now;
+        for m in self.members.values_mut() {
+            if let Some(link) = m.link.as_mut() {
+                link.handle_timeout(now);
+            }
+        }
+        // Join retries.
+        let mut join_failed = false;
+        let mut resend = None;
+        if let State::Joining {
+            contact,
+            nonce,
+            deadline,
+            next_send,
+            provisional,
+            ..
+        } = &mut self.state
+        {
+            for (_, l) in provisional.values_mut() {
+                l.handle_timeout(now);
+            }
+            if now >= *deadline {
+                join_failed = true;
+            } else if now >= *next_send {
+                *next_send = now + self.cfg.join_retry;
+                resend = Some((*contact, *nonce));
+            }
+        }
+        if join_failed {
+            self.state = State::Idle;
+            self.events
+                .push_back(Event::JoinFailed(JoinError::TimedOut));
+        }
+        if let Some((contact, nonce)) = resend {
+            self.send_join_request(contact, nonce);
+        }
+        if let State::Leaving { deadline } = self.state {
+            if now >= deadline {
+                self.close("left the session");
+            }
+        }
+        // Failure detection.
+        let silent: Vec<StationId> = self
+            .members
+            .iter()
+            .filter(|(_, m)| {
+                !m.silent
+                    && m.link
+                        .as_ref()
+                        .is_some_and(|l| now >= l.last_received() + self.cfg.failure_timeout)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in silent {
+            if let Some(m) = self.members.get_mut(&id) {
+                m.silent = true;
+            }
+            self.peer_silent(id);
+        }
+        // RMC timeouts.
+        while let Some(&(d, call)) = self.call_deadlines.first() {
+            if d > now {
+                break;
+            }
+            self.call_deadlines.pop_first();
+            if let Some(p) = self.calls.remove(&call) {
+                self.complete_call(&p, Outcome::TimedOut, None);
+            }
+        }
+        // Postponed calls.
+        if self.postponed.iter().any(|p| p.due <= now) {
+            let (due, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.postponed)
+                .into_iter()
+                .partition(|p| p.due <= now);
+            self.postponed = rest;
+            for p in due {
+                self.execute_call(
+                    p.op,
+                    p.call,
+                    p.reply,
+                    p.handle,
+                    p.args,
+                    p.substream,
+                    p.forward,
+                );
+            }
+        }
+        self.drain_local();
+    }
+
+    /// A datagram arrived from `from`.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        self.advance(now);
+        self.stats.datagrams_received += 1;
+        let Ok((header, payload)) = PacketHeader::decode(datagram) else {
+            self.stats.malformed_datagrams += 1;
+            return;
+        };
+        match header.kind {
+            PacketKind::Connectionless => {
+                let Ok(msg) = postcard::from_bytes::<Msg>(payload) else {
+                    self.stats.malformed_datagrams += 1;
+                    return;
+                };
+                self.handle_connectionless(from, msg);
+            }
+            PacketKind::Link => self.handle_link_packet(from, header, payload),
+            #[allow(unreachable_patterns)]
+            _ => self.stats.malformed_datagrams += 1,
+        }
+        self.drain_local();
+    }
+
+    fn handle_link_packet(&mut self, from: SocketAddr, header: PacketHeader, payload: &[u8]) {
+        let now = self.now;
+        if let State::Joining {
+            provisional, early, ..
+        } = &mut self.state
+        {
+            if !provisional.contains_key(&from) {
+                if provisional.len() >= MAX_PROVISIONAL_LINKS {
+                    self.stats.unknown_sender += 1;
+                    return;
+                }
+                provisional.insert(from, (header.sender, Link::new(self.tcfg.clone(), now)));
+            }
+            let Some((_, link)) = provisional.get_mut(&from) else {
+                return;
+            };
+            if link.handle_packet(now, payload).is_err() {
+                self.stats.malformed_datagrams += 1;
+                return;
+            }
+            let mut got = Vec::new();
+            while let Some(d) = link.poll_message() {
+                match Envelope::decode(&d.data) {
+                    Some(env) => got.push(env),
+                    None => self.stats.bad_messages += 1,
+                }
+            }
+            let mut accepted = None;
+            for env in got {
+                if matches!(env.msg, Msg::JoinAccepted { .. }) && accepted.is_none() {
+                    accepted = Some(env);
+                } else {
+                    early.push((from, env));
+                }
+            }
+            if let Some(env) = accepted {
+                self.on_join_accepted(from, header.sender, env);
+            }
+            return;
+        }
+        if !self.is_in_session() {
+            self.stats.unknown_sender += 1;
+            return;
+        }
+        if header.session != self.session_tag {
+            self.stats.wrong_session += 1;
+            return;
+        }
+        let sender = StationId(header.sender);
+        let Some(m) = self.members.get_mut(&sender) else {
+            self.stats.unknown_sender += 1;
+            return;
+        };
+        if m.info.addr != from || sender == self.id {
+            self.stats.unknown_sender += 1;
+            return;
+        }
+        let Some(link) = m.link.as_mut() else {
+            self.stats.unknown_sender += 1;
+            return;
+        };
+        if link.handle_packet(now, payload).is_err() {
+            self.stats.malformed_datagrams += 1;
+            return;
+        }
+        if m.silent {
+            m.silent = false;
+        }
+        let mut got = Vec::new();
+        while let Some(d) = link.poll_message() {
+            got.push(d);
+        }
+        let hop_is_client = m.info.process_type == ProcessType::Client;
+        for d in got {
+            let substream = match d.channel {
+                crate::transport::Channel::Reliable(s) => s,
+                _ => SYSTEM_STREAM,
+            };
+            let Some(env) = Envelope::decode(&d.data) else {
+                self.stats.bad_messages += 1;
+                continue;
+            };
+            self.route(sender, hop_is_client, substream, env);
+        }
+    }
+
+    fn route(&mut self, hop: StationId, hop_is_client: bool, substream: u8, env: Envelope) {
+        // A client may only speak for itself (no spoofed origins through relays).
+        let origin_ok = env.origin == hop
+            || (!hop_is_client && self.members.contains_key(&env.origin))
+            || self.cfg.topology == Topology::Mesh && env.origin == hop;
+        if !origin_ok {
+            self.stats.bad_messages += 1;
+            return;
+        }
+        if env.dest.is_some() && env.dest != self.id {
+            if self.members.contains_key(&env.dest) {
+                self.stats.relayed += 1;
+                self.send_envelope(substream, &env);
+            } else {
+                self.stats.unknown_sender += 1;
+            }
+            return;
+        }
+        self.handle_msg(env.origin, env.msg);
+    }
+
+    // ------------------------------------------------------------------ sending
+
+    fn next_hop(&self, dest: StationId) -> Option<StationId> {
+        let m = self.members.get(&dest)?;
+        if m.link.is_some() {
+            return Some(dest);
+        }
+        if self.cfg.topology == Topology::ClientServer {
+            if self.cfg.process_type == ProcessType::Client {
+                return self
+                    .members
+                    .get(&self.relay)
+                    .filter(|r| r.link.is_some())
+                    .map(|_| self.relay);
+            }
+            let r = m.info.relay?;
+            return self.members.get(&r).filter(|r| r.link.is_some()).map(|_| r);
+        }
+        None
+    }
+
+    fn send_envelope(&mut self, substream: u8, env: &Envelope) -> bool {
+        let Some(hop) = self.next_hop(env.dest) else {
+            return false;
+        };
+        let bytes = env.encode();
+        let substream = if substream < self.tcfg.substreams {
+            substream
+        } else {
+            SYSTEM_STREAM
+        };
+        match self.members.get_mut(&hop).and_then(|m| m.link.as_mut()) {
+            Some(link) => link.send_reliable(substream, &bytes).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Sends `msg` to `dest` (itself included: queued locally).
+    fn send(&mut self, dest: StationId, substream: u8, msg: Msg) -> bool {
+        if dest == self.id {
+            self.local_queue.push_back((self.id, msg));
+            return true;
+        }
+        trace!(station = %self.id, to = %dest, msg = msg.name(), "send");
+        let env = Envelope {
+            origin: self.id,
+            dest,
+            msg,
+        };
+        self.send_envelope(substream, &env)
+    }
+
+    fn broadcast(&mut self, msg: &Msg, except: &[StationId]) {
+        let ids: Vec<StationId> = self
+            .members
+            .keys()
+            .copied()
+            .filter(|i| *i != self.id && !except.contains(i))
+            .collect();
+        for id in ids {
+            self.send(id, SYSTEM_STREAM, msg.clone());
+        }
+    }
+
+    fn send_connectionless(&mut self, to: SocketAddr, msg: &Msg) {
+        let mut buf = Vec::new();
+        PacketHeader {
+            kind: PacketKind::Connectionless,
+            session: self.session_tag,
+            sender: self.id.0,
+            receiver: 0,
+        }
+        .encode(&mut buf);
+        if let Ok(b) = postcard::to_extend(msg, buf) {
+            self.transmits.push_back(Transmit {
+                destination: to,
+                contents: b,
+            });
+        }
+    }
+
+    fn drain_local(&mut self) {
+        if self.depth > 0 {
+            return;
+        }
+        let mut guard = 0;
+        while let Some((origin, msg)) = self.local_queue.pop_front() {
+            self.handle_msg(origin, msg);
+            guard += 1;
+            if guard > 100_000 {
+                break;
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- sessions
+
+    /// Creates a session; this station becomes its master (id 1).
+    pub fn create_session(
+        &mut self,
+        now: Instant,
+        local_addr: SocketAddr,
+    ) -> Result<(), JoinError> {
+        self.advance(now);
+        if !matches!(self.state, State::Idle) {
+            return Err(JoinError::AlreadyInSession);
+        }
+        self.local_addr = Some(local_addr);
+        self.id = StationId(1);
+        self.session_master = self.id;
+        self.next_station_id = 2;
+        self.session_tag = (self.next_random() as u32) | 1;
+        let info = StationInfo {
+            id: self.id,
+            process_type: self.cfg.process_type,
+            token: self.cfg.token.clone(),
+            addr: local_addr,
+            relay: None,
+        };
+        self.members.insert(
+            self.id,
+            Member {
+                info: info.clone(),
+                link: None,
+                silent: false,
+            },
+        );
+        self.state = State::InSession;
+        self.events.push_back(Event::SessionCreated { id: self.id });
+        debug!(station = %self.id, "session created");
+        for h in self.registry.well_known_handles() {
+            self.add_well_known(h, true);
+        }
+        self.publish_station_object(&info);
+        self.drain_local();
+        Ok(())
+    }
+
+    /// Starts joining the session that the station at `contact` belongs to.
+    /// Completion is reported by `Event::Joined` or `Event::JoinFailed`.
+    pub fn join(
+        &mut self,
+        now: Instant,
+        local_addr: SocketAddr,
+        contact: SocketAddr,
+    ) -> Result<(), JoinError> {
+        self.advance(now);
+        if !matches!(self.state, State::Idle) {
+            return Err(JoinError::AlreadyInSession);
+        }
+        self.local_addr = Some(local_addr);
+        let nonce = self.next_random();
+        self.state = State::Joining {
+            contact,
+            nonce,
+            deadline: now + self.cfg.join_timeout,
+            next_send: now + self.cfg.join_retry,
+            provisional: HashMap::new(),
+            early: Vec::new(),
+        };
+        self.send_join_request(contact, nonce);
+        Ok(())
+    }
+
+    fn send_join_request(&mut self, contact: SocketAddr, nonce: u64) {
+        let msg = Msg::JoinRequest {
+            nonce,
+            process_type: self.cfg.process_type,
+            token: self.cfg.token.clone(),
+            topology: self.cfg.topology,
+        };
+        self.send_connectionless(contact, &msg);
+    }
+
+    fn handle_connectionless(&mut self, from: SocketAddr, msg: Msg) {
+        match msg {
+            Msg::JoinRequest {
+                nonce,
+                process_type,
+                token,
+                topology,
+            } => {
+                if !matches!(self.state, State::InSession) {
+                    self.stats.unknown_sender += 1;
+                    return;
+                }
+                self.on_join_request(self.id, nonce, from, process_type, token, topology);
+            }
+            Msg::JoinDenied { nonce: n, reason } => {
+                if let State::Joining { nonce, contact, .. } = &self.state {
+                    if *nonce == n && *contact == from {
+                        self.state = State::Idle;
+                        self.events
+                            .push_back(Event::JoinFailed(JoinError::Denied(reason)));
+                        return;
+                    }
+                }
+                self.stats.bad_messages += 1;
+            }
+            _ => self.stats.bad_messages += 1,
+        }
+    }
+
+    /// A join request reached this station (directly, or forwarded by `contact`).
+    fn on_join_request(
+        &mut self,
+        contact: StationId,
+        nonce: u64,
+        addr: SocketAddr,
+        process_type: ProcessType,
+        token: String,
+        topology: Topology,
+    ) {
+        // Already admitted (a retry of a request whose answer is on its way).
+        if let Some(id) = self.addrs.get(&addr).copied() {
+            if self.forwarded.get(&addr) == Some(&nonce) {
+                return;
+            }
+            // The station at that address restarted: the old one is gone.
+            if self.is_session_master() && id != self.id {
+                self.declare_gone(id, true);
+            } else {
+                return;
+            }
+        }
+        if self.forwarded.get(&addr) == Some(&nonce) {
+            return;
+        }
+        if !self.is_session_master() {
+            self.forwarded.insert(addr, nonce);
+            let master = self.session_master;
+            self.send(
+                master,
+                SYSTEM_STREAM,
+                Msg::JoinForward {
+                    nonce,
+                    addr,
+                    process_type,
+                    token,
+                    topology,
+                },
+            );
+            return;
+        }
+        self.forwarded.insert(addr, nonce);
+        let id = StationId(self.next_station_id);
+        self.next_station_id += 1;
+        let relay = (self.cfg.topology == Topology::ClientServer
+            && process_type == ProcessType::Client)
+            .then_some(contact);
+        let info = StationInfo {
+            id,
+            process_type,
+            token,
+            addr,
+            relay,
+        };
+        if topology != self.cfg.topology {
+            self.deny_join(
+                contact,
+                nonce,
+                addr,
+                "the session uses a different topology".into(),
+            );
+            return;
+        }
+        if self.cfg.topology == Topology::ClientServer
+            && process_type == ProcessType::Client
+            && self
+                .members
+                .get(&contact)
+                .is_none_or(|m| m.info.process_type != ProcessType::Server)
+        {
+            self.deny_join(
+                contact,
+                nonce,
+                addr,
+                "clients must join through a server".into(),
+            );
+            return;
+        }
+        let stations = self.stations();
+        let mut op = self.make_op(
+            OperationDetail::JoinSession(JoinSessionOperation {
+                joining: info.clone(),
+                stations,
+                state: ApprovalState::Unknown,
+                reason: None,
+            }),
+            id,
+            self.id,
+            None,
+        );
+        op.origin_type = Some(process_type);
+        let Some(op) = self.run_op(op, None, false, |st, op| {
+            if let (Some(f), Some(j)) = (
+                st.hooks.join_approval.as_mut(),
+                op.downcast_mut::<JoinSessionOperation>(),
+            ) {
+                f(j);
+            }
+        }) else {
+            self.deny_join(
+                contact,
+                nonce,
+                addr,
+                "rejected by the SafetyExecutive".into(),
+            );
+            return;
+        };
+        let Some(j) = op.downcast::<JoinSessionOperation>() else {
+            return;
+        };
+        match j.state {
+            ApprovalState::Denied => {
+                let reason = j
+                    .reason
+                    .clone()
+                    .unwrap_or_else(|| "denied by the join approval callback".into());
+                self.deny_join(contact, nonce, addr, reason);
+            }
+            ApprovalState::Pending => {
+                self.pending_joins.insert(
+                    id,
+                    PendingJoin {
+                        nonce,
+                        info: info.clone(),
+                        contact,
+                    },
+                );
+                self.events.push_back(Event::JoinPending { station: info });
+            }
+            _ => self.admit(nonce, info, contact),
+        }
+    }
+
+    /// Decides a join whose approval was postponed (`PostponeDecision`).
+    pub fn decide_join(
+        &mut self,
+        now: Instant,
+        station: StationId,
+        approve: bool,
+    ) -> Result<(), StationError> {
+        self.advance(now);
+        let p = self
+            .pending_joins
+            .remove(&station)
+            .ok_or(StationError::NoPendingJoin(station))?;
+        if approve {
+            self.admit(p.nonce, p.info, p.contact);
+        } else {
+            self.deny_join(
+                p.contact,
+                p.nonce,
+                p.info.addr,
+                "denied by the join approval callback".into(),
+            );
+        }
+        self.drain_local();
+        Ok(())
+    }
+
+    fn deny_join(&mut self, contact: StationId, nonce: u64, addr: SocketAddr, reason: String) {
+        debug!(station = %self.id, %addr, %reason, "join denied");
+        self.forwarded.remove(&addr);
+        if contact == self.id {
+            self.send_connectionless(addr, &Msg::JoinDenied { nonce, reason });
+        } else {
+            self.send(
+                contact,
+                SYSTEM_STREAM,
+                Msg::JoinDenyForward {
+                    nonce,
+                    addr,
+                    reason,
+                },
+            );
+        }
+    }
+
+    fn direct_link_to(&self, info: &StationInfo) -> bool {
+        if info.id == self.id {
+            return false;
+        }
+        match self.cfg.topology {
+            Topology::Mesh => true,
+            Topology::ClientServer => match (self.cfg.process_type, info.process_type) {
+                (ProcessType::Client, _) => info.id == self.relay,
+                (_, ProcessType::Client) => info.relay == Some(self.id),
+                _ => true,
+            },
+        }
+    }
+
+    fn add_member(&mut self, info: StationInfo, link: Option<Link>) {
+        let link = if self.direct_link_to(&info) {
+            Some(link.unwrap_or_else(|| Link::new(self.tcfg.clone(), self.now)))
+        } else {
+            None
+        };
+        self.addrs.insert(info.addr, info.id);
+        self.gone.remove(&info.id);
+        self.members.insert(
+            info.id,
+            Member {
+                info,
+                link,
+                silent: false,
+            },
+        );
+    }
+
+    /// Admits an approved station (JoinStation, 14.3.1.9).
+    fn admit(&mut self, nonce: u64, info: StationInfo, contact: StationId) {
+        debug!(station = %self.id, joiner = %info.id, "admitting");
+        let _ = contact;
+        self.add_member(info.clone(), None);
+        let members = self.stations();
+        let accepted = Msg::JoinAccepted {
+            nonce,
+            id: info.id,
+            session_master: self.id,
+            session: self.session_tag,
+            members,
+        };
+        self.broadcast(&Msg::StationJoined(info.clone()), &[info.id]);
+        self.send(info.id, SYSTEM_STREAM, accepted);
+        // The station object is published here, then migrates to the joiner.
+        let h = self.publish_station_object(&info);
+        let op = self.make_op(
+            OperationDetail::JoinStation(JoinStationOperation {
+                station: info.clone(),
+            }),
+            self.id,
+            info.id,
+            None,
+        );
+        let joiner = info.id;
+        self.run_op(op, None, false, |st, _| {
+            st.discover_all_for(joiner);
+            if let Some(h) = h {
+                let _ = st.migrate_inner(h, joiner);
+            }
+        });
+        self.events.push_back(Event::StationJoined(info));
+    }
+
+    fn on_join_accepted(&mut self, from: SocketAddr, sender: u32, env: Envelope) {
+        let Msg::JoinAccepted {
+            nonce: n,
+            id,
+            session_master,
+            session,
+            members,
+        } = env.msg
+        else {
+            return;
+        };
+        let State::Joining {
+            nonce,
+            provisional,
+            early,
+            ..
+        } = std::mem::replace(&mut self.state, State::InSession)
+        else {
+            return;
+        };
+        if n != nonce {
+            self.stats.bad_messages += 1;
+        }
+        self.id = id;
+        self.session_master = session_master;
+        self.session_tag = session;
+        // In a client-server session a client's relay is the station it reached.
+        if self.cfg.topology == Topology::ClientServer
+            && self.cfg.process_type == ProcessType::Client
+        {
+            self.relay = StationId(sender);
+        }
+        let mut provisional = provisional;
+        for info in members {
+            if info.id == id {
+                self.members.insert(
+                    id,
+                    Member {
+                        info,
+                        link: None,
+                        silent: false,
+                    },
+                );
+                continue;
+            }
+            let link = provisional.remove(&info.addr).map(|(_, l)| l);
+            self.add_member(info, link);
+        }
+        let _ = from;
+        debug!(station = %self.id, master = %session_master, "joined");
+        self.events.push_back(Event::Joined { id, session_master });
+        for h in self.registry.well_known_handles() {
+            self.add_well_known(h, false);
+        }
+        for (addr, env) in early {
+            if let Some(&sid) = self.addrs.get(&addr) {
+                self.route(sid, false, SYSTEM_STREAM, env);
+            }
+        }
+    }
+
+    /// Leaves the session gracefully: masters are handed to the session
+    /// master's fault recovery, and the station closes once that is done.
+    pub fn leave(&mut self, now: Instant) -> Result<(), StationError> {
+        self.advance(now);
+        if !matches!(self.state, State::InSession) {
+            return Err(StationError::NotInSession);
+        }
+        self.update_all(now);
+        self.broadcast(&Msg::Leaving, &[]);
+        self.state = State::Leaving {
+            deadline: now + self.cfg.failure_timeout,
+        };
+        Ok(())
+    }
+
+    fn close(&mut self, reason: &str) {
+        if matches!(self.state, State::Closed) {
+            return;
+        }
+        let handles = self.objects();
+        for h in handles {
+            self.remove_from_store(h, self.id, RemoveReason::SessionLeft, false);
+        }
+        let calls: Vec<u64> = self.calls.keys().copied().collect();
+        for c in calls {
+            if let Some(p) = self.calls.remove(&c) {
+                self.complete_call(&p, Outcome::StationUnreachable, None);
+            }
+        }
+        self.call_deadlines.clear();
+        self.state = State::Closed;
+        self.events.push_back(Event::Disconnected {
+            reason: reason.into(),
+        });
+    }
+
+    fn peer_silent(&mut self, id: StationId) {
+        debug!(station = %self.id, peer = %id, "peer silent");
+        if !self.is_in_session() || id == self.id {
+            return;
+        }
+        if self.cfg.topology == Topology::ClientServer
+            && self.cfg.process_type == ProcessType::Client
+            && id == self.relay
+        {
+            self.close("lost the connection to the server");
+            return;
+        }
+        if id == self.session_master {
+            self.master_lost(id);
+        } else if self.is_session_master() {
+            self.declare_gone(id, true);
+        } else if self
+            .members
+            .get(&id)
+            .is_some_and(|m| m.info.relay == Some(self.id))
+        {
+            let master = self.session_master;
+            self.send(master, SYSTEM_STREAM, Msg::ReportFailure { id });
+        }
+    }
+
+    fn eligible_master(&self, info: &StationInfo) -> bool {
+        match self.cfg.topology {
+            Topology::Mesh => true,
+            Topology::ClientServer => info.process_type == ProcessType::Server,
+        }
+    }
+
+    /// The session master is gone: the lowest surviving eligible id takes over.
+    fn master_lost(&mut self, old: StationId) {
+        self.gone.insert(old);
+        let candidate = self
+            .members
+            .values()
+            .filter(|m| {
+                !self.gone.contains(&m.info.id)
+                    && !(m.silent && m.info.id != self.id)
+                    && self.eligible_master(&m.info)
+            })
+            .map(|m| m.info.id)
+            .min();
+        debug!(station = %self.id, old = %old, ?candidate, "session master lost");
+        if candidate == Some(self.id) {
+            self.become_session_master();
+        } else if let Some(c) = candidate {
+            self.session_master = c;
+        }
+    }
+
+    fn become_session_master(&mut self) {
+        self.session_master = self.id;
+        self.next_station_id = self
+            .next_station_id
+            .max(self.members.keys().map(|i| i.0 + 1).max().unwrap_or(2));
+        let failed: Vec<StationId> = self
+            .gone
+            .iter()
+            .copied()
+            .filter(|g| self.members.contains_key(g))
+            .collect();
+        let silent: Vec<StationId> = self
+            .members
+            .iter()
+            .filter(|(i, m)| m.silent && **i != self.id)
+            .map(|(i, _)| *i)
+            .collect();
+        self.broadcast(
+            &Msg::NewSessionMaster {
+                failed: failed.clone(),
+            },
+            &failed,
+        );
+        self.events.push_back(Event::SessionMasterChanged {
+            new_master: self.id,
+        });
+        for f in failed.into_iter().chain(silent) {
+            if self.members.contains_key(&f) {
+                self.declare_gone(f, true);
+            }
+        }
+    }
+
+    /// Session master only: station `id` is out (failed or left).
+    fn declare_gone(&mut self, id: StationId, failed: bool) {
+        if !self.members.contains_key(&id) || id == self.id {
+            return;
+        }
+        debug!(station = %self.id, gone = %id, failed, "declaring station gone");
+        self.gone.insert(id);
+        // Clients relayed by a gone server are unreachable too.
+        let orphans: Vec<StationId> = self
+            .members
+            .values()
+            .filter(|m| m.info.relay == Some(id))
+            .map(|m| m.info.id)
+            .collect();
+        // The station object first (14.3.1.10), then the station, then its objects.
+        let mastered: Vec<DOHandle> = {
+            let mut v: Vec<_> = self
+                .store
+                .iter()
+                .filter(|(_, e)| e.master == id)
+                .map(|(h, _)| *h)
+                .collect();
+            v.sort_by_key(|h| (h.class_id() != ClassId::STATION, *h));
+            v
+        };
+        let (station_objs, others): (Vec<_>, Vec<_>) = mastered
+            .into_iter()
+            .partition(|h| h.class_id() == ClassId::STATION);
+        for h in station_objs {
+            self.fault_recover(h, id);
+        }
+        self.broadcast(&Msg::StationGone { id, failed }, &[id]);
+        self.station_gone(id, failed);
+        for h in others {
+            self.fault_recover(h, id);
+        }
+        self.broadcast(&Msg::RecoveryDone { id }, &[]);
+        for o in orphans {
+            self.declare_gone(o, true);
+        }
+    }
+
+    /// Every station: `id` leaves the session (LeaveStation, 14.3.1.10).
+    fn station_gone(&mut self, id: StationId, failed: bool) {
+        if !self.members.contains_key(&id) {
+            return;
+        }
+        self.gone.insert(id);
+        let op = self.make_op(
+            OperationDetail::LeaveStation(LeaveStationOperation {
+                station: id,
+                failed,
+            }),
+            id,
+            id,
+            None,
+        );
+        self.run_op(op, None, false, |st, _| {
+            if let Some(m) = st.members.remove(&id) {
+                if st.addrs.get(&m.info.addr) == Some(&id) {
+                    st.addrs.remove(&m.info.addr);
+                }
+                st.forwarded.remove(&m.info.addr);
+            }
+            let calls: Vec<u64> = st
+                .calls
+                .iter()
+                .filter(|(_, c)| c.target == id)
+                .map(|(k, _)| *k)
+                .collect();
+            for c in calls {
+                if let Some(p) = st.calls.remove(&c) {
+                    st.call_deadlines.remove(&(p.deadline, c));
+                    st.complete_call(&p, Outcome::StationUnreachable, None);
+                }
+            }
+            let masters: Vec<DOHandle> = st
+                .store
+                .iter()
+                .filter(|(_, e)| e.master == st.id && e.dup_set.contains(&id))
+                .map(|(h, _)| *h)
+                .collect();
+            for h in masters {
+                st.change_dup_set(h, id, false, id);
+            }
+        });
+        self.events.push_back(if failed {
+            Event::StationFailed(id)
+        } else {
+            Event::StationLeft(id)
+        });
+    }
+
+    // ------------------------------------------------------------ the pipeline
+
+    fn make_op(
+        &self,
+        detail: OperationDetail,
+        origin: StationId,
+        target: StationId,
+        handle: Option<DOHandle>,
+    ) -> Operation {
+        let mut op = Operation::new(detail, origin, target, self.id);
+        op.origin_type = self.process_type_of(origin);
+        op.target_type = self.process_type_of(target);
+        if let Some(h) = handle {
+            op.handle = Some(h);
+            if let Some(c) = self.registry.entry(h.class_id()) {
+                op.class_name = Some(c.name);
+                op.class_type = Some(c.type_id);
+            }
+        }
+        op
+    }
+
+    /// Runs one operation through the pipeline; `None` when it was rejected.
+    fn run_op(
+        &mut self,
+        mut op: Operation,
+        cell: Option<Arc<dyn ErasedCell>>,
+        datasets: bool,
+        body: impl FnOnce(&mut Station, &mut Operation),
+    ) -> Option<Operation> {
+        if !self.hooks.is_trusted(op.origin, self.id) && !self.hooks.check(&op) {
+            debug!(station = %self.id, op = op.class_name(), origin = %op.origin, "operation rejected");
+            self.hooks.rejected(&op);
+            self.stats.operations_rejected += 1;
+            self.events.push_back(Event::OperationRejected {
+                kind: op.class_name(),
+                origin: op.origin,
+            });
+            return None;
+        }
+        self.hooks.trace(&op);
+        self.hooks.run_callbacks(&mut op, true);
+        if let Some(c) = &cell {
+            c.with_dyn(&mut |o| {
+                if datasets {
+                    for i in 0..o.ds_count() {
+                        if let Some(d) = o.ds_mut(i) {
+                            d.operation_begin(&op);
+                        }
+                    }
+                }
+                o.op_begin(&op);
+            });
+        }
+        body(self, &mut op);
+        if let Some(c) = &cell {
+            c.with_dyn(&mut |o| {
+                if datasets {
+                    for i in 0..o.ds_count() {
+                        if let Some(d) = o.ds_mut(i) {
+                            d.operation_end(&op);
+                        }
+                    }
+                }
+                o.op_end(&op);
+            });
+        }
+        self.hooks.run_callbacks(&mut op, false);
+        Some(op)
+    }
+
+    // ------------------------------------------------------------------- store
+
+    /// Publishes `object` as a master (AddToStore, 14.3.1.1) and duplicates it
+    /// to every station of the session.
+    pub fn publish<T: DoClass>(&mut self, now: Instant, object: T) -> Result<Ref<T>, StationError> {
+        self.advance(now);
+        if !self.is_in_session() {
+            return Err(StationError::NotInSession);
+        }
+        let class = self
+            .registry
+            .class_id::<T>()
+            .ok_or(StationError::UnknownClass(T::CLASS_NAME))?;
+        let handle = DOHandle::new(class, self.id, self.next_serial);
+        // The SafetyExecutive is consulted before the object exists.
+        let probe = self.make_op(
+            OperationDetail::AddToStore(AddToStoreOperation { as_master: true }),
+            self.id,
+            self.id,
+            Some(handle),
+        );
+        if !self.hooks.is_trusted(self.id, self.id) && !self.hooks.check(&probe) {
+            self.hooks.rejected(&probe);
+            self.stats.operations_rejected += 1;
+            return Err(StationError::Rejected);
+        }
+        self.next_serial += 1;
+        let cell = new_cell(object, handle, self.id, self.id);
+        self.add_master(handle, cell.clone(), true);
+        self.discover_all(handle);
+        self.drain_local();
+        Ref::from_erased(cell).ok_or(StationError::NoSuchObject(handle))
+    }
+
+    fn add_master(&mut self, handle: DOHandle, cell: Arc<dyn ErasedCell>, checked: bool) {
+        let op = self.make_op(
+            OperationDetail::AddToStore(AddToStoreOperation { as_master: true }),
+            self.id,
+            self.id,
+            Some(handle),
+        );
+        let type_id = self
+            .registry
+            .entry(handle.class_id())
+            .map(|c| c.type_id)
+            .unwrap_or(TypeId::of::<()>());
+        let trust = self.hooks.trust_local;
+        if checked {
+            // Checked by the caller already.
+            self.hooks.trust_local = true;
+        }
+        let c2 = cell.clone();
+        self.run_op(op, Some(cell.clone()), true, |st, _| {
+            c2.with_dyn(&mut |o| {
+                for i in 0..o.ds_count() {
+                    if let Some(d) = o.ds_mut(i) {
+                        let r = d.declared_revision();
+                        d.set_received_revision(r);
+                    }
+                }
+                o.init();
+            });
+            let snapshot = c2.snapshot_fields();
+            c2.meta().in_store.store(true, Ordering::Release);
+            st.store.insert(
+                handle,
+                Entry {
+                    cell: c2.clone(),
+                    master: st.id,
+                    dup_set: BTreeSet::new(),
+                    snapshot,
+                    type_id,
+                },
+            );
+        });
+        self.hooks.trust_local = trust;
+        self.events.push_back(Event::ObjectAdded {
+            handle,
+            master: true,
+        });
+    }
+
+    fn add_well_known(&mut self, h: DOHandle, master: bool) {
+        let Some(entry) = self.registry.entry(h.class_id()) else {
+            return;
+        };
+        let m = if master { self.id } else { self.session_master };
+        let cell = (entry.factory)(h, self.id, m);
+        if master {
+            self.add_master(h, cell, true);
+        } else if !self.store.contains_key(&h) {
+            self.add_duplica(h, m, cell, None, m);
+        }
+    }
+
+    fn publish_station_object(&mut self, info: &StationInfo) -> Option<DOHandle> {
+        let handle = DOHandle::new(ClassId::STATION, self.id, self.next_serial);
+        self.next_serial += 1;
+        let obj = StationObject {
+            data: StationData::new(info),
+        };
+        let cell = new_cell(obj, handle, self.id, self.id);
+        self.add_master(handle, cell, true);
+        self.discover_all(handle);
+        Some(handle)
+    }
+
+    /// Sends master `handle` to every station that lacks it (ChangeDupSet).
+    fn discover_all(&mut self, handle: DOHandle) {
+        let ids: Vec<StationId> = self
+            .members
+            .keys()
+            .copied()
+            .filter(|i| *i != self.id)
+            .collect();
+        for id in ids {
+            self.change_dup_set(handle, id, true, self.id);
+        }
+    }
+
+    /// Sends every local master to a new station.
+    fn discover_all_for(&mut self, station: StationId) {
+        for h in self.masters() {
+            if self
+                .store
+                .get(&h)
+                .is_some_and(|e| !e.dup_set.contains(&station))
+            {
+                self.change_dup_set(h, station, true, self.id);
+            }
+        }
+    }
+
+    /// ChangeDupSet on a master (14.3.1.3).
+    fn change_dup_set(
+        &mut self,
+        handle: DOHandle,
+        station: StationId,
+        addition: bool,
+        origin: StationId,
+    ) {
+        let Some(e) = self.store.get(&handle) else {
+            return;
+        };
+        if e.master != self.id || station == self.id || e.dup_set.contains(&station) == addition {
+            return;
+        }
+        let cell = e.cell.clone();
+        let op = self.make_op(
+            OperationDetail::ChangeDupSet(ChangeDupSetOperation { addition, station }),
+            origin,
+            station,
+            Some(handle),
+        );
+        self.run_op(op, Some(cell.clone()), true, |st, _| {
+            if addition {
+                let data = encode_datasets(&cell, None);
+                st.send(
+                    station,
+                    SYSTEM_STREAM,
+                    Msg::Create {
+                        handle,
+                        master: st.id,
+                        data: Bytes(data),
+                    },
+                );
+                if let Some(e) = st.store.get_mut(&handle) {
+                    e.dup_set.insert(station);
+                }
+            } else if let Some(e) = st.store.get_mut(&handle) {
+                e.dup_set.remove(&station);
+            }
+        });
+    }
+
+    fn add_duplica(
+        &mut self,
+        handle: DOHandle,
+        master: StationId,
+        cell: Arc<dyn ErasedCell>,
+        data: Option<&[u8]>,
+        origin: StationId,
+    ) {
+        let op = self.make_op(
+            OperationDetail::AddToStore(AddToStoreOperation { as_master: false }),
+            origin,
+            self.id,
+            Some(handle),
+        );
+        let type_id = self
+            .registry
+            .entry(handle.class_id())
+            .map(|c| c.type_id)
+            .unwrap_or(TypeId::of::<()>());
+        let c2 = cell.clone();
+        let mut bad = false;
+        let done = self.run_op(op, Some(cell), true, |st, _| {
+            if let Some(data) = data {
+                bad = apply_datasets(&c2, data).is_none();
+            }
+            c2.with_dyn(&mut |o| o.init());
+            c2.meta().in_store.store(true, Ordering::Release);
+            st.store.insert(
+                handle,
+                Entry {
+                    cell: c2.clone(),
+                    master,
+                    dup_set: BTreeSet::new(),
+                    snapshot: Vec::new(),
+                    type_id,
+                },
+            );
+        });
+        if bad {
+            self.stats.bad_messages += 1;
+        }
+        if done.is_some() {
+            self.events.push_back(Event::ObjectAdded {
+                handle,
+                master: false,
+            });
+        }
+    }
+
+    /// RemoveFromStore (14.3.1.2). `notify`: a master tells its duplicas.
+    fn remove_from_store(
+        &mut self,
+        handle: DOHandle,
+        origin: StationId,
+        reason: RemoveReason,
+        notify: bool,
+    ) -> bool {
+        let Some(e) = self.store.get(&handle) else {
+            return false;
+        };
+        let cell = e.cell.clone();
+        let was_master = e.master == self.id;
+        let op = self.make_op(
+            OperationDetail::RemoveFromStore(RemoveFromStoreOperation { was_master, reason }),
+            origin,
+            self.id,
+            Some(handle),
+        );
+        let done = self.run_op(op, Some(cell.clone()), true, |st, _| {
+            if let Some(e) = st.store.remove(&handle) {
+                if notify {
+                    let targets: Vec<StationId> = if was_master {
+                        e.dup_set.iter().copied().collect()
+                    } else {
+                        Vec::new()
+                    };
+                    for t in targets {
+                        st.send(t, SYSTEM_STREAM, Msg::Delete { handle });
+                    }
+                }
+                cell.meta().in_store.store(false, Ordering::Release);
+            }
+        });
+        if done.is_some() {
+            self.events.push_back(Event::ObjectRemoved(handle));
+        }
+        done.is_some()
+    }
+
+    /// NetZ `DeleteMainRef`: deletes a master and its duplicas.
+    pub fn delete_main_ref(&mut self, now: Instant, handle: DOHandle) -> Result<(), StationError> {
+        self.advance(now);
+        let e = self
+            .store
+            .get(&handle)
+            .ok_or(StationError::NoSuchObject(handle))?;
+        if e.master != self.id {
+            return Err(StationError::NotMaster(handle));
+        }
+        if self.system_lock > 0 {
+            return Err(StationError::SystemLocked);
+        }
+        let ok = self.remove_from_store(handle, self.id, RemoveReason::Deleted, true);
+        self.drain_local();
+        if ok {
+            Ok(())
+        } else {
+            Err(StationError::Rejected)
+        }
+    }
+
+    /// Migrates master `handle` to `to` (ChangeMasterStation, 14.3.1.4).
+    pub fn migrate(
+        &mut self,
+        now: Instant,
+        handle: DOHandle,
+        to: StationId,
+    ) -> Result<(), StationError> {
+        self.advance(now);
+        if self.system_lock > 0 {
+            return Err(StationError::SystemLocked);
+        }
+        let r = self.migrate_inner(handle, to);
+        self.drain_local();
+        r
+    }
+
+    fn migrate_inner(&mut self, handle: DOHandle, to: StationId) -> Result<(), StationError> {
+        let e = self
+            .store
+            .get(&handle)
+            .ok_or(StationError::NoSuchObject(handle))?;
+        if e.master != self.id {
+            return Err(StationError::NotMaster(handle));
+        }
+        if to == self.id {
+            return Ok(());
+        }
+        if !self.members.contains_key(&to) {
+            return Err(StationError::NoSuchStation(to));
+        }
+        if !e.dup_set.contains(&to) {
+            self.change_dup_set(handle, to, true, self.id);
+        }
+        let Some(e) = self.store.get(&handle) else {
+            return Err(StationError::NoSuchObject(handle));
+        };
+        let mut dup_set: Vec<StationId> = e.dup_set.iter().copied().filter(|s| *s != to).collect();
+        dup_set.push(self.id);
+        let data = encode_datasets(&e.cell, None);
+        if self.change_master(handle, to, self.id) {
+            self.send(
+                to,
+                SYSTEM_STREAM,
+                Msg::Migrate {
+                    handle,
+                    data: Bytes(data),
+                    dup_set,
+                },
+            );
+            Ok(())
+        } else {
+            Err(StationError::Rejected)
+        }
+    }
+
+    /// ChangeMasterStation on the local copy; returns whether it ran.
+    fn change_master(
+        &mut self,
+        handle: DOHandle,
+        new_master: StationId,
+        origin: StationId,
+    ) -> bool {
+        let Some(e) = self.store.get(&handle) else {
+            return false;
+        };
+        let old_master = e.master;
+        let cell = e.cell.clone();
+        let op = self.make_op(
+            OperationDetail::ChangeMasterStation(ChangeMasterStationOperation {
+                old_master,
+                new_master,
+            }),
+            origin,
+            new_master,
+            Some(handle),
+        );
+        let done = self.run_op(op, Some(cell.clone()), true, |st, _| {
+            cell.meta().master.store(new_master.0, Ordering::Release);
+            if let Some(e) = st.store.get_mut(&handle) {
+                e.master = new_master;
+                if new_master == st.id {
+                    e.snapshot = cell.snapshot_fields();
+                    cell.with_dyn(&mut |o| {
+                        for i in 0..o.ds_count() {
+                            if let Some(d) = o.ds_mut(i) {
+                                let r = d.declared_revision();
+                                d.set_received_revision(r);
+                            }
+                        }
+                    });
+                } else {
+                    e.dup_set.clear();
+                    e.snapshot = Vec::new();
+                }
+            }
+        });
+        if done.is_some() {
+            self.events.push_back(Event::MasterChanged {
+                handle,
+                master: new_master,
+            });
+        }
+        done.is_some()
+    }
+
+    /// FaultRecovery (14.3.1.5) of one object on the session master.
+    fn fault_recover(&mut self, handle: DOHandle, failed: StationId) {
+        if self.system_lock > 0 {
+            self.deferred.push(Deferred::Recover(handle, failed));
+            return;
+        }
+        let Some(e) = self.store.get(&handle) else {
+            return;
+        };
+        if e.master != failed {
+            return;
+        }
+        let cell = e.cell.clone();
+        let op = self.make_op(
+            OperationDetail::FaultRecovery(FaultRecoveryOperation {
+                failed_station: failed,
+                approved: None,
+            }),
+            self.id,
+            self.id,
+            Some(handle),
+        );
+        let well_known = handle.is_well_known();
+        let c2 = cell.clone();
+        let done = self.run_op(op, Some(cell), false, |st, op| {
+            let mut approved = false;
+            c2.with_dyn(&mut |o| approved = o.approve());
+            let approved = approved || well_known;
+            if let Some(fr) = op.downcast_mut::<FaultRecoveryOperation>() {
+                fr.approved = Some(approved);
+            }
+            if approved {
+                if st.change_master(handle, st.id, st.id) {
+                    // Re-discover: every station gets the new master's state.
+                    st.discover_all(handle);
+                }
+            } else {
+                st.remove_from_store(handle, st.id, RemoveReason::FaultRecovery, false);
+                st.broadcast(&Msg::Delete { handle }, &[failed]);
+            }
+        });
+        if done.is_none() {
+            // Rejected: nobody may keep an object without a master.
+            self.remove_from_store(handle, self.id, RemoveReason::FaultRecovery, false);
+            self.broadcast(&Msg::Delete { handle }, &[failed]);
+        }
+    }
+
+    // ---------------------------------------------------------------- datasets
+
+    /// Sends the changed fields of master `handle` to its duplicas
+    /// (UpdateDataSet on each duplica). Returns whether anything changed.
+    pub fn update(&mut self, now: Instant, handle: DOHandle) -> Result<bool, StationError> {
+        self.advance(now);
+        let id = self.id;
+        let e = self
+            .store
+            .get_mut(&handle)
+            .ok_or(StationError::NoSuchObject(handle))?;
+        if e.master != id {
+            return Err(StationError::NotMaster(handle));
+        }
+        let Some(delta) = encode_delta(&e.cell, &mut e.snapshot) else {
+            return Ok(false);
+        };
+        let targets: Vec<StationId> = e.dup_set.iter().copied().collect();
+        let data = Bytes(delta);
+        for t in targets {
+            self.stats.updates_sent += 1;
+            self.send(
+                t,
+                SYSTEM_STREAM,
+                Msg::Update {
+                    handle,
+                    data: data.clone(),
+                },
+            );
+        }
+        Ok(true)
+    }
+
+    /// [`Station::update`] for every local master; returns how many changed.
+    pub fn update_all(&mut self, now: Instant) -> usize {
+        self.masters()
+            .into_iter()
+            .filter(|h| self.update(now, *h).unwrap_or(false))
+            .count()
+    }
+
+    // -------------------------------------------------------------- messages
+
+    fn handle_msg(&mut self, origin: StationId, msg: Msg) {
+        trace!(station = %self.id, from = %origin, msg = msg.name(), "recv");
+        if self.system_lock > 0 && self.needs_unlocked(&msg) {
+            self.deferred.push(Deferred::Msg(origin, msg));
+            return;
+        }
+        match msg {
+            Msg::JoinRequest { .. } | Msg::JoinDenied { .. } | Msg::JoinAccepted { .. } => {
+                self.stats.bad_messages += 1
+            }
+            Msg::JoinForward {
+                nonce,
+                addr,
+                process_type,
+                token,
+                topology,
+            } => {
+                if self.is_session_master() {
+                    self.on_join_request(origin, nonce, addr, process_type, token, topology);
+                } else {
+                    self.stats.bad_messages += 1;
+                }
+            }
+            Msg::JoinDenyForward {
+                nonce,
+                addr,
+                reason,
+            } => {
+                self.forwarded.remove(&addr);
+                self.send_connectionless(addr, &Msg::JoinDenied { nonce, reason });
+            }
+            Msg::StationJoined(info) => {
+                if origin != self.session_master || info.id == self.id {
+                    self.stats.bad_messages += 1;
+                    return;
+                }
+                let op = self.make_op(
+                    OperationDetail::JoinStation(JoinStationOperation {
+                        station: info.clone(),
+                    }),
+                    origin,
+                    info.id,
+                    None,
+                );
+                let id = info.id;
+                let i2 = info.clone();
+                self.run_op(op, None, false, |st, _| {
+                    st.add_member(i2, None);
+                    st.discover_all_for(id);
+                });
+                self.events.push_back(Event::StationJoined(info));
+            }
+            Msg::Leaving => {
+                if origin == self.session_master {
+                    if let Some(m) = self.members.get_mut(&origin) {
+                        m.silent = true;
+                    }
+                    self.master_lost(origin);
+                    if self.is_session_master() {
+                        self.declare_gone(origin, false);
+                    }
+                } else if self.is_session_master() {
+                    self.declare_gone(origin, false);
+                }
+            }
+            Msg::StationGone { id, failed } => {
+                if origin != self.session_master {
+                    self.stats.bad_messages += 1;
+                    return;
+                }
+                if id == self.id {
+                    self.close(if failed {
+                        "declared failed by the session master"
+                    } else {
+                        "left the session"
+                    });
+                } else {
+                    self.station_gone(id, failed);
+                }
+            }
+            Msg::RecoveryDone { id } => {
+                if origin != self.session_master {
+                    return;
+                }
+                // Objects nobody recovered have no master any more.
+                let orphans: Vec<DOHandle> = self
+                    .store
+                    .iter()
+                    .filter(|(_, e)| e.master == id)
+                    .map(|(h, _)| *h)
+                    .collect();
+                for h in orphans {
+                    self.remove_from_store(h, origin, RemoveReason::FaultRecovery, false);
+                }
+            }
+            Msg::ReportFailure { id } => {
+                if self.is_session_master()
+                    && self
+                        .members
+                        .get(&id)
+                        .is_some_and(|m| m.info.relay == Some(origin))
+                {
+                    self.declare_gone(id, true);
+                }
+            }
+            Msg::NewSessionMaster { failed } => {
+                if !self.members.contains_key(&origin) {
+                    return;
+                }
+                if self.is_session_master() && origin > self.id {
+                    // Two takeovers: the lower id wins; tell the other.
+                    self.broadcast(
+                        &Msg::NewSessionMaster {
+                            failed: failed.clone(),
+                        },
+                        &[],
+                    );
+                    return;
+                }
+                for f in &failed {
+                    self.gone.insert(*f);
+                }
+                if self.session_master != origin {
+                    self.session_master = origin;
+                    self.events
+                        .push_back(Event::SessionMasterChanged { new_master: origin });
+                }
+            }
+            Msg::Create {
+                handle,
+                master,
+                data,
+            } => self.on_create(origin, handle, master, &data.0),
+            Msg::Delete { handle } => {
+                let Some(e) = self.store.get(&handle) else {
+                    self.stats.unknown_object += 1;
+                    return;
+                };
+                if e.master == self.id || (origin != e.master && origin != self.session_master) {
+                    self.stats.bad_messages += 1;
+                    return;
+                }
+                self.remove_from_store(handle, origin, RemoveReason::Deleted, false);
+            }
+            Msg::DuplicaRemoved { handle } => self.change_dup_set(handle, origin, false, origin),
+            Msg::Update { handle, data } => self.on_update(origin, handle, &data.0),
+            Msg::MasterChanged { handle, master } => {
+                let Some(e) = self.store.get(&handle) else {
+                    self.stats.unknown_object += 1;
+                    return;
+                };
+                if origin != master || e.master == master {
+                    return;
+                }
+                self.change_master(handle, master, origin);
+            }
+            Msg::Migrate {
+                handle,
+                data,
+                dup_set,
+            } => {
+                if !self.store.contains_key(&handle) {
+                    self.stats.unknown_object += 1;
+                    return;
+                }
+                if let Some(e) = self.store.get(&handle) {
+                    apply_datasets(&e.cell, &data.0);
+                }
+                if self.change_master(handle, self.id, origin) {
+                    let set: BTreeSet<StationId> = dup_set
+                        .into_iter()
+                        .filter(|s| *s != self.id && self.members.contains_key(s))
+                        .collect();
+                    if let Some(e) = self.store.get_mut(&handle) {
+                        e.dup_set = set.clone();
+                    }
+                    for s in set {
+                        self.send(
+                            s,
+                            SYSTEM_STREAM,
+                            Msg::MasterChanged {
+                                handle,
+                                master: self.id,
+                            },
+                        );
+                    }
+                    let me = self.id;
+                    self.discover_all_for_handle(handle, me);
+                }
+            }
+            Msg::Rmc {
+                call,
+                handle,
+                method,
+                flags,
+                args,
+                reply,
+                substream,
+            } => {
+                self.on_rmc(
+                    origin, call, handle, method, flags, args.0, reply, substream,
+                );
+            }
+            Msg::RmcReply {
+                call,
+                outcome,
+                result,
+                master_hint,
+            } => self.on_rmc_reply(call, Outcome::from_wire(outcome), result.0, master_hint),
+            Msg::Action {
+                handle,
+                method,
+                args,
+                forward,
+            } => {
+                let Some(e) = self.store.get(&handle) else {
+                    self.stats.unknown_object += 1;
+                    return;
+                };
+                if forward && e.master != self.id {
+                    // The master moved: pass it on.
+                    let m = e.master;
+                    self.send(
+                        m,
+                        SYSTEM_STREAM,
+                        Msg::Action {
+                            handle,
+                            method,
+                            args,
+                            forward,
+                        },
+                    );
+                    return;
+                }
+                let op = self.make_call_op(origin, handle, method, true);
+                self.execute_call(op, 0, false, handle, args.0, SYSTEM_STREAM, forward);
+            }
+        }
+    }
+
+    fn discover_all_for_handle(&mut self, handle: DOHandle, _me: StationId) {
+        self.discover_all(handle);
+    }
+
+    fn needs_unlocked(&self, msg: &Msg) -> bool {
+        matches!(
+            msg,
+            Msg::Delete { .. }
+                | Msg::MasterChanged { .. }
+                | Msg::Migrate { .. }
+                | Msg::StationGone { .. }
+                | Msg::RecoveryDone { .. }
+        )
+    }
+
+    fn on_create(&mut self, origin: StationId, handle: DOHandle, master: StationId, data: &[u8]) {
+        if master != origin {
+            self.stats.bad_messages += 1;
+            return;
+        }
+        if let Some(e) = self.store.get(&handle) {
+            if e.master == self.id {
+                self.stats.bad_messages += 1;
+                return;
+            }
+            if e.master != master {
+                self.change_master(handle, master, origin);
+            }
+            self.on_update(origin, handle, data);
+            return;
+        }
+        let Some(entry) = self.registry.entry(handle.class_id()) else {
+            self.stats.unknown_class += 1;
+            return;
+        };
+        let cell = (entry.factory)(handle, self.id, master);
+        self.add_duplica(handle, master, cell, Some(data), origin);
+        if !self.store.contains_key(&handle) {
+            // Refused by the SafetyExecutive: the master forgets us.
+            self.send(master, SYSTEM_STREAM, Msg::DuplicaRemoved { handle });
+        }
+    }
+
+    fn on_update(&mut self, origin: StationId, handle: DOHandle, data: &[u8]) {
+        let Some(e) = self.store.get(&handle) else {
+            self.stats.unknown_object += 1;
+            return;
+        };
+        if e.master != origin || e.master == self.id {
+            self.stats.bad_messages += 1;
+            return;
+        }
+        let cell = e.cell.clone();
+        let revision = peek_revision(data);
+        let op = self.make_op(
+            OperationDetail::UpdateDataSet(UpdateDataSetOperation { revision }),
+            origin,
+            self.id,
+            Some(handle),
+        );
+        let c2 = cell.clone();
+        let mut ok = true;
+        self.run_op(op, Some(cell), true, |_, _| {
+            ok = apply_datasets(&c2, data).is_some()
+        });
+        if ok {
+            self.stats.updates_applied += 1;
+        } else {
+            self.stats.bad_messages += 1;
+        }
+    }
+
+    // ---------------------------------------------------------------- calls
+
+    fn make_call_op(
+        &self,
+        origin: StationId,
+        handle: DOHandle,
+        method: u16,
+        is_action: bool,
+    ) -> Operation {
+        self.make_op(
+            OperationDetail::CallMethod(CallMethodOperation {
+                method: MethodId(method),
+                attempt: 1,
+                user_context: None,
+                postpone: None,
+                is_action,
+            }),
+            origin,
+            self.id,
+            Some(handle),
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_rmc(
+        &mut self,
+        origin: StationId,
+        call: u64,
+        handle: DOHandle,
+        method: u16,
+        flags: u16,
+        args: Vec<u8>,
+        reply: bool,
+        substream: u8,
+    ) {
+        let fail = |st: &mut Station, outcome: Outcome, hint: StationId| {
+            if reply {
+                st.send(
+                    origin,
+                    substream,
+                    Msg::RmcReply {
+                        call,
+                        outcome: outcome.to_wire(),
+                        result: Bytes::default(),
+                        master_hint: hint,
+                    },
+                );
+            }
+        };
+        let Some(e) = self.store.get(&handle) else {
+            self.stats.unknown_object += 1;
+            fail(self, Outcome::TargetObjectNotFound, StationId::NONE);
+            return;
+        };
+        let master = e.master;
+        if (bits::has(flags, RmcFlag::TargetObjectMustBeMaster)
+            || bits::has(flags, RmcFlag::TargetObjectMustHaveAuthority))
+            && master != self.id
+        {
+            fail(self, Outcome::TargetValidationFailure, master);
+            return;
+        }
+        let op = self.make_call_op(origin, handle, method, false);
+        self.execute_call(op, call, reply, handle, args, substream, false);
+    }
+
+    /// Runs a CallMethod operation (an RMC, or an action when `op` says so).
+    #[allow(clippy::too_many_arguments)]
+    fn execute_call(
+        &mut self,
+        op: Operation,
+        call: u64,
+        reply: bool,
+        handle: DOHandle,
+        args: Vec<u8>,
+        substream: u8,
+        forward: bool,
+    ) {
+        let origin = op.origin;
+        let Some(e) = self.store.get(&handle) else {
+            self.stats.unknown_object += 1;
+            if reply {
+                self.send(
+                    origin,
+                    substream,
+                    Msg::RmcReply {
+                        call,
+                        outcome: Outcome::TargetObjectNotFound.to_wire(),
+                        result: Bytes::default(),
+                        master_hint: StationId::NONE,
+                    },
+                );
+            }
+            return;
+        };
+        let cell = e.cell.clone();
+        let methods = self
+            .registry
+            .entry(handle.class_id())
+            .map(|c| c.methods)
+            .unwrap_or(&[]);
+        let method = match &op.detail {
+            OperationDetail::CallMethod(c) => c.method,
+            _ => return,
+        };
+        let is_action = matches!(&op.detail, OperationDetail::CallMethod(c) if c.is_action);
+        let known = methods
+            .get(method.0 as usize)
+            .is_some_and(|m| (m.kind == MethodKind::Action) == is_action);
+        if !known {
+            self.stats.unknown_method += 1;
+            if reply {
+                self.send(
+                    origin,
+                    substream,
+                    Msg::RmcReply {
+                        call,
+                        outcome: Outcome::ErrorRMCDispatchFailed.to_wire(),
+                        result: Bytes::default(),
+                        master_hint: StationId::NONE,
+                    },
+                );
+            }
+            return;
+        }
+        let mut result: Result<Vec<u8>, DispatchError> = Err(DispatchError::UnknownMethod(method));
+        let now = self.now;
+        let c2 = cell.clone();
+        self.depth += 1;
+        let done = self.run_op(op, Some(cell), false, |st, op| {
+            c2.with_dyn(&mut |o: &mut dyn DoDyn| {
+                let mut ctx = CallContext {
+                    invoker: st,
+                    op,
+                    handle,
+                    now,
+                };
+                result = o.call(&mut ctx, method, &args);
+            });
+        });
+        self.depth -= 1;
+        self.stats.calls_executed += 1;
+        let Some(mut op) = done else {
+            if reply {
+                self.send(
+                    origin,
+                    substream,
+                    Msg::RmcReply {
+                        call,
+                        outcome: Outcome::RejectedBySafetyExecutive.to_wire(),
+                        result: Bytes::default(),
+                        master_hint: StationId::NONE,
+                    },
+                );
+            }
+            return;
+        };
+        if let Some(delay) = op.downcast_mut::<CallMethodOperation>().and_then(|c| {
+            let d = c.postpone.take();
+            if d.is_some() {
+                c.attempt += 1;
+            }
+            d
+        }) {
+            self.postponed.push(Postponed {
+                due: self.now + delay,
+                op,
+                call,
+                reply,
+                handle,
+                args,
+                substream,
+                forward,
+            });
+            return;
+        }
+        if is_action {
+            if forward
+                || (origin == self.id
+                    && self.store.get(&handle).is_some_and(|e| e.master == self.id)
+                    && call == u64::MAX)
+            {
+                let targets: Vec<StationId> = self
+                    .store
+                    .get(&handle)
+                    .map(|e| e.dup_set.iter().copied().collect())
+                    .unwrap_or_default();
+                for t in targets {
+                    self.send(
+                        t,
+                        SYSTEM_STREAM,
+                        Msg::Action {
+                            handle,
+                            method: method.0,
+                            args: Bytes(args.clone()),
+                            forward: false,
+                        },
+                    );
+                }
+            }
+            return;
+        }
+        if reply {
+            let (outcome, bytes) = match result {
+                Ok(b) => (Outcome::Success, b),
+                Err(DispatchError::UnknownMethod(_)) => {
+                    self.stats.unknown_method += 1;
+                    (Outcome::ErrorRMCDispatchFailed, Vec::new())
+                }
+                Err(_) => (Outcome::ErrorInvalidArguments, Vec::new()),
+            };
+            self.send(
+                origin,
+                substream,
+                Msg::RmcReply {
+                    call,
+                    outcome: outcome.to_wire(),
+                    result: Bytes(bytes),
+                    master_hint: StationId::NONE,
+                },
+            );
+        }
+    }
+
+    fn on_rmc_reply(&mut self, call: u64, outcome: Outcome, result: Vec<u8>, hint: StationId) {
+        let Some(mut p) = self.calls.remove(&call) else {
+            return;
+        };
+        self.call_deadlines.remove(&(p.deadline, call));
+        if outcome == Outcome::TargetValidationFailure
+            && bits::has(p.flags, RmcFlag::RetryOnTargetValidationFailure)
+            && p.retries < self.cfg.max_rmc_retries
+            && hint.is_some()
+            && self.members.contains_key(&hint)
+        {
+            p.retries += 1;
+            p.target = hint;
+            let msg = Msg::Rmc {
+                call,
+                handle: p.handle,
+                method: p.method,
+                flags: p.flags,
+                args: Bytes(p.args.clone()),
+                reply: true,
+                substream: p.substream,
+            };
+            let substream = p.substream;
+            self.call_deadlines.insert((p.deadline, call));
+            self.calls.insert(call, p);
+            self.send(hint, substream, msg);
+            return;
+        }
+        self.complete_call(&p, outcome, Some(result));
+    }
+
+    fn complete_call(&mut self, p: &PendingCall, outcome: Outcome, result: Option<Vec<u8>>) {
+        if p.shared.complete(p.generation, outcome, result) {
+            self.events.push_back(Event::RmcCompleted { outcome });
+        }
+    }
+
+    fn fail_now(&mut self, shared: &Arc<RmcShared>, outcome: Outcome) -> bool {
+        let g = shared.begin();
+        shared.complete(g, outcome, None);
+        false
+    }
+}
+
+impl Invoker for Station {
+    fn invoke_rmc(
+        &mut self,
+        handle: DOHandle,
+        method: MethodId,
+        args: Vec<u8>,
+        ctx: &Arc<RmcShared>,
+        returns: bool,
+    ) -> bool {
+        if !self.is_in_session() {
+            return self.fail_now(ctx, Outcome::StationUnreachable);
+        }
+        let (flags, explicit, substream) = {
+            let g = ctx.lock();
+            (g.flags, g.target, g.substream)
+        };
+        let one_way = bits::has(flags, RmcFlag::OneWayCall);
+        let master = self.store.get(&handle).map(|e| e.master);
+        let mut targets: Vec<StationId> = Vec::new();
+        if let Some(t) = explicit {
+            targets.push(t);
+        }
+        if bits::has(flags, RmcFlag::CallOnMaster) {
+            match master {
+                Some(m) => targets.push(m),
+                None => return self.fail_now(ctx, Outcome::TargetObjectNotFound),
+            }
+        }
+        if bits::has(flags, RmcFlag::CallOnLocalStation) {
+            targets.push(self.id);
+        }
+        let on_dups = bits::has(flags, RmcFlag::CallOnDuplicas);
+        let on_neigh = bits::has(flags, RmcFlag::CallOnNeighbouringStations);
+        if one_way {
+            if on_dups {
+                match self.store.get(&handle) {
+                    Some(e) if e.master == self.id => targets.extend(e.dup_set.iter().copied()),
+                    _ => return self.fail_now(ctx, Outcome::ErrorInvalidContext),
+                }
+            }
+            if on_neigh {
+                targets.extend(self.members.keys().copied().filter(|i| *i != self.id));
+            }
+        } else if on_dups || on_neigh || targets.len() != 1 {
+            return self.fail_now(ctx, Outcome::ErrorInvalidContext);
+        }
+        if bits::has(flags, RmcFlag::RetryOnTargetValidationFailure) && returns && !one_way {
+            return self.fail_now(ctx, Outcome::ErrorInvalidContext);
+        }
+        targets.sort();
+        targets.dedup();
+        if targets.iter().any(|t| !self.members.contains_key(t)) {
+            return self.fail_now(ctx, Outcome::StationUnreachable);
+        }
+        let generation = ctx.begin();
+        if one_way {
+            for t in targets {
+                self.send(
+                    t,
+                    substream,
+                    Msg::Rmc {
+                        call: 0,
+                        handle,
+                        method: method.0,
+                        flags,
+                        args: Bytes(args.clone()),
+                        reply: false,
+                        substream,
+                    },
+                );
+            }
+            ctx.complete(generation, Outcome::Success, None);
+            self.drain_local();
+            return true;
+        }
+        let target = targets[0];
+        let call = self.next_call;
+        self.next_call += 1;
+        let deadline = self.now + self.cfg.rmc_timeout;
+        self.calls.insert(
+            call,
+            PendingCall {
+                shared: ctx.clone(),
+                generation,
+                target,
+                deadline,
+                handle,
+                method: method.0,
+                args: args.clone(),
+                flags,
+                substream,
+                retries: 0,
+            },
+        );
+        self.call_deadlines.insert((deadline, call));
+        let sent = self.send(
+            target,
+            substream,
+            Msg::Rmc {
+                call,
+                handle,
+                method: method.0,
+                flags,
+                args: Bytes(args),
+                reply: true,
+                substream,
+            },
+        );
+        if !sent {
+            if let Some(p) = self.calls.remove(&call) {
+                self.call_deadlines.remove(&(deadline, call));
+                self.complete_call(&p, Outcome::StationUnreachable, None);
+            }
+            return false;
+        }
+        self.drain_local();
+        true
+    }
+
+    fn invoke_action(
+        &mut self,
+        handle: DOHandle,
+        method: MethodId,
+        args: Vec<u8>,
+        target: ActionTarget,
+    ) -> bool {
+        let Some(e) = self.store.get(&handle) else {
+            return false;
+        };
+        let master = e.master;
+        let is_master = master == self.id;
+        let sent = match target {
+            ActionTarget::Master => {
+                if is_master {
+                    let op = self.make_call_op(self.id, handle, method.0, true);
+                    // The master runs it, then every duplica does.
+                    self.execute_call(op, 0, false, handle, args, SYSTEM_STREAM, true);
+                    true
+                } else {
+                    self.send(
+                        master,
+                        SYSTEM_STREAM,
+                        Msg::Action {
+                            handle,
+                            method: method.0,
+                            args: Bytes(args),
+                            forward: true,
+                        },
+                    )
+                }
+            }
+            ActionTarget::Duplicas => {
+                if !is_master {
+                    return false;
+                }
+                let targets: Vec<StationId> = e.dup_set.iter().copied().collect();
+                for t in targets {
+                    self.send(
+                        t,
+                        SYSTEM_STREAM,
+                        Msg::Action {
+                            handle,
+                            method: method.0,
+                            args: Bytes(args.clone()),
+                            forward: false,
+                        },
+                    );
+                }
+                true
+            }
+        };
+        self.drain_local();
+        sent
+    }
+
+    fn local_station(&self) -> StationId {
+        self.id
+    }
+}
+
+impl crate::sim::SimNode for Station {
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        Station::handle_datagram(self, now, from, data)
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        Station::handle_timeout(self, now)
+    }
+    fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
+        Station::poll_transmit(self, now)
+    }
+    fn poll_timeout(&mut self) -> Option<Instant> {
+        Station::poll_timeout(self)
+    }
+}
+
+// ------------------------------------------------------------ dataset codec
+//
+// A dataset message is `count` entries of
+// `[dataset index][revision u8][field mask varint][byte length][fields]`.
+// Fields beyond what the receiver knows come last and are skipped; datasets
+// the receiver does not know are skipped by length (VER-3).
+
+trait CellExt {
+    fn snapshot_fields(&self) -> Vec<Vec<Vec<u8>>>;
+}
+
+impl CellExt for Arc<dyn ErasedCell> {
+    fn snapshot_fields(&self) -> Vec<Vec<Vec<u8>>> {
+        let mut snap = Vec::new();
+        self.with_dyn(&mut |o| {
+            for i in 0..o.ds_count() {
+                let Some(d) = o.ds(i) else { continue };
+                let fields = (0..d.field_names().len().min(crate::object::MAX_DATASET_FIELDS))
+                    .map(|f| {
+                        let mut b = Vec::new();
+                        d.encode_field(f, &mut b);
+                        b
+                    })
+                    .collect();
+                snap.push(fields);
+            }
+        });
+        snap
+    }
+}
+
+/// Encodes every field of every dataset.
+fn encode_datasets(cell: &Arc<dyn ErasedCell>, _unused: Option<()>) -> Vec<u8> {
+    let snap = cell.snapshot_fields();
+    let mut revs = Vec::new();
+    cell.with_dyn(&mut |o| {
+        for i in 0..o.ds_count() {
+            revs.push(o.ds(i).map(|d| d.declared_revision()).unwrap_or(0));
+        }
+    });
+    let mut out = Vec::new();
+    put_varint(&mut out, snap.len() as u64);
+    for (i, fields) in snap.iter().enumerate() {
+        let mask = if fields.len() >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << fields.len()) - 1
+        };
+        let body: Vec<u8> = fields.concat();
+        put_varint(&mut out, i as u64);
+        out.push(revs.get(i).copied().unwrap_or(0));
+        put_varint(&mut out, mask);
+        put_varint(&mut out, body.len() as u64);
+        out.extend_from_slice(&body);
+    }
+    out
+}
+
+/// Encodes the fields that changed since `snapshot` and refreshes it.
+fn encode_delta(cell: &Arc<dyn ErasedCell>, snapshot: &mut Vec<Vec<Vec<u8>>>) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut count = 0u64;
+    let mut entries = Vec::new();
+    cell.with_dyn(&mut |o| {
+        if snapshot.len() != o.ds_count() {
+            snapshot.resize(o.ds_count(), Vec::new());
+        }
+        let mut scratch = Vec::new();
+        for i in 0..o.ds_count() {
+            let Some(d) = o.ds(i) else { continue };
+            let n = d.field_names().len().min(crate::object::MAX_DATASET_FIELDS);
+            let snap = &mut snapshot[i];
+            snap.resize(n, Vec::new());
+            let mut mask = 0u64;
+            let mut body = Vec::new();
+            for (f, slot) in snap.iter_mut().enumerate().take(n) {
+                scratch.clear();
+                d.encode_field(f, &mut scratch);
+                if scratch != *slot {
+                    mask |= 1 << f;
+                    body.extend_from_slice(&scratch);
+                    slot.clear();
+                    slot.extend_from_slice(&scratch);
+                }
+            }
+            if mask != 0 {
+                count += 1;
+                entries.push((i, d.declared_revision(), mask, body));
+            }
+        }
+    });
+    if count == 0 {
+        return None;
+    }
+    put_varint(&mut out, count);
+    for (i, rev, mask, body) in entries {
+        put_varint(&mut out, i as u64);
+        out.push(rev);
+        put_varint(&mut out, mask);
+        put_varint(&mut out, body.len() as u64);
+        out.extend_from_slice(&body);
+    }
+    Some(out)
+}
+
+fn peek_revision(data: &[u8]) -> u8 {
+    let mut s = data;
+    let _ = get_varint(&mut s);
+    let _ = get_varint(&mut s);
+    s.first().copied().unwrap_or(0)
+}
+
+/// Applies a dataset message; `None` if it was malformed.
+fn apply_datasets(cell: &Arc<dyn ErasedCell>, data: &[u8]) -> Option<()> {
+    let mut ok = Some(());
+    cell.with_dyn(&mut |o| {
+        let mut s = data;
+        let run = |s: &mut &[u8], o: &mut dyn DoDyn| -> Option<()> {
+            let count = get_varint(s)?;
+            for _ in 0..count {
+                let idx = get_varint(s)? as usize;
+                let (&rev, rest) = s.split_first()?;
+                *s = rest;
+                let mask = get_varint(s)?;
+                let len = usize::try_from(get_varint(s)?).ok()?;
+                if len > s.len() {
+                    return None;
+                }
+                let (mut body, rest) = s.split_at(len);
+                *s = rest;
+                let Some(d) = o.ds_mut(idx) else { continue };
+                d.set_received_revision(rev);
+                let known = d.field_names().len();
+                for f in 0..64usize {
+                    if mask & (1u64 << f) == 0 {
+                        continue;
+                    }
+                    if f >= known {
+                        break;
+                    }
+                    d.decode_field(f, &mut body).ok()?;
+                }
+            }
+            Some(())
+        };
+        ok = run(&mut s, o);
+    });
+    ok
+}

@@ -1,0 +1,240 @@
+//! Station-level messages. Each travels inside a transport message as
+//! postcard: `(origin, destination, Msg)`.
+
+use crate::ids::{DOHandle, ProcessType, StationId};
+use crate::session::{StationInfo, Topology};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+
+/// Bytes that serialize as one length-prefixed blob (not element by element).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Bytes(pub Vec<u8>);
+
+impl Serialize for Bytes {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Bytes {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Bytes;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Bytes, E> {
+                Ok(Bytes(v.to_vec()))
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Bytes, E> {
+                Ok(Bytes(v))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Bytes, A::Error> {
+                let mut out = Vec::new();
+                while let Some(b) = seq.next_element::<u8>()? {
+                    out.push(b);
+                }
+                Ok(Bytes(out))
+            }
+        }
+        d.deserialize_bytes(V)
+    }
+}
+
+/// Every message stations exchange.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) enum Msg {
+    /// Connectionless: a station asks to join.
+    JoinRequest {
+        nonce: u64,
+        process_type: ProcessType,
+        token: String,
+        topology: Topology,
+    },
+    /// Connectionless: the join was refused.
+    JoinDenied { nonce: u64, reason: String },
+    /// Contact station -> session master: a join request it received.
+    JoinForward {
+        nonce: u64,
+        addr: SocketAddr,
+        process_type: ProcessType,
+        token: String,
+        topology: Topology,
+    },
+    /// Session master -> contact: refuse the joiner at `addr`.
+    JoinDenyForward {
+        nonce: u64,
+        addr: SocketAddr,
+        reason: String,
+    },
+    /// Session master -> joiner: welcome.
+    JoinAccepted {
+        nonce: u64,
+        id: StationId,
+        session_master: StationId,
+        session: u32,
+        members: Vec<StationInfo>,
+    },
+    /// Session master -> members: a new station.
+    StationJoined(StationInfo),
+    /// A station leaves gracefully.
+    Leaving,
+    /// Session master -> members: a station is out of the session.
+    StationGone { id: StationId, failed: bool },
+    /// Session master -> members: every object of a gone station was dealt with.
+    RecoveryDone { id: StationId },
+    /// Server -> session master: a client of mine went silent.
+    ReportFailure { id: StationId },
+    /// The sender took over as session master after these stations failed.
+    NewSessionMaster { failed: Vec<StationId> },
+    /// Master -> station: create (or refresh) a duplica.
+    Create {
+        handle: DOHandle,
+        master: StationId,
+        data: Bytes,
+    },
+    /// Master (or session master) -> duplicas: the object is deleted.
+    Delete { handle: DOHandle },
+    /// Duplica -> master: the duplica left the store.
+    DuplicaRemoved { handle: DOHandle },
+    /// Master -> duplicas: dataset changes.
+    Update { handle: DOHandle, data: Bytes },
+    /// New master -> duplicas: the master moved.
+    MasterChanged { handle: DOHandle, master: StationId },
+    /// Old master -> new master: take the master over.
+    Migrate {
+        handle: DOHandle,
+        data: Bytes,
+        dup_set: Vec<StationId>,
+    },
+    /// An RMC.
+    Rmc {
+        call: u64,
+        handle: DOHandle,
+        method: u16,
+        flags: u16,
+        args: Bytes,
+        reply: bool,
+        substream: u8,
+    },
+    /// The reply to an RMC.
+    RmcReply {
+        call: u64,
+        outcome: u8,
+        result: Bytes,
+        master_hint: StationId,
+    },
+    /// An action; `forward` asks the master to run it on every duplica.
+    Action {
+        handle: DOHandle,
+        method: u16,
+        args: Bytes,
+        forward: bool,
+    },
+}
+
+impl Msg {
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Msg::JoinRequest { .. } => "JoinRequest",
+            Msg::JoinDenied { .. } => "JoinDenied",
+            Msg::JoinForward { .. } => "JoinForward",
+            Msg::JoinDenyForward { .. } => "JoinDenyForward",
+            Msg::JoinAccepted { .. } => "JoinAccepted",
+            Msg::StationJoined(_) => "StationJoined",
+            Msg::Leaving => "Leaving",
+            Msg::StationGone { .. } => "StationGone",
+            Msg::RecoveryDone { .. } => "RecoveryDone",
+            Msg::ReportFailure { .. } => "ReportFailure",
+            Msg::NewSessionMaster { .. } => "NewSessionMaster",
+            Msg::Create { .. } => "Create",
+            Msg::Delete { .. } => "Delete",
+            Msg::DuplicaRemoved { .. } => "DuplicaRemoved",
+            Msg::Update { .. } => "Update",
+            Msg::MasterChanged { .. } => "MasterChanged",
+            Msg::Migrate { .. } => "Migrate",
+            Msg::Rmc { .. } => "Rmc",
+            Msg::RmcReply { .. } => "RmcReply",
+            Msg::Action { .. } => "Action",
+        }
+    }
+}
+
+/// A message with its end-to-end addressing (relays forward by `dest`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Envelope {
+    pub origin: StationId,
+    pub dest: StationId,
+    pub msg: Msg,
+}
+
+impl Envelope {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).unwrap_or_default()
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> Option<Envelope> {
+        postcard::from_bytes(bytes).ok()
+    }
+}
+
+/// Appends `v` as a LEB128 varint.
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Reads a LEB128 varint from the front of `input`.
+pub(crate) fn get_varint(input: &mut &[u8]) -> Option<u64> {
+    let mut v: u64 = 0;
+    for i in 0..10 {
+        let (&b, rest) = input.split_first()?;
+        *input = rest;
+        v |= u64::from(b & 0x7f).checked_shl(7 * i)?;
+        if b & 0x80 == 0 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varint_roundtrip_and_garbage() {
+        for v in [0u64, 1, 127, 128, 300, u32::MAX as u64, u64::MAX] {
+            let mut b = Vec::new();
+            put_varint(&mut b, v);
+            let mut s = &b[..];
+            assert_eq!(get_varint(&mut s), Some(v));
+            assert!(s.is_empty());
+        }
+        let mut s: &[u8] = &[0xff; 12];
+        assert_eq!(get_varint(&mut s), None);
+    }
+
+    #[test]
+    fn bytes_encode_compactly() {
+        let e = Envelope {
+            origin: StationId(1),
+            dest: StationId(2),
+            msg: Msg::Update {
+                handle: DOHandle(5),
+                data: Bytes(vec![7; 10]),
+            },
+        };
+        let b = e.encode();
+        assert!(b.len() < 20, "{}", b.len());
+        let d = Envelope::decode(&b).unwrap();
+        assert!(matches!(d.msg, Msg::Update { data, .. } if data.0 == vec![7; 10]));
+    }
+}

@@ -1,0 +1,157 @@
+//! Station basics: join, replication, RMCs, actions.
+mod common;
+use common::*;
+use netz_core::cluster::Cluster;
+use netz_core::sim::SimConfig;
+use netz_core::*;
+use std::time::Duration;
+
+fn cfg(p: ProcessType, token: &str) -> StationConfig {
+    StationConfig::new(p, token)
+}
+
+fn three() -> Cluster {
+    Cluster::start(
+        SimConfig::seeded(1),
+        registry(),
+        vec![
+            cfg(ProcessType::Server, "s"),
+            cfg(ProcessType::Client, "a"),
+            cfg(ProcessType::Client, "b"),
+        ],
+    )
+    .unwrap()
+}
+
+#[test]
+fn stations_join_and_agree_on_membership() {
+    let c = three();
+    for i in 0..3 {
+        let st = c.station(i);
+        assert!(st.is_in_session());
+        assert_eq!(st.session_master(), StationId(1));
+        assert_eq!(st.stations().len(), 3, "station {i}");
+    }
+    assert_eq!(c.station(1).id(), StationId(2));
+    assert_eq!(c.station(2).id(), StationId(3));
+    // Every station object exists everywhere, mastered by its own station.
+    for i in 0..3 {
+        let st = c.station(i);
+        let stations: Vec<_> = st
+            .objects()
+            .into_iter()
+            .filter(|h| h.class_id() == ClassId::STATION)
+            .collect();
+        assert_eq!(stations.len(), 3, "station {i} sees {stations:?}");
+        for h in stations {
+            let m = st.master_of(h).unwrap();
+            assert_eq!(
+                st.get::<netz_core::session::StationObject>(h)
+                    .unwrap()
+                    .lock()
+                    .data
+                    .id,
+                m.0
+            );
+        }
+    }
+}
+
+#[test]
+fn datasets_replicate_and_rmc_returns() {
+    let mut c = three();
+    let now = c.now();
+    let r = c
+        .station_mut(1)
+        .publish(
+            now,
+            Counter {
+                data: CounterData {
+                    value: 5,
+                    name: "x".into(),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let h = r.handle();
+    assert!(r.is_master());
+    c.run_for(Duration::from_millis(200));
+    for i in [0, 2] {
+        let d = c.station(i).get::<Counter>(h).expect("duplica");
+        assert!(d.is_duplica());
+        assert_eq!(d.lock().data.value, 5);
+        assert_eq!(d.lock().data.name, "x");
+    }
+    r.lock().data.value = 42;
+    let now = c.now();
+    assert!(c.station_mut(1).update(now, h).unwrap());
+    assert!(!c.station_mut(1).update(now, h).unwrap(), "nothing changed");
+    c.run_for(Duration::from_millis(200));
+    assert_eq!(
+        c.station(2).get::<Counter>(h).unwrap().lock().data.value,
+        42
+    );
+
+    // RMC from station 2 on the master, with a return value.
+    let ctx: RmcContext<i64> = RmcContext::on_master();
+    assert!(c
+        .station_mut(2)
+        .object::<Counter>(h)
+        .call(&ctx, ADD, &(8i64,)));
+    assert!(c.wait(&ctx, Duration::from_secs(2)));
+    assert_eq!(ctx.outcome(), Outcome::Success);
+    assert_eq!(ctx.result(), Some(50));
+    assert_eq!(r.lock().data.value, 50);
+
+    // Unknown method id.
+    let ctx: RmcContext<i64> = RmcContext::on_master();
+    assert!(c
+        .station_mut(2)
+        .object::<Counter>(h)
+        .call(&ctx, MethodId(9), &()));
+    assert!(c.wait(&ctx, Duration::from_secs(2)));
+    assert_eq!(ctx.outcome(), Outcome::ErrorRMCDispatchFailed);
+
+    // Must-be-master flag on a duplica target.
+    let ctx: RmcContext<i64> = RmcContext::with_target(StationId(1), true);
+    ctx.set_flag(RmcFlag::TargetObjectMustBeMaster);
+    assert!(c.station_mut(2).object::<Counter>(h).call(&ctx, GET, &()));
+    assert!(c.wait(&ctx, Duration::from_secs(2)));
+    assert_eq!(ctx.outcome(), Outcome::TargetValidationFailure);
+}
+
+#[test]
+fn actions_run_on_master_and_duplicas() {
+    let mut c = three();
+    let now = c.now();
+    let r = c.station_mut(0).publish(now, Counter::default()).unwrap();
+    let h = r.handle();
+    c.run_for(Duration::from_millis(200));
+    assert!(c
+        .station_mut(2)
+        .object::<Counter>(h)
+        .action_on_master(BUMP, &(3i64,)));
+    c.run_for(Duration::from_millis(200));
+    for i in 0..3 {
+        assert_eq!(
+            c.station(i).get::<Counter>(h).unwrap().lock().bumps,
+            3,
+            "station {i}"
+        );
+    }
+    assert!(c
+        .station_mut(0)
+        .object::<Counter>(h)
+        .action_on_duplicas(BUMP, &(1i64,)));
+    assert!(
+        !c.station_mut(1)
+            .object::<Counter>(h)
+            .action_on_duplicas(BUMP, &(1i64,)),
+        "only the master"
+    );
+    c.run_for(Duration::from_millis(200));
+    assert_eq!(c.station(0).get::<Counter>(h).unwrap().lock().bumps, 3);
+    assert_eq!(c.station(1).get::<Counter>(h).unwrap().lock().bumps, 4);
+}

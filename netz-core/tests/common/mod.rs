@@ -1,0 +1,186 @@
+//! Hand-written DO classes (what the macros generate) shared by the tests.
+#![allow(dead_code)]
+
+use netz_core::*;
+use std::sync::{Arc, Mutex};
+
+/// A shared log of what happened, in order.
+#[derive(Clone, Default)]
+pub struct Log(pub Arc<Mutex<Vec<String>>>);
+
+impl Log {
+    pub fn push(&self, s: impl Into<String>) {
+        self.0.lock().unwrap().push(s.into());
+    }
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+    pub fn snapshot(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+thread_local! {
+    pub static LOG: std::cell::RefCell<Option<Log>> = const { std::cell::RefCell::new(None) };
+}
+
+pub fn log(s: impl Into<String>) {
+    let s = s.into();
+    LOG.with(|l| {
+        if let Some(l) = &*l.borrow() {
+            l.push(s)
+        }
+    });
+}
+
+pub fn set_log(l: &Log) {
+    LOG.with(|x| *x.borrow_mut() = Some(l.clone()));
+}
+
+fn kind(op: &Operation) -> &'static str {
+    op.class_name().trim_end_matches("Operation")
+}
+
+/// A counter dataset: revision 0 `value`, `name`; revision 1 `extra`.
+#[derive(Default, Debug, Clone)]
+pub struct CounterData {
+    pub value: i64,
+    pub name: String,
+    pub extra: u32,
+    pub received: u8,
+    pub fields: usize,
+}
+
+impl DataSet for CounterData {
+    fn name(&self) -> &'static str {
+        "CounterData"
+    }
+    fn field_names(&self) -> &'static [&'static str] {
+        &["value", "name", "extra"]
+    }
+    fn field_revisions(&self) -> &'static [u8] {
+        &[0, 0, 1]
+    }
+    fn encode_field(&self, i: usize, out: &mut Vec<u8>) {
+        match i {
+            0 => encode_value(&self.value, out),
+            1 => encode_value(&self.name, out),
+            _ => encode_value(&self.extra, out),
+        }
+    }
+    fn decode_field(&mut self, i: usize, input: &mut &[u8]) -> Result<(), DecodeError> {
+        match i {
+            0 => self.value = decode_value(input, "value")?,
+            1 => self.name = decode_value(input, "name")?,
+            _ => self.extra = decode_value(input, "extra")?,
+        }
+        Ok(())
+    }
+    fn received_revision(&self) -> u8 {
+        self.received
+    }
+    fn set_received_revision(&mut self, r: u8) {
+        self.received = r
+    }
+    fn operation_begin(&mut self, op: &Operation) {
+        log(format!("DataSet::OperationBegin {}", kind(op)));
+    }
+    fn operation_end(&mut self, op: &Operation) {
+        log(format!("DataSet::OperationEnd {}", kind(op)));
+    }
+}
+
+/// A counter object with RMCs `add(i64) -> i64`, `get() -> i64`, `fail()` and action `bump(i64)`.
+#[derive(Default, Debug)]
+pub struct Counter {
+    pub data: CounterData,
+    pub recover: bool,
+    pub bumps: i64,
+}
+
+pub const ADD: MethodId = MethodId(0);
+pub const GET: MethodId = MethodId(1);
+pub const BUMP: MethodId = MethodId(2);
+
+impl DoClass for Counter {
+    const CLASS_NAME: &'static str = "Counter";
+    const METHODS: &'static [MethodInfo] = &[
+        MethodInfo {
+            name: "add",
+            kind: MethodKind::Rmc,
+        },
+        MethodInfo {
+            name: "get",
+            kind: MethodKind::Rmc,
+        },
+        MethodInfo {
+            name: "bump",
+            kind: MethodKind::Action,
+        },
+    ];
+    type Proxy<'a> = ObjectProxy<'a, Self>;
+    fn new_duplica() -> Self {
+        Counter::default()
+    }
+    fn dataset_count(&self) -> usize {
+        1
+    }
+    fn dataset(&self, i: usize) -> Option<&dyn DataSet> {
+        (i == 0).then_some(&self.data as &dyn DataSet)
+    }
+    fn dataset_mut(&mut self, i: usize) -> Option<&mut dyn DataSet> {
+        (i == 0).then_some(&mut self.data as &mut dyn DataSet)
+    }
+    fn operation_begin(&mut self, op: &Operation) {
+        log(format!("DO::OperationBegin {}", kind(op)));
+    }
+    fn operation_end(&mut self, op: &Operation) {
+        log(format!("DO::OperationEnd {}", kind(op)));
+    }
+    fn init_do(&mut self) {
+        log("DO::InitDO");
+    }
+    fn approve_fault_recovery(&mut self) -> bool {
+        log("DO::ApproveFaultRecovery");
+        self.recover
+    }
+    fn dispatch(
+        &mut self,
+        call: &mut CallContext<'_>,
+        method: MethodId,
+        args: &[u8],
+    ) -> Result<Vec<u8>, DispatchError> {
+        log("DO::Call");
+        match method {
+            ADD => {
+                let (n,): (i64,) =
+                    postcard::from_bytes(args).map_err(|_| DispatchError::BadArguments)?;
+                self.data.value += n;
+                Ok(postcard::to_allocvec(&self.data.value).unwrap())
+            }
+            GET => {
+                let _ = call.caller();
+                Ok(postcard::to_allocvec(&self.data.value).unwrap())
+            }
+            BUMP => {
+                let (n,): (i64,) =
+                    postcard::from_bytes(args).map_err(|_| DispatchError::BadArguments)?;
+                self.bumps += n;
+                Ok(Vec::new())
+            }
+            m => Err(DispatchError::UnknownMethod(m)),
+        }
+    }
+}
+
+impl Drop for Counter {
+    fn drop(&mut self) {
+        log("DO::Destructor");
+    }
+}
+
+pub fn registry() -> Arc<Registry> {
+    let mut r = Registry::new();
+    r.register::<Counter>().unwrap();
+    Arc::new(r)
+}
