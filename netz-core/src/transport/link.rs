@@ -416,6 +416,37 @@ impl Link {
         self.send_streams.iter().map(|s| s.queue.len()).sum()
     }
 
+    #[cfg(test)]
+    pub(crate) fn debug_state(&self) -> String {
+        let recv: Vec<_> = self
+            .recv_streams
+            .iter()
+            .map(|s| {
+                (
+                    s.next_seq,
+                    s.partial.len(),
+                    s.buffered.len(),
+                    s.buffered.keys().next().copied(),
+                )
+            })
+            .collect();
+        let send: Vec<_> = self
+            .send_streams
+            .iter()
+            .map(|s| (s.base_seq, s.next_seq, s.queue.len(), s.slots.len()))
+            .collect();
+        format!(
+            "reassembly {} recv {:?} send {:?} retransmit {} in_flight {} sent {} rto {:?}",
+            self.reassembly_bytes,
+            recv,
+            send,
+            self.retransmit.len(),
+            self.in_flight,
+            self.sent.len(),
+            self.rto()
+        )
+    }
+
     /// True when no reliable data is queued or unacknowledged.
     pub fn is_idle(&self) -> bool {
         self.send_streams
@@ -470,6 +501,10 @@ impl Link {
     ///
     /// Returns false, leaving `buf` unchanged, when there is nothing to send
     /// now. Call repeatedly until it returns false.
+    ///
+    /// Reliable segments are sized so that any of them fits in a packet whose
+    /// header is at most [`PacketHeader::MAX_SIZE`] bytes; `buf` should not
+    /// hold more than that when this is called.
     pub fn poll_packet(&mut self, now: Instant, buf: &mut Vec<u8>) -> bool {
         let start = buf.len();
         let limit = self.config.max_datagram_size;
@@ -935,10 +970,10 @@ impl Link {
 
     /// Feed the part of a datagram after the [`PacketHeader`] (kind `Link`).
     ///
-    /// Malformed packets are rejected as a whole before any state changes.
-    /// [`PacketError::ReassemblyLimit`] means the packet was valid but its
-    /// data could not be buffered; its acknowledgements were still processed
-    /// and the peer will send the data again.
+    /// Malformed packets are rejected as a whole before any state changes;
+    /// duplicates are ignored. [`PacketError::ReassemblyLimit`] means the
+    /// packet was valid but its out-of-order data could not be buffered: it
+    /// is not acknowledged and the peer will send the data again.
     pub fn handle_packet(&mut self, now: Instant, payload: &[u8]) -> Result<(), PacketError> {
         let (pn, eliciting) = match self.check_packet(payload) {
             Ok(Check::Accept { pn, eliciting }) => (pn, eliciting),
@@ -980,7 +1015,13 @@ impl Link {
     }
 
     /// Apply a packet that passed [`check_packet`](Self::check_packet).
-    fn apply_frames(&mut self, now: Instant, payload: &[u8], acks_only: bool) {
+    ///
+    /// A `refused` packet (over the reassembly budget) is not acknowledged, so
+    /// only what is safe to apply twice is applied: its ACK frames and the
+    /// reliable segments that are next in line on their sub-stream. The
+    /// latter keeps a sub-stream moving even when every packet that carries
+    /// its missing segment also carries out-of-order data.
+    fn apply_frames(&mut self, now: Instant, payload: &[u8], refused: bool) {
         let mut r = Reader::new(payload);
         if r.varint().is_err() {
             return;
@@ -992,13 +1033,21 @@ impl Link {
             match frame {
                 Frame::Ping => {}
                 Frame::Ack(ack) => self.on_ack(now, &ack),
-                _ if acks_only => {}
                 Frame::Reliable {
                     substream,
                     seq,
                     last,
                     data,
-                } => self.on_segment(substream, seq, last, data),
+                } => {
+                    let next = self
+                        .recv_streams
+                        .get(usize::from(substream))
+                        .map(|s| s.next_seq);
+                    if !refused || next == Some(seq) {
+                        self.on_segment(substream, seq, last, data);
+                    }
+                }
+                Frame::Unreliable(_) | Frame::UnreliableFragment { .. } if refused => {}
                 Frame::Unreliable(data) => {
                     self.stats.unreliable_delivered += 1;
                     self.delivered.push_back(Delivered {

@@ -24,6 +24,9 @@
 //! each further range lies below the previous one, its largest number being
 //! `previous_smallest - gap - 2` and its smallest `largest - range_len`.
 //!
+//! Packet numbers above 2^62 are rejected. Packets that carry only ACK and
+//! unreliable frames are not ack-eliciting.
+//!
 //! Reliable messages are split into segments; each sub-stream numbers its
 //! segments consecutively from zero, and the `last` flag marks the final
 //! segment of a message. Packets carrying RELIABLE or PING frames are
@@ -131,10 +134,11 @@ pub enum PacketError {
     /// A field holds an impossible value.
     #[error("malformed packet: {0}")]
     Malformed(&'static str),
-    /// The packet was well formed but its reliable data could not be buffered
-    /// because the link's reassembly budget is exhausted. Nothing in it was
-    /// acknowledged, so the peer sends it again later; this is not a protocol
-    /// violation.
+    /// The packet was well formed but its out-of-order reliable data could
+    /// not be buffered because the link's reassembly budget is exhausted. The
+    /// packet is not acknowledged, so the peer sends its data again later
+    /// (its acks and any segments next in line were still processed). This is
+    /// not a protocol violation.
     #[error("reassembly buffer full, packet dropped")]
     ReassemblyLimit,
 }
