@@ -23,6 +23,31 @@ pub fn signal_group(pgid: u32, signal: i32) {
     }
 }
 
+/// Makes the child get SIGKILL when the thread that spawned it (the
+/// supervisor's main loop) dies, so servers are not left behind even when
+/// the supervisor itself is killed with SIGKILL. Linux only; elsewhere a
+/// no-op.
+#[allow(unsafe_code)]
+pub fn die_with_parent(cmd: &mut tokio::process::Command) {
+    #[cfg(target_os = "linux")]
+    // SAFETY: the closure runs in the forked child before exec and only
+    // calls prctl(2) and getppid(2), which are async-signal-safe; it
+    // allocates nothing and touches no shared state.
+    unsafe {
+        let parent = libc::getpid();
+        cmd.pre_exec(move || {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            if libc::getppid() != parent {
+                // The parent died before prctl took effect.
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = cmd;
+}
+
 /// Resident memory of `pid` in KiB, from `/proc/<pid>/status` (`VmRSS`).
 pub fn rss_kb(pid: u32) -> Option<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

@@ -345,6 +345,7 @@ impl Core {
             .stdin(Stdio::null())
             .process_group(0)
             .kill_on_drop(true);
+        crate::process::die_with_parent(&mut cmd);
         let log_file = |name: &str| {
             std::fs::OpenOptions::new()
                 .create(true)
@@ -1171,6 +1172,10 @@ pub enum RunError {
 /// Runs the supervisor until it is told to shut down (API `shutdown`,
 /// SIGTERM or SIGINT). Every child is stopped and reaped before this
 /// returns.
+///
+/// On Linux children also get SIGKILL if the thread polling this future
+/// dies, so run it with `block_on` (as the binary does) or on a runtime
+/// worker, not on a short-lived thread.
 pub async fn run(cfg: Config) -> Result<(), RunError> {
     let cfg = Arc::new(cfg);
     let work = cfg.work_dir();

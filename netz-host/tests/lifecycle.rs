@@ -538,3 +538,72 @@ fn shutdown_stops_and_reaps_every_child() {
     let log = f.log();
     assert!(log.contains("every server stopped and reaped"), "{log}");
 }
+
+fn raw_http(addr: SocketAddr, request: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+#[test]
+fn malformed_http_requests_get_clear_errors() {
+    let f = Fleet::start(
+        "http",
+        42300,
+        Opts {
+            start_on_provision: false,
+            ..Opts::default()
+        },
+    );
+    let r = raw_http(
+        f.addr,
+        b"POST /allocations HTTP/1.1\r\nContent-Length: 9\r\n\r\n{not json",
+    );
+    assert!(r.starts_with("HTTP/1.1 400"), "{r}");
+    assert!(r.contains("not valid JSON"), "{r}");
+    let r = raw_http(
+        f.addr,
+        b"POST /allocations HTTP/1.1\r\nContent-Length: 999999\r\n\r\n",
+    );
+    assert!(r.starts_with("HTTP/1.1 413"), "{r}");
+    let r = raw_http(f.addr, b"garbage\r\n\r\n");
+    assert!(r.starts_with("HTTP/1.1 400"), "{r}");
+    let r = raw_http(
+        f.addr,
+        b"POST /allocations HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+    );
+    assert!(r.starts_with("HTTP/1.1 411"), "{r}");
+    let r = raw_http(f.addr, b"GET /machine HTTP/1.1\r\n\r\n");
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    assert!(r.contains("\"state\":\"running\""), "{r}");
+    let (code, v) = f.api("POST", "/servers/abc/stop", None);
+    assert_eq!(code, 400);
+    assert!(v["error"].as_str().unwrap().contains("not a number"));
+}
+
+#[test]
+fn servers_do_not_outlive_a_killed_supervisor() {
+    let mut f = Fleet::start(
+        "killed",
+        42400,
+        Opts {
+            slots: 2,
+            ..Opts::default()
+        },
+    );
+    let p1 = pid_of(&f.wait_server(1, "ready", ready)).unwrap();
+    let p2 = pid_of(&f.wait_server(2, "ready", ready)).unwrap();
+    f.kill_supervisor();
+    let deadline = std::time::Instant::now() + common::WAIT;
+    while alive(p1) || alive(p2) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "servers outlived the supervisor"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

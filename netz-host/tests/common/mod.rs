@@ -272,6 +272,13 @@ impl Fleet {
         }
     }
 
+    /// SIGKILLs the supervisor (no chance to clean up) and reaps it.
+    pub fn kill_supervisor(&mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
     pub fn child_pid(&self) -> u32 {
         self.child.as_ref().unwrap().id()
     }
