@@ -359,12 +359,9 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        let mut cfg = Config::parse(&text).map_err(|e| match e {
-            ConfigError::Parse { message, .. } => ConfigError::Parse {
-                path: path.to_owned(),
-                message,
-            },
-            other => other,
+        let mut cfg = Config::from_toml(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_owned(),
+            message,
         })?;
         let base = path
             .parent()
@@ -381,17 +378,22 @@ impl Config {
                 b.executable = base.join(&b.executable).to_string_lossy().into_owned();
             }
         }
+        cfg.validate()?;
         Ok(cfg)
     }
 
     /// Parses and validates TOML text (relative paths are left as they are).
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
-        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let cfg = Config::from_toml(text).map_err(|message| ConfigError::Parse {
             path: PathBuf::from("<text>"),
-            message: e.to_string(),
+            message,
         })?;
         cfg.validate()?;
         Ok(cfg)
+    }
+
+    fn from_toml(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
     }
 
     /// The number of server slots: the server-density calculation (HOST-1).
@@ -502,6 +504,15 @@ impl Config {
                 return Err(invalid(
                     format!("builds[{i}].executable"),
                     "must not be empty",
+                ));
+            }
+            if b.executable != "{self}"
+                && b.executable.contains('/')
+                && !Path::new(&b.executable).is_file()
+            {
+                return Err(invalid(
+                    format!("builds[{i}].executable"),
+                    format!("{} does not exist or is not a file", b.executable),
                 ));
             }
             if self.builds[..i].iter().any(|o| o.name == b.name) {

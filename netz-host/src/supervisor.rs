@@ -579,7 +579,7 @@ impl Core {
                 q.pop_front();
             }
         }
-        if became_ready {
+        if became_ready || (query_ok.is_none() && msgs.is_empty()) {
             slot.unhealthy = false;
         }
         let qf = slot.query_failures.len() as u32;

@@ -99,6 +99,11 @@ fn unknown_keys_and_bad_values_are_rejected() {
         "[health]\nfailure_threshold = 0\n[[build_configs]]",
     ));
     assert!(e.contains("health.failure_threshold"), "{e}");
+    let e = err_of(&GOOD.replace("/bin/true", "/no/such/server"));
+    assert!(
+        e.contains("builds[0].executable") && e.contains("/no/such/server"),
+        "{e}"
+    );
     let e = err_of("this is not toml");
     assert!(e.contains("invalid config"), "{e}");
 }
