@@ -197,6 +197,9 @@ pub struct Station {
     system_lock: u32,
     deferred: Vec<Deferred>,
     gone: BTreeSet<StationId>,
+    /// Links of stations that left gracefully, kept briefly so that the last
+    /// acknowledgements and messages still go out.
+    closing: Vec<(StationId, SocketAddr, Link, Instant)>,
     events: VecDeque<Event>,
     transmits: VecDeque<Transmit>,
     rng: u64,
@@ -246,6 +249,7 @@ impl Station {
             system_lock: 0,
             deferred: Vec::new(),
             gone: BTreeSet::new(),
+            closing: Vec::new(),
             events: VecDeque::new(),
             transmits: VecDeque::new(),
             rng,
@@ -521,6 +525,23 @@ impl Station {
                 }
             }
         }
+        for (id, addr, link, _) in self.closing.iter_mut() {
+            let mut buf = Vec::with_capacity(max);
+            PacketHeader {
+                kind: PacketKind::Link,
+                session: tag,
+                sender: me,
+                receiver: id.0,
+            }
+            .encode(&mut buf);
+            if link.poll_packet(now, &mut buf) {
+                self.stats.datagrams_sent += 1;
+                return Some(Transmit {
+                    destination: *addr,
+                    contents: buf,
+                });
+            }
+        }
         if let State::Joining { provisional, .. } = &mut self.state {
             for (addr, (sender, link)) in provisional.iter_mut() {
                 let mut buf = Vec::with_capacity(max);
@@ -565,6 +586,12 @@ impl Station {
                 if !m.silent {
                     consider(link.last_received() + self.cfg.failure_timeout);
                 }
+            }
+        }
+        for (_, _, link, until) in &self.closing {
+            consider(*until);
+            if let Some(x) = link.poll_timeout() {
+                consider(x.min(*until));
             }
         }
         if let Some((d, _)) = self.call_deadlines.first() {
@@ -612,6 +639,10 @@ impl Station {
                 link.handle_timeout(now);
             }
         }
+        self.closing.retain_mut(|(_, _, link, until)| {
+            link.handle_timeout(now);
+            now < *until
+        });
         // Join retries.
         let mut join_failed = false;
         let mut resend = None;
@@ -643,7 +674,13 @@ impl Station {
             self.send_join_request(contact, nonce);
         }
         if let State::Leaving { deadline } = self.state {
-            if now >= deadline {
+            // Closed once every station acknowledged our goodbye (or at the deadline).
+            let hop = self.next_hop(self.session_master);
+            let delivered = hop
+                .and_then(|h| self.members.get(&h))
+                .and_then(|m| m.link.as_ref())
+                .is_none_or(|l| l.is_idle());
+            if delivered || now >= deadline {
                 self.close("left the session");
             }
         }
@@ -769,6 +806,16 @@ impl Station {
         }
         let sender = StationId(header.sender);
         let Some(m) = self.members.get_mut(&sender) else {
+            if let Some((_, _, link, _)) = self
+                .closing
+                .iter_mut()
+                .find(|(id, addr, _, _)| *id == sender && *addr == from)
+            {
+                // Only acknowledgements matter now; messages are dropped.
+                let _ = link.handle_packet(now, payload);
+                while link.poll_message().is_some() {}
+                return;
+            }
             self.stats.unknown_sender += 1;
             return;
         };
@@ -1488,7 +1535,9 @@ impl Station {
         for h in station_objs {
             self.fault_recover(h, id);
         }
-        self.broadcast(&Msg::StationGone { id, failed }, &[id]);
+        // A station that left gracefully is told too (its link lingers to flush).
+        let except: &[StationId] = if failed { &[id] } else { &[] };
+        self.broadcast(&Msg::StationGone { id, failed }, except);
         self.station_gone(id, failed);
         for h in others {
             self.fault_recover(h, id);
@@ -1520,6 +1569,10 @@ impl Station {
                     st.addrs.remove(&m.info.addr);
                 }
                 st.forwarded.remove(&m.info.addr);
+                if let (false, Some(link)) = (failed, m.link) {
+                    let until = st.now + st.cfg.failure_timeout;
+                    st.closing.push((id, m.info.addr, link, until));
+                }
             }
             let calls: Vec<u64> = st
                 .calls

@@ -61,20 +61,7 @@ fn stations_join_and_agree_on_membership() {
 fn datasets_replicate_and_rmc_returns() {
     let mut c = three();
     let now = c.now();
-    let r = c
-        .station_mut(1)
-        .publish(
-            now,
-            Counter {
-                data: CounterData {
-                    value: 5,
-                    name: "x".into(),
-                    ..Default::default()
-                },
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    let r = c.station_mut(1).publish(now, Counter::new(5, "x")).unwrap();
     let h = r.handle();
     assert!(r.is_master());
     c.run_for(Duration::from_millis(200));

@@ -37,7 +37,7 @@ pub fn set_log(l: &Log) {
     LOG.with(|x| *x.borrow_mut() = Some(l.clone()));
 }
 
-fn kind(op: &Operation) -> &'static str {
+pub fn kind(op: &Operation) -> &'static str {
     op.class_name().trim_end_matches("Operation")
 }
 
@@ -83,10 +83,18 @@ impl DataSet for CounterData {
         self.received = r
     }
     fn operation_begin(&mut self, op: &Operation) {
-        log(format!("DataSet::OperationBegin {}", kind(op)));
+        log(format!(
+            "{} DataSet::OperationBegin {}",
+            op.local_station(),
+            kind(op)
+        ));
     }
     fn operation_end(&mut self, op: &Operation) {
-        log(format!("DataSet::OperationEnd {}", kind(op)));
+        log(format!(
+            "{} DataSet::OperationEnd {}",
+            op.local_station(),
+            kind(op)
+        ));
     }
 }
 
@@ -96,6 +104,8 @@ pub struct Counter {
     pub data: CounterData,
     pub recover: bool,
     pub bumps: i64,
+    pub seen: Vec<i64>,
+    pub station: Option<StationId>,
 }
 
 pub const ADD: MethodId = MethodId(0);
@@ -132,17 +142,26 @@ impl DoClass for Counter {
         (i == 0).then_some(&mut self.data as &mut dyn DataSet)
     }
     fn operation_begin(&mut self, op: &Operation) {
-        log(format!("DO::OperationBegin {}", kind(op)));
+        self.station = Some(op.local_station());
+        log(format!(
+            "{} DO::OperationBegin {}",
+            op.local_station(),
+            kind(op)
+        ));
     }
     fn operation_end(&mut self, op: &Operation) {
-        log(format!("DO::OperationEnd {}", kind(op)));
+        log(format!(
+            "{} DO::OperationEnd {}",
+            op.local_station(),
+            kind(op)
+        ));
     }
     fn init_do(&mut self) {
-        log("DO::InitDO");
+        log(format!("{} DO::InitDO", self.tag()));
     }
     fn approve_fault_recovery(&mut self) -> bool {
-        log("DO::ApproveFaultRecovery");
-        self.recover
+        log(format!("{} DO::ApproveFaultRecovery", self.tag()));
+        self.recover || self.data.name == "recover"
     }
     fn dispatch(
         &mut self,
@@ -150,7 +169,7 @@ impl DoClass for Counter {
         method: MethodId,
         args: &[u8],
     ) -> Result<Vec<u8>, DispatchError> {
-        log("DO::Call");
+        log(format!("{} DO::Call", self.tag()));
         match method {
             ADD => {
                 let (n,): (i64,) =
@@ -166,6 +185,7 @@ impl DoClass for Counter {
                 let (n,): (i64,) =
                     postcard::from_bytes(args).map_err(|_| DispatchError::BadArguments)?;
                 self.bumps += n;
+                self.seen.push(n);
                 Ok(Vec::new())
             }
             m => Err(DispatchError::UnknownMethod(m)),
@@ -173,14 +193,65 @@ impl DoClass for Counter {
     }
 }
 
+impl Counter {
+    pub fn new(value: i64, name: &str) -> Self {
+        let mut c = Counter::default();
+        c.data.value = value;
+        c.data.name = name.into();
+        c
+    }
+    pub fn recovering(recover: bool) -> Self {
+        // The decision travels with the replicated name, so duplicas know it.
+        let mut c = Counter::default();
+        c.recover = recover;
+        if recover {
+            c.data.name = "recover".into();
+        }
+        c
+    }
+    fn tag(&self) -> String {
+        self.station
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "S?".into())
+    }
+}
+
 impl Drop for Counter {
     fn drop(&mut self) {
-        log("DO::Destructor");
+        log(format!("{} DO::Destructor", self.tag()));
+    }
+}
+
+/// An avatar: no datasets, one RMC.
+#[derive(Default, Debug)]
+pub struct Avatar;
+
+impl DoClass for Avatar {
+    const CLASS_NAME: &'static str = "Avatar";
+    const METHODS: &'static [MethodInfo] = &[MethodInfo {
+        name: "wave",
+        kind: MethodKind::Rmc,
+    }];
+    type Proxy<'a> = ObjectProxy<'a, Self>;
+    fn new_duplica() -> Self {
+        Avatar
+    }
+    fn dispatch(
+        &mut self,
+        _call: &mut CallContext<'_>,
+        method: MethodId,
+        _args: &[u8],
+    ) -> Result<Vec<u8>, DispatchError> {
+        match method.0 {
+            0 => Ok(Vec::new()),
+            _ => Err(DispatchError::UnknownMethod(method)),
+        }
     }
 }
 
 pub fn registry() -> Arc<Registry> {
     let mut r = Registry::new();
     r.register::<Counter>().unwrap();
+    r.register::<Avatar>().unwrap();
     Arc::new(r)
 }
