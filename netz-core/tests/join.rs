@@ -1,0 +1,138 @@
+//! Join approval (14.3.4): 4 players with a password, tool stations exempt.
+mod common;
+use common::*;
+use netz_core::cluster::Cluster;
+use netz_core::sim::SimConfig;
+use netz_core::*;
+use std::time::Duration;
+
+/// The 14.3.4 callback: at most 4 players (tool stations do not count), and
+/// only with the right password; tools are always let in.
+fn check_joining_processes(op: &mut JoinSessionOperation) {
+    let players = op
+        .stations()
+        .iter()
+        .filter(|s| s.process_type() != ProcessType::Tool)
+        .count();
+    let joining = op.joining_station().clone();
+    if joining.process_type() == ProcessType::Tool {
+        op.approve();
+        return;
+    }
+    if players < 4 && joining.identification_token() == "CorrectPassword" {
+        op.approve();
+        return;
+    }
+    op.deny();
+}
+
+fn session() -> Cluster {
+    let mut c = Cluster::start(
+        SimConfig::seeded(4),
+        registry(),
+        vec![StationConfig::new(ProcessType::Client, "CorrectPassword")],
+    )
+    .unwrap();
+    c.station_mut(0)
+        .register_join_approval_callback(check_joining_processes);
+    c
+}
+
+#[test]
+fn four_players_with_password_and_tools_exempt() {
+    let mut c = session();
+    assert!(matches!(
+        c.join(StationConfig::new(ProcessType::Client, "wrong"), 0),
+        Err(JoinError::Denied(_))
+    ));
+    for _ in 0..3 {
+        c.join(
+            StationConfig::new(ProcessType::Client, "CorrectPassword"),
+            0,
+        )
+        .unwrap();
+    }
+    // Tool stations join (even without the password) and do not count.
+    c.join(StationConfig::new(ProcessType::Tool, "monitor"), 0)
+        .unwrap();
+    assert_eq!(c.station(0).stations().len(), 5);
+    let fifth = c.join(
+        StationConfig::new(ProcessType::Client, "CorrectPassword"),
+        0,
+    );
+    match fifth {
+        Err(JoinError::Denied(reason)) => assert!(reason.contains("denied"), "{reason}"),
+        other => panic!("a fifth player must be denied: {other:?}"),
+    }
+    c.join(StationConfig::new(ProcessType::Tool, "debugger"), 0)
+        .unwrap();
+    assert!(!c.station(1).is_in_session() && !c.station(6).is_in_session());
+    // Every admitted station sees the same membership.
+    for i in [0, 2, 3, 4, 5, 7] {
+        assert_eq!(c.station(i).stations().len(), 6, "station {i}");
+    }
+}
+
+#[test]
+fn postponed_decision_then_approve() {
+    let mut c = Cluster::start(
+        SimConfig::seeded(5),
+        registry(),
+        vec![StationConfig::new(ProcessType::Server, "s")],
+    )
+    .unwrap();
+    c.station_mut(0)
+        .register_join_approval_callback(|op| op.postpone_decision());
+    let st = Station::new(StationConfig::new(ProcessType::Client, "late"), registry());
+    let addr = c.sim.add_node(st);
+    c.addrs.push(addr);
+    let now = c.now();
+    let contact = c.addrs[0];
+    c.sim.node_mut(addr).join(now, addr, contact).unwrap();
+    let mut pending = None;
+    c.run_until(Duration::from_secs(1), |_| false);
+    for e in c.events(0) {
+        if let Event::JoinPending { station } = e {
+            pending = Some(station.id);
+        }
+    }
+    let id = pending.expect("a pending join");
+    assert!(!c.station(1).is_in_session());
+    let now = c.now();
+    c.station_mut(0).decide_join(now, id, true).unwrap();
+    assert!(c.run_until(Duration::from_secs(2), |c| c.station(1).is_in_session()));
+    assert_eq!(c.station(1).id(), id);
+    assert_eq!(
+        c.station_mut(0).decide_join(now, id, true),
+        Err(StationError::NoPendingJoin(id))
+    );
+}
+
+#[test]
+fn a_join_to_nobody_times_out() {
+    let mut c = Cluster::start(
+        SimConfig::seeded(6),
+        registry(),
+        vec![StationConfig::new(ProcessType::Server, "s")],
+    )
+    .unwrap();
+    let st = Station::new(
+        StationConfig {
+            join_timeout: Duration::from_secs(1),
+            ..StationConfig::new(ProcessType::Client, "x")
+        },
+        registry(),
+    );
+    let addr = c.sim.add_node(st);
+    let now = c.now();
+    c.sim
+        .node_mut(addr)
+        .join(now, addr, "127.0.0.1:9".parse().unwrap())
+        .unwrap();
+    c.sim.run_for(Duration::from_secs(2));
+    let events: Vec<_> = std::iter::from_fn(|| c.sim.node_mut(addr).poll_event()).collect();
+    assert!(
+        events.contains(&Event::JoinFailed(JoinError::TimedOut)),
+        "{events:?}"
+    );
+}
