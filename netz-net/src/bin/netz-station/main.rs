@@ -1,0 +1,3 @@
+//! `netz-station`: one netz station per process (placeholder).
+mod score;
+fn main() {}

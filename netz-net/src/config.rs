@@ -1,0 +1,102 @@
+//! Station configuration as the driver sees it.
+
+use netz_core::{ProcessType, StationConfig, Topology};
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The configuration of a [`crate::NetStation`]: the core's
+/// [`StationConfig`] plus what only the driver cares about.
+///
+/// The defaults are the core's: heartbeat every 200 ms, a peer silent for
+/// 1.5 s is declared failed, RMCs time out after 10 s, joins after 5 s.
+///
+/// ```
+/// use netz_core::ProcessType;
+/// use netz_net::NetConfig;
+/// use std::time::Duration;
+///
+/// let config = NetConfig::new(ProcessType::Client, "alice")
+///     .heartbeat_interval(Duration::from_millis(100))
+///     .failure_timeout(Duration::from_millis(800));
+/// assert_eq!(config.station.failure_timeout, Duration::from_millis(800));
+/// ```
+#[derive(Clone, Debug)]
+pub struct NetConfig {
+    /// The core's configuration.
+    pub station: StationConfig,
+    /// Whether the driver mixes fresh entropy (a random hasher key, the
+    /// clock, the process id, the local address) into `station.seed`.
+    /// Default true; turn it off for reproducible simulated runs.
+    pub fresh_seed: bool,
+    /// How many events a slow [`crate::Events`] receiver may fall behind
+    /// before it misses some. Default 4096.
+    pub event_capacity: usize,
+}
+
+impl NetConfig {
+    /// The default configuration for a station of `process_type` joining with `token`.
+    pub fn new(process_type: ProcessType, token: impl Into<String>) -> Self {
+        StationConfig::new(process_type, token).into()
+    }
+
+    /// Sets how often an idle link sends a heartbeat.
+    pub fn heartbeat_interval(mut self, d: Duration) -> Self {
+        self.station.transport.heartbeat_interval = d;
+        self
+    }
+
+    /// Sets the silence after which a peer is declared failed.
+    pub fn failure_timeout(mut self, d: Duration) -> Self {
+        self.station.failure_timeout = d;
+        self
+    }
+
+    /// Sets how long an RMC waits for its reply.
+    pub fn rmc_timeout(mut self, d: Duration) -> Self {
+        self.station.rmc_timeout = d;
+        self
+    }
+
+    /// Sets how long a join waits for an answer.
+    pub fn join_timeout(mut self, d: Duration) -> Self {
+        self.station.join_timeout = d;
+        self
+    }
+
+    /// Sets the session's topology.
+    pub fn topology(mut self, t: Topology) -> Self {
+        self.station.topology = t;
+        self
+    }
+
+    /// Sets the seed (with [`NetConfig::fresh_seed`] off, runs are reproducible).
+    pub fn seed(mut self, seed: u64, fresh: bool) -> Self {
+        self.station.seed = seed;
+        self.fresh_seed = fresh;
+        self
+    }
+
+    pub(crate) fn into_station_config(self, local: SocketAddr) -> StationConfig {
+        let mut cfg = self.station;
+        if self.fresh_seed {
+            let mut h = RandomState::new().build_hasher();
+            std::time::SystemTime::now().hash(&mut h);
+            std::process::id().hash(&mut h);
+            local.hash(&mut h);
+            cfg.seed ^= h.finish();
+        }
+        cfg
+    }
+}
+
+impl From<StationConfig> for NetConfig {
+    fn from(station: StationConfig) -> Self {
+        NetConfig {
+            station,
+            fresh_seed: true,
+            event_capacity: 4096,
+        }
+    }
+}

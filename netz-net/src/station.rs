@@ -1,0 +1,592 @@
+//! [`NetStation`]: a station on a socket, driven by a tokio task.
+
+use crate::config::NetConfig;
+use crate::error::NetError;
+use crate::socket::DatagramSocket;
+use netz_core::rmc::RmcContext;
+use netz_core::{
+    DOHandle, DoClass, Event, Instant, JoinError, Outcome, Ref, Registry, Station, StationId,
+    StationStats,
+};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::{broadcast, watch, Notify};
+use tokio::task::JoinHandle;
+use tracing::{debug, info_span, warn, Instrument, Span};
+
+/// Where a station stands, as seen by the driver.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum SessionState {
+    /// Bound, in no session yet.
+    Idle,
+    /// A join is under way.
+    Joining,
+    /// In a session.
+    InSession {
+        /// Our id.
+        id: StationId,
+        /// The session master.
+        session_master: StationId,
+    },
+    /// The last join failed; the station is idle again.
+    JoinFailed(JoinError),
+    /// The station left the session or was dropped by it.
+    Closed {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Maps the monotonic clock to the core's virtual time: microseconds since
+/// the driver started. Never goes backwards.
+#[derive(Debug)]
+struct Clock {
+    start: tokio::time::Instant,
+    last: AtomicU64,
+}
+
+impl Clock {
+    fn new() -> Self {
+        Clock {
+            start: tokio::time::Instant::now(),
+            last: AtomicU64::new(0),
+        }
+    }
+
+    fn now(&self) -> Instant {
+        let elapsed = u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let prev = self.last.fetch_max(elapsed, Ordering::AcqRel);
+        Instant::from_micros(prev.max(elapsed))
+    }
+
+    fn to_tokio(&self, t: Instant) -> tokio::time::Instant {
+        self.start + Duration::from_micros(t.as_micros().min(u64::MAX / 4))
+    }
+}
+
+struct Shared {
+    station: Mutex<Station>,
+    clock: Clock,
+    wake: Notify,
+    events: broadcast::Sender<Event>,
+    state: watch::Sender<SessionState>,
+    tick: watch::Sender<u64>,
+    local_addr: SocketAddr,
+    span: Span,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Station> {
+        self.station.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Drains the station's outputs; called with the lock held so that
+    /// state changes are published in the order the station made them.
+    fn drain(&self, st: &mut Station, now: Instant, out: &mut Vec<netz_core::Transmit>) {
+        if st.poll_timeout().is_some_and(|t| t <= now) {
+            st.handle_timeout(now);
+        }
+        while let Some(t) = st.poll_transmit(now) {
+            out.push(t);
+        }
+        while let Some(e) = st.poll_event() {
+            self.on_event(st, &e);
+            let _ = self.events.send(e);
+        }
+    }
+
+    fn on_event(&self, st: &Station, e: &Event) {
+        let next = match e {
+            Event::SessionCreated { id } => {
+                self.span.record("id", id.0);
+                Some(SessionState::InSession {
+                    id: *id,
+                    session_master: *id,
+                })
+            }
+            Event::Joined { id, session_master } => {
+                self.span.record("id", id.0);
+                Some(SessionState::InSession {
+                    id: *id,
+                    session_master: *session_master,
+                })
+            }
+            Event::JoinFailed(err) => Some(SessionState::JoinFailed(err.clone())),
+            Event::SessionMasterChanged { new_master } => Some(SessionState::InSession {
+                id: st.id(),
+                session_master: *new_master,
+            }),
+            Event::Disconnected { reason } => Some(SessionState::Closed {
+                reason: reason.clone(),
+            }),
+            _ => None,
+        };
+        if let Some(s) = next {
+            self.state.send_replace(s);
+        }
+    }
+}
+
+/// Stops the driver when the last handle goes.
+struct Owner {
+    stop: watch::Sender<bool>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        if let Some(t) = self.task.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            t.abort();
+        }
+    }
+}
+
+/// A netz station on a datagram socket.
+///
+/// A tokio task owns the socket and the timers: it feeds every datagram and
+/// every expired deadline to the core's [`Station`], sends what the station
+/// wants sent and publishes its events. The station itself makes every
+/// protocol decision.
+///
+/// Handles are cheap to clone; the driver stops when the last one is
+/// dropped (abruptly, as a crash would: call [`NetStation::shutdown`] to
+/// leave the session first).
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), netz_net::NetError> {
+/// use netz_core::{ProcessType, Registry};
+/// use netz_net::{NetConfig, NetStation};
+/// use std::sync::Arc;
+///
+/// let registry = Arc::new(Registry::new());
+/// let server = NetStation::bind(
+///     "127.0.0.1:0".parse().unwrap(),
+///     NetConfig::new(ProcessType::Server, "server"),
+///     registry.clone(),
+/// )
+/// .await?;
+/// server.create_session()?;
+/// let client = NetStation::bind(
+///     "127.0.0.1:0".parse().unwrap(),
+///     NetConfig::new(ProcessType::Client, "alice"),
+///     registry,
+/// )
+/// .await?;
+/// let (id, master) = client.join(server.local_addr()).await?;
+/// assert_eq!(master, server.id());
+/// # let _ = id;
+/// client.shutdown().await;
+/// server.shutdown().await;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct NetStation {
+    shared: Arc<Shared>,
+    owner: Arc<Owner>,
+}
+
+impl std::fmt::Debug for NetStation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetStation")
+            .field("local_addr", &self.shared.local_addr)
+            .field("state", &*self.shared.state.borrow())
+            .finish()
+    }
+}
+
+impl NetStation {
+    /// Binds a UDP socket on `addr` (port 0 picks a free port) and starts
+    /// the driver. Fails with [`NetError::AddrInUse`] or
+    /// [`NetError::AddrNotAvailable`] when the address cannot be had.
+    pub async fn bind(
+        addr: SocketAddr,
+        config: NetConfig,
+        registry: Arc<Registry>,
+    ) -> Result<NetStation, NetError> {
+        let socket = tokio::net::UdpSocket::bind(addr)
+            .await
+            .map_err(|e| NetError::from_bind(addr, e))?;
+        Self::with_socket(socket, config, registry)
+    }
+
+    /// Starts the driver on a socket of your own (for instance an in-memory
+    /// [`crate::simnet::SimSocket`]). Must be called inside a tokio runtime.
+    pub fn with_socket(
+        socket: impl DatagramSocket,
+        config: NetConfig,
+        registry: Arc<Registry>,
+    ) -> Result<NetStation, NetError> {
+        let local_addr = socket.local_addr()?;
+        let capacity = config.event_capacity.max(16);
+        let station = Station::new(config.into_station_config(local_addr), registry);
+        let span = info_span!("station", addr = %local_addr, id = tracing::field::Empty);
+        let (events, _) = broadcast::channel(capacity);
+        let shared = Arc::new(Shared {
+            station: Mutex::new(station),
+            clock: Clock::new(),
+            wake: Notify::new(),
+            events,
+            state: watch::Sender::new(SessionState::Idle),
+            tick: watch::Sender::new(0),
+            local_addr,
+            span: span.clone(),
+        });
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(drive(shared.clone(), Box::new(socket), stop_rx).instrument(span));
+        Ok(NetStation {
+            shared,
+            owner: Arc::new(Owner {
+                stop,
+                task: Mutex::new(Some(task)),
+            }),
+        })
+    }
+
+    /// The address the socket is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.local_addr
+    }
+
+    /// Our station id (`StationId::NONE` before joining).
+    pub fn id(&self) -> StationId {
+        self.read(|s| s.id())
+    }
+
+    /// The session master's id.
+    pub fn session_master(&self) -> StationId {
+        self.read(|s| s.session_master())
+    }
+
+    /// The station's counters (datagrams received, dropped from unknown senders...).
+    pub fn stats(&self) -> StationStats {
+        self.read(|s| s.stats().clone())
+    }
+
+    /// Where the station stands.
+    pub fn state(&self) -> SessionState {
+        self.shared.state.borrow().clone()
+    }
+
+    /// Subscribes to the station's events from now on.
+    pub fn events(&self) -> Events {
+        Events {
+            rx: self.shared.events.subscribe(),
+            missed: 0,
+        }
+    }
+
+    /// Runs `f` on the station with the current time, then wakes the driver
+    /// so that whatever `f` caused is sent at once. Never hold on to the
+    /// station beyond `f`; do not block in it.
+    pub fn with<R>(&self, f: impl FnOnce(&mut Station, Instant) -> R) -> R {
+        let _span = self.shared.span.enter();
+        let r = {
+            let mut st = self.shared.lock();
+            let now = self.shared.clock.now();
+            f(&mut st, now)
+        };
+        self.shared.wake.notify_one();
+        r
+    }
+
+    /// Reads the station.
+    pub fn read<R>(&self, f: impl FnOnce(&Station) -> R) -> R {
+        f(&self.shared.lock())
+    }
+
+    /// Creates a session on this station, which becomes its session master.
+    pub fn create_session(&self) -> Result<StationId, NetError> {
+        let local = self.shared.local_addr;
+        self.with(|st, now| {
+            st.create_session(now, local)?;
+            self.shared.state.send_replace(SessionState::InSession {
+                id: st.id(),
+                session_master: st.id(),
+            });
+            Ok(st.id())
+        })
+    }
+
+    /// Joins the session of the station at `contact`, with the token and
+    /// process type of the configuration. Resolves with our id and the
+    /// session master's once joined; fails with [`NetError::Join`] when the
+    /// session refuses the join or nobody answers within the join timeout.
+    ///
+    /// Cancellation-safe: dropping the future does not stop the join, whose
+    /// outcome then shows in [`NetStation::state`] and the events.
+    pub async fn join(&self, contact: SocketAddr) -> Result<(StationId, StationId), NetError> {
+        let local = self.shared.local_addr;
+        check_contact(local, contact)?;
+        let mut rx = self.shared.state.subscribe();
+        let timeout = self.with(|st, now| {
+            st.join(now, local, contact)?;
+            self.shared.state.send_replace(SessionState::Joining);
+            Ok::<_, NetError>(st.config().join_timeout)
+        })?;
+        let waited = tokio::time::timeout(
+            timeout + Duration::from_secs(2),
+            rx.wait_for(|s| !matches!(s, SessionState::Joining)),
+        )
+        .await;
+        let state = match waited {
+            Err(_) => return Err(NetError::TimedOut("join")),
+            Ok(Err(_)) => return Err(NetError::Stopped),
+            Ok(Ok(s)) => s.clone(),
+        };
+        match state {
+            SessionState::InSession { id, session_master } => Ok((id, session_master)),
+            SessionState::JoinFailed(e) => Err(NetError::Join(e)),
+            _ => Err(NetError::NotInSession),
+        }
+    }
+
+    /// Leaves the session gracefully: our masters go to the session's fault
+    /// recovery, and the future resolves once the station has closed (or
+    /// after the failure timeout and a margin).
+    pub async fn leave(&self) -> Result<(), NetError> {
+        let mut rx = self.shared.state.subscribe();
+        let timeout = self.with(|st, now| {
+            st.leave(now).map_err(|_| NetError::NotInSession)?;
+            Ok::<_, NetError>(st.config().failure_timeout)
+        })?;
+        let waited = tokio::time::timeout(
+            timeout + Duration::from_secs(2),
+            rx.wait_for(|s| matches!(s, SessionState::Closed { .. })),
+        )
+        .await;
+        match waited {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(NetError::Stopped),
+            Err(_) => Err(NetError::TimedOut("leave")),
+        }
+    }
+
+    /// Leaves the session if in one, then stops the driver and closes the
+    /// socket. Other handles see [`NetError::Stopped`] afterwards.
+    pub async fn shutdown(self) {
+        if matches!(self.state(), SessionState::InSession { .. }) {
+            if let Err(e) = self.leave().await {
+                debug!(parent: &self.shared.span, "leave on shutdown: {e}");
+            }
+        }
+        self.owner.stop.send_replace(true);
+        let task = self
+            .owner
+            .task
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(task) = task {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(2), task)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
+    }
+
+    /// Publishes `object` as a master on this station.
+    pub fn publish<T: DoClass>(&self, object: T) -> Result<Ref<T>, NetError> {
+        Ok(self.with(|st, now| st.publish(now, object))?)
+    }
+
+    /// Sends the changed datasets of master `handle`; returns whether anything changed.
+    pub fn update(&self, handle: DOHandle) -> Result<bool, NetError> {
+        Ok(self.with(|st, now| st.update(now, handle))?)
+    }
+
+    /// Sends the changed datasets of every master; returns how many were sent.
+    pub fn update_all(&self) -> usize {
+        self.with(|st, now| st.update_all(now))
+    }
+
+    /// Waits until `cond` holds on the station (checked after every step of
+    /// the driver) or `timeout` passes; returns whether it held.
+    pub async fn wait_until(
+        &self,
+        timeout: Duration,
+        mut cond: impl FnMut(&Station) -> bool,
+    ) -> bool {
+        let mut rx = self.shared.tick.subscribe();
+        let fut = async {
+            loop {
+                if self.read(&mut cond) {
+                    return true;
+                }
+                if rx.changed().await.is_err() {
+                    return self.read(&mut cond);
+                }
+            }
+        };
+        tokio::time::timeout(timeout, fut).await.unwrap_or(false)
+    }
+
+    /// Waits for the first event matching `pick` (from now on) or until `timeout`.
+    pub async fn wait_event<T>(
+        &self,
+        timeout: Duration,
+        pick: impl FnMut(&Event) -> Option<T>,
+    ) -> Option<T> {
+        self.events().wait_for(timeout, pick).await
+    }
+}
+
+/// Waits for an RMC to complete, at most `timeout`; returns its outcome, or
+/// [`Outcome::Unknown`] if it is still running. The call itself times out
+/// after the configuration's RMC timeout (`Outcome::TimedOut`).
+/// Cancellation-safe.
+pub async fn wait_rmc<R>(ctx: &RmcContext<R>, timeout: Duration) -> Outcome {
+    tokio::time::timeout(timeout, ctx.completion())
+        .await
+        .unwrap_or(Outcome::Unknown)
+}
+
+fn check_contact(local: SocketAddr, contact: SocketAddr) -> Result<(), NetError> {
+    let bad = |why| Err(NetError::InvalidAddress { addr: contact, why });
+    if contact.port() == 0 {
+        return bad("port 0 cannot be contacted");
+    }
+    if contact.ip().is_unspecified() {
+        return bad("the unspecified address cannot be contacted");
+    }
+    if contact.ip().is_multicast() {
+        return bad("a multicast address cannot be a contact");
+    }
+    if contact == local {
+        return bad("a station cannot join through itself");
+    }
+    let dual_stack = local.is_ipv6() && local.ip().is_unspecified();
+    if local.is_ipv4() != contact.is_ipv4() && !dual_stack {
+        return bad(if local.is_ipv4() {
+            "an IPv6 contact cannot be reached from an IPv4 socket"
+        } else {
+            "an IPv4 contact cannot be reached from an IPv6 socket"
+        });
+    }
+    Ok(())
+}
+
+/// The events of a station (see [`NetStation::events`]).
+#[derive(Debug)]
+pub struct Events {
+    rx: broadcast::Receiver<Event>,
+    missed: u64,
+}
+
+impl Events {
+    /// The next event; `None` once the station is gone. Cancellation-safe.
+    pub async fn recv(&mut self) -> Option<Event> {
+        loop {
+            match self.rx.recv().await {
+                Ok(e) => return Some(e),
+                Err(broadcast::error::RecvError::Lagged(n)) => self.missed += n,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+
+    /// The next event if one is waiting.
+    pub fn try_recv(&mut self) -> Option<Event> {
+        loop {
+            match self.rx.try_recv() {
+                Ok(e) => return Some(e),
+                Err(broadcast::error::TryRecvError::Lagged(n)) => self.missed += n,
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Waits for the first event matching `pick`, at most `timeout`.
+    pub async fn wait_for<T>(
+        &mut self,
+        timeout: Duration,
+        mut pick: impl FnMut(&Event) -> Option<T>,
+    ) -> Option<T> {
+        let fut = async {
+            while let Some(e) = self.recv().await {
+                if let Some(t) = pick(&e) {
+                    return Some(t);
+                }
+            }
+            None
+        };
+        tokio::time::timeout(timeout, fut).await.ok().flatten()
+    }
+
+    /// How many events this receiver missed because it fell behind.
+    pub fn missed(&self) -> u64 {
+        self.missed
+    }
+}
+
+/// The driver: owns the socket, sleeps until the station's next deadline,
+/// and feeds it every datagram, deadline and user call.
+async fn drive(
+    shared: Arc<Shared>,
+    socket: Box<dyn DatagramSocket>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut buf = vec![0u8; 65_536];
+    let mut out = Vec::new();
+    let mut errors = 0u32;
+    loop {
+        let deadline = {
+            let mut st = shared.lock();
+            let now = shared.clock.now();
+            shared.drain(&mut st, now, &mut out);
+            st.poll_timeout()
+        };
+        for t in out.drain(..) {
+            if let Err(e) = socket.send_to(&t.contents, t.destination).await {
+                debug!(to = %t.destination, "send failed: {e}");
+            }
+        }
+        shared.tick.send_modify(|n| *n = n.wrapping_add(1));
+        let sleep = deadline.map(|d| shared.clock.to_tokio(d));
+        tokio::select! {
+            biased;
+            _ = stop.changed() => break,
+            _ = shared.wake.notified() => {}
+            _ = tokio::time::sleep_until(sleep.unwrap_or_else(tokio::time::Instant::now)),
+                if sleep.is_some() => {
+                let mut st = shared.lock();
+                let now = shared.clock.now();
+                st.handle_timeout(now);
+            }
+            r = socket.recv_from(&mut buf) => match r {
+                Ok((n, from)) => {
+                    errors = 0;
+                    let mut st = shared.lock();
+                    let now = shared.clock.now();
+                    st.handle_datagram(now, from, &buf[..n]);
+                }
+                Err(e) if is_transient(&e) => {}
+                Err(e) => {
+                    errors = errors.saturating_add(1);
+                    if errors == 1 {
+                        warn!("receive failed: {e}");
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            },
+        }
+    }
+    debug!("driver stopped");
+}
+
+/// Errors a UDP socket reports for an ICMP message about an earlier send.
+fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
+            | io::ErrorKind::WouldBlock
+    )
+}
