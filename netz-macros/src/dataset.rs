@@ -1,0 +1,236 @@
+//! `#[dataset]`: parse -> check -> expand.
+
+use crate::common::{crate_path, is_attr, parse_args, string_arg, Errors};
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+use syn::{Fields, ItemStruct, Lit};
+
+/// The maximum number of fields of a dataset (the core's `MAX_DATASET_FIELDS`).
+const MAX_FIELDS: usize = 64;
+
+struct Field {
+    ident: syn::Ident,
+    revision: u8,
+}
+
+struct Model {
+    item: ItemStruct,
+    krate: syn::Path,
+    name: String,
+    fields: Vec<Field>,
+}
+
+/// Expands `#[dataset(...)] struct ...`.
+pub fn expand(args: TokenStream, item: ItemStruct) -> TokenStream {
+    let mut errors = Errors::default();
+    let model = parse_and_check(args, item, &mut errors);
+    let code = generate(&model);
+    let errors = errors.into_compile_errors();
+    quote! { #code #errors }
+}
+
+fn parse_and_check(args: TokenStream, mut item: ItemStruct, errors: &mut Errors) -> Model {
+    let args = parse_args(args, "dataset", &["revision", "name", "crate"], errors);
+    let mut krate = None;
+    let mut name = item.ident.to_string();
+    let mut current: u8 = 0;
+    for (key, value) in &args {
+        match key.to_string().as_str() {
+            "crate" => krate = Some(value.clone()),
+            "name" => name = string_arg(value, "name", errors).unwrap_or(name),
+            _ => {
+                if let Some(r) = revision_value(value, None, errors) {
+                    current = r;
+                }
+            }
+        }
+    }
+    let krate = crate_path(krate.as_ref(), errors);
+    if !item.generics.params.is_empty() || item.generics.where_clause.is_some() {
+        errors.at(
+            &item.generics,
+            "a dataset cannot be generic: declare a concrete struct (wrap generic data in a concrete field type)",
+        );
+    }
+    let mut fields = Vec::new();
+    match &mut item.fields {
+        Fields::Named(named) => {
+            let mut last_marker: Option<u8> = (current > 0).then_some(current);
+            for (index, field) in named.named.iter_mut().enumerate() {
+                let mut seen_marker = false;
+                let mut kept = Vec::new();
+                for attr in std::mem::take(&mut field.attrs) {
+                    if !is_attr(&attr, "revision") {
+                        kept.push(attr);
+                        continue;
+                    }
+                    if seen_marker {
+                        errors.at(&attr, "a field takes one `#[revision(n)]` marker; remove this one");
+                        continue;
+                    }
+                    seen_marker = true;
+                    let lit = match &attr.meta {
+                        syn::Meta::List(list) => list.parse_args::<Lit>().ok(),
+                        syn::Meta::NameValue(nv) => match &nv.value {
+                            syn::Expr::Lit(l) => Some(l.lit.clone()),
+                            _ => None,
+                        },
+                        syn::Meta::Path(_) => None,
+                    };
+                    let Some(lit) = lit else {
+                        errors.at(&attr, "write the marker as `#[revision(n)]` with n in 1..=255");
+                        continue;
+                    };
+                    if let Some(r) = revision_value(&lit, last_marker, errors) {
+                        current = r;
+                        last_marker = Some(r);
+                    }
+                }
+                field.attrs = kept;
+                if index == MAX_FIELDS {
+                    errors.at(
+                        &field.ident,
+                        format!("a dataset has at most {MAX_FIELDS} fields; this is field number {}: split the data into two datasets", MAX_FIELDS + 1),
+                    );
+                }
+                if let Some(ident) = &field.ident {
+                    if ident == "__netz_revision" {
+                        errors.at(ident, "`__netz_revision` is reserved by `#[dataset]`; rename the field");
+                    }
+                    fields.push(Field {
+                        ident: ident.clone(),
+                        revision: current,
+                    });
+                }
+            }
+        }
+        Fields::Unit => {}
+        Fields::Unnamed(u) => errors.at(
+            u,
+            "a dataset needs named fields (`struct Name { field: Type, ... }`): field names identify the fields",
+        ),
+    }
+    Model {
+        item,
+        krate,
+        name,
+        fields,
+    }
+}
+
+/// Checks one revision literal: 1..=255 and greater than `previous`.
+fn revision_value(lit: &Lit, previous: Option<u8>, errors: &mut Errors) -> Option<u8> {
+    let Lit::Int(int) = lit else {
+        errors.at(lit, "a revision is an integer in 1..=255");
+        return None;
+    };
+    let value = match int.base10_parse::<u64>() {
+        Ok(v) if (1..=255).contains(&v) => v as u8,
+        _ => {
+            errors.at(
+                lit,
+                format!("revision {int} is out of range: a revision is an integer in 1..=255 (fields before the first marker are revision 0)"),
+            );
+            return None;
+        }
+    };
+    if let Some(p) = previous {
+        if value <= p {
+            errors.at(
+                lit,
+                format!("revision {value} does not increase: the previous marker is revision {p}; revision markers must strictly increase (use {})", p.saturating_add(1)),
+            );
+            return None;
+        }
+    }
+    Some(value)
+}
+
+fn generate(model: &Model) -> TokenStream {
+    let krate = &model.krate;
+    let mut item = model.item.clone();
+    let vis = &item.vis;
+    let ident = &item.ident;
+    let hidden: syn::Field = syn::parse_quote! {
+        #[doc(hidden)]
+        #vis __netz_revision: #krate::__private::ReceivedRevision
+    };
+    match &mut item.fields {
+        Fields::Named(named) => named.named.push(hidden),
+        Fields::Unit => {
+            item.fields = Fields::Named(syn::parse_quote!({ #hidden }));
+            item.semi_token = None;
+        }
+        Fields::Unnamed(_) => return quote!(#item),
+    }
+    let name = &model.name;
+    let names: Vec<String> = model.fields.iter().map(|f| f.ident.to_string()).collect();
+    let revisions: Vec<u8> = model.fields.iter().map(|f| f.revision).collect();
+    let declared = revisions.last().copied().unwrap_or(0);
+    let idx: Vec<usize> = (0..model.fields.len()).collect();
+    let fids: Vec<&syn::Ident> = model.fields.iter().map(|f| &f.ident).collect();
+    let whats: Vec<String> = names.iter().map(|n| format!("{name}.{n}")).collect();
+    let accessors = model.fields.iter().map(|f| {
+        let fname = &f.ident;
+        let rev = f.revision;
+        let valid_rev = format_ident!("{}_valid_revision", fname.to_string().trim_start_matches("r#"));
+        let is_valid = format_ident!("is_{}_valid", fname.to_string().trim_start_matches("r#"));
+        let doc_rev = format!(
+            "The revision from which field `{fname}` is valid ({rev}; NetZ `DATASET_VALID_REVISION({fname})`)."
+        );
+        let doc_valid = format!(
+            "Whether field `{fname}` is part of the received revision (NetZ `DATASET_ISVALID({fname})`): false when the sender's build declares an older revision than {rev}."
+        );
+        quote! {
+            #[doc = #doc_rev]
+            #[allow(dead_code)]
+            pub const fn #valid_rev() -> u8 { #rev }
+            #[doc = #doc_valid]
+            #[allow(dead_code)]
+            pub fn #is_valid(&self) -> bool { #rev <= self.__netz_revision.get() }
+        }
+    });
+    let doc_declared = format!(
+        "The revision of this build's declaration of `{name}`: its highest `#[revision]` marker ({declared})."
+    );
+    quote! {
+        #item
+
+        impl #krate::__private::DataSet for #ident {
+            fn name(&self) -> &'static str { #name }
+            fn field_names(&self) -> &'static [&'static str] { &[#(#names),*] }
+            fn field_revisions(&self) -> &'static [u8] { &[#(#revisions),*] }
+            fn declared_revision(&self) -> u8 { #declared }
+            fn encode_field(&self, index: usize, out: &mut #krate::__private::Vec<u8>) {
+                match index {
+                    #(#idx => #krate::__private::encode_value(&self.#fids, out),)*
+                    _ => {}
+                }
+            }
+            fn decode_field(
+                &mut self,
+                index: usize,
+                input: &mut &[u8],
+            ) -> #krate::__private::Result<(), #krate::__private::DecodeError> {
+                match index {
+                    #(#idx => self.#fids = #krate::__private::decode_value(input, #whats)?,)*
+                    _ => {}
+                }
+                #krate::__private::Ok(())
+            }
+            fn received_revision(&self) -> u8 { self.__netz_revision.get() }
+            fn set_received_revision(&mut self, revision: u8) { self.__netz_revision.set(revision) }
+        }
+
+        impl #ident {
+            #[doc = #doc_declared]
+            #[allow(dead_code)]
+            pub const REVISION: u8 = #declared;
+            /// The revision of the received dataset (NetZ `DataSet::GetRevision`);
+            /// on a master, the declared revision.
+            #[allow(dead_code)]
+            pub fn revision(&self) -> u8 { self.__netz_revision.get() }
+            #(#accessors)*
+        }
+    }
+}
