@@ -118,6 +118,10 @@ fn generate(model: &Model) -> TokenStream {
     let vis = &item.vis;
     let ident = &item.ident;
     let proxy = proxy_ident(ident);
+    if !item.generics.params.is_empty() || item.generics.where_clause.is_some() {
+        // Reported in the check step; generating would only cascade.
+        return quote!(#item);
+    }
     let name = &model.name;
     let class_id = match model.class_id {
         Some(id) => quote!(#krate::__private::Some(#id)),

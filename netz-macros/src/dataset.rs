@@ -151,6 +151,10 @@ fn generate(model: &Model) -> TokenStream {
     let mut item = model.item.clone();
     let vis = &item.vis;
     let ident = &item.ident;
+    if !item.generics.params.is_empty() || item.generics.where_clause.is_some() {
+        // Reported in the check step; generating would only cascade.
+        return quote!(#item);
+    }
     let hidden: syn::Field = syn::parse_quote! {
         #[doc(hidden)]
         #vis __netz_revision: #krate::__private::ReceivedRevision

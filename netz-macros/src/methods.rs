@@ -590,6 +590,13 @@ fn generate(model: &Model) -> TokenStream {
     let item = &model.item;
     let self_ty = &model.self_ty;
     let p = quote!(#krate::__private);
+    if !item.generics.params.is_empty()
+        || item.generics.where_clause.is_some()
+        || item.trait_.is_some()
+    {
+        // Reported in the check step; generating would only cascade.
+        return quote!(#item);
+    }
     let infos = model.methods.iter().map(|m| {
         let name = &m.name;
         let kind = match m.kind {

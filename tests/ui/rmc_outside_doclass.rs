@@ -1,0 +1,10 @@
+use netz::prelude::*;
+
+struct Thing;
+
+impl Thing {
+    #[rmc]
+    fn a(&self) {}
+}
+
+fn main() {}
