@@ -97,6 +97,15 @@ impl Shared {
             self.on_event(st, &e);
             let _ = self.events.send(e);
         }
+        // A session master chosen without an event still shows in the state.
+        let master = st.session_master();
+        self.state.send_if_modified(|s| match s {
+            SessionState::InSession { session_master, .. } if *session_master != master => {
+                *session_master = master;
+                true
+            }
+            _ => false,
+        });
     }
 
     fn on_event(&self, st: &Station, e: &Event) {

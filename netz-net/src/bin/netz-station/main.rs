@@ -1,3 +1,387 @@
-//! `netz-station`: one netz station per process (placeholder).
+//! `netz-station`: one netz station per process, on a UDP socket.
+//!
+//! ```text
+//! netz-station --bind ADDR (--create | --join CONTACT) [options]
+//!   --type server|client|tool   process type (default client)
+//!   --token TOKEN               identification token (default: the type)
+//!   --publish N                 publish N `Score` objects once in the session
+//!   --recover all|none|even     which of them the session takes over when
+//!                               this station fails (default even: 0, 2, ...)
+//!   --deny TOKEN                (session creator) refuse joins with this token
+//!   --heartbeat-ms N --failure-ms N --rmc-ms N --join-ms N   timeouts
+//!   --lifetime-s N              exit after N seconds whatever happens (default 300)
+//! ```
+//!
+//! It prints one line per fact on stdout (`ready addr=..`, `created id=..`,
+//! `joined id=.. master=..`, `published handle=.. value=.. recover=..`,
+//! `event ..`, answers to commands) and reads commands on stdin, one a line:
+//!
+//! - `status` → `status id=I master=M stations=1,2,3 objects=N`
+//! - `scores` → one `score handle=H master=M value=V owner=O recover=B`
+//!   line per `Score` object, then `end`
+//! - `set H V` → sets master `H`'s value and sends the update → `ok` / `err ..`
+//! - `add H N` → RMC `add(N)` on `H`'s master → `rmc outcome=.. result=..`
+//! - `bump H N` → action `bump(N)` on `H`'s master → `ok` / `err ..`
+//! - `leave` → leaves the session gracefully → `left`
+//! - `quit` → leaves if in a session, then exits 0
+//!
+//! It exits at once when stdin closes (so it never outlives its parent).
+//! A bind or join error prints `error ..` and exits with status 2.
+
 mod score;
-fn main() {}
+
+use netz_core::rmc::RmcContext;
+use netz_core::{DOHandle, Event, ProcessType};
+use netz_net::{wait_rmc, NetConfig, NetStation};
+use score::{registry, Score, ADD, BUMP};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Lines of stdin, read on a thread of their own; the channel closes at EOF.
+fn stdin_lines() -> mpsc::UnboundedReceiver<String> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+struct Args {
+    bind: SocketAddr,
+    create: bool,
+    join: Option<SocketAddr>,
+    process_type: ProcessType,
+    token: Option<String>,
+    publish: usize,
+    recover: String,
+    deny: Option<String>,
+    heartbeat_ms: u64,
+    failure_ms: u64,
+    rmc_ms: u64,
+    join_ms: u64,
+    lifetime_s: u64,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args {
+        bind: "127.0.0.1:0".parse().map_err(|_| "default address")?,
+        create: false,
+        join: None,
+        process_type: ProcessType::Client,
+        token: None,
+        publish: 0,
+        recover: "even".into(),
+        deny: None,
+        heartbeat_ms: 200,
+        failure_ms: 1500,
+        rmc_ms: 10_000,
+        join_ms: 5000,
+        lifetime_s: 300,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        if flag == "--create" {
+            a.create = true;
+            continue;
+        }
+        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        let addr = |v: &str| {
+            v.parse::<SocketAddr>()
+                .map_err(|_| format!("{flag}: `{v}` is not an address like 127.0.0.1:4000"))
+        };
+        let num = |v: &str| {
+            v.parse::<u64>()
+                .map_err(|_| format!("{flag}: `{v}` is not a number"))
+        };
+        match flag.as_str() {
+            "--bind" => a.bind = addr(&value)?,
+            "--join" => a.join = Some(addr(&value)?),
+            "--type" => {
+                a.process_type = match value.as_str() {
+                    "server" => ProcessType::Server,
+                    "client" => ProcessType::Client,
+                    "tool" => ProcessType::Tool,
+                    _ => return Err(format!("--type: `{value}` is not server, client or tool")),
+                }
+            }
+            "--token" => a.token = Some(value),
+            "--publish" => a.publish = num(&value)? as usize,
+            "--recover" => {
+                if !["all", "none", "even"].contains(&value.as_str()) {
+                    return Err(format!("--recover: `{value}` is not all, none or even"));
+                }
+                a.recover = value
+            }
+            "--deny" => a.deny = Some(value),
+            "--heartbeat-ms" => a.heartbeat_ms = num(&value)?,
+            "--failure-ms" => a.failure_ms = num(&value)?,
+            "--rmc-ms" => a.rmc_ms = num(&value)?,
+            "--join-ms" => a.join_ms = num(&value)?,
+            "--lifetime-s" => a.lifetime_s = num(&value)?,
+            _ => return Err(format!("unknown option {flag}")),
+        }
+    }
+    if a.create == a.join.is_some() {
+        return Err("give exactly one of --create and --join CONTACT".into());
+    }
+    Ok(a)
+}
+
+fn type_name(p: ProcessType) -> &'static str {
+    match p {
+        ProcessType::Server => "server",
+        ProcessType::Tool => "tool",
+        _ => "client",
+    }
+}
+
+fn fail(msg: impl std::fmt::Display) -> ExitCode {
+    println!("error {msg}");
+    eprintln!("netz-station: {msg}");
+    ExitCode::from(2)
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => return fail(e),
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(e),
+    };
+    let lifetime = Duration::from_secs(args.lifetime_s);
+    rt.block_on(async move {
+        match tokio::time::timeout(lifetime, run(args)).await {
+            Ok(code) => code,
+            Err(_) => fail("lifetime over"),
+        }
+    })
+}
+
+async fn run(a: Args) -> ExitCode {
+    let token = a
+        .token
+        .clone()
+        .unwrap_or_else(|| type_name(a.process_type).into());
+    let config = NetConfig::new(a.process_type, token.clone())
+        .heartbeat_interval(Duration::from_millis(a.heartbeat_ms))
+        .failure_timeout(Duration::from_millis(a.failure_ms))
+        .rmc_timeout(Duration::from_millis(a.rmc_ms))
+        .join_timeout(Duration::from_millis(a.join_ms));
+    let station = match NetStation::bind(a.bind, config, registry()).await {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let mut events = station.events();
+    println!("ready addr={}", station.local_addr());
+    if a.create {
+        if let Some(deny) = a.deny.clone() {
+            station.with(|st, _| {
+                st.register_join_approval_callback(move |op| {
+                    if op.joining_station().token == deny {
+                        op.deny_with_reason(format!("token `{deny}` is not welcome"));
+                    }
+                })
+            });
+        }
+        match station.create_session() {
+            Ok(id) => println!("created id={}", id.0),
+            Err(e) => return fail(e),
+        }
+    } else if let Some(contact) = a.join {
+        match station.join(contact).await {
+            Ok((id, master)) => println!("joined id={} master={}", id.0, master.0),
+            Err(e) => return fail(e),
+        }
+    }
+    for i in 0..a.publish {
+        let recover = match a.recover.as_str() {
+            "all" => true,
+            "none" => false,
+            _ => i % 2 == 0,
+        };
+        let value = (i as i64 + 1) * 10;
+        match station.publish(Score::new(value, &token, recover)) {
+            Ok(r) => println!(
+                "published handle={} value={value} recover={recover}",
+                r.handle().0
+            ),
+            Err(e) => println!("err publish: {e}"),
+        }
+    }
+    let mut stdin = stdin_lines();
+    loop {
+        tokio::select! {
+            line = stdin.recv() => match line {
+                Some(line) => {
+                    if !command(&station, line.trim()).await {
+                        break;
+                    }
+                }
+                // The parent is gone: exit at once, like a crash.
+                _ => return ExitCode::SUCCESS,
+            },
+            e = events.recv() => match e {
+                Some(e) => print_event(&e),
+                None => break,
+            },
+        }
+    }
+    station.shutdown().await;
+    println!("bye");
+    ExitCode::SUCCESS
+}
+
+fn print_event(e: &Event) {
+    match e {
+        Event::StationJoined(info) => println!(
+            "event station-joined id={} type={} token={}",
+            info.id.0,
+            type_name(info.process_type),
+            info.token
+        ),
+        Event::StationLeft(id) => println!("event station-left id={}", id.0),
+        Event::StationFailed(id) => println!("event station-failed id={}", id.0),
+        Event::SessionMasterChanged { new_master } => {
+            println!("event session-master id={}", new_master.0)
+        }
+        Event::ObjectAdded { handle, master } => {
+            println!("event object-added handle={} master={master}", handle.0)
+        }
+        Event::ObjectRemoved(h) => println!("event object-removed handle={}", h.0),
+        Event::MasterChanged { handle, master } => {
+            println!(
+                "event master-changed handle={} master={}",
+                handle.0, master.0
+            )
+        }
+        Event::Disconnected { reason } => println!("event disconnected reason={reason}"),
+        _ => {}
+    }
+}
+
+fn handle_arg(s: Option<&str>) -> Option<DOHandle> {
+    s?.parse().ok().map(DOHandle)
+}
+
+/// Runs one command; returns false to stop.
+async fn command(station: &NetStation, line: &str) -> bool {
+    let mut words = line.split_whitespace();
+    match words.next() {
+        Some("status") => {
+            let s = station.read(|st| {
+                let ids: Vec<String> = st.stations().iter().map(|i| i.id.0.to_string()).collect();
+                format!(
+                    "status id={} master={} stations={} objects={}",
+                    st.id().0,
+                    st.session_master().0,
+                    ids.join(","),
+                    st.select::<Score>().len()
+                )
+            });
+            println!("{s}");
+        }
+        Some("scores") => {
+            let mut lines = station.read(|st| {
+                st.select::<Score>()
+                    .into_iter()
+                    .map(|r| {
+                        let d = r.lock().data.clone();
+                        (
+                            r.handle(),
+                            format!(
+                                "score handle={} master={} value={} owner={} recover={}",
+                                r.handle().0,
+                                r.master_station().0,
+                                d.value,
+                                d.owner,
+                                d.recover
+                            ),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            });
+            lines.sort();
+            for (_, l) in lines {
+                println!("{l}");
+            }
+            println!("end");
+        }
+        Some("set") => {
+            let (Some(h), Some(v)) = (
+                handle_arg(words.next()),
+                words.next().and_then(|v| v.parse::<i64>().ok()),
+            ) else {
+                println!("err usage: set HANDLE VALUE");
+                return true;
+            };
+            let r = station.with(|st, now| {
+                let r = st
+                    .get::<Score>(h)
+                    .ok_or(netz_core::StationError::NoSuchObject(h))?;
+                r.lock().data.value = v;
+                st.update(now, h)
+            });
+            match r {
+                Ok(_) => println!("ok"),
+                Err(e) => println!("err {e}"),
+            }
+        }
+        Some("add") => {
+            let (Some(h), Some(n)) = (
+                handle_arg(words.next()),
+                words.next().and_then(|v| v.parse::<i64>().ok()),
+            ) else {
+                println!("err usage: add HANDLE N");
+                return true;
+            };
+            let ctx: RmcContext<i64> = RmcContext::on_master();
+            if !station.with(|st, _| st.object::<Score>(h).call(&ctx, ADD, &(n,))) {
+                println!("err the call was not sent");
+                return true;
+            }
+            let outcome = wait_rmc(&ctx, Duration::from_secs(30)).await;
+            match ctx.result() {
+                Some(r) => println!("rmc outcome={outcome:?} result={r}"),
+                None => println!("rmc outcome={outcome:?}"),
+            }
+        }
+        Some("bump") => {
+            let (Some(h), Some(n)) = (
+                handle_arg(words.next()),
+                words.next().and_then(|v| v.parse::<i64>().ok()),
+            ) else {
+                println!("err usage: bump HANDLE N");
+                return true;
+            };
+            if station.with(|st, _| st.object::<Score>(h).action_on_master(BUMP, &(n,))) {
+                println!("ok");
+            } else {
+                println!("err the action was not sent");
+            }
+        }
+        Some("leave") => match station.leave().await {
+            Ok(()) => println!("left"),
+            Err(e) => println!("err {e}"),
+        },
+        Some("quit") => return false,
+        Some(other) => println!("err unknown command {other}"),
+        None => {}
+    }
+    true
+}
