@@ -8,8 +8,8 @@
 //! timings. No outside service is needed; every process is reaped.
 
 use netz::prelude::*;
+use netz::Event;
 use netz_net::{wait_rmc, NetConfig, NetStation};
-use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::process::{Child, ChildStdin, Command, ExitCode, Stdio};
@@ -50,7 +50,7 @@ impl Scoreboard {
             Some(entry) => entry.1 = entry.1.max(points),
             None => scores.push((player.to_string(), points)),
         }
-        scores.sort_by(|a, b| b.1.cmp(&a.1));
+        scores.sort_by_key(|s| std::cmp::Reverse(s.1));
         1 + scores.iter().position(|(p, _)| p == player).unwrap_or(0) as u32
     }
 
@@ -182,7 +182,7 @@ fn station_process(args: &[String]) -> ExitCode {
     code
 }
 
-async fn station_main(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
+async fn station_main(args: &[String]) -> std::result::Result<(), Box<dyn std::error::Error>> {
     let (role, name) = (args[0].as_str(), args[1].clone());
     let process_type = match role {
         "server" => ProcessType::Server,
@@ -268,12 +268,14 @@ async fn command(station: &NetStation, name: &str, line: &str) -> String {
                 loot: Loot {
                     item: "gold".into(),
                     persistent: true,
+                    ..Default::default()
                 },
             });
             let smoke = station.publish(Crate {
                 loot: Loot {
                     item: "smoke".into(),
                     persistent: false,
+                    ..Default::default()
                 },
             });
             match (board, gold, smoke) {
@@ -286,6 +288,7 @@ async fn command(station: &NetStation, name: &str, line: &str) -> String {
                 body: Body {
                     name: name.into(),
                     hp: 100,
+                    ..Default::default()
                 },
             };
             match station.publish(avatar) {
@@ -425,6 +428,7 @@ impl Drop for Children {
     }
 }
 
+/// The storyteller's errors are sentences.
 type Result<T> = std::result::Result<T, String>;
 
 impl Proc {
@@ -602,10 +606,14 @@ fn story(children: &mut Children) -> Result<()> {
             && Proc::field(c, "crates").split(',').count() == 2
     })?;
     s.say(format!(
-        "monitor sees 5 stations and {} duplicas: avatars {}, crates {}, and the scoreboard",
-        Proc::field(&c, "duplicas").parse::<usize>().unwrap_or(0),
-        Proc::field(&c, "avatars"),
-        Proc::field(&c, "crates").replace('@', " mastered by station "),
+        "monitor (a tool station) sees all 5 stations and holds {} duplicas: the avatars of {}, \
+         crates {}, the scoreboard, and the core's station and session objects",
+        Proc::field(&c, "duplicas"),
+        Proc::field(&c, "avatars").replace(',', ", "),
+        Proc::field(&c, "crates")
+            .replace("@1", "")
+            .replace(',', " and ")
+            + " (mastered by station 1)",
     ));
 
     s.chapter("2. Remote method calls, with return values");
