@@ -4,5 +4,5 @@
 fn ui() {
     let t = trybuild::TestCases::new();
     t.pass("tests/pass/*.rs");
-    t.compile_fail("tests/ui/*.rs");
+    t.compile_fail("tests/ui/*/*.rs");
 }
