@@ -5,24 +5,28 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 use syn::{Fields, ItemStruct, Lit};
 
+/// The parsed `#[doclass]` struct: the user's tokens, `#[dataset]` markers removed.
 struct Model {
     item: ItemStruct,
     krate: syn::Path,
     name: String,
-    class_id: Option<u8>,
+    /// `classid = n`, as written.
+    class_id: Option<Lit>,
     datasets: Vec<syn::Member>,
 }
 
-/// Expands `#[doclass(...)] struct ...`.
+/// Expands `#[doclass(...)] struct ...`: parse, check, expand.
 pub fn expand(args: TokenStream, item: ItemStruct) -> TokenStream {
     let mut errors = Errors::default();
-    let model = parse_and_check(args, item, &mut errors);
-    let code = generate(&model);
+    let model = parse(args, item, &mut errors);
+    let class_id = check(&model, &mut errors);
+    let code = generate(&model, class_id);
     let errors = errors.into_compile_errors();
     quote! { #code #errors }
 }
 
-fn parse_and_check(args: TokenStream, mut item: ItemStruct, errors: &mut Errors) -> Model {
+/// Parses the arguments and the struct; strips the `#[dataset]` markers.
+fn parse(args: TokenStream, mut item: ItemStruct, errors: &mut Errors) -> Model {
     let args = parse_args(args, "doclass", &["classid", "name", "crate"], errors);
     let mut krate = None;
     let mut name = item.ident.to_string();
@@ -31,16 +35,10 @@ fn parse_and_check(args: TokenStream, mut item: ItemStruct, errors: &mut Errors)
         match key.to_string().as_str() {
             "crate" => krate = Some(value.clone()),
             "name" => name = string_arg(value, "name", errors).unwrap_or(name),
-            _ => class_id = check_class_id(value, errors),
+            _ => class_id = Some(value.clone()),
         }
     }
     let krate = crate_path(krate.as_ref(), errors);
-    if !item.generics.params.is_empty() || item.generics.where_clause.is_some() {
-        errors.at(
-            &item.generics,
-            "a DO class cannot be generic: every station must create it from its class id alone; declare a concrete struct",
-        );
-    }
     let mut datasets = Vec::new();
     match &mut item.fields {
         Fields::Named(named) => {
@@ -72,14 +70,7 @@ fn parse_and_check(args: TokenStream, mut item: ItemStruct, errors: &mut Errors)
                 }
             }
         }
-        Fields::Unit => {}
-        Fields::Unnamed(u) => errors.at(
-            u,
-            "a DO class needs named fields (`struct Name { #[dataset] field: Data, ... }`) or none (`struct Name;`)",
-        ),
-    }
-    if datasets.len() > 255 {
-        errors.at(&item.ident, "a DO class has at most 255 datasets");
+        Fields::Unit | Fields::Unnamed(_) => {}
     }
     Model {
         item,
@@ -90,6 +81,37 @@ fn parse_and_check(args: TokenStream, mut item: ItemStruct, errors: &mut Errors)
     }
 }
 
+/// Checks the model; returns the explicit class id.
+fn check(model: &Model, errors: &mut Errors) -> Option<u8> {
+    check_shape(model, errors);
+    model
+        .class_id
+        .as_ref()
+        .and_then(|lit| check_class_id(lit, errors))
+}
+
+/// A DO class is a non-generic struct with named fields (or none), with at
+/// most 255 datasets: every station creates it from its class id alone.
+fn check_shape(model: &Model, errors: &mut Errors) {
+    let item = &model.item;
+    if !item.generics.params.is_empty() || item.generics.where_clause.is_some() {
+        errors.at(
+            &item.generics,
+            "a DO class cannot be generic: every station must create it from its class id alone; declare a concrete struct",
+        );
+    }
+    if let Fields::Unnamed(u) = &item.fields {
+        errors.at(
+            u,
+            "a DO class needs named fields (`struct Name { #[dataset] field: Data, ... }`) or none (`struct Name;`)",
+        );
+    }
+    if model.datasets.len() > 255 {
+        errors.at(&item.ident, "a DO class has at most 255 datasets");
+    }
+}
+
+/// An explicit class id is in 100..=255 (lower ids are the core's).
 fn check_class_id(lit: &Lit, errors: &mut Errors) -> Option<u8> {
     let Lit::Int(int) = lit else {
         errors.at(lit, "`classid` is an integer in 100..=255");
@@ -112,7 +134,7 @@ pub fn proxy_ident(ident: &syn::Ident) -> syn::Ident {
     format_ident!("{}Proxy", ident.to_string().trim_start_matches("r#"))
 }
 
-fn generate(model: &Model) -> TokenStream {
+fn generate(model: &Model, class_id: Option<u8>) -> TokenStream {
     let krate = &model.krate;
     let item = &model.item;
     let vis = &item.vis;
@@ -123,7 +145,7 @@ fn generate(model: &Model) -> TokenStream {
         return quote!(#item);
     }
     let name = &model.name;
-    let class_id = match model.class_id {
+    let class_id = match class_id {
         Some(id) => quote!(#krate::__private::Some(#id)),
         None => quote!(#krate::__private::None),
     };

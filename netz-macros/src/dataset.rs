@@ -10,112 +10,165 @@ const MAX_FIELDS: usize = 64;
 
 struct Field {
     ident: syn::Ident,
-    revision: u8,
+    /// The `#[revision(n)]` marker on this field, as written.
+    marker: Option<Lit>,
 }
 
+/// The parsed `#[dataset]` item: the user's tokens, helper attributes removed.
 struct Model {
     item: ItemStruct,
     krate: syn::Path,
     name: String,
+    /// `#[dataset(revision = n)]`: a marker before the first field.
+    first_marker: Option<Lit>,
     fields: Vec<Field>,
 }
 
-/// Expands `#[dataset(...)] struct ...`.
+/// Expands `#[dataset(...)] struct ...`: parse, check, expand.
 pub fn expand(args: TokenStream, item: ItemStruct) -> TokenStream {
     let mut errors = Errors::default();
-    let model = parse_and_check(args, item, &mut errors);
-    let code = generate(&model);
+    let model = parse(args, item, &mut errors);
+    let revisions = check(&model, &mut errors);
+    let code = generate(&model, &revisions);
     let errors = errors.into_compile_errors();
     quote! { #code #errors }
 }
 
-fn parse_and_check(args: TokenStream, mut item: ItemStruct, errors: &mut Errors) -> Model {
+/// Parses the arguments and the struct; strips the `#[revision]` markers.
+fn parse(args: TokenStream, mut item: ItemStruct, errors: &mut Errors) -> Model {
     let args = parse_args(args, "dataset", &["revision", "name", "crate"], errors);
     let mut krate = None;
     let mut name = item.ident.to_string();
-    let mut current: u8 = 0;
+    let mut first_marker = None;
     for (key, value) in &args {
         match key.to_string().as_str() {
             "crate" => krate = Some(value.clone()),
             "name" => name = string_arg(value, "name", errors).unwrap_or(name),
-            _ => {
-                if let Some(r) = revision_value(value, None, errors) {
-                    current = r;
-                }
-            }
+            _ => first_marker = Some(value.clone()),
         }
     }
     let krate = crate_path(krate.as_ref(), errors);
+    let mut fields = Vec::new();
+    if let Fields::Named(named) = &mut item.fields {
+        for field in named.named.iter_mut() {
+            let mut marker = None;
+            let mut kept = Vec::new();
+            for attr in std::mem::take(&mut field.attrs) {
+                if !is_attr(&attr, "revision") {
+                    kept.push(attr);
+                    continue;
+                }
+                if marker.is_some() {
+                    errors.at(
+                        &attr,
+                        "a field takes one `#[revision(n)]` marker; remove this one",
+                    );
+                    continue;
+                }
+                let lit = match &attr.meta {
+                    syn::Meta::List(list) => list.parse_args::<Lit>().ok(),
+                    syn::Meta::NameValue(nv) => match &nv.value {
+                        syn::Expr::Lit(l) => Some(l.lit.clone()),
+                        _ => None,
+                    },
+                    syn::Meta::Path(_) => None,
+                };
+                match lit {
+                    Some(lit) => marker = Some(lit),
+                    None => errors.at(
+                        &attr,
+                        "write the marker as `#[revision(n)]` with n in 1..=255",
+                    ),
+                }
+            }
+            field.attrs = kept;
+            if let Some(ident) = &field.ident {
+                fields.push(Field {
+                    ident: ident.clone(),
+                    marker,
+                });
+            }
+        }
+    }
+    Model {
+        item,
+        krate,
+        name,
+        first_marker,
+        fields,
+    }
+}
+
+/// Checks the model; returns each field's revision.
+fn check(model: &Model, errors: &mut Errors) -> Vec<u8> {
+    check_shape(model, errors);
+    check_field_count(model, errors);
+    check_reserved_names(model, errors);
+    check_revisions(model, errors)
+}
+
+/// A dataset is a non-generic struct with named fields (or none).
+fn check_shape(model: &Model, errors: &mut Errors) {
+    let item = &model.item;
     if !item.generics.params.is_empty() || item.generics.where_clause.is_some() {
         errors.at(
             &item.generics,
             "a dataset cannot be generic: declare a concrete struct (wrap generic data in a concrete field type)",
         );
     }
-    let mut fields = Vec::new();
-    match &mut item.fields {
-        Fields::Named(named) => {
-            let mut last_marker: Option<u8> = (current > 0).then_some(current);
-            for (index, field) in named.named.iter_mut().enumerate() {
-                let mut seen_marker = false;
-                let mut kept = Vec::new();
-                for attr in std::mem::take(&mut field.attrs) {
-                    if !is_attr(&attr, "revision") {
-                        kept.push(attr);
-                        continue;
-                    }
-                    if seen_marker {
-                        errors.at(&attr, "a field takes one `#[revision(n)]` marker; remove this one");
-                        continue;
-                    }
-                    seen_marker = true;
-                    let lit = match &attr.meta {
-                        syn::Meta::List(list) => list.parse_args::<Lit>().ok(),
-                        syn::Meta::NameValue(nv) => match &nv.value {
-                            syn::Expr::Lit(l) => Some(l.lit.clone()),
-                            _ => None,
-                        },
-                        syn::Meta::Path(_) => None,
-                    };
-                    let Some(lit) = lit else {
-                        errors.at(&attr, "write the marker as `#[revision(n)]` with n in 1..=255");
-                        continue;
-                    };
-                    if let Some(r) = revision_value(&lit, last_marker, errors) {
-                        current = r;
-                        last_marker = Some(r);
-                    }
-                }
-                field.attrs = kept;
-                if index == MAX_FIELDS {
-                    errors.at(
-                        &field.ident,
-                        format!("a dataset has at most {MAX_FIELDS} fields; this is field number {}: split the data into two datasets", MAX_FIELDS + 1),
-                    );
-                }
-                if let Some(ident) = &field.ident {
-                    if ident == "__netz_revision" {
-                        errors.at(ident, "`__netz_revision` is reserved by `#[dataset]`; rename the field");
-                    }
-                    fields.push(Field {
-                        ident: ident.clone(),
-                        revision: current,
-                    });
-                }
-            }
-        }
-        Fields::Unit => {}
-        Fields::Unnamed(u) => errors.at(
+    if let Fields::Unnamed(u) = &item.fields {
+        errors.at(
             u,
             "a dataset needs named fields (`struct Name { field: Type, ... }`): field names identify the fields",
-        ),
+        );
     }
-    Model {
-        item,
-        krate,
-        name,
-        fields,
+}
+
+/// A dataset has at most 64 fields (field ids fit the update's bit mask).
+fn check_field_count(model: &Model, errors: &mut Errors) {
+    if let Some(field) = model.fields.get(MAX_FIELDS) {
+        errors.at(
+            &field.ident,
+            format!("a dataset has at most {MAX_FIELDS} fields; this is field number {}: split the data into two datasets", MAX_FIELDS + 1),
+        );
     }
+}
+
+/// The hidden received-revision field's name is reserved.
+fn check_reserved_names(model: &Model, errors: &mut Errors) {
+    for field in &model.fields {
+        if field.ident == "__netz_revision" {
+            errors.at(
+                &field.ident,
+                "`__netz_revision` is reserved by `#[dataset]`; rename the field",
+            );
+        }
+    }
+}
+
+/// Revision markers are integers in 1..=255, strictly increasing; a marker
+/// applies to its field and the fields after it (fields before the first
+/// marker are revision 0).
+fn check_revisions(model: &Model, errors: &mut Errors) -> Vec<u8> {
+    let mut current = 0u8;
+    let mut previous: Option<u8> = None;
+    if let Some(lit) = &model.first_marker {
+        if let Some(r) = revision_value(lit, None, errors) {
+            current = r;
+            previous = Some(r);
+        }
+    }
+    let mut revisions = Vec::new();
+    for field in &model.fields {
+        if let Some(lit) = &field.marker {
+            if let Some(r) = revision_value(lit, previous, errors) {
+                current = r;
+                previous = Some(r);
+            }
+        }
+        revisions.push(current);
+    }
+    revisions
 }
 
 /// Checks one revision literal: 1..=255 and greater than `previous`.
@@ -146,7 +199,7 @@ fn revision_value(lit: &Lit, previous: Option<u8>, errors: &mut Errors) -> Optio
     Some(value)
 }
 
-fn generate(model: &Model) -> TokenStream {
+fn generate(model: &Model, revisions: &[u8]) -> TokenStream {
     let krate = &model.krate;
     let mut item = model.item.clone();
     let vis = &item.vis;
@@ -169,14 +222,12 @@ fn generate(model: &Model) -> TokenStream {
     }
     let name = &model.name;
     let names: Vec<String> = model.fields.iter().map(|f| f.ident.to_string()).collect();
-    let revisions: Vec<u8> = model.fields.iter().map(|f| f.revision).collect();
     let declared = revisions.last().copied().unwrap_or(0);
     let idx: Vec<usize> = (0..model.fields.len()).collect();
     let fids: Vec<&syn::Ident> = model.fields.iter().map(|f| &f.ident).collect();
     let whats: Vec<String> = names.iter().map(|n| format!("{name}.{n}")).collect();
-    let accessors = model.fields.iter().map(|f| {
+    let accessors = model.fields.iter().zip(revisions).map(|(f, &rev)| {
         let fname = &f.ident;
-        let rev = f.revision;
         let valid_rev = format_ident!("{}_valid_revision", fname.to_string().trim_start_matches("r#"));
         let is_valid = format_ident!("is_{}_valid", fname.to_string().trim_start_matches("r#"));
         let doc_rev = format!(

@@ -73,6 +73,8 @@ struct Method {
     ret: Option<Type>,
 }
 
+/// The parsed impl block: the user's tokens with `#[rmc]`, `#[action]`,
+/// `#[out]` and `#[inout]` removed, and a descriptor per valid method.
 struct Model {
     item: ItemImpl,
     krate: syn::Path,
@@ -80,18 +82,23 @@ struct Model {
     proxy: Option<syn::Path>,
     methods: Vec<Method>,
     hooks: Vec<String>,
+    /// Every method name of the block.
+    fn_names: Vec<syn::Ident>,
 }
 
-/// Expands `#[doclass(...)] impl Class { ... }`.
+/// Expands `#[doclass(...)] impl Class { ... }`: parse (with the per-method
+/// checks that build each method's descriptor), check the block, expand.
 pub fn expand(args: TokenStream, item: ItemImpl) -> TokenStream {
     let mut errors = Errors::default();
-    let model = parse_and_check(args, item, &mut errors);
+    let model = parse(args, item, &mut errors);
+    check(&model, &mut errors);
     let code = generate(&model);
     let errors = errors.into_compile_errors();
     quote! { #code #errors }
 }
 
-fn parse_and_check(args: TokenStream, mut item: ItemImpl, errors: &mut Errors) -> Model {
+/// Parses the block; each `#[rmc]` / `#[action]` method goes through [`check_method`].
+fn parse(args: TokenStream, mut item: ItemImpl, errors: &mut Errors) -> Model {
     let args = parse_args(args, "doclass", &["crate"], errors);
     let krate = crate_path(args.first().map(|(_, v)| v), errors);
     if let Some((_, path, _)) = &item.trait_ {
@@ -219,9 +226,28 @@ fn parse_and_check(args: TokenStream, mut item: ItemImpl, errors: &mut Errors) -
         }
     }
 
-    // Generated stub names must not collide with the block's own methods,
-    // and hooks are not RMCs.
-    for m in &methods {
+    Model {
+        item,
+        krate,
+        self_ty,
+        proxy,
+        methods,
+        hooks,
+        fn_names,
+    }
+}
+
+/// The rules across the methods of the block.
+fn check(model: &Model, errors: &mut Errors) {
+    check_stub_collisions(model, errors);
+    check_hook_names(model, errors);
+    check_unique_names(model, errors);
+}
+
+/// A generated stub (`call_<rmc>`, `<action>_on_master`,
+/// `<action>_on_duplicas`) must not share its name with a method of the block.
+fn check_stub_collisions(model: &Model, errors: &mut Errors) {
+    for m in &model.methods {
         let stubs = match m.kind {
             Kind::Rmc => vec![format!("call_{}", m.ident)],
             Kind::Action => vec![
@@ -230,7 +256,7 @@ fn parse_and_check(args: TokenStream, mut item: ItemImpl, errors: &mut Errors) -
             ],
         };
         for stub in stubs {
-            if let Some(user) = fn_names.iter().find(|n| **n == stub) {
+            if let Some(user) = model.fn_names.iter().find(|n| **n == stub) {
                 errors.at(
                     user,
                     format!(
@@ -242,6 +268,13 @@ fn parse_and_check(args: TokenStream, mut item: ItemImpl, errors: &mut Errors) -
                 );
             }
         }
+    }
+}
+
+/// The class hooks (`init_do`, `operation_begin`, ...) are called by netz;
+/// they cannot be RMCs or actions.
+fn check_hook_names(model: &Model, errors: &mut Errors) {
+    for m in &model.methods {
         if HOOKS.contains(&m.ident.to_string().as_str()) {
             errors.at(
                 &m.ident,
@@ -253,8 +286,12 @@ fn parse_and_check(args: TokenStream, mut item: ItemImpl, errors: &mut Errors) -
             );
         }
     }
+}
+
+/// Method names (the names `Registry::method_id` finds) are unique per class.
+fn check_unique_names(model: &Model, errors: &mut Errors) {
     let mut names: Vec<&str> = Vec::new();
-    for m in &methods {
+    for m in &model.methods {
         if names.contains(&m.name.as_str()) {
             errors.at(
                 &m.ident,
@@ -266,18 +303,14 @@ fn parse_and_check(args: TokenStream, mut item: ItemImpl, errors: &mut Errors) -
         }
         names.push(&m.name);
     }
-
-    Model {
-        item,
-        krate,
-        self_ty,
-        proxy,
-        methods,
-        hooks,
-    }
 }
 
-/// Checks one `#[rmc]` / `#[action]` method; strips its parameter markers.
+/// Checks one `#[rmc]` / `#[action]` method and builds its descriptor
+/// (`None` when it is invalid); strips its parameter markers. The rules: no
+/// `async`, `unsafe`, generics or variadics; a `&self` / `&mut self`
+/// receiver; an optional `&mut CallContext<'_>` right after it; parameters
+/// of owned serde types, `&T`, `&str`, `&[T]`, `&mut T` (in-out) or
+/// `#[out] &mut T` (out; not for actions); no return value for actions.
 fn check_method(
     kind: Kind,
     name: String,
