@@ -9,7 +9,7 @@
 
 use netz::prelude::*;
 use netz::Event;
-use netz_net::{wait_rmc, NetConfig, NetStation};
+use netz_net::{NetConfig, NetStation};
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::process::{Child, ChildStdin, Command, ExitCode, Stdio};
@@ -158,6 +158,11 @@ fn main() -> ExitCode {
 /// `demo --role server|client|tool NAME [CONTACT]`: one station, driven by
 /// commands on stdin; answers and events go to stdout.
 fn station_process(args: &[String]) -> ExitCode {
+    // Quiet unless RUST_LOG asks (e.g. RUST_LOG=netz_core=debug), on stderr.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .try_init();
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -336,18 +341,18 @@ async fn command(station: &NetStation, name: &str, line: &str) -> String {
             let points: i64 = rest.parse().unwrap_or(0);
             let ctx = RmcContext::on_master();
             let started = Instant::now();
-            let sent = station.with(|st, _| {
-                let h = board_of(st)?.handle();
-                Some(st.object::<Scoreboard>(h).call_submit(&ctx, name, points))
-            });
-            if sent != Some(true) {
-                return "err no scoreboard".into();
-            }
-            let outcome = wait_rmc(&ctx, WAIT).await;
+            let outcome = station
+                .call(&ctx, |st| match board_of(st) {
+                    Some(b) => st
+                        .object::<Scoreboard>(b.handle())
+                        .call_submit(&ctx, name, points),
+                    None => false,
+                })
+                .await;
             let ms = started.elapsed().as_secs_f64() * 1000.0;
-            match ctx.result() {
-                Some(rank) => format!("rank {rank} ms={ms:.1}"),
-                None => format!("err {outcome:?}"),
+            match (outcome, ctx.result()) {
+                (Ok(Outcome::Success), Some(rank)) => format!("rank {rank} ms={ms:.1}"),
+                (outcome, _) => format!("err {outcome:?}"),
             }
         }
         "hit" => {
@@ -355,22 +360,22 @@ async fn command(station: &NetStation, name: &str, line: &str) -> String {
             let damage: i32 = damage.parse().unwrap_or(0);
             let ctx = RmcContext::on_master();
             let started = Instant::now();
-            let sent = station.with(|st, _| {
-                let h = st
-                    .select::<Avatar>()
-                    .into_iter()
-                    .find(|a| a.lock().body.name == target)?
-                    .handle();
-                Some(st.object::<Avatar>(h).call_hit(&ctx, damage))
-            });
-            if sent != Some(true) {
-                return "err no such avatar".into();
-            }
-            let outcome = wait_rmc(&ctx, WAIT).await;
+            let outcome = station
+                .call(&ctx, |st| {
+                    let avatar = st
+                        .select::<Avatar>()
+                        .into_iter()
+                        .find(|a| a.lock().body.name == target);
+                    match avatar {
+                        Some(a) => st.object::<Avatar>(a.handle()).call_hit(&ctx, damage),
+                        None => false,
+                    }
+                })
+                .await;
             let ms = started.elapsed().as_secs_f64() * 1000.0;
-            match ctx.result() {
-                Some(hp) => format!("hp {hp} ms={ms:.1}"),
-                None => format!("err {outcome:?}"),
+            match (outcome, ctx.result()) {
+                (Ok(Outcome::Success), Some(hp)) => format!("hp {hp} ms={ms:.1}"),
+                (outcome, _) => format!("err {outcome:?}"),
             }
         }
         "announce" => {

@@ -46,6 +46,9 @@ pub enum NetError {
     /// The station is not in a session.
     #[error("the station is not in a session")]
     NotInSession,
+    /// An RMC or action was not sent (no such object, or an invalid context).
+    #[error("the call was not sent: no such object, or an invalid call context")]
+    NotSent,
     /// The operation did not finish in time.
     #[error("timed out: {0}")]
     TimedOut(&'static str),

@@ -165,8 +165,9 @@ impl Drop for Owner {
 /// dropped (abruptly, as a crash would: call [`NetStation::shutdown`] to
 /// leave the session first).
 ///
-/// ```no_run
-/// # async fn demo() -> Result<(), netz_net::NetError> {
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), netz_net::NetError> {
 /// use netz_core::{ProcessType, Registry};
 /// use netz_net::{NetConfig, NetStation};
 /// use std::sync::Arc;
@@ -355,7 +356,10 @@ impl NetStation {
 
     /// Leaves the session gracefully: our masters go to the session's fault
     /// recovery, and the future resolves once the station has closed (or
-    /// after the failure timeout and a margin).
+    /// after the failure timeout and a margin). A station that left cannot
+    /// join again: bind a new one.
+    ///
+    /// Cancellation-safe: dropping the future does not stop the leave.
     pub async fn leave(&self) -> Result<(), NetError> {
         let mut rx = self.shared.state.subscribe();
         let timeout = self.with(|st, now| {
@@ -413,6 +417,43 @@ impl NetStation {
     /// Sends the changed datasets of every master; returns how many were sent.
     pub fn update_all(&self) -> usize {
         self.with(|st, now| st.update_all(now))
+    }
+
+    /// Sends an RMC through `send` (which calls a stub with `ctx`, such as
+    /// `st.object::<T>(h).call_name(&ctx, ..)`) and waits for its outcome, at
+    /// most the RMC timeout and a margin; the result is then in
+    /// `ctx.result()`. Fails with [`NetError::NotSent`] when `send` returns
+    /// false. Cancellation-safe: dropping the future leaves the call running.
+    ///
+    /// ```no_run
+    /// # async fn f(station: &netz_net::NetStation, h: netz_core::DOHandle) {
+    /// use netz_core::rmc::RmcContext;
+    /// use netz_core::{MethodId, Outcome};
+    /// # struct Score;
+    /// # impl netz_core::DoClass for Score {
+    /// #     const CLASS_NAME: &'static str = "Score";
+    /// #     type Proxy<'a> = netz_core::ObjectProxy<'a, Self>;
+    /// #     fn new_duplica() -> Self { Score }
+    /// # }
+    /// let ctx: RmcContext<i64> = RmcContext::on_master();
+    /// let outcome = station
+    ///     .call(&ctx, |st| st.object::<Score>(h).call(&ctx, MethodId(0), &(5i64,)))
+    ///     .await;
+    /// if let Ok(Outcome::Success) = outcome {
+    ///     println!("returned {:?}", ctx.result());
+    /// }
+    /// # }
+    /// ```
+    pub async fn call<R>(
+        &self,
+        ctx: &RmcContext<R>,
+        send: impl FnOnce(&mut Station) -> bool,
+    ) -> Result<Outcome, NetError> {
+        let (sent, timeout) = self.with(|st, _| (send(st), st.config().rmc_timeout));
+        if !sent {
+            return Err(NetError::NotSent);
+        }
+        Ok(wait_rmc(ctx, timeout + Duration::from_secs(2)).await)
     }
 
     /// Waits until `cond` holds on the station (checked after every step of
