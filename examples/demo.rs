@@ -712,8 +712,8 @@ fn story(children: &mut Children) -> Result<()> {
     ));
     s.say("crate `gold` (persistent) was taken over by station 2; crate `smoke` was removed everywhere");
     s.say(format!(
-        "avatars still in the world: {}",
-        Proc::field(&c, "avatars")
+        "avatars still in the world: {} (their stations are alive)",
+        Proc::field(&c, "avatars").replace(',', ", ")
     ));
 
     s.chapter("6. The session goes on");
