@@ -68,7 +68,19 @@ impl Cluster {
 
     /// Adds a station and joins it through station `contact`.
     pub fn join(&mut self, cfg: StationConfig, contact: usize) -> Result<usize, JoinError> {
-        let st = Station::new(cfg, self.registry.clone());
+        let registry = self.registry.clone();
+        self.join_with_registry(cfg, registry, contact)
+    }
+
+    /// Adds a station built with its own class registry (another build of
+    /// the game, say) and joins it through station `contact`.
+    pub fn join_with_registry(
+        &mut self,
+        cfg: StationConfig,
+        registry: Arc<Registry>,
+        contact: usize,
+    ) -> Result<usize, JoinError> {
+        let st = Station::new(cfg, registry);
         let addr = self.sim.add_node(st);
         self.addrs.push(addr);
         let i = self.addrs.len() - 1;

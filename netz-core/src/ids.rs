@@ -70,10 +70,15 @@ pub struct MethodId(pub u16);
 ///
 /// Layout of the 64 bits: class id (8) | creating station (24) | serial (32).
 /// Well-known objects are created by "station 0".
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+///
+/// The default handle (`DOHandle::NULL`) names no object.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
 pub struct DOHandle(pub u64);
 
 impl DOHandle {
+    /// The handle of no object.
+    pub const NULL: DOHandle = DOHandle(0);
+
     /// Builds a handle from its parts.
     pub fn new(class: ClassId, creator: StationId, serial: u32) -> DOHandle {
         DOHandle(

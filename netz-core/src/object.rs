@@ -644,6 +644,13 @@ impl Registry {
             .map(|i| MethodId(i as u16))
     }
 
+    /// The handle of well-known object `index` of class `T`, if `T` is
+    /// registered with at least `index + 1` well-known objects.
+    pub fn well_known_handle<T: 'static>(&self, index: u32) -> Option<DOHandle> {
+        let c = &self.classes[*self.by_type.get(&TypeId::of::<T>())?];
+        (index < c.well_known).then(|| DOHandle::well_known(c.id, index))
+    }
+
     /// The handles of every well-known object.
     pub fn well_known_handles(&self) -> Vec<DOHandle> {
         self.classes

@@ -855,8 +855,9 @@ impl Station {
     fn route(&mut self, hop: StationId, hop_is_client: bool, substream: u8, env: Envelope) {
         // A client may only speak for itself (no spoofed origins through relays).
         let origin_ok = env.origin == hop
-            || (!hop_is_client && self.members.contains_key(&env.origin))
-            || self.cfg.topology == Topology::Mesh && env.origin == hop;
+            || (self.cfg.topology == Topology::ClientServer
+                && !hop_is_client
+                && self.members.contains_key(&env.origin));
         if !origin_ok {
             self.stats.bad_messages += 1;
             return;
@@ -1457,8 +1458,7 @@ impl Station {
             .members
             .values()
             .filter(|m| {
-                !self.gone.contains(&m.info.id)
-                    && !(m.silent && m.info.id != self.id)
+                !(self.gone.contains(&m.info.id) || (m.silent && m.info.id != self.id))
                     && self.eligible_master(&m.info)
             })
             .map(|m| m.info.id)
@@ -1467,7 +1467,11 @@ impl Station {
         if candidate == Some(self.id) {
             self.become_session_master();
         } else if let Some(c) = candidate {
-            self.session_master = c;
+            if self.session_master != c {
+                self.session_master = c;
+                self.events
+                    .push_back(Event::SessionMasterChanged { new_master: c });
+            }
         }
     }
 
@@ -2990,6 +2994,7 @@ fn encode_datasets(cell: &Arc<dyn ErasedCell>, _unused: Option<()>) -> Vec<u8> {
 }
 
 /// Encodes the fields that changed since `snapshot` and refreshes it.
+#[allow(clippy::needless_range_loop)]
 fn encode_delta(cell: &Arc<dyn ErasedCell>, snapshot: &mut Vec<Vec<Vec<u8>>>) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     let mut count = 0u64;
@@ -3046,37 +3051,37 @@ fn peek_revision(data: &[u8]) -> u8 {
 /// Applies a dataset message; `None` if it was malformed.
 fn apply_datasets(cell: &Arc<dyn ErasedCell>, data: &[u8]) -> Option<()> {
     let mut ok = Some(());
-    cell.with_dyn(&mut |o| {
-        let mut s = data;
-        let run = |s: &mut &[u8], o: &mut dyn DoDyn| -> Option<()> {
-            let count = get_varint(s)?;
-            for _ in 0..count {
-                let idx = get_varint(s)? as usize;
-                let (&rev, rest) = s.split_first()?;
-                *s = rest;
-                let mask = get_varint(s)?;
-                let len = usize::try_from(get_varint(s)?).ok()?;
-                if len > s.len() {
-                    return None;
-                }
-                let (mut body, rest) = s.split_at(len);
-                *s = rest;
-                let Some(d) = o.ds_mut(idx) else { continue };
-                d.set_received_revision(rev);
-                let known = d.field_names().len();
-                for f in 0..64usize {
-                    if mask & (1u64 << f) == 0 {
-                        continue;
-                    }
-                    if f >= known {
-                        break;
-                    }
-                    d.decode_field(f, &mut body).ok()?;
-                }
-            }
-            Some(())
-        };
-        ok = run(&mut s, o);
-    });
+    cell.with_dyn(&mut |o| ok = apply_to(o, data));
     ok
+}
+
+fn apply_to(o: &mut dyn DoDyn, mut s: &[u8]) -> Option<()> {
+    let count = get_varint(&mut s)?;
+    for _ in 0..count {
+        let idx = usize::try_from(get_varint(&mut s)?).ok()?;
+        let (&rev, rest) = s.split_first()?;
+        s = rest;
+        let mask = get_varint(&mut s)?;
+        let len = usize::try_from(get_varint(&mut s)?).ok()?;
+        if len > s.len() {
+            return None;
+        }
+        let (mut body, rest) = s.split_at(len);
+        s = rest;
+        // A dataset this build does not know is skipped (VER-3).
+        let Some(d) = o.ds_mut(idx) else { continue };
+        d.set_received_revision(rev);
+        let known = d.field_names().len();
+        for f in 0..64usize {
+            if mask & (1u64 << f) == 0 {
+                continue;
+            }
+            // Fields this build does not know come last: ignore them.
+            if f >= known {
+                break;
+            }
+            d.decode_field(f, &mut body).ok()?;
+        }
+    }
+    Some(())
 }

@@ -105,8 +105,8 @@ struct Slot {
 impl Slot {
     fn idle(&self, now: Instant) -> bool {
         self.allocation.is_none()
-            && self.reserved_until.map_or(true, |t| t <= now)
-            && self.held_until.map_or(true, |t| t <= now)
+            && self.reserved_until.is_none_or(|t| t <= now)
+            && self.held_until.is_none_or(|t| t <= now)
     }
 
     fn running(&self) -> bool {
@@ -1075,7 +1075,7 @@ impl Core {
                 .filter(|(_, s)| {
                     s.allocation.is_none()
                         && !s.backoff
-                        && s.reserved_until.map_or(true, |t| t <= now)
+                        && s.reserved_until.is_none_or(|t| t <= now)
                 })
                 .min_by_key(|(i, s)| (!s.running(), *i))
                 .map(|(i, _)| i)

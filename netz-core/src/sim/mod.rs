@@ -619,7 +619,7 @@ impl<N: SimNode> Sim<N> {
             }
             let at = t.max(now);
             let key = (at, 1, i as u64);
-            if best.as_ref().map_or(true, |(k, _)| key < *k) {
+            if best.as_ref().is_none_or(|(k, _)| key < *k) {
                 best = Some((
                     key,
                     Event {
