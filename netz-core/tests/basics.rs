@@ -142,3 +142,30 @@ fn actions_run_on_master_and_duplicas() {
     assert_eq!(c.station(0).get::<Counter>(h).unwrap().lock().bumps, 3);
     assert_eq!(c.station(1).get::<Counter>(h).unwrap().lock().bumps, 4);
 }
+
+#[test]
+fn well_known_objects_exist_everywhere_from_session_start() {
+    let mut r = Registry::new();
+    r.register_well_known::<Counter>(2).unwrap();
+    let reg = std::sync::Arc::new(r);
+    let h0 = reg.well_known_handle::<Counter>(0).unwrap();
+    let h1 = reg.well_known_handle::<Counter>(1).unwrap();
+    assert!(reg.well_known_handle::<Counter>(2).is_none());
+    let mut c = Cluster::start(
+        SimConfig::seeded(2),
+        reg,
+        vec![cfg(ProcessType::Server, "s")],
+    )
+    .unwrap();
+    assert!(c.station(0).get::<Counter>(h0).unwrap().is_master());
+    let i = c.join(cfg(ProcessType::Client, "late"), 0).unwrap();
+    // Present on the joiner as soon as it joined, mastered by the session master.
+    let d = c.station(i).get::<Counter>(h1).expect("well-known duplica");
+    assert!(d.is_duplica());
+    assert_eq!(d.master_station(), StationId(1));
+    c.station(0).get::<Counter>(h1).unwrap().lock().data.value = 9;
+    let now = c.now();
+    c.station_mut(0).update(now, h1).unwrap();
+    c.run_for(Duration::from_millis(200));
+    assert_eq!(d.lock().data.value, 9);
+}
