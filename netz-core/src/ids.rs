@@ -52,6 +52,8 @@ impl ClassId {
     pub const STATION: ClassId = ClassId(1);
     /// The core class of the session object.
     pub const SESSION: ClassId = ClassId(2);
+    /// The core class of rooms (see [`crate::session::RoomObject`]).
+    pub const ROOM: ClassId = ClassId(3);
     /// The first id handed to user classes.
     pub const FIRST_USER: u8 = 100;
 

@@ -22,7 +22,10 @@ pub use object::{
 pub use operation::*;
 pub use pipeline::{CallbackError, CallbackId};
 pub use rmc::{CallState, Completion, Outcome, RmcContext, RmcFlag};
-pub use session::{Event, JoinError, StationConfig, StationInfo, Topology};
+pub use session::{
+    Event, JoinError, RoomData, RoomError, RoomInfo, RoomObject, StationConfig, StationInfo,
+    Topology,
+};
 pub use station::{Station, StationError, StationStats};
 pub use time::Instant;
 

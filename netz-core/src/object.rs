@@ -547,7 +547,7 @@ impl std::fmt::Debug for Registry {
 }
 
 impl Registry {
-    /// A registry with the core classes (station, session) only.
+    /// A registry with the core classes (station, session, room) only.
     pub fn new() -> Self {
         let mut r = Registry {
             classes: Vec::new(),
@@ -556,6 +556,7 @@ impl Registry {
         };
         r.insert::<crate::session::StationObject>(ClassId::STATION, 0);
         r.insert::<crate::session::SessionObject>(ClassId::SESSION, 1);
+        r.insert::<crate::session::RoomObject>(ClassId::ROOM, 0);
         r
     }
 

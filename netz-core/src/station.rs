@@ -10,19 +10,25 @@ use crate::pipeline::{CallbackError, CallbackId, Hooks};
 use crate::rmc::{bits, Outcome, RmcFlag, RmcShared};
 use crate::session::*;
 use crate::transport::{Link, PacketHeader, PacketKind, TransportConfig};
-use crate::wire::{get_varint, put_varint, Bytes, Envelope, Msg};
+use crate::wire::{get_varint, put_varint, Bytes, Envelope, Msg, RoomOp};
 use crate::{Instant, Transmit};
 use std::any::TypeId;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 use tracing::{debug, trace};
 
 /// The system sub-stream: session and object messages travel on it.
 const SYSTEM_STREAM: u8 = 0;
 /// How many links a joining station keeps for stations it does not know yet.
 const MAX_PROVISIONAL_LINKS: usize = 16;
+/// Why a server that scales in refuses joins.
+const OFFLINE_REASON: &str = "the server is going offline (scale-in); join through another server";
+/// Why a server that scaled in disconnects the clients that did not migrate.
+const KICK_REASON: &str =
+    "the server scaled in and its drain timeout ended before the client migrated";
 
 /// Counters of what a station received, dropped and did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -86,6 +92,26 @@ pub enum StationError {
     /// No pending join with that id.
     #[error("no pending join for station {0}")]
     NoPendingJoin(StationId),
+    /// Only a server of a client-server session can do this (scale in).
+    #[error("only a server of a client-server session can scale in")]
+    NotAServer,
+    /// Only a client of a client-server session can do this (migrate).
+    #[error("only a client of a client-server session can migrate")]
+    NotAClient,
+    /// A migration of this client is already under way.
+    #[error("a migration is already under way")]
+    AlreadyMigrating,
+    /// No such room.
+    #[error("no room {0:?}")]
+    NoSuchRoom(DOHandle),
+    /// Only the room's owner may migrate it.
+    #[error("only the room owner ({owner}) may migrate room {room_id}")]
+    NotRoomOwner {
+        /// The room's id.
+        room_id: String,
+        /// Its owner.
+        owner: StationId,
+    },
 }
 
 struct Member {
@@ -149,6 +175,52 @@ enum State {
     Closed,
 }
 
+/// A link kept after its station stopped being a direct peer, so that the
+/// last acknowledgements and retransmissions still go out.
+struct Closing {
+    id: StationId,
+    addr: SocketAddr,
+    link: Link,
+    until: Instant,
+    /// Whether messages still arriving on it are handled (the old server's
+    /// link of a migrating client) or dropped.
+    deliver: bool,
+}
+
+/// A server's scale-in.
+struct ScaleIn {
+    deadline: Instant,
+    /// Set when the drain is over: clients still attached were told to go,
+    /// and the server leaves once its links are idle or at this instant.
+    kicked_until: Option<Instant>,
+}
+
+/// A client's migration to another server.
+enum MigrationPhase {
+    /// Waiting until the old server acknowledged everything we sent.
+    WaitIdle,
+    /// `MigrateRequest` sent; waiting for `MigrateGo`.
+    Requested,
+    /// Switched to the new server; waiting for its `Welcome`.
+    Switched { to: StationId },
+}
+
+struct Migration {
+    phase: MigrationPhase,
+    /// Messages sent by the application during the migration, in order.
+    held: Vec<(u8, Envelope)>,
+}
+
+/// A server handing one of its clients over to another server.
+struct Handover {
+    target: StationId,
+    tried: Vec<StationId>,
+    accepted: bool,
+    /// Marks of this server's links when the client asked: everything the
+    /// client sent before was relayed once they are passed.
+    marks: Vec<(StationId, Vec<u64>)>,
+}
+
 enum Deferred {
     Msg(StationId, Msg),
     Recover(DOHandle, StationId),
@@ -197,9 +269,20 @@ pub struct Station {
     system_lock: u32,
     deferred: Vec<Deferred>,
     gone: BTreeSet<StationId>,
-    /// Links of stations that left gracefully, kept briefly so that the last
-    /// acknowledgements and messages still go out.
-    closing: Vec<(StationId, SocketAddr, Link, Instant)>,
+    /// Links of stations that left gracefully (or stopped being direct
+    /// peers), kept briefly so that the last acknowledgements and messages
+    /// still go out.
+    closing: Vec<Closing>,
+    /// Servers that announced a scale-in.
+    offline: BTreeSet<StationId>,
+    scale_in: Option<ScaleIn>,
+    migration: Option<Migration>,
+    handovers: BTreeMap<StationId, Handover>,
+    /// Per room: the last migration epoch whose start / completion was reported.
+    room_started: HashMap<DOHandle, u32>,
+    room_completed: HashMap<DOHandle, u32>,
+    next_room_serial: u32,
+    next_request: u64,
     events: VecDeque<Event>,
     transmits: VecDeque<Transmit>,
     rng: u64,
@@ -250,6 +333,14 @@ impl Station {
             deferred: Vec::new(),
             gone: BTreeSet::new(),
             closing: Vec::new(),
+            offline: BTreeSet::new(),
+            scale_in: None,
+            migration: None,
+            handovers: BTreeMap::new(),
+            room_started: HashMap::new(),
+            room_completed: HashMap::new(),
+            next_room_serial: 1,
+            next_request: 1,
             events: VecDeque::new(),
             transmits: VecDeque::new(),
             rng,
@@ -485,6 +576,8 @@ impl Station {
                 }
             }
             self.drain_local();
+            self.progress_migrations();
+            self.drain_local();
         }
     }
 
@@ -525,19 +618,19 @@ impl Station {
                 }
             }
         }
-        for (id, addr, link, _) in self.closing.iter_mut() {
+        for c in self.closing.iter_mut() {
             let mut buf = Vec::with_capacity(max);
             PacketHeader {
                 kind: PacketKind::Link,
                 session: tag,
                 sender: me,
-                receiver: id.0,
+                receiver: c.id.0,
             }
             .encode(&mut buf);
-            if link.poll_packet(now, &mut buf) {
+            if c.link.poll_packet(now, &mut buf) {
                 self.stats.datagrams_sent += 1;
                 return Some(Transmit {
-                    destination: *addr,
+                    destination: c.addr,
                     contents: buf,
                 });
             }
@@ -588,11 +681,14 @@ impl Station {
                 }
             }
         }
-        for (_, _, link, until) in &self.closing {
-            consider(*until);
-            if let Some(x) = link.poll_timeout() {
-                consider(x.min(*until));
+        for c in &self.closing {
+            consider(c.until);
+            if let Some(x) = c.link.poll_timeout() {
+                consider(x.min(c.until));
             }
+        }
+        if let Some(sc) = &self.scale_in {
+            consider(sc.kicked_until.unwrap_or(sc.deadline));
         }
         if let Some((d, _)) = self.call_deadlines.first() {
             consider(*d);
@@ -639,9 +735,9 @@ impl Station {
                 link.handle_timeout(now);
             }
         }
-        self.closing.retain_mut(|(_, _, link, until)| {
-            link.handle_timeout(now);
-            now < *until
+        self.closing.retain_mut(|c| {
+            c.link.handle_timeout(now);
+            now < c.until
         });
         // Join retries.
         let mut join_failed = false;
@@ -731,6 +827,8 @@ impl Station {
             }
         }
         self.drain_local();
+        self.progress_migrations();
+        self.drain_local();
     }
 
     /// A datagram arrived from `from`.
@@ -754,6 +852,10 @@ impl Station {
             _ => self.stats.malformed_datagrams += 1,
         }
         self.drain_local();
+        if self.migration.is_some() || !self.handovers.is_empty() || self.scale_in.is_some() {
+            self.progress_migrations();
+            self.drain_local();
+        }
     }
 
     fn handle_link_packet(&mut self, from: SocketAddr, header: PacketHeader, payload: &[u8]) {
@@ -805,17 +907,42 @@ impl Station {
             return;
         }
         let sender = StationId(header.sender);
-        let Some(m) = self.members.get_mut(&sender) else {
-            if let Some((_, _, link, _)) = self
+        let linked = self
+            .members
+            .get(&sender)
+            .is_some_and(|m| m.link.is_some() && m.info.addr == from);
+        if !linked {
+            if let Some(c) = self
                 .closing
                 .iter_mut()
-                .find(|(id, addr, _, _)| *id == sender && *addr == from)
+                .find(|c| c.id == sender && c.addr == from)
             {
-                // Only acknowledgements matter now; messages are dropped.
-                let _ = link.handle_packet(now, payload);
-                while link.poll_message().is_some() {}
+                if c.link.handle_packet(now, payload).is_err() {
+                    self.stats.malformed_datagrams += 1;
+                    return;
+                }
+                let mut got = Vec::new();
+                while let Some(d) = c.link.poll_message() {
+                    // Only acknowledgements matter now, unless the link is
+                    // a migrating client's old server's.
+                    if c.deliver {
+                        got.push(d);
+                    }
+                }
+                for d in got {
+                    let substream = match d.channel {
+                        crate::transport::Channel::Reliable(s) => s,
+                        _ => SYSTEM_STREAM,
+                    };
+                    match Envelope::decode(&d.data) {
+                        Some(env) => self.route(sender, false, substream, env),
+                        None => self.stats.bad_messages += 1,
+                    }
+                }
                 return;
             }
+        }
+        let Some(m) = self.members.get_mut(&sender) else {
             self.stats.unknown_sender += 1;
             return;
         };
@@ -923,7 +1050,23 @@ impl Station {
             dest,
             msg,
         };
+        if let Some(m) = self.migration.as_mut() {
+            // Held until the new server welcomes us, then sent in order.
+            m.held.push((substream, env));
+            return true;
+        }
         self.send_envelope(substream, &env)
+    }
+
+    /// Sends `msg` at once, even while migrating (the migration's own messages).
+    fn send_now(&mut self, dest: StationId, msg: Msg) -> bool {
+        trace!(station = %self.id, to = %dest, msg = msg.name(), "send");
+        let env = Envelope {
+            origin: self.id,
+            dest,
+            msg,
+        };
+        self.send_envelope(SYSTEM_STREAM, &env)
     }
 
     fn broadcast(&mut self, msg: &Msg, except: &[StationId]) {
@@ -1060,6 +1203,16 @@ impl Station {
                     self.stats.unknown_sender += 1;
                     return;
                 }
+                if self.scale_in.is_some() {
+                    self.send_connectionless(
+                        from,
+                        &Msg::JoinDenied {
+                            nonce,
+                            reason: OFFLINE_REASON.into(),
+                        },
+                    );
+                    return;
+                }
                 self.on_join_request(self.id, nonce, from, process_type, token, topology);
             }
             Msg::JoinDenied { nonce: n, reason } => {
@@ -1138,6 +1291,10 @@ impl Station {
                 addr,
                 "the session uses a different topology".into(),
             );
+            return;
+        }
+        if self.offline.contains(&contact) {
+            self.deny_join(contact, nonce, addr, OFFLINE_REASON.into());
             return;
         }
         if self.cfg.topology == Topology::ClientServer
@@ -1412,6 +1569,9 @@ impl Station {
             }
         }
         self.call_deadlines.clear();
+        self.migration = None;
+        self.handovers.clear();
+        self.scale_in = None;
         self.state = State::Closed;
         self.events.push_back(Event::Disconnected {
             reason: reason.into(),
@@ -1575,7 +1735,13 @@ impl Station {
                 st.forwarded.remove(&m.info.addr);
                 if let (false, Some(link)) = (failed, m.link) {
                     let until = st.now + st.cfg.failure_timeout;
-                    st.closing.push((id, m.info.addr, link, until));
+                    st.closing.push(Closing {
+                        id,
+                        addr: m.info.addr,
+                        link,
+                        until,
+                        deliver: false,
+                    });
                 }
             }
             let calls: Vec<u64> = st
@@ -1600,6 +1766,9 @@ impl Station {
                 st.change_dup_set(h, id, false, id);
             }
         });
+        self.offline.remove(&id);
+        self.handovers.remove(&id);
+        self.room_member_gone(id);
         self.events.push_back(if failed {
             Event::StationFailed(id)
         } else {
@@ -2397,6 +2566,90 @@ impl Station {
                 let op = self.make_call_op(origin, handle, method, true);
                 self.execute_call(op, 0, false, handle, args.0, SYSTEM_STREAM, forward);
             }
+            Msg::Offline { drain_ms } => self.on_offline(origin, drain_ms),
+            Msg::MigrateRequest => self.on_migrate_request(origin),
+            Msg::MigrateRefused { reason } => self.on_migrate_refused(origin, reason),
+            Msg::Handover { station } => self.on_handover(origin, station),
+            Msg::HandoverAck { station, accepted } => {
+                self.on_handover_ack(origin, station, accepted)
+            }
+            Msg::MigrateGo { to } => self.on_migrate_go(origin, to),
+            Msg::Reconnect => {
+                if self.members.get(&origin).and_then(|m| m.info.relay) == Some(self.id) {
+                    self.send_now(origin, Msg::Welcome);
+                } else {
+                    self.stats.bad_messages += 1;
+                }
+            }
+            Msg::Welcome => self.on_welcome(origin),
+            Msg::Reattach { station, relay } => self.on_reattach(origin, station, relay),
+            Msg::Kick { reason } => {
+                if self.cfg.process_type == ProcessType::Client && origin == self.relay {
+                    self.close(&reason);
+                } else {
+                    self.stats.bad_messages += 1;
+                }
+            }
+            Msg::RoomRequest {
+                request,
+                by,
+                room,
+                op,
+            } => self.on_room_request(origin, request, by, room, op),
+            Msg::RoomReply {
+                request,
+                room,
+                code,
+                message,
+                room_id,
+            } => {
+                let result = if code == 0 {
+                    Ok(room_id)
+                } else {
+                    Err(RoomError::new(code, message))
+                };
+                self.events.push_back(Event::RoomResult {
+                    request,
+                    room,
+                    result,
+                });
+            }
+            Msg::RoomAdopt { room, epoch } => self.on_room_adopt(origin, room, epoch),
+            Msg::RoomMigrateStart { room, epoch } => {
+                let started = self.room_started.entry(room).or_insert(0);
+                if epoch > *started {
+                    *started = epoch;
+                    self.events.push_back(Event::RoomMigrateStart { room });
+                }
+            }
+            Msg::RoomMigrateComplete {
+                room,
+                epoch,
+                success,
+                room_id,
+                code,
+                message,
+            } => {
+                if success {
+                    if self.room_completed.get(&room).is_some_and(|e| *e >= epoch) {
+                        return;
+                    }
+                    self.room_completed.insert(room, epoch);
+                    // The start may have taken a slower path: report it first.
+                    let started = self.room_started.entry(room).or_insert(0);
+                    if *started < epoch {
+                        *started = epoch;
+                        self.events.push_back(Event::RoomMigrateStart { room });
+                    }
+                }
+                self.events.push_back(Event::RoomMigrateComplete {
+                    room,
+                    success,
+                    room_id,
+                    error_code: code,
+                    message,
+                });
+            }
         }
     }
 
@@ -2412,6 +2665,7 @@ impl Station {
                 | Msg::Migrate { .. }
                 | Msg::StationGone { .. }
                 | Msg::RecoveryDone { .. }
+                | Msg::RoomAdopt { .. }
         )
     }
 
@@ -2737,6 +2991,1056 @@ impl Station {
         let g = shared.begin();
         shared.complete(g, outcome, None);
         false
+    }
+}
+
+// ------------------------------------------------------------ migration
+//
+// Scale-in, client migration and room migration (client-server sessions).
+//
+// A server that scales in broadcasts `Offline`, hands its masters (except
+// rooms and their objects) to the surviving servers at once, refuses joins
+// and new rooms, and leaves when none of its clients and rooms is left, or
+// when its drain ends: rooms still hosted then move by themselves, clients
+// still attached get `Kick`.
+//
+// A client migrates in four steps: (1) `send_migrate` holds every message
+// the application sends from now on and waits until the old server has
+// acknowledged everything sent before; (2) `MigrateRequest`: the old server
+// marks its links and asks a survivor to adopt the client (`Handover`,
+// `HandoverAck`); (3) once the marks are passed (everything the client sent
+// has been relayed onwards) it sends `MigrateGo` and routes the client's
+// traffic to the new server, and the session master tells everyone
+// (`Reattach`); (4) the client links to the new server (`Reconnect`,
+// `Welcome`) and sends what it held, in order. Its station id, objects and
+// duplicas never change.
+impl Station {
+    /// The server a client of a client-server session is attached to.
+    pub fn relay(&self) -> Option<StationId> {
+        (self.cfg.topology == Topology::ClientServer
+            && self.cfg.process_type == ProcessType::Client
+            && self.relay.is_some())
+        .then_some(self.relay)
+    }
+
+    /// The servers that announced a scale-in and are still in the session.
+    pub fn offline_servers(&self) -> Vec<StationId> {
+        self.offline.iter().copied().collect()
+    }
+
+    /// Whether this server is scaling in (see [`Station::scale_in`]).
+    pub fn is_offline(&self) -> bool {
+        self.offline.contains(&self.id)
+    }
+
+    /// Whether this client is migrating (between `send_migrate` and
+    /// [`Event::Reconnected`] or [`Event::MigrateFailed`]).
+    pub fn is_migrating(&self) -> bool {
+        self.migration.is_some()
+    }
+
+    /// The clients this server relays, sorted.
+    pub fn attached_clients(&self) -> Vec<StationId> {
+        self.members
+            .values()
+            .filter(|m| {
+                m.info.process_type == ProcessType::Client
+                    && m.info.relay == Some(self.id)
+                    && m.info.id != self.id
+            })
+            .map(|m| m.info.id)
+            .collect()
+    }
+
+    /// Scales this server in (Diarkis: the server goes offline): it tells
+    /// every station ([`Event::Offline`]; its clients should call
+    /// [`Station::send_migrate`]), hands its masters to the surviving
+    /// servers with ChangeMasterStation (rooms and their objects stay until
+    /// their owner moves them with [`Station::send_migrate_room`]), refuses
+    /// joins and new rooms, and leaves the session once no client and no
+    /// room is left, or when `drain` is over: rooms still here then move by
+    /// themselves and clients still here are disconnected with a reason.
+    pub fn scale_in(&mut self, now: Instant, drain: Duration) -> Result<(), StationError> {
+        self.advance(now);
+        if !matches!(self.state, State::InSession) {
+            return Err(StationError::NotInSession);
+        }
+        if self.cfg.topology != Topology::ClientServer
+            || self.cfg.process_type != ProcessType::Server
+        {
+            return Err(StationError::NotAServer);
+        }
+        if self.scale_in.is_some() {
+            return Ok(());
+        }
+        debug!(station = %self.id, ?drain, "scaling in");
+        self.scale_in = Some(ScaleIn {
+            deadline: now + drain,
+            kicked_until: None,
+        });
+        self.offline.insert(self.id);
+        let drain_ms = u64::try_from(drain.as_millis()).unwrap_or(u64::MAX);
+        self.broadcast(&Msg::Offline { drain_ms }, &[]);
+        self.events.push_back(Event::Offline {
+            server: self.id,
+            ours: false,
+            drain,
+        });
+        self.evacuate();
+        self.drain_local();
+        self.progress_migrations();
+        self.drain_local();
+        Ok(())
+    }
+
+    /// Moves this client to another server (Diarkis `SendMigrate`), usually
+    /// after [`Event::Offline`]. The cluster picks the server; the client
+    /// keeps its station id, objects and duplicas. Reported by
+    /// [`Event::MigrateDisconnected`], then [`Event::Reconnected`] (or
+    /// [`Event::MigrateFailed`]). Everything the application sends in
+    /// between is held and sent after the switch, exactly once and in order.
+    pub fn send_migrate(&mut self, now: Instant) -> Result<(), StationError> {
+        self.advance(now);
+        if !matches!(self.state, State::InSession) {
+            return Err(StationError::NotInSession);
+        }
+        if self.cfg.topology != Topology::ClientServer
+            || self.cfg.process_type != ProcessType::Client
+        {
+            return Err(StationError::NotAClient);
+        }
+        if self.migration.is_some() {
+            return Err(StationError::AlreadyMigrating);
+        }
+        debug!(station = %self.id, from = %self.relay, "migrating");
+        self.migration = Some(Migration {
+            phase: MigrationPhase::WaitIdle,
+            held: Vec::new(),
+        });
+        self.progress_migrations();
+        self.drain_local();
+        Ok(())
+    }
+
+    /// The least loaded server that can take clients or objects.
+    fn pick_server(
+        &self,
+        exclude: &[StationId],
+        extra: &BTreeMap<StationId, usize>,
+    ) -> Option<StationId> {
+        let candidates = self.members.values().filter(|m| {
+            let id = m.info.id;
+            m.info.process_type == ProcessType::Server
+                && id != self.id
+                && !m.silent
+                && !self.offline.contains(&id)
+                && !self.gone.contains(&id)
+                && !exclude.contains(&id)
+        });
+        candidates
+            .map(|m| {
+                let id = m.info.id;
+                let clients = self
+                    .members
+                    .values()
+                    .filter(|c| c.info.relay == Some(id))
+                    .count();
+                let pending = self.handovers.values().filter(|h| h.target == id).count();
+                (clients + pending + extra.get(&id).copied().unwrap_or(0), id)
+            })
+            .min()
+            .map(|(_, id)| id)
+    }
+
+    /// Rooms hosted here, with the objects that move with them.
+    fn hosted_rooms(&self) -> Vec<RoomInfo> {
+        let mut v: Vec<RoomInfo> = self
+            .store
+            .iter()
+            .filter(|(h, e)| h.class_id() == ClassId::ROOM && e.master == self.id)
+            .filter_map(|(h, _)| self.get::<RoomObject>(*h).map(|r| r.lock().info(*h)))
+            .collect();
+        v.sort_by_key(|r| r.handle);
+        v
+    }
+
+    /// Hands every master of this scaling-in server to the survivors,
+    /// except rooms and their objects, station and well-known objects.
+    fn evacuate(&mut self) {
+        if self.system_lock > 0 {
+            return;
+        }
+        let in_rooms: BTreeSet<DOHandle> = self
+            .hosted_rooms()
+            .into_iter()
+            .flat_map(|r| r.objects.into_iter().chain(std::iter::once(r.handle)))
+            .collect();
+        let mut assigned: BTreeMap<StationId, usize> = BTreeMap::new();
+        for h in self.masters() {
+            if h.class_id() == ClassId::STATION || h.is_well_known() || in_rooms.contains(&h) {
+                continue;
+            }
+            let Some(to) = self.pick_server(&[], &assigned) else {
+                return;
+            };
+            if self.migrate_inner(h, to).is_ok() {
+                debug!(station = %self.id, object = ?h, to = %to, "object handed over");
+                *assigned.entry(to).or_default() += 1;
+            }
+        }
+    }
+
+    fn progress_migrations(&mut self) {
+        if !self.is_in_session() {
+            return;
+        }
+        // A client waits until the old server acknowledged everything.
+        if matches!(
+            self.migration,
+            Some(Migration {
+                phase: MigrationPhase::WaitIdle,
+                ..
+            })
+        ) {
+            let idle = self
+                .members
+                .get(&self.relay)
+                .and_then(|m| m.link.as_ref())
+                .is_none_or(|l| l.is_idle());
+            if idle {
+                if let Some(m) = self.migration.as_mut() {
+                    m.phase = MigrationPhase::Requested;
+                }
+                let relay = self.relay;
+                self.send_now(relay, Msg::MigrateRequest);
+            }
+        }
+        // A server switches a client once what it relayed for it arrived.
+        let ready: Vec<StationId> = self
+            .handovers
+            .iter()
+            .filter(|(_, h)| {
+                h.accepted
+                    && h.marks.iter().all(|(id, mark)| {
+                        self.members
+                            .get(id)
+                            .and_then(|m| m.link.as_ref())
+                            .is_none_or(|l| l.is_acked_through(mark))
+                    })
+            })
+            .map(|(c, _)| *c)
+            .collect();
+        for c in ready {
+            self.complete_handover(c);
+        }
+        self.progress_scale_in();
+    }
+
+    fn progress_scale_in(&mut self) {
+        if !matches!(self.state, State::InSession) {
+            return;
+        }
+        let Some(sc) = &self.scale_in else {
+            return;
+        };
+        let now = self.now;
+        match sc.kicked_until {
+            None => {
+                let attached = self.attached_clients();
+                let rooms = self.hosted_rooms();
+                let empty = attached.is_empty() && rooms.is_empty() && self.handovers.is_empty();
+                if !empty && now < sc.deadline {
+                    return;
+                }
+                debug!(station = %self.id, clients = attached.len(), rooms = rooms.len(), "drain over");
+                for r in rooms {
+                    if let Some(to) = self.pick_server(&[], &BTreeMap::new()) {
+                        self.migrate_room_to(r.handle, to);
+                    }
+                }
+                self.evacuate();
+                self.handovers.clear();
+                for c in attached {
+                    self.send(
+                        c,
+                        SYSTEM_STREAM,
+                        Msg::Kick {
+                            reason: KICK_REASON.into(),
+                        },
+                    );
+                }
+                let until = now + self.cfg.failure_timeout;
+                if let Some(sc) = self.scale_in.as_mut() {
+                    sc.kicked_until = Some(until);
+                }
+            }
+            Some(until) => {
+                let idle = self
+                    .members
+                    .values()
+                    .filter_map(|m| m.link.as_ref())
+                    .all(|l| l.is_idle());
+                if idle || now >= until {
+                    debug!(station = %self.id, "scaled in: leaving");
+                    self.scale_in = None;
+                    let _ = self.leave(now);
+                }
+            }
+        }
+    }
+
+    /// Re-points `station`'s relay, linking or unlinking this station.
+    fn set_relay(&mut self, station: StationId, relay: StationId) {
+        let Some(m) = self.members.get_mut(&station) else {
+            return;
+        };
+        if m.info.relay == Some(relay) {
+            return;
+        }
+        m.info.relay = Some(relay);
+        let info = m.info.clone();
+        let direct = self.direct_link_to(&info);
+        let now = self.now;
+        let until = now + self.cfg.failure_timeout;
+        let tcfg = self.tcfg.clone();
+        if direct {
+            self.closing.retain(|c| c.id != station);
+        }
+        let Some(m) = self.members.get_mut(&station) else {
+            return;
+        };
+        if direct {
+            if m.link.is_none() {
+                m.link = Some(Link::new(tcfg, now));
+                m.silent = false;
+            }
+        } else if let Some(link) = m.link.take() {
+            self.closing.push(Closing {
+                id: station,
+                addr: info.addr,
+                link,
+                until,
+                deliver: false,
+            });
+        }
+    }
+
+    fn on_offline(&mut self, origin: StationId, drain_ms: u64) {
+        if self
+            .members
+            .get(&origin)
+            .is_none_or(|m| m.info.process_type != ProcessType::Server)
+        {
+            self.stats.bad_messages += 1;
+            return;
+        }
+        if !self.offline.insert(origin) {
+            return;
+        }
+        let ours = self.cfg.process_type == ProcessType::Client && self.relay == origin;
+        debug!(station = %self.id, server = %origin, ours, "server offline");
+        self.events.push_back(Event::Offline {
+            server: origin,
+            ours,
+            drain: Duration::from_millis(drain_ms),
+        });
+    }
+
+    fn on_migrate_request(&mut self, origin: StationId) {
+        let Some(m) = self.members.get(&origin) else {
+            return;
+        };
+        if m.info.process_type != ProcessType::Client || m.info.relay != Some(self.id) {
+            self.stats.bad_messages += 1;
+            return;
+        }
+        if self.handovers.contains_key(&origin) {
+            return;
+        }
+        let Some(to) = self.pick_server(&[], &BTreeMap::new()) else {
+            self.send(
+                origin,
+                SYSTEM_STREAM,
+                Msg::MigrateRefused {
+                    reason: "no other server can take the client".into(),
+                },
+            );
+            return;
+        };
+        let marks = self
+            .members
+            .iter()
+            .filter(|(id, _)| **id != origin)
+            .filter_map(|(id, m)| m.link.as_ref().map(|l| (*id, l.reliable_mark())))
+            .collect();
+        debug!(station = %self.id, client = %origin, to = %to, "handing over");
+        self.handovers.insert(
+            origin,
+            Handover {
+                target: to,
+                tried: vec![to],
+                accepted: false,
+                marks,
+            },
+        );
+        self.send(to, SYSTEM_STREAM, Msg::Handover { station: origin });
+    }
+
+    fn on_handover(&mut self, origin: StationId, station: StationId) {
+        let from_server = self
+            .members
+            .get(&origin)
+            .is_some_and(|m| m.info.process_type == ProcessType::Server);
+        let is_client = self
+            .members
+            .get(&station)
+            .is_some_and(|m| m.info.process_type == ProcessType::Client);
+        if !from_server || !is_client {
+            self.stats.bad_messages += 1;
+            return;
+        }
+        let accepted = self.cfg.process_type == ProcessType::Server
+            && self.scale_in.is_none()
+            && matches!(self.state, State::InSession);
+        if accepted {
+            self.set_relay(station, self.id);
+        }
+        self.send(
+            origin,
+            SYSTEM_STREAM,
+            Msg::HandoverAck { station, accepted },
+        );
+    }
+
+    fn on_handover_ack(&mut self, origin: StationId, station: StationId, accepted: bool) {
+        let Some(h) = self.handovers.get_mut(&station) else {
+            return;
+        };
+        if h.target != origin {
+            return;
+        }
+        if accepted {
+            h.accepted = true;
+            return;
+        }
+        let tried = h.tried.clone();
+        match self.pick_server(&tried, &BTreeMap::new()) {
+            Some(to) => {
+                if let Some(h) = self.handovers.get_mut(&station) {
+                    h.target = to;
+                    h.tried.push(to);
+                }
+                self.send(to, SYSTEM_STREAM, Msg::Handover { station });
+            }
+            None => {
+                self.handovers.remove(&station);
+                self.send(
+                    station,
+                    SYSTEM_STREAM,
+                    Msg::MigrateRefused {
+                        reason: "no other server accepted the client".into(),
+                    },
+                );
+            }
+        }
+    }
+
+    fn complete_handover(&mut self, client: StationId) {
+        let Some(h) = self.handovers.remove(&client) else {
+            return;
+        };
+        let to = h.target;
+        if !self.members.contains_key(&client) {
+            return;
+        }
+        if !self.members.contains_key(&to) {
+            self.send(
+                client,
+                SYSTEM_STREAM,
+                Msg::MigrateRefused {
+                    reason: "the new server went away".into(),
+                },
+            );
+            return;
+        }
+        // On the old link, after everything else sent to the client.
+        self.send(client, SYSTEM_STREAM, Msg::MigrateGo { to });
+        self.set_relay(client, to);
+        debug!(station = %self.id, client = %client, to = %to, "client handed over");
+        if self.is_session_master() {
+            self.apply_reattach(client, to);
+        } else {
+            let master = self.session_master;
+            self.send(
+                master,
+                SYSTEM_STREAM,
+                Msg::Reattach {
+                    station: client,
+                    relay: to,
+                },
+            );
+        }
+    }
+
+    /// Session master: `station` is relayed by `relay` now; tells everyone.
+    fn apply_reattach(&mut self, station: StationId, relay: StationId) {
+        self.set_relay(station, relay);
+        self.broadcast(&Msg::Reattach { station, relay }, &[station]);
+    }
+
+    fn on_reattach(&mut self, origin: StationId, station: StationId, relay: StationId) {
+        let relay_ok = self
+            .members
+            .get(&relay)
+            .is_some_and(|m| m.info.process_type == ProcessType::Server);
+        if station == self.id || !relay_ok || !self.members.contains_key(&station) {
+            self.stats.bad_messages += 1;
+            return;
+        }
+        if self.is_session_master() {
+            if self
+                .members
+                .get(&origin)
+                .is_some_and(|m| m.info.process_type == ProcessType::Server)
+            {
+                self.apply_reattach(station, relay);
+            } else {
+                self.stats.bad_messages += 1;
+            }
+        } else if origin == self.session_master {
+            self.set_relay(station, relay);
+        } else {
+            self.stats.bad_messages += 1;
+        }
+    }
+
+    fn on_migrate_go(&mut self, origin: StationId, to: StationId) {
+        let requested = matches!(
+            self.migration,
+            Some(Migration {
+                phase: MigrationPhase::Requested,
+                ..
+            })
+        );
+        if !requested || origin != self.relay || !self.members.contains_key(&to) {
+            self.stats.bad_messages += 1;
+            return;
+        }
+        let from = self.relay;
+        self.relay = to;
+        let now = self.now;
+        let until = now + self.cfg.failure_timeout;
+        if let Some(me) = self.members.get_mut(&self.id) {
+            me.info.relay = Some(to);
+        }
+        self.closing.retain(|c| c.id != to);
+        if let Some(m) = self.members.get_mut(&from) {
+            if let Some(link) = m.link.take() {
+                // What the old server still sends us is handled.
+                self.closing.push(Closing {
+                    id: from,
+                    addr: m.info.addr,
+                    link,
+                    until,
+                    deliver: true,
+                });
+            }
+        }
+        let tcfg = self.tcfg.clone();
+        if let Some(m) = self.members.get_mut(&to) {
+            m.link = Some(Link::new(tcfg, now));
+            m.silent = false;
+        }
+        if let Some(m) = self.migration.as_mut() {
+            m.phase = MigrationPhase::Switched { to };
+        }
+        debug!(station = %self.id, from = %from, to = %to, "switched server");
+        self.events
+            .push_back(Event::MigrateDisconnected { from, to });
+        self.send_now(to, Msg::Reconnect);
+    }
+
+    fn on_welcome(&mut self, origin: StationId) {
+        let switched = matches!(
+            self.migration,
+            Some(Migration { phase: MigrationPhase::Switched { to }, .. }) if to == origin
+        );
+        if !switched {
+            self.stats.bad_messages += 1;
+            return;
+        }
+        let Some(m) = self.migration.take() else {
+            return;
+        };
+        for (substream, env) in m.held {
+            self.send_envelope(substream, &env);
+        }
+        debug!(station = %self.id, server = %origin, "reconnected");
+        self.events.push_back(Event::Reconnected { server: origin });
+    }
+
+    fn on_migrate_refused(&mut self, origin: StationId, reason: String) {
+        if self.migration.is_none() || origin != self.relay {
+            self.stats.bad_messages += 1;
+            return;
+        }
+        let Some(m) = self.migration.take() else {
+            return;
+        };
+        for (substream, env) in m.held {
+            self.send_envelope(substream, &env);
+        }
+        self.events.push_back(Event::MigrateFailed { reason });
+    }
+
+    // ------------------------------------------------------------------ rooms
+
+    /// Every room of the session, by handle.
+    pub fn rooms(&self) -> Vec<RoomInfo> {
+        let mut v: Vec<RoomInfo> = self
+            .store
+            .keys()
+            .filter(|h| h.class_id() == ClassId::ROOM)
+            .filter_map(|h| self.room(*h))
+            .collect();
+        v.sort_by_key(|r| r.handle);
+        v
+    }
+
+    /// One room.
+    pub fn room(&self, room: DOHandle) -> Option<RoomInfo> {
+        if room.class_id() != ClassId::ROOM {
+            return None;
+        }
+        self.get::<RoomObject>(room).map(|r| r.lock().info(room))
+    }
+
+    /// The room with id `id`.
+    pub fn room_by_id(&self, id: &str) -> Option<RoomInfo> {
+        self.rooms().into_iter().find(|r| r.id == id)
+    }
+
+    fn room_request(
+        &mut self,
+        now: Instant,
+        room: DOHandle,
+        op: RoomOp,
+    ) -> Result<u64, StationError> {
+        self.advance(now);
+        if !self.is_in_session() {
+            return Err(StationError::NotInSession);
+        }
+        let dest = match op {
+            RoomOp::Create { .. } => {
+                if self.cfg.process_type == ProcessType::Server {
+                    self.id
+                } else if let Some(r) = self.relay() {
+                    r
+                } else {
+                    self.members
+                        .values()
+                        .filter(|m| m.info.process_type == ProcessType::Server)
+                        .map(|m| m.info.id)
+                        .min()
+                        .unwrap_or(self.session_master)
+                }
+            }
+            _ => {
+                if room.class_id() != ClassId::ROOM {
+                    return Err(StationError::NoSuchRoom(room));
+                }
+                self.master_of(room).ok_or(StationError::NoSuchRoom(room))?
+            }
+        };
+        let request = self.next_request;
+        self.next_request += 1;
+        let by = self.id;
+        self.send(
+            dest,
+            SYSTEM_STREAM,
+            Msg::RoomRequest {
+                request,
+                by,
+                room,
+                op,
+            },
+        );
+        self.drain_local();
+        Ok(request)
+    }
+
+    /// Asks the server (this client's, or this server) to host a new room
+    /// owned by this station. Answered by [`Event::RoomResult`] with the new
+    /// room's handle and id; returns the request id.
+    pub fn create_room(
+        &mut self,
+        now: Instant,
+        properties: Vec<(String, String)>,
+    ) -> Result<u64, StationError> {
+        self.room_request(now, DOHandle::NULL, RoomOp::Create { properties })
+    }
+
+    /// Joins a room (answered by [`Event::RoomResult`]).
+    pub fn join_room(&mut self, now: Instant, room: DOHandle) -> Result<u64, StationError> {
+        self.room_request(now, room, RoomOp::Join)
+    }
+
+    /// Leaves a room; when the owner leaves, the lowest remaining member
+    /// becomes the owner (answered by [`Event::RoomResult`]).
+    pub fn leave_room(&mut self, now: Instant, room: DOHandle) -> Result<u64, StationError> {
+        self.room_request(now, room, RoomOp::Leave)
+    }
+
+    /// Sets a property of a room this station is a member of (answered by
+    /// [`Event::RoomResult`]).
+    pub fn set_room_property(
+        &mut self,
+        now: Instant,
+        room: DOHandle,
+        key: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Result<u64, StationError> {
+        let op = RoomOp::SetProperty {
+            key: key.into(),
+            value: value.into(),
+        };
+        self.room_request(now, room, op)
+    }
+
+    /// Moves a room to another server (Diarkis `SendMigrateRoom`). Only the
+    /// room's owner may: anyone else gets [`StationError::NotRoomOwner`].
+    /// Every member sees [`Event::RoomMigrateStart`], then
+    /// [`Event::RoomMigrateComplete`] with the room's new id; members,
+    /// properties and room objects move with it.
+    pub fn send_migrate_room(&mut self, now: Instant, room: DOHandle) -> Result<u64, StationError> {
+        let info = self.room(room).ok_or(StationError::NoSuchRoom(room))?;
+        if info.owner != self.id {
+            return Err(StationError::NotRoomOwner {
+                room_id: info.id,
+                owner: info.owner,
+            });
+        }
+        self.room_request(now, room, RoomOp::Migrate)
+    }
+
+    /// Makes master `object` a room object of `room` (both mastered here,
+    /// on the room's server): it moves with the room.
+    pub fn attach_to_room(
+        &mut self,
+        now: Instant,
+        room: DOHandle,
+        object: DOHandle,
+    ) -> Result<(), StationError> {
+        self.advance(now);
+        let r = self
+            .get::<RoomObject>(room)
+            .ok_or(StationError::NoSuchRoom(room))?;
+        for h in [room, object] {
+            if self.master_of(h) != Some(self.id) {
+                return Err(StationError::NotMaster(h));
+            }
+        }
+        {
+            let mut g = r.lock();
+            if !g.data.objects.contains(&object.0) {
+                g.data.objects.push(object.0);
+            }
+        }
+        self.update(now, room)?;
+        Ok(())
+    }
+
+    fn new_room_id(&mut self) -> String {
+        let n = self.next_room_serial;
+        self.next_room_serial += 1;
+        format!("room-{}-{}", self.id.0, n)
+    }
+
+    fn on_room_request(
+        &mut self,
+        origin: StationId,
+        request: u64,
+        by: StationId,
+        room: DOHandle,
+        op: RoomOp,
+    ) {
+        // The requester itself, or a server passing its request on.
+        let forwarded = self
+            .members
+            .get(&origin)
+            .is_some_and(|m| m.info.process_type == ProcessType::Server);
+        if by != origin && !forwarded {
+            self.stats.bad_messages += 1;
+            return;
+        }
+        let reply = |st: &mut Station, room: DOHandle, r: Result<String, RoomError>| {
+            let (code, message, room_id) = match r {
+                Ok(id) => (0, String::new(), id),
+                Err(e) => (e.code, e.message, String::new()),
+            };
+            st.send(
+                by,
+                SYSTEM_STREAM,
+                Msg::RoomReply {
+                    request,
+                    room,
+                    code,
+                    message,
+                    room_id,
+                },
+            );
+        };
+        if let RoomOp::Create { mut properties } = op {
+            if self.cfg.process_type != ProcessType::Server {
+                let e = RoomError::new(RoomError::NO_SERVER, "rooms are hosted by servers");
+                reply(self, DOHandle::NULL, Err(e));
+                return;
+            }
+            if self.scale_in.is_some() {
+                let e = RoomError::new(
+                    RoomError::SERVER_OFFLINE,
+                    "the server is going offline (scale-in) and takes no new rooms",
+                );
+                reply(self, DOHandle::NULL, Err(e));
+                return;
+            }
+            properties.sort();
+            properties.dedup_by(|a, b| a.0 == b.0);
+            let id = self.new_room_id();
+            let mut data = RoomData::default();
+            data.id = id.clone();
+            data.server = self.id.0;
+            data.owner = by.0;
+            data.members = vec![by.0];
+            data.properties = properties;
+            let obj = RoomObject { data };
+            let handle = DOHandle::new(ClassId::ROOM, self.id, self.next_serial);
+            self.next_serial += 1;
+            let cell = new_cell(obj, handle, self.id, self.id);
+            self.add_master(handle, cell, true);
+            self.discover_all(handle);
+            debug!(station = %self.id, room = %id, owner = %by, "room created");
+            reply(self, handle, Ok(id));
+            return;
+        }
+        let Some(master) = self
+            .store
+            .get(&room)
+            .filter(|_| room.class_id() == ClassId::ROOM)
+            .map(|e| e.master)
+        else {
+            let e = RoomError::new(RoomError::NO_SUCH_ROOM, format!("no room {room:?}"));
+            if matches!(op, RoomOp::Migrate) {
+                self.send_room_failure(by, room, String::new(), e);
+            } else {
+                reply(self, room, Err(e));
+            }
+            return;
+        };
+        if master != self.id {
+            // The room moved: pass the request on.
+            self.send(
+                master,
+                SYSTEM_STREAM,
+                Msg::RoomRequest {
+                    request,
+                    by,
+                    room,
+                    op,
+                },
+            );
+            return;
+        }
+        let Some(r) = self.get::<RoomObject>(room) else {
+            return;
+        };
+        let room_id = r.lock().data.id.clone();
+        match op {
+            RoomOp::Create { .. } => {}
+            RoomOp::Join => {
+                {
+                    let mut g = r.lock();
+                    if !g.data.members.contains(&by.0) {
+                        g.data.members.push(by.0);
+                        g.data.members.sort();
+                    }
+                }
+                let _ = self.update(self.now, room);
+                reply(self, room, Ok(room_id));
+            }
+            RoomOp::Leave => {
+                self.remove_room_member(room, by);
+                reply(self, room, Ok(room_id));
+            }
+            RoomOp::SetProperty { key, value } => {
+                let member = r.lock().data.members.contains(&by.0);
+                if !member {
+                    let e = RoomError::new(
+                        RoomError::NOT_MEMBER,
+                        format!("only members of room {room_id} may set its properties"),
+                    );
+                    reply(self, room, Err(e));
+                    return;
+                }
+                {
+                    let mut g = r.lock();
+                    let props = &mut g.data.properties;
+                    match props.iter_mut().find(|(k, _)| *k == key) {
+                        Some(p) => p.1 = value,
+                        None => {
+                            props.push((key, value));
+                            props.sort();
+                        }
+                    }
+                }
+                let _ = self.update(self.now, room);
+                reply(self, room, Ok(room_id));
+            }
+            RoomOp::Migrate => {
+                let owner = StationId(r.lock().data.owner);
+                if owner != by {
+                    let e = RoomError::new(
+                        RoomError::NOT_OWNER,
+                        format!("only the room owner ({owner}) may migrate room {room_id}"),
+                    );
+                    self.send_room_failure(by, room, room_id, e);
+                    return;
+                }
+                match self.pick_server(&[], &BTreeMap::new()) {
+                    Some(to) => self.migrate_room_to(room, to),
+                    None => {
+                        let e = RoomError::new(
+                            RoomError::NO_SERVER,
+                            "no other server can take the room",
+                        );
+                        self.send_room_failure(by, room, room_id, e);
+                    }
+                }
+            }
+        }
+    }
+
+    fn send_room_failure(&mut self, to: StationId, room: DOHandle, room_id: String, e: RoomError) {
+        self.send(
+            to,
+            SYSTEM_STREAM,
+            Msg::RoomMigrateComplete {
+                room,
+                epoch: 0,
+                success: false,
+                room_id,
+                code: e.code,
+                message: e.message,
+            },
+        );
+    }
+
+    /// Moves a room hosted here, and its objects, to server `to`.
+    fn migrate_room_to(&mut self, room: DOHandle, to: StationId) {
+        let Some(r) = self.get::<RoomObject>(room) else {
+            return;
+        };
+        let (members, objects, epoch, room_id) = {
+            let g = r.lock();
+            (
+                g.data.members.clone(),
+                g.data.objects.clone(),
+                g.data.migrations + 1,
+                g.data.id.clone(),
+            )
+        };
+        debug!(station = %self.id, room = %room_id, to = %to, "room migrating");
+        for m in &members {
+            self.send(
+                StationId(*m),
+                SYSTEM_STREAM,
+                Msg::RoomMigrateStart { room, epoch },
+            );
+        }
+        if let Err(err) = self.migrate_inner(room, to) {
+            let e = RoomError::new(
+                RoomError::NO_SERVER,
+                format!("the room did not move: {err}"),
+            );
+            for m in members {
+                self.send(
+                    StationId(m),
+                    SYSTEM_STREAM,
+                    Msg::RoomMigrateComplete {
+                        room,
+                        epoch,
+                        success: false,
+                        room_id: room_id.clone(),
+                        code: e.code,
+                        message: e.message.clone(),
+                    },
+                );
+            }
+            return;
+        }
+        for o in objects {
+            let _ = self.migrate_inner(DOHandle(o), to);
+        }
+        self.send(to, SYSTEM_STREAM, Msg::RoomAdopt { room, epoch });
+    }
+
+    fn on_room_adopt(&mut self, origin: StationId, room: DOHandle, epoch: u32) {
+        if self.master_of(room) != Some(self.id) {
+            self.stats.bad_messages += 1;
+            return;
+        }
+        let Some(r) = self.get::<RoomObject>(room) else {
+            return;
+        };
+        let id = self.new_room_id();
+        let members = {
+            let mut g = r.lock();
+            g.data.id = id.clone();
+            g.data.server = self.id.0;
+            g.data.migrations = epoch;
+            g.data.members.clone()
+        };
+        let _ = self.update(self.now, room);
+        debug!(station = %self.id, room = %id, from = %origin, "room adopted");
+        let message = format!("room moved from {origin} to {}", self.id);
+        for m in members {
+            self.send(
+                StationId(m),
+                SYSTEM_STREAM,
+                Msg::RoomMigrateComplete {
+                    room,
+                    epoch,
+                    success: true,
+                    room_id: id.clone(),
+                    code: 0,
+                    message: message.clone(),
+                },
+            );
+        }
+    }
+
+    fn remove_room_member(&mut self, room: DOHandle, member: StationId) {
+        let Some(r) = self.get::<RoomObject>(room) else {
+            return;
+        };
+        {
+            let mut g = r.lock();
+            g.data.members.retain(|m| *m != member.0);
+            if g.data.owner == member.0 {
+                // The owner is gone: the lowest remaining member takes over.
+                g.data.owner = g.data.members.first().copied().unwrap_or(0);
+            }
+        }
+        let _ = self.update(self.now, room);
+    }
+
+    /// A station left: rooms hosted here forget it (and find a new owner).
+    fn room_member_gone(&mut self, id: StationId) {
+        for r in self.hosted_rooms() {
+            if r.members.contains(&id) || r.owner == id {
+                self.remove_room_member(r.handle, id);
+            }
+        }
     }
 }
 

@@ -135,6 +135,71 @@ pub(crate) enum Msg {
         args: Bytes,
         forward: bool,
     },
+    /// Server -> everyone: I scale in; I leave when my drain ends.
+    Offline { drain_ms: u64 },
+    /// Client -> its server, once everything it sent was acknowledged:
+    /// move me to another server.
+    MigrateRequest,
+    /// Server -> client: the migration cannot be done.
+    MigrateRefused { reason: String },
+    /// Old server -> new server: adopt this client (relay it from now on).
+    Handover { station: StationId },
+    /// New server -> old server: the answer to a `Handover`.
+    HandoverAck { station: StationId, accepted: bool },
+    /// Old server -> client: everything you sent has reached the next hop;
+    /// switch to `to` now.
+    MigrateGo { to: StationId },
+    /// Client -> new server, on the new link.
+    Reconnect,
+    /// New server -> client: the answer to `Reconnect`.
+    Welcome,
+    /// Old server -> session master, then session master -> everyone:
+    /// `station` is relayed by `relay` from now on.
+    Reattach {
+        station: StationId,
+        relay: StationId,
+    },
+    /// Server -> client: you are disconnected.
+    Kick { reason: String },
+    /// A room request of station `by` (`room` is NULL for a create).
+    RoomRequest {
+        request: u64,
+        by: StationId,
+        room: DOHandle,
+        op: RoomOp,
+    },
+    /// The answer to a room request.
+    RoomReply {
+        request: u64,
+        room: DOHandle,
+        code: u16,
+        message: String,
+        room_id: String,
+    },
+    /// Old room server -> new room server, after the room's `Migrate`:
+    /// take the room over under a new id and tell its members.
+    RoomAdopt { room: DOHandle, epoch: u32 },
+    /// Room server -> members: the room starts moving.
+    RoomMigrateStart { room: DOHandle, epoch: u32 },
+    /// New room server -> members (or room server -> requester, on failure).
+    RoomMigrateComplete {
+        room: DOHandle,
+        epoch: u32,
+        success: bool,
+        room_id: String,
+        code: u16,
+        message: String,
+    },
+}
+
+/// What a room request asks for.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) enum RoomOp {
+    Create { properties: Vec<(String, String)> },
+    Join,
+    Leave,
+    SetProperty { key: String, value: String },
+    Migrate,
 }
 
 impl Msg {
@@ -160,6 +225,21 @@ impl Msg {
             Msg::Rmc { .. } => "Rmc",
             Msg::RmcReply { .. } => "RmcReply",
             Msg::Action { .. } => "Action",
+            Msg::Offline { .. } => "Offline",
+            Msg::MigrateRequest => "MigrateRequest",
+            Msg::MigrateRefused { .. } => "MigrateRefused",
+            Msg::Handover { .. } => "Handover",
+            Msg::HandoverAck { .. } => "HandoverAck",
+            Msg::MigrateGo { .. } => "MigrateGo",
+            Msg::Reconnect => "Reconnect",
+            Msg::Welcome => "Welcome",
+            Msg::Reattach { .. } => "Reattach",
+            Msg::Kick { .. } => "Kick",
+            Msg::RoomRequest { .. } => "RoomRequest",
+            Msg::RoomReply { .. } => "RoomReply",
+            Msg::RoomAdopt { .. } => "RoomAdopt",
+            Msg::RoomMigrateStart { .. } => "RoomMigrateStart",
+            Msg::RoomMigrateComplete { .. } => "RoomMigrateComplete",
         }
     }
 }

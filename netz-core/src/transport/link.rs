@@ -126,6 +126,10 @@ struct SendStream {
     /// Sequence number of `slots[0]`.
     base_seq: u64,
     slots: VecDeque<Slot>,
+    /// Messages ever queued on this sub-stream.
+    messages_queued: u64,
+    /// Messages whose every segment was acknowledged, in order.
+    messages_acked: u64,
 }
 
 #[derive(Debug)]
@@ -363,6 +367,7 @@ impl Link {
             });
         }
         stream.queue.push_back(message.to_vec());
+        stream.messages_queued += 1;
         self.stats.reliable_sent += 1;
         Ok(())
     }
@@ -445,6 +450,25 @@ impl Link {
             self.sent.len(),
             self.rto()
         )
+    }
+
+    /// A mark of every reliable message queued so far: pass it to
+    /// [`Link::is_acked_through`] later to learn whether the peer has
+    /// received all of them.
+    pub fn reliable_mark(&self) -> Vec<u64> {
+        self.send_streams
+            .iter()
+            .map(|s| s.messages_queued)
+            .collect()
+    }
+
+    /// Whether every reliable message queued before `mark` was taken (see
+    /// [`Link::reliable_mark`]) has been acknowledged by the peer.
+    pub fn is_acked_through(&self, mark: &[u64]) -> bool {
+        self.send_streams
+            .iter()
+            .zip(mark)
+            .all(|(s, m)| s.messages_acked >= *m)
     }
 
     /// True when no reliable data is queued or unacknowledged.
@@ -790,7 +814,9 @@ impl Link {
                 }
             }
             while stream.slots.front().is_some_and(|s| s.acked) {
-                stream.slots.pop_front();
+                if stream.slots.pop_front().is_some_and(|s| s.last) {
+                    stream.messages_acked += 1;
+                }
                 stream.base_seq += 1;
             }
         }

@@ -936,3 +936,23 @@ impl ForTest for Instant {
         Instant::from_millis(secs * 1000)
     }
 }
+
+#[test]
+fn a_reliable_mark_is_passed_once_the_peer_acknowledged_everything_before_it() {
+    let mut sim = Sim::new(TransportConfig::default(), NetParams::hostile(20), 9);
+    let empty = sim.links[0].reliable_mark();
+    assert!(sim.links[0].is_acked_through(&empty));
+    for i in 0..50u32 {
+        sim.links[0]
+            .send_reliable((i % 4) as u8, &message(1, i, 3000))
+            .unwrap();
+    }
+    let mark = sim.links[0].reliable_mark();
+    assert!(!sim.links[0].is_acked_through(&mark));
+    // Messages queued after the mark do not hold it back.
+    sim.links[0].send_reliable(2, &message(2, 99, 10)).unwrap();
+    sim.run_until_idle(sim.now + Duration::from_secs(60));
+    assert!(sim.links[0].is_acked_through(&mark));
+    assert!(sim.links[0].is_acked_through(&sim.links[0].reliable_mark()));
+    assert_eq!(sim.drain(1).len(), 51);
+}
