@@ -85,22 +85,30 @@ fn dataset(c: &mut Criterion) {
     let (mut mesh, refs) = setup(2, n);
     let handles: Vec<_> = refs.iter().map(|r| r.handle()).collect();
     let mut tick = 0u32;
+    let mut step = |mesh: &mut Mesh, tick: u32| {
+        for r in &refs {
+            r.with(|u| u.motion.step(tick));
+        }
+        mesh.with(0, |st, now| {
+            for h in &handles {
+                st.update(now, *h).expect("update");
+            }
+        });
+    };
     let applied = mesh.station(1).stats().updates_applied;
+    tick += 1;
+    step(&mut mesh, tick);
+    assert_eq!(
+        mesh.station(1).stats().updates_applied - applied,
+        n as u64,
+        "the duplica applied every update"
+    );
     g.bench_function(BenchmarkId::new("encode_apply", n), |b| {
         b.iter(|| {
             tick += 1;
-            for r in &refs {
-                r.with(|u| u.motion.step(tick));
-            }
-            mesh.with(0, |st, now| {
-                for h in &handles {
-                    st.update(now, *h).expect("update");
-                }
-            });
+            step(&mut mesh, tick);
         })
     });
-    let delivered = mesh.station(1).stats().updates_applied - applied;
-    assert!(delivered > 0, "the duplica applied the updates");
 
     let (mut alone, refs) = setup(1, n);
     let handles: Vec<_> = refs.iter().map(|r| r.handle()).collect();
@@ -123,6 +131,25 @@ fn dataset(c: &mut Criterion) {
     g.finish();
 }
 
+/// What a station pays to find out it has nothing to send or do, by the
+/// number of stations in the session: drivers and the simulator call
+/// `poll_transmit` until it returns `None`, and `poll_timeout`, after every
+/// input.
+fn idle_polls(c: &mut Criterion) {
+    let mut g = c.benchmark_group("idle");
+    for n in [2usize, 8, 32, 64] {
+        let mut mesh = Mesh::new(n, registry());
+        mesh.settle();
+        g.bench_function(BenchmarkId::new("poll_transmit_none", n), |b| {
+            b.iter(|| mesh.with_quiet(0, |st, now| black_box(st.poll_transmit(now))))
+        });
+        g.bench_function(BenchmarkId::new("poll_timeout", n), |b| {
+            b.iter(|| mesh.with_quiet(0, |st, _| black_box(st.poll_timeout())))
+        });
+    }
+    g.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_secs(1))
@@ -133,6 +160,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = pipeline, rmc, dataset
+    targets = pipeline, rmc, dataset, idle_polls
 }
 criterion_main!(benches);

@@ -1,0 +1,935 @@
+//! netz side by side with the wire's floor (a bare tokio UDP ping-pong) and
+//! a peer RPC stack (tarpc over loopback TCP with bincode), measured
+//! interleaved in one run, plus dataset replication, fault recovery and
+//! memory. Prints one Markdown table and writes it to `BENCHMARKS.md` at the
+//! repository root.
+//!
+//! ```text
+//! cd bench && cargo run --release --bin compare            # full run, writes ../BENCHMARKS.md
+//! cd bench && cargo run --release --bin compare -- --quick --no-write
+//! ```
+
+use futures::stream::{FuturesUnordered, StreamExt};
+use netz_bench::alloc::{self, CountingAlloc};
+use netz_bench::classes::{registry, Motion, Unit};
+use netz_bench::memory::{self, MemoryReport};
+use netz_bench::socket::{CountingSocket, WireCounter};
+use netz_bench::stats::Summary;
+use netz_core::{DOHandle, Event, ProcessType, Ref, RmcContext, StationId};
+use netz_net::{NetConfig, NetStation};
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tarpc::server::Channel as _;
+use tokio::net::UdpSocket;
+
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc;
+
+// ------------------------------------------------------------------ options
+
+struct Opts {
+    rounds: usize,
+    seq_calls: usize,
+    inflight_calls: usize,
+    inflight: usize,
+    tick_rounds: usize,
+    ticks: usize,
+    recovery_rounds: usize,
+    memory_objects: usize,
+    out: Option<PathBuf>,
+}
+
+impl Opts {
+    fn parse() -> Opts {
+        let mut o = Opts {
+            rounds: 7,
+            seq_calls: 3000,
+            inflight_calls: 20_000,
+            inflight: 64,
+            tick_rounds: 5,
+            ticks: 100,
+            recovery_rounds: 5,
+            memory_objects: 100_000,
+            out: Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../BENCHMARKS.md")),
+        };
+        let mut args = std::env::args().skip(1);
+        while let Some(a) = args.next() {
+            match a.as_str() {
+                "--quick" => {
+                    o.rounds = 3;
+                    o.seq_calls = 500;
+                    o.inflight_calls = 4000;
+                    o.tick_rounds = 3;
+                    o.ticks = 20;
+                    o.recovery_rounds = 2;
+                    o.memory_objects = 10_000;
+                }
+                "--no-write" => o.out = None,
+                "--out" => o.out = args.next().map(PathBuf::from),
+                "--rounds" => {
+                    o.rounds = args.next().and_then(|v| v.parse().ok()).unwrap_or(o.rounds)
+                }
+                // `cargo bench` passes `--bench` to every target.
+                "--bench" => {}
+                other => {
+                    eprintln!("unknown argument {other}");
+                    eprintln!("usage: compare [--quick] [--no-write] [--out PATH] [--rounds N]");
+                    std::process::exit(2);
+                }
+            }
+        }
+        o
+    }
+}
+
+// ------------------------------------------------------------------ the floor
+
+/// A bare tokio UDP echo pair on loopback.
+struct Udp {
+    client: UdpSocket,
+    server: SocketAddr,
+    payload: usize,
+}
+
+impl Udp {
+    async fn start(payload: usize) -> Udp {
+        let server = UdpSocket::bind("127.0.0.1:0").await.expect("udp bind");
+        let server_addr = server.local_addr().expect("udp addr");
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 2048];
+            while let Ok((n, from)) = server.recv_from(&mut buf).await {
+                let _ = server.send_to(&buf[..n], from).await;
+            }
+        });
+        let client = UdpSocket::bind("127.0.0.1:0").await.expect("udp bind");
+        client.connect(server_addr).await.expect("udp connect");
+        Udp {
+            client,
+            server: server_addr,
+            payload,
+        }
+    }
+
+    /// Mean round trip of `n` sequential pings, in µs.
+    async fn sequential(&self, n: usize) -> f64 {
+        let mut msg = vec![0u8; self.payload.max(4)];
+        let mut buf = vec![0u8; 2048];
+        let start = Instant::now();
+        for i in 0..n {
+            msg[..4].copy_from_slice(&(i as u32).to_le_bytes());
+            self.client.send(&msg).await.expect("udp send");
+            loop {
+                let got = self.client.recv(&mut buf).await.expect("udp recv");
+                if got >= 4 && buf[..4] == msg[..4] {
+                    break;
+                }
+            }
+        }
+        start.elapsed().as_secs_f64() * 1e6 / n as f64
+    }
+
+    /// Pings per second with `window` in flight, `n` in all.
+    async fn inflight(&self, n: usize, window: usize) -> f64 {
+        let msg = vec![0u8; self.payload.max(4)];
+        let mut buf = vec![0u8; 2048];
+        let start = Instant::now();
+        let mut sent = 0;
+        let mut got = 0;
+        while sent < window.min(n) {
+            self.client.send(&msg).await.expect("udp send");
+            sent += 1;
+        }
+        while got < n {
+            // A lost datagram on loopback would stall the window: give up
+            // on it after a while and send a replacement.
+            match tokio::time::timeout(Duration::from_millis(200), self.client.recv(&mut buf)).await
+            {
+                Ok(r) => {
+                    r.expect("udp recv");
+                    got += 1;
+                }
+                Err(_) => {
+                    sent -= 1;
+                }
+            }
+            if sent < n {
+                self.client.send(&msg).await.expect("udp send");
+                sent += 1;
+            }
+        }
+        n as f64 / start.elapsed().as_secs_f64()
+    }
+}
+
+// ------------------------------------------------------------------ the peer
+
+#[tarpc::service]
+trait Echo {
+    /// Returns its argument.
+    async fn ping(x: i32) -> i32;
+}
+
+#[derive(Clone)]
+struct EchoServer;
+
+impl Echo for EchoServer {
+    async fn ping(self, _: tarpc::context::Context, x: i32) -> i32 {
+        x
+    }
+}
+
+async fn start_tarpc() -> EchoClient {
+    use tarpc::tokio_serde::formats::Bincode;
+    let mut listener = tarpc::serde_transport::tcp::listen("127.0.0.1:0", Bincode::default)
+        .await
+        .expect("tarpc listen");
+    listener.config_mut().max_frame_length(1 << 20);
+    let addr = listener.local_addr();
+    tokio::spawn(async move {
+        while let Some(Ok(transport)) = listener.next().await {
+            let channel = tarpc::server::BaseChannel::with_defaults(transport);
+            tokio::spawn(
+                channel
+                    .execute(EchoServer.serve())
+                    .for_each(|f| async move {
+                        tokio::spawn(f);
+                    }),
+            );
+        }
+    });
+    let transport = tarpc::serde_transport::tcp::connect(addr, Bincode::default)
+        .await
+        .expect("tarpc connect");
+    EchoClient::new(tarpc::client::Config::default(), transport).spawn()
+}
+
+async fn tarpc_sequential(client: &EchoClient, n: usize) -> f64 {
+    let start = Instant::now();
+    for i in 0..n {
+        let r = client
+            .ping(tarpc::context::current(), i as i32)
+            .await
+            .expect("tarpc call");
+        assert_eq!(r, i as i32);
+    }
+    start.elapsed().as_secs_f64() * 1e6 / n as f64
+}
+
+async fn tarpc_inflight(client: &EchoClient, n: usize, window: usize) -> f64 {
+    let start = Instant::now();
+    let mut pending = FuturesUnordered::new();
+    let mut issued = 0;
+    let mut done = 0;
+    let call = |i: usize| {
+        let c = client.clone();
+        async move { c.ping(tarpc::context::current(), i as i32).await }
+    };
+    while issued < window.min(n) {
+        pending.push(call(issued));
+        issued += 1;
+    }
+    while let Some(r) = pending.next().await {
+        r.expect("tarpc call");
+        done += 1;
+        if issued < n {
+            pending.push(call(issued));
+            issued += 1;
+        }
+    }
+    assert_eq!(done, n);
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+// ------------------------------------------------------------------ netz
+
+async fn bind(
+    process: ProcessType,
+    token: &str,
+    cfg: impl FnOnce(NetConfig) -> NetConfig,
+    counter: Arc<WireCounter>,
+) -> NetStation {
+    let socket = CountingSocket::bind("127.0.0.1:0".parse().expect("addr"), counter)
+        .await
+        .expect("netz bind");
+    NetStation::with_socket(socket, cfg(NetConfig::new(process, token)), registry())
+        .expect("netz station")
+}
+
+/// Two netz stations; `target` is a unit mastered by `server`.
+struct NetzPair {
+    server: NetStation,
+    client: NetStation,
+    target: DOHandle,
+    client_wire: Arc<WireCounter>,
+}
+
+async fn start_netz() -> NetzPair {
+    let client_wire = Arc::new(WireCounter::default());
+    let server = bind(ProcessType::Server, "server", |c| c, Default::default()).await;
+    server.create_session().expect("session");
+    let client = bind(ProcessType::Client, "client", |c| c, client_wire.clone()).await;
+    client.join(server.local_addr()).await.expect("join");
+    let target = server.publish(Unit::default()).expect("publish").handle();
+    assert!(
+        client
+            .wait_until(Duration::from_secs(5), |st| st.contains(target))
+            .await,
+        "the unit reached the client"
+    );
+    NetzPair {
+        server,
+        client,
+        target,
+        client_wire,
+    }
+}
+
+impl NetzPair {
+    async fn sequential(&self, n: usize) -> f64 {
+        let ctx: RmcContext<i32> = RmcContext::on_master();
+        let h = self.target;
+        let start = Instant::now();
+        for i in 0..n {
+            let i = i as i32;
+            self.client
+                .call(&ctx, |st| st.object::<Unit>(h).call_ping(&ctx, i))
+                .await
+                .expect("netz call");
+            assert_eq!(ctx.result(), Some(i));
+        }
+        start.elapsed().as_secs_f64() * 1e6 / n as f64
+    }
+
+    async fn inflight(&self, n: usize, window: usize) -> f64 {
+        let h = self.target;
+        let call = |i: usize| {
+            let client = self.client.clone();
+            async move {
+                let ctx: RmcContext<i32> = RmcContext::on_master();
+                let i = i as i32;
+                client
+                    .call(&ctx, |st| st.object::<Unit>(h).call_ping(&ctx, i))
+                    .await
+                    .expect("netz call");
+                ctx.result() == Some(i)
+            }
+        };
+        let start = Instant::now();
+        let mut pending = FuturesUnordered::new();
+        let mut issued = 0;
+        while issued < window.min(n) {
+            pending.push(call(issued));
+            issued += 1;
+        }
+        while let Some(ok) = pending.next().await {
+            assert!(ok, "netz call returned its argument");
+            if issued < n {
+                pending.push(call(issued));
+                issued += 1;
+            }
+        }
+        n as f64 / start.elapsed().as_secs_f64()
+    }
+
+    /// Mean size of the datagrams the caller sends for sequential calls.
+    async fn request_size(&self) -> usize {
+        let (b0, d0) = self.client_wire.get();
+        self.sequential(200).await;
+        let (b1, d1) = self.client_wire.get();
+        ((b1 - b0) as f64 / (d1 - d0).max(1) as f64).round() as usize
+    }
+}
+
+// ------------------------------------------------------------------ RMC rows
+
+#[derive(Default)]
+struct Rmc {
+    payload: usize,
+    udp_seq: Vec<f64>,
+    netz_seq: Vec<f64>,
+    tarpc_seq: Vec<f64>,
+    udp_inflight: Vec<f64>,
+    netz_inflight: Vec<f64>,
+    tarpc_inflight: Vec<f64>,
+}
+
+fn measure_rmc(o: &Opts) -> Rmc {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let netz = start_netz().await;
+        let payload = netz.request_size().await;
+        let udp = Udp::start(payload).await;
+        let tarpc = start_tarpc().await;
+        let _ = udp.server;
+        // Warm every path up.
+        udp.sequential(200).await;
+        netz.sequential(200).await;
+        tarpc_sequential(&tarpc, 200).await;
+        let mut r = Rmc {
+            payload,
+            ..Rmc::default()
+        };
+        for round in 0..o.rounds {
+            eprint!("\rRMC round {}/{}   ", round + 1, o.rounds);
+            // Rotate the order so that no contender always runs first.
+            for k in 0..3 {
+                match (round + k) % 3 {
+                    0 => {
+                        r.udp_seq.push(udp.sequential(o.seq_calls).await);
+                        r.udp_inflight
+                            .push(udp.inflight(o.inflight_calls, o.inflight).await);
+                    }
+                    1 => {
+                        r.netz_seq.push(netz.sequential(o.seq_calls).await);
+                        r.netz_inflight
+                            .push(netz.inflight(o.inflight_calls, o.inflight).await);
+                    }
+                    _ => {
+                        r.tarpc_seq
+                            .push(tarpc_sequential(&tarpc, o.seq_calls).await);
+                        r.tarpc_inflight
+                            .push(tarpc_inflight(&tarpc, o.inflight_calls, o.inflight).await);
+                    }
+                }
+            }
+        }
+        eprintln!();
+        drop(netz.server);
+        r
+    })
+}
+
+// ------------------------------------------------------------------ datasets
+
+struct Replication {
+    duplicas: usize,
+    objects: usize,
+    /// Field updates per second delivered to each duplica station.
+    per_duplica: Vec<f64>,
+    /// Wire bytes the master sent per object update.
+    wire_per_update: Vec<f64>,
+    postcard: usize,
+}
+
+fn measure_replication(o: &Opts) -> Replication {
+    let duplicas = 8;
+    let objects = 1000;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let wire = Arc::new(WireCounter::default());
+        let master = bind(ProcessType::Server, "master", |c| c, wire.clone()).await;
+        master.create_session().expect("session");
+        let mut dups = Vec::new();
+        for i in 0..duplicas {
+            let d = bind(
+                ProcessType::Server,
+                &format!("dup{i}"),
+                |c| c,
+                Default::default(),
+            )
+            .await;
+            d.join(master.local_addr()).await.expect("join");
+            dups.push(d);
+        }
+        let refs: Vec<Ref<Unit>> = (0..objects)
+            .map(|_| master.publish(Unit::default()).expect("publish"))
+            .collect();
+        for d in &dups {
+            assert!(
+                d.wait_until(Duration::from_secs(30), |st| st.duplicas().len() > objects)
+                    .await,
+                "every unit reached every duplica station"
+            );
+        }
+        let mut tick = 0u32;
+        let mut r = Replication {
+            duplicas,
+            objects,
+            per_duplica: Vec::new(),
+            wire_per_update: Vec::new(),
+            postcard: 0,
+        };
+        // One warm-up round, then the measured ones.
+        for round in 0..=o.tick_rounds {
+            eprint!("\rreplication round {round}/{}   ", o.tick_rounds);
+            let (b0, _) = wire.get();
+            let start = Instant::now();
+            for _ in 0..o.ticks {
+                tick += 1;
+                for u in &refs {
+                    u.with(|u| u.motion.step(tick));
+                }
+                let targets: Vec<u64> = dups
+                    .iter()
+                    .map(|d| d.stats().updates_applied + objects as u64)
+                    .collect();
+                let sent = master.update_all();
+                assert_eq!(sent, objects);
+                let waits = dups.iter().zip(&targets).map(|(d, &t)| {
+                    d.wait_until(Duration::from_secs(30), move |st| {
+                        st.stats().updates_applied >= t
+                    })
+                });
+                for ok in futures::future::join_all(waits).await {
+                    assert!(ok, "every update reached every duplica station");
+                }
+            }
+            let secs = start.elapsed().as_secs_f64();
+            let (b1, _) = wire.get();
+            if round == 0 {
+                continue;
+            }
+            let updates = (o.ticks * objects) as f64;
+            r.per_duplica.push(updates * Motion::FIELDS as f64 / secs);
+            r.wire_per_update
+                .push((b1 - b0) as f64 / (updates * duplicas as f64));
+        }
+        eprintln!();
+        r.postcard = refs[0].with(|u| u.motion.postcard_len());
+        r
+    })
+}
+
+// ------------------------------------------------------------------ recovery
+
+struct Recovery {
+    heartbeat: Duration,
+    failure_timeout: Duration,
+    objects: usize,
+    /// Crash to detection (the session master's `StationFailed`), ms.
+    detect: Vec<f64>,
+    /// Detection to every survivor holding every object as master or duplica
+    /// of the new master, ms.
+    recover: Vec<f64>,
+}
+
+fn measure_recovery(o: &Opts) -> Recovery {
+    let heartbeat = Duration::from_millis(50);
+    let failure_timeout = Duration::from_millis(300);
+    let objects = 100;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let cfg = move |c: NetConfig| {
+        c.heartbeat_interval(heartbeat)
+            .failure_timeout(failure_timeout)
+    };
+    rt.block_on(async {
+        let mut r = Recovery {
+            heartbeat,
+            failure_timeout,
+            objects,
+            detect: Vec::new(),
+            recover: Vec::new(),
+        };
+        for round in 0..o.recovery_rounds {
+            eprint!("\rrecovery round {}/{}   ", round + 1, o.recovery_rounds);
+            let master = bind(ProcessType::Server, "sm", cfg, Default::default()).await;
+            master.create_session().expect("session");
+            let mut survivors = vec![master.clone()];
+            for i in 0..2 {
+                let s = bind(
+                    ProcessType::Server,
+                    &format!("s{i}"),
+                    cfg,
+                    Default::default(),
+                )
+                .await;
+                s.join(master.local_addr()).await.expect("join");
+                survivors.push(s);
+            }
+            let victim = bind(ProcessType::Server, "victim", cfg, Default::default()).await;
+            victim.join(master.local_addr()).await.expect("join");
+            let victim_id = victim.id();
+            let handles: Vec<DOHandle> = (0..objects)
+                .map(|_| victim.publish(Unit::default()).expect("publish").handle())
+                .collect();
+            for s in &survivors {
+                let hs = handles.clone();
+                assert!(
+                    s.wait_until(Duration::from_secs(10), move |st| hs
+                        .iter()
+                        .all(|h| st.contains(*h)))
+                        .await,
+                    "every unit reached every station"
+                );
+            }
+            let sm = master.id();
+            let mut events = master.events();
+            // Let heartbeats flow for a while, then crash: the driver stops
+            // and the socket closes without a word.
+            tokio::time::sleep(heartbeat * 2).await;
+            let crash = Instant::now();
+            drop(victim);
+            let detected = tokio::spawn(async move {
+                events
+                    .wait_for(failure_timeout * 10, |e| {
+                        matches!(e, Event::StationFailed(id) if *id == victim_id).then(Instant::now)
+                    })
+                    .await
+            });
+            let waits = survivors.iter().map(|s| {
+                let hs = handles.clone();
+                async move {
+                    let ok = s
+                        .wait_until(failure_timeout * 10, move |st| {
+                            hs.iter().all(|h| st.master_of(*h) == Some(sm))
+                        })
+                        .await;
+                    (ok, Instant::now())
+                }
+            });
+            let done = futures::future::join_all(waits).await;
+            let detected = detected.await.ok().flatten();
+            let (Some(detected), true) = (detected, done.iter().all(|(ok, _)| *ok)) else {
+                eprintln!("recovery round {round} did not complete");
+                continue;
+            };
+            let last = done.iter().map(|(_, t)| *t).max().unwrap_or(detected);
+            r.detect
+                .push(detected.duration_since(crash).as_secs_f64() * 1e3);
+            r.recover
+                .push(last.saturating_duration_since(detected).as_secs_f64() * 1e3);
+            let _: StationId = sm;
+        }
+        eprintln!();
+        r
+    })
+}
+
+// ------------------------------------------------------------------ report
+
+fn fmt_s(s: Summary, digits: usize) -> String {
+    format!("{:.d$} ({:.d$}–{:.d$})", s.median, s.min, s.max, d = digits)
+}
+
+fn fmt_big(s: Summary) -> String {
+    let f = |v: f64| {
+        if v >= 1e6 {
+            format!("{:.2} M", v / 1e6)
+        } else if v >= 1e3 {
+            format!("{:.1} k", v / 1e3)
+        } else {
+            format!("{v:.0}")
+        }
+    };
+    format!("{} ({}–{})", f(s.median), f(s.min), f(s.max))
+}
+
+fn paired(a: &[f64], b: &[f64], f: impl Fn(f64, f64) -> f64) -> Summary {
+    let v: Vec<f64> = a.iter().zip(b).map(|(x, y)| f(*x, *y)).collect();
+    Summary::of(&v)
+}
+
+fn met(ok: bool) -> &'static str {
+    if ok {
+        "**met**"
+    } else {
+        "missed"
+    }
+}
+
+fn lock_version(name: &str) -> String {
+    let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.lock"))
+        .unwrap_or_default();
+    let needle = format!("name = \"{name}\"\nversion = \"");
+    lock.find(&needle)
+        .and_then(|i| {
+            let rest = &lock[i + needle.len()..];
+            rest.find('"').map(|j| rest[..j].to_string())
+        })
+        .unwrap_or_else(|| "?".into())
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into());
+    let rustc = std::process::Command::new("rustc")
+        .arg("-V")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown rustc".into());
+    format!(
+        "{cpu}, {cores} cores available, Linux {kernel}, {rustc}; netz {}, tokio {}, tarpc {}",
+        lock_version("netz"),
+        lock_version("tokio"),
+        lock_version("tarpc")
+    )
+}
+
+fn today() -> String {
+    let days = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() / 86_400) as i64;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+fn report(o: &Opts, rmc: &Rmc, rep: &Replication, rec: &Recovery, mem: &MemoryReport) -> String {
+    let mut t = String::new();
+    let udp_seq = Summary::of(&rmc.udp_seq);
+    let netz_seq = Summary::of(&rmc.netz_seq);
+    let tarpc_seq = Summary::of(&rmc.tarpc_seq);
+    let vs_udp = paired(&rmc.netz_seq, &rmc.udp_seq, |n, u| n / u);
+    let vs_tarpc = paired(&rmc.tarpc_seq, &rmc.netz_seq, |tp, n| tp / n);
+    let udp_inf = Summary::of(&rmc.udp_inflight);
+    let netz_inf = Summary::of(&rmc.netz_inflight);
+    let tarpc_inf = Summary::of(&rmc.tarpc_inflight);
+    let inf_vs_tarpc = paired(&rmc.netz_inflight, &rmc.tarpc_inflight, |n, tp| n / tp);
+    let inf_vs_udp = paired(&rmc.netz_inflight, &rmc.udp_inflight, |n, u| n / u);
+    let per_dup = Summary::of(&rep.per_duplica);
+    let aggregate: Vec<f64> = rep
+        .per_duplica
+        .iter()
+        .map(|v| v * rep.duplicas as f64)
+        .collect();
+    let aggregate = Summary::of(&aggregate);
+    let wire = Summary::of(&rep.wire_per_update);
+    let overhead: Vec<f64> = rep
+        .wire_per_update
+        .iter()
+        .map(|w| w / rep.postcard as f64)
+        .collect();
+    let overhead = Summary::of(&overhead);
+    let detect = Summary::of(&rec.detect);
+    let recover = Summary::of(&rec.recover);
+    let hb_ms = rec.heartbeat.as_secs_f64() * 1e3;
+    let ft_ms = rec.failure_timeout.as_secs_f64() * 1e3;
+    let rec_ratio: Vec<f64> = rec.recover.iter().map(|v| v / hb_ms).collect();
+    let rec_ratio = Summary::of(&rec_ratio);
+    let det_ratio: Vec<f64> = rec.detect.iter().map(|v| v / ft_ms).collect();
+    let det_ratio = Summary::of(&det_ratio);
+
+    let _ = writeln!(
+        t,
+        "| Measurement | netz | Reference | Ratio | Target | Target met |"
+    );
+    let _ = writeln!(t, "|---|---|---|---|---|---|");
+    let _ = writeln!(
+        t,
+        "| RMC round trip (i32), sequential, µs | {} | UDP ping-pong of {} B: {} | netz / UDP = {}× | ≤ 1.5× | {} |",
+        fmt_s(netz_seq, 1),
+        rmc.payload,
+        fmt_s(udp_seq, 1),
+        fmt_s(vs_udp, 2),
+        met(vs_udp.median <= 1.5)
+    );
+    let _ = writeln!(
+        t,
+        "| RMC round trip (i32), sequential, µs | {} | tarpc (TCP, bincode): {} | tarpc / netz = {}× | ≥ 3× | {} |",
+        fmt_s(netz_seq, 1),
+        fmt_s(tarpc_seq, 1),
+        fmt_s(vs_tarpc, 2),
+        met(vs_tarpc.median >= 3.0)
+    );
+    let _ = writeln!(
+        t,
+        "| RMC throughput, {} in flight, calls/s | {} | tarpc: {} | netz / tarpc = {}× | ≥ 1.5× | {} |",
+        o.inflight,
+        fmt_big(netz_inf),
+        fmt_big(tarpc_inf),
+        fmt_s(inf_vs_tarpc, 2),
+        met(inf_vs_tarpc.median >= 1.5)
+    );
+    let _ = writeln!(
+        t,
+        "| RMC throughput, {} in flight, calls/s | {} | UDP ping-pong, one datagram per call: {} | netz / UDP = {}× | – | – |",
+        o.inflight,
+        fmt_big(netz_inf),
+        fmt_big(udp_inf),
+        fmt_s(inf_vs_udp, 2),
+    );
+    let _ = writeln!(
+        t,
+        "| Dataset field updates delivered per second, per duplica station (1 master, {} duplica stations, {} units × {} fields every tick, one core) | {} | 1 M | {}× | ≥ 1× | {} |",
+        rep.duplicas,
+        rep.objects,
+        Motion::FIELDS,
+        fmt_big(per_dup),
+        fmt_s(Summary { median: per_dup.median / 1e6, min: per_dup.min / 1e6, max: per_dup.max / 1e6 }, 2),
+        met(per_dup.median >= 1e6)
+    );
+    let _ = writeln!(
+        t,
+        "| … the same, all {} duplica stations together | {} | 1 M | {}× | – | – |",
+        rep.duplicas,
+        fmt_big(aggregate),
+        fmt_s(
+            Summary {
+                median: aggregate.median / 1e6,
+                min: aggregate.min / 1e6,
+                max: aggregate.max / 1e6
+            },
+            2
+        ),
+    );
+    let _ = writeln!(
+        t,
+        "| Wire bytes per object update (master → duplica, UDP payload) | {} | postcard of the changed fields: {} B | {}× | ≤ 1.15× | {} |",
+        fmt_s(wire, 1),
+        rep.postcard,
+        fmt_s(overhead, 2),
+        met(overhead.median <= 1.15)
+    );
+    let _ = writeln!(
+        t,
+        "| Fault detection: crash → session master's StationFailed, ms | {} | failure timeout: {ft_ms:.0} ms | {}× | ≤ 1× | {} |",
+        fmt_s(detect, 1),
+        fmt_s(det_ratio, 2),
+        met(det_ratio.max <= 1.0 + 1e-9 || det_ratio.median <= 1.0)
+    );
+    let _ = writeln!(
+        t,
+        "| Recovery: detection → every survivor has all {} units under the new master, ms | {} | heartbeat interval: {hb_ms:.0} ms | {}× | ≤ 1× | {} |",
+        rec.objects,
+        fmt_s(recover, 1),
+        fmt_s(rec_ratio, 2),
+        met(rec_ratio.median <= 1.0)
+    );
+    let _ = writeln!(
+        t,
+        "| Heap per duplica at {} objects, netz bookkeeping, B | {:.0} | 256 B | {:.2}× | ≤ 1× | {} |",
+        mem.objects,
+        mem.duplica,
+        mem.duplica / 256.0,
+        met(mem.duplica <= 256.0)
+    );
+    let _ = writeln!(
+        t,
+        "| Heap per master at {} objects (one duplica station), B | {:.0} | alone in the session: {:.0} B | – | – | – |",
+        mem.objects, mem.master, mem.master_alone
+    );
+    let _ = writeln!(
+        t,
+        "| Migration blackout: `send_migrate` → `on_connect(reconnect = true)` | skipped | – | – | – | – |"
+    );
+    t
+}
+
+fn markdown(o: &Opts, table: &str, rmc: &Rmc, rec: &Recovery, mem: &MemoryReport) -> String {
+    let mut m = String::new();
+    let _ = writeln!(m, "# netz benchmarks\n");
+    let _ = writeln!(
+        m,
+        "Measured on {} by `cd bench && cargo run --release --bin compare` ({}).\n",
+        today(),
+        machine()
+    );
+    let _ = writeln!(
+        m,
+        "Every row is measured in the same run; RMC contenders are interleaved \
+         round by round ({} rounds, order rotated). Figures are the median, with the \
+         minimum and maximum in parentheses; ratios are taken within each round, \
+         then summarized the same way.\n",
+        o.rounds
+    );
+    m.push_str(table);
+    let _ = writeln!(m, "\n## How each row is measured\n");
+    let _ = writeln!(
+        m,
+        "- **RMC round trip**: two `netz_net::NetStation`s on 127.0.0.1 in one \
+         process (tokio, 2 worker threads); the client calls `Unit::ping(i32) -> i32` \
+         on the server's master with `NetStation::call`, {} calls per round, one \
+         after the other. The floor is a tokio `UdpSocket` ping-pong of the same \
+         datagram size as netz's requests ({} B), on the same runtime. The peer is \
+         tarpc with its bincode codec over TCP on loopback, the same echo service. \
+         Throughput rows keep {} calls in flight ({} calls per round).",
+        o.seq_calls, rmc.payload, o.inflight, o.inflight_calls
+    );
+    let _ = writeln!(
+        m,
+        "- **Dataset replication**: one master and 8 duplica stations, all nine \
+         `NetStation`s on one current-thread tokio runtime (one core). Every tick \
+         moves all 1,000 units (every field of their `Motion` dataset changes), \
+         calls `update_all` and waits until every duplica station applied every \
+         update. Wire bytes are the UDP payloads the master sent (link headers, \
+         frames, acknowledgements it piggybacks and heartbeats included), divided \
+         by the object updates sent; the reference is the postcard size of the \
+         seven changed fields."
+    );
+    let _ = writeln!(
+        m,
+        "- **Fault recovery**: four stations, heartbeat {} ms, failure timeout \
+         {} ms; one station publishing {} units is dropped (its driver stops, its \
+         socket closes). Detection is the session master's `StationFailed` event; \
+         recovery ends when every survivor sees the session master as the master \
+         of every unit.",
+        rec.heartbeat.as_millis(),
+        rec.failure_timeout.as_millis(),
+        rec.objects
+    );
+    let _ = writeln!(
+        m,
+        "- **Memory**: a counting global allocator charges each station's heap \
+         use to it; {} units are published on one station and replicated to \
+         another, every message delivered and acknowledged, and the net bytes each \
+         station kept are divided by the object count, minus the user object \
+         itself ({} B).",
+        mem.objects, mem.user_object
+    );
+    let _ = writeln!(
+        m,
+        "- **Migration blackout**: skipped — the server-migration API \
+         (`send_migrate`, `on_connect(reconnect = true)`) has not landed yet."
+    );
+    let _ = writeln!(
+        m,
+        "\nThe criterion benches of the sans-IO core (`cd bench && cargo bench`) \
+         cover the pipeline, RMC dispatch, dataset encoding and the scaling series; \
+         see [README.md](README.md#benchmarks)."
+    );
+    m
+}
+
+fn main() {
+    let o = Opts::parse();
+    alloc::set_enabled(true);
+    eprintln!("memory: {} objects", o.memory_objects);
+    let mem = memory::measure(o.memory_objects);
+    alloc::set_enabled(false);
+    let rmc = measure_rmc(&o);
+    let rep = measure_replication(&o);
+    let rec = measure_recovery(&o);
+    let table = report(&o, &rmc, &rep, &rec, &mem);
+    println!("{table}");
+    if let Some(path) = &o.out {
+        let md = markdown(&o, &table, &rmc, &rec, &mem);
+        match std::fs::write(path, md) {
+            Ok(()) => eprintln!("wrote {}", path.display()),
+            Err(e) => eprintln!("cannot write {}: {e}", path.display()),
+        }
+    }
+}
