@@ -2,7 +2,10 @@
 //!
 //! See [`Station`] for the call contract.
 pub mod cluster;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ids;
+pub mod limits;
 pub mod object;
 pub mod operation;
 pub mod pipeline;

@@ -76,6 +76,9 @@ pub struct StationConfig {
     /// before it disconnects the rest and leaves (the drivers' default for
     /// [`crate::Station::scale_in`]). Default 10 s.
     pub drain_timeout: Duration,
+    /// Caps on pending joins, join rates, RMCs in flight and queues
+    /// (see [`crate::limits::Limits`]).
+    pub limits: crate::limits::Limits,
 }
 
 impl Default for StationConfig {
@@ -92,6 +95,7 @@ impl Default for StationConfig {
             seed: 0x6e65_747a,
             max_rmc_retries: 3,
             drain_timeout: Duration::from_secs(10),
+            limits: crate::limits::Limits::default(),
         }
     }
 }

@@ -62,6 +62,18 @@ pub struct StationStats {
     pub updates_applied: u64,
     /// RMCs and actions executed locally.
     pub calls_executed: u64,
+    /// Join requests dropped by the per-source rate limit.
+    pub join_rate_limited: u64,
+    /// Join requests dropped because too many joins were pending.
+    pub pending_joins_limited: u64,
+    /// RMCs failed at once because too many were in flight.
+    pub rmcs_limited: u64,
+    /// Postponed calls dropped because too many were postponed.
+    pub postponed_limited: u64,
+    /// Messages dropped because a peer's send queue was full.
+    pub send_queue_limited: u64,
+    /// Messages dropped by a joining station beyond its early-message cap.
+    pub early_messages_limited: u64,
 }
 
 /// Errors of station API calls.
@@ -287,6 +299,7 @@ pub struct Station {
     transmits: VecDeque<Transmit>,
     rng: u64,
     stats: StationStats,
+    limit_state: crate::limits::LimitState,
 }
 
 impl std::fmt::Debug for Station {
@@ -345,6 +358,7 @@ impl Station {
             transmits: VecDeque::new(),
             rng,
             stats: StationStats::default(),
+            limit_state: Default::default(),
         }
     }
 
@@ -889,8 +903,12 @@ impl Station {
             for env in got {
                 if matches!(env.msg, Msg::JoinAccepted { .. }) && accepted.is_none() {
                     accepted = Some(env);
-                } else {
+                } else if early.len() < self.cfg.limits.max_early_messages {
                     early.push((from, env));
+                } else {
+                    self.stats.early_messages_limited += 1;
+                    self.limit_state
+                        .hit(crate::limits::Limit::EarlyMessages, self.id);
                 }
             }
             if let Some(env) = accepted {
@@ -1033,7 +1051,15 @@ impl Station {
             SYSTEM_STREAM
         };
         match self.members.get_mut(&hop).and_then(|m| m.link.as_mut()) {
-            Some(link) => link.send_reliable(substream, &bytes).is_ok(),
+            Some(link) => {
+                if link.queued_bytes() + bytes.len() > self.cfg.limits.max_queued_bytes_per_link {
+                    self.stats.send_queue_limited += 1;
+                    self.limit_state
+                        .hit(crate::limits::Limit::QueuedBytes, self.id);
+                    return false;
+                }
+                link.send_reliable(substream, &bytes).is_ok()
+            }
             None => false,
         }
     }
@@ -1203,6 +1229,15 @@ impl Station {
                     self.stats.unknown_sender += 1;
                     return;
                 }
+                if !self
+                    .limit_state
+                    .allow_join(&self.cfg.limits, from, self.now)
+                {
+                    self.stats.join_rate_limited += 1;
+                    self.limit_state
+                        .hit(crate::limits::Limit::JoinRate, self.id);
+                    return;
+                }
                 if self.scale_in.is_some() {
                     self.send_connectionless(
                         from,
@@ -1253,6 +1288,9 @@ impl Station {
             }
         }
         if self.forwarded.get(&addr) == Some(&nonce) {
+            return;
+        }
+        if !self.join_capacity() {
             return;
         }
         if !self.is_session_master() {
@@ -1365,6 +1403,33 @@ impl Station {
             }
             _ => self.admit(nonce, info, contact),
         }
+    }
+
+    /// Whether another join may be started: bounds the joins pending a
+    /// decision and the requests forwarded but not yet answered.
+    fn join_capacity(&mut self) -> bool {
+        let max = self.cfg.limits.max_pending_joins.max(1);
+        if self.forwarded.len() >= max {
+            // Keep the entries of admitted stations (they filter retries);
+            // forget unanswered ones (their retries are forwarded again).
+            let addrs = &self.addrs;
+            self.forwarded.retain(|a, _| addrs.contains_key(a));
+            if self.forwarded.len() > max.saturating_mul(64) {
+                self.forwarded.clear();
+            }
+        }
+        let unanswered = self
+            .forwarded
+            .keys()
+            .filter(|a| !self.addrs.contains_key(a))
+            .count();
+        if self.pending_joins.len() >= max || unanswered >= max {
+            self.stats.pending_joins_limited += 1;
+            self.limit_state
+                .hit(crate::limits::Limit::PendingJoins, self.id);
+            return false;
+        }
+        true
     }
 
     /// Decides a join whose approval was postponed (`PostponeDecision`).
@@ -2890,6 +2955,12 @@ impl Station {
             }
             d
         }) {
+            if self.postponed.len() >= self.cfg.limits.max_postponed_calls {
+                self.stats.postponed_limited += 1;
+                self.limit_state
+                    .hit(crate::limits::Limit::PostponedCalls, self.id);
+                return;
+            }
             self.postponed.push(Postponed {
                 due: self.now + delay,
                 op,
@@ -4118,6 +4189,12 @@ impl Invoker for Station {
             ctx.complete(generation, Outcome::Success, None);
             self.drain_local();
             return true;
+        }
+        if self.calls.len() >= self.cfg.limits.max_rmcs_in_flight {
+            self.stats.rmcs_limited += 1;
+            self.limit_state
+                .hit(crate::limits::Limit::RmcsInFlight, self.id);
+            return self.fail_now(ctx, Outcome::StationUnreachable);
         }
         let target = targets[0];
         let call = self.next_call;

@@ -68,6 +68,8 @@ pub struct Link {
     retransmit: VecDeque<FrameRef>,
     round_robin: usize,
     unreliable_queue: VecDeque<Vec<u8>>,
+    /// Bytes of queued messages not yet cut into packets (reliable and unreliable).
+    queued_bytes: usize,
     /// Next fragment index of the front unreliable message, when it is fragmented.
     unreliable_front_fragment: u32,
     next_unreliable_id: u64,
@@ -321,6 +323,7 @@ impl Link {
             retransmit: VecDeque::new(),
             round_robin: 0,
             unreliable_queue: VecDeque::new(),
+            queued_bytes: 0,
             unreliable_front_fragment: 0,
             next_unreliable_id: 0,
             last_eliciting_sent: now,
@@ -368,6 +371,7 @@ impl Link {
         }
         stream.queue.push_back(message.to_vec());
         stream.messages_queued += 1;
+        self.queued_bytes += message.len();
         self.stats.reliable_sent += 1;
         Ok(())
     }
@@ -383,6 +387,7 @@ impl Link {
             });
         }
         self.unreliable_queue.push_back(message.to_vec());
+        self.queued_bytes += message.len();
         self.stats.unreliable_sent += 1;
         Ok(())
     }
@@ -419,6 +424,13 @@ impl Link {
     /// Reliable messages queued and not yet completely sent once.
     pub fn queued_reliable(&self) -> usize {
         self.send_streams.iter().map(|s| s.queue.len()).sum()
+    }
+
+    /// Bytes of queued messages (reliable and unreliable) not yet cut into
+    /// packets; reliable data already sent and awaiting acknowledgement is
+    /// bounded separately by the send window.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued_bytes
     }
 
     #[cfg(test)]
@@ -687,6 +699,7 @@ impl Link {
                     break;
                 };
                 let last = stream.front_offset + chunk == message.len();
+                self.queued_bytes = self.queued_bytes.saturating_sub(chunk);
                 let data = if stream.front_offset == 0 && last {
                     stream.queue.pop_front().unwrap_or_default()
                 } else {
@@ -732,6 +745,7 @@ impl Link {
                     buf.push(FRAME_UNRELIABLE);
                     write_varint(buf, len as u64);
                     buf.extend_from_slice(message);
+                    self.queued_bytes = self.queued_bytes.saturating_sub(len);
                     self.unreliable_queue.pop_front();
                     wrote = true;
                     continue;
@@ -765,6 +779,7 @@ impl Link {
             buf.extend_from_slice(&message[from..to]);
             wrote = true;
             if index + 1 == count {
+                self.queued_bytes = self.queued_bytes.saturating_sub(len);
                 self.unreliable_queue.pop_front();
                 self.unreliable_front_fragment = 0;
             } else {
