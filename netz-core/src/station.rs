@@ -24,6 +24,9 @@ use tracing::{debug, trace};
 const SYSTEM_STREAM: u8 = 0;
 /// How many links a joining station keeps for stations it does not know yet.
 const MAX_PROVISIONAL_LINKS: usize = 16;
+/// How many relayed messages from stations not known yet are kept until
+/// their `StationJoined` arrives.
+const MAX_EARLY_RELAYED: usize = 1024;
 /// Why a server that scales in refuses joins.
 const OFFLINE_REASON: &str = "the server is going offline (scale-in); join through another server";
 /// Why a server that scaled in disconnects the clients that did not migrate.
@@ -290,6 +293,9 @@ pub struct Station {
     scale_in: Option<ScaleIn>,
     migration: Option<Migration>,
     handovers: BTreeMap<StationId, Handover>,
+    /// Messages a server relays from or to a station whose `StationJoined`
+    /// has not arrived yet (it took another path): (received, hop, sub-stream).
+    early_relayed: Vec<(Instant, StationId, u8, Envelope)>,
     /// Per room: the last migration epoch whose start / completion was reported.
     room_started: HashMap<DOHandle, u32>,
     room_completed: HashMap<DOHandle, u32>,
@@ -350,6 +356,7 @@ impl Station {
             scale_in: None,
             migration: None,
             handovers: BTreeMap::new(),
+            early_relayed: Vec::new(),
             room_started: HashMap::new(),
             room_completed: HashMap::new(),
             next_room_serial: 1,
@@ -753,6 +760,8 @@ impl Station {
             c.link.handle_timeout(now);
             now < c.until
         });
+        let keep = self.cfg.failure_timeout;
+        self.early_relayed.retain(|e| now < e.0 + keep);
         // Join retries.
         let mut join_failed = false;
         let mut resend = None;
@@ -1004,13 +1013,30 @@ impl Station {
                 && !hop_is_client
                 && self.members.contains_key(&env.origin));
         if !origin_ok {
-            self.stats.bad_messages += 1;
+            // A server may relay what a new client sent before the session
+            // master's `StationJoined` for it reached us: keep it briefly.
+            let early = self.cfg.topology == Topology::ClientServer
+                && !hop_is_client
+                && !self.members.contains_key(&env.origin)
+                && !self.gone.contains(&env.origin)
+                && self.early_relayed.len() < MAX_EARLY_RELAYED;
+            if early {
+                self.early_relayed.push((self.now, hop, substream, env));
+            } else {
+                self.stats.bad_messages += 1;
+            }
             return;
         }
         if env.dest.is_some() && env.dest != self.id {
             if self.members.contains_key(&env.dest) {
                 self.stats.relayed += 1;
                 self.send_envelope(substream, &env);
+            } else if self.cfg.topology == Topology::ClientServer
+                && !self.gone.contains(&env.dest)
+                && self.early_relayed.len() < MAX_EARLY_RELAYED
+            {
+                // For a new client whose `StationJoined` took another path.
+                self.early_relayed.push((self.now, hop, substream, env));
             } else {
                 self.stats.unknown_sender += 1;
             }
@@ -2445,6 +2471,18 @@ impl Station {
                     st.discover_all_for(id);
                 });
                 self.events.push_back(Event::StationJoined(info));
+                let mine =
+                    |e: &(Instant, StationId, u8, Envelope)| e.3.origin == id || e.3.dest == id;
+                if self.early_relayed.iter().any(mine) {
+                    let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.early_relayed)
+                        .into_iter()
+                        .partition(mine);
+                    self.early_relayed = later;
+                    for (_, hop, substream, env) in now {
+                        let hop_is_client = self.process_type_of(hop) == Some(ProcessType::Client);
+                        self.route(hop, hop_is_client, substream, env);
+                    }
+                }
             }
             Msg::Leaving => {
                 if origin == self.session_master {
