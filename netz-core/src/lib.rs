@@ -2,6 +2,7 @@
 //!
 //! See [`Station`] for the call contract.
 pub mod cluster;
+pub mod crypto;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod ids;

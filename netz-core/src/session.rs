@@ -79,6 +79,11 @@ pub struct StationConfig {
     /// Caps on pending joins, join rates, RMCs in flight and queues
     /// (see [`crate::limits::Limits`]).
     pub limits: crate::limits::Limits,
+    /// Authenticated, encrypted datagrams and connect tokens (see
+    /// [`crate::crypto`]). `None` (the default) sends datagrams in clear and
+    /// admits every joiner the join approval accepts: for trusted networks
+    /// and tests only.
+    pub security: Option<crate::crypto::SecurityConfig>,
 }
 
 impl Default for StationConfig {
@@ -96,6 +101,7 @@ impl Default for StationConfig {
             max_rmc_retries: 3,
             drain_timeout: Duration::from_secs(10),
             limits: crate::limits::Limits::default(),
+            security: None,
         }
     }
 }

@@ -77,6 +77,16 @@ pub struct StationStats {
     pub send_queue_limited: u64,
     /// Messages dropped by a joining station beyond its early-message cap.
     pub early_messages_limited: u64,
+    /// Link datagrams dropped (security on) because no key exists for the
+    /// sender (spoofed) or their tag did not verify (forged or modified).
+    pub auth_failed: u64,
+    /// Link datagrams dropped (security on) because they were seen before.
+    pub replayed: u64,
+    /// Join requests dropped (security on) for a missing or invalid connect
+    /// token, or one of the wrong process type or already in use.
+    pub token_rejected: u64,
+    /// Join requests dropped (security on) for an expired connect token.
+    pub token_expired: u64,
 }
 
 /// Errors of station API calls.
@@ -306,6 +316,8 @@ pub struct Station {
     rng: u64,
     stats: StationStats,
     limit_state: crate::limits::LimitState,
+    /// Keys and token checks, when security is on.
+    sec: Option<crate::crypto::SecurityState>,
 }
 
 impl std::fmt::Debug for Station {
@@ -323,8 +335,19 @@ impl Station {
     /// A station that is in no session yet.
     pub fn new(config: StationConfig, registry: Arc<Registry>) -> Station {
         let rng = config.seed ^ 0x9E37_79B9_7F4A_7C15;
+        let sec = config
+            .security
+            .clone()
+            .map(crate::crypto::SecurityState::new);
+        let mut tcfg = config.transport.clone();
+        if sec.is_some() {
+            // Room for the packet counter and the tag.
+            tcfg.max_datagram_size = tcfg
+                .max_datagram_size
+                .saturating_sub(crate::crypto::DATAGRAM_OVERHEAD);
+        }
         Station {
-            tcfg: Arc::new(config.transport.clone()),
+            tcfg: Arc::new(tcfg),
             cfg: Arc::new(config),
             registry,
             hooks: Hooks::default(),
@@ -366,6 +389,7 @@ impl Station {
             rng,
             stats: StationStats::default(),
             limit_state: Default::default(),
+            sec,
         }
     }
 
@@ -630,7 +654,11 @@ impl Station {
                     receiver: id.0,
                 }
                 .encode(&mut buf);
+                let hlen = buf.len();
                 if link.poll_packet(now, &mut buf) {
+                    if !seal(&mut self.sec, *id, &mut buf, hlen) {
+                        continue;
+                    }
                     self.stats.datagrams_sent += 1;
                     return Some(Transmit {
                         destination: m.info.addr,
@@ -648,7 +676,11 @@ impl Station {
                 receiver: c.id.0,
             }
             .encode(&mut buf);
+            let hlen = buf.len();
             if c.link.poll_packet(now, &mut buf) {
+                if !seal(&mut self.sec, c.id, &mut buf, hlen) {
+                    continue;
+                }
                 self.stats.datagrams_sent += 1;
                 return Some(Transmit {
                     destination: c.addr,
@@ -666,7 +698,11 @@ impl Station {
                     receiver: *sender,
                 }
                 .encode(&mut buf);
+                let hlen = buf.len();
                 if link.poll_packet(now, &mut buf) {
+                    if !seal(&mut self.sec, StationId(*sender), &mut buf, hlen) {
+                        continue;
+                    }
                     self.stats.datagrams_sent += 1;
                     return Some(Transmit {
                         destination: *addr,
@@ -762,6 +798,18 @@ impl Station {
         });
         let keep = self.cfg.failure_timeout;
         self.early_relayed.retain(|e| now < e.0 + keep);
+        if let Some(sec) = self.sec.as_mut() {
+            let known = self.members.len() + self.closing.len() + self.pending_joins.len();
+            if matches!(self.state, State::InSession) && sec.peer_count() > 2 * known + 8 {
+                let (members, closing, pending) =
+                    (&self.members, &self.closing, &self.pending_joins);
+                sec.retain(|id| {
+                    members.contains_key(&id)
+                        || pending.contains_key(&id)
+                        || closing.iter().any(|c| c.id == id)
+                });
+            }
+        }
         // Join retries.
         let mut join_failed = false;
         let mut resend = None;
@@ -870,7 +918,18 @@ impl Station {
                 };
                 self.handle_connectionless(from, msg);
             }
-            PacketKind::Link => self.handle_link_packet(from, header, payload),
+            PacketKind::Link => match self.sec.as_mut() {
+                None => self.handle_link_packet(from, header, payload),
+                Some(sec) => {
+                    let hlen = datagram.len() - payload.len();
+                    let peer = StationId(header.sender);
+                    match sec.open(peer, &datagram[..hlen], payload) {
+                        Ok(plain) => self.handle_link_packet(from, header, &plain),
+                        Err(crate::crypto::OpenError::Replayed) => self.stats.replayed += 1,
+                        Err(crate::crypto::OpenError::Unauthentic) => self.stats.auth_failed += 1,
+                    }
+                }
+            },
             #[allow(unreachable_patterns)]
             _ => self.stats.malformed_datagrams += 1,
         }
@@ -1221,6 +1280,9 @@ impl Station {
         }
         self.local_addr = Some(local_addr);
         let nonce = self.next_random();
+        if let Some(sec) = self.sec.as_mut() {
+            sec.set_joining(true);
+        }
         self.state = State::Joining {
             contact,
             nonce,
@@ -1239,6 +1301,7 @@ impl Station {
             process_type: self.cfg.process_type,
             token: self.cfg.token.clone(),
             topology: self.cfg.topology,
+            connect: Bytes(self.sec.as_ref().map(|s| s.own_token()).unwrap_or_default()),
         };
         self.send_connectionless(contact, &msg);
     }
@@ -1250,6 +1313,7 @@ impl Station {
                 process_type,
                 token,
                 topology,
+                connect,
             } => {
                 if !matches!(self.state, State::InSession) {
                     self.stats.unknown_sender += 1;
@@ -1264,6 +1328,9 @@ impl Station {
                         .hit(crate::limits::Limit::JoinRate, self.id);
                     return;
                 }
+                if !self.vet_token(&connect.0, process_type) {
+                    return;
+                }
                 if self.scale_in.is_some() {
                     self.send_connectionless(
                         from,
@@ -1274,7 +1341,15 @@ impl Station {
                     );
                     return;
                 }
-                self.on_join_request(self.id, nonce, from, process_type, token, topology);
+                self.on_join_request(
+                    self.id,
+                    nonce,
+                    from,
+                    process_type,
+                    token,
+                    topology,
+                    connect.0,
+                );
             }
             Msg::JoinDenied { nonce: n, reason } => {
                 if let State::Joining { nonce, contact, .. } = &self.state {
@@ -1291,7 +1366,35 @@ impl Station {
         }
     }
 
+    /// With security on, whether a join request's connect token may be
+    /// handled (checked fully where the token key is known, for its form
+    /// elsewhere); counts the refusals.
+    fn vet_token(&mut self, connect: &[u8], process_type: ProcessType) -> bool {
+        let Some(sec) = &self.sec else {
+            return true;
+        };
+        let verdict = if sec.can_open_tokens() {
+            sec.open_token(connect, process_type, self.now).map(|_| ())
+        } else if connect.len() == crate::crypto::SEALED_TOKEN_LEN {
+            Ok(())
+        } else {
+            Err(crate::crypto::TokenError::Invalid)
+        };
+        match verdict {
+            Ok(()) => true,
+            Err(crate::crypto::TokenError::Expired) => {
+                self.stats.token_expired += 1;
+                false
+            }
+            Err(_) => {
+                self.stats.token_rejected += 1;
+                false
+            }
+        }
+    }
+
     /// A join request reached this station (directly, or forwarded by `contact`).
+    #[allow(clippy::too_many_arguments)]
     fn on_join_request(
         &mut self,
         contact: StationId,
@@ -1300,10 +1403,16 @@ impl Station {
         process_type: ProcessType,
         token: String,
         topology: Topology,
+        connect: Vec<u8>,
     ) {
         // Already admitted (a retry of a request whose answer is on its way).
         if let Some(id) = self.addrs.get(&addr).copied() {
             if self.forwarded.get(&addr) == Some(&nonce) {
+                return;
+            }
+            // With security on, a request from a member's address is not
+            // taken as a restart: anyone can replay one with a new nonce.
+            if self.sec.is_some() {
                 return;
             }
             // The station at that address restarted: the old one is gone.
@@ -1331,9 +1440,36 @@ impl Station {
                     process_type,
                     token,
                     topology,
+                    connect: Bytes(connect),
                 },
             );
             return;
+        }
+        // With security on, the token must open here and be in use by no
+        // current member.
+        let mut joiner_keys = None;
+        if let Some(sec) = &self.sec {
+            match sec.open_token(&connect, process_type, self.now) {
+                Ok((grant, c2s, s2c)) => {
+                    let members = &self.members;
+                    let pending = &self.pending_joins;
+                    if sec.client_in_use(grant.client_id, |id| {
+                        members.contains_key(&id) || pending.contains_key(&id)
+                    }) {
+                        self.stats.token_rejected += 1;
+                        return;
+                    }
+                    joiner_keys = Some((c2s, s2c, grant.client_id));
+                }
+                Err(crate::crypto::TokenError::Expired) => {
+                    self.stats.token_expired += 1;
+                    return;
+                }
+                Err(_) => {
+                    self.stats.token_rejected += 1;
+                    return;
+                }
+            }
         }
         self.forwarded.insert(addr, nonce);
         let id = StationId(self.next_station_id);
@@ -1408,8 +1544,14 @@ impl Station {
         let Some(j) = op.downcast::<JoinSessionOperation>() else {
             return;
         };
+        if let (Some(sec), Some((c2s, s2c, client))) = (self.sec.as_mut(), joiner_keys) {
+            sec.remember_joiner(id, c2s, s2c, client);
+        }
         match j.state {
             ApprovalState::Denied => {
+                if let Some(sec) = self.sec.as_mut() {
+                    sec.forget_joiner(id);
+                }
                 let reason = j
                     .reason
                     .clone()
@@ -1473,6 +1615,9 @@ impl Station {
         if approve {
             self.admit(p.nonce, p.info, p.contact);
         } else {
+            if let Some(sec) = self.sec.as_mut() {
+                sec.forget_joiner(station);
+            }
             self.deny_join(
                 p.contact,
                 p.nonce,
@@ -1538,6 +1683,7 @@ impl Station {
     fn admit(&mut self, nonce: u64, info: StationInfo, contact: StationId) {
         debug!(station = %self.id, joiner = %info.id, "admitting");
         let _ = contact;
+        self.send_link_keys(&info);
         self.add_member(info.clone(), None);
         let members = self.stations();
         let accepted = Msg::JoinAccepted {
@@ -1567,6 +1713,45 @@ impl Station {
             }
         });
         self.events.push_back(Event::StationJoined(info));
+    }
+
+    /// With security on, at the session master: installs our keys for the
+    /// joiner and sends every member that may link to it the keys of that
+    /// link (before `StationJoined`, on the same ordered stream).
+    fn send_link_keys(&mut self, info: &StationInfo) {
+        let Some(sec) = self.sec.as_mut() else {
+            return;
+        };
+        if let Some((send, recv)) = sec.link_keys_for(info.id, self.id) {
+            sec.install(info.id, &send, &recv);
+        }
+        let client_server = self.cfg.topology == Topology::ClientServer;
+        let mut out = Vec::new();
+        for (id, m) in &self.members {
+            if *id == self.id || *id == info.id {
+                continue;
+            }
+            if client_server
+                && m.info.process_type == ProcessType::Client
+                && info.process_type == ProcessType::Client
+            {
+                continue;
+            }
+            if let Some((send, recv)) = sec.link_keys_for(info.id, *id) {
+                out.push((*id, send, recv));
+            }
+        }
+        for (id, send, recv) in out {
+            self.send(
+                id,
+                SYSTEM_STREAM,
+                Msg::LinkKeys {
+                    station: info.id,
+                    send,
+                    recv,
+                },
+            );
+        }
     }
 
     fn on_join_accepted(&mut self, from: SocketAddr, sender: u32, env: Envelope) {
@@ -1602,6 +1787,14 @@ impl Station {
             self.relay = StationId(sender);
         }
         let mut provisional = provisional;
+        if let Some(sec) = self.sec.as_mut() {
+            sec.set_joining(false);
+            for info in &members {
+                if info.id != id {
+                    sec.derive_own(info.id);
+                }
+            }
+        }
         for info in members {
             if info.id == id {
                 self.members.insert(
@@ -2436,9 +2629,18 @@ impl Station {
                 process_type,
                 token,
                 topology,
+                connect,
             } => {
                 if self.is_session_master() {
-                    self.on_join_request(origin, nonce, addr, process_type, token, topology);
+                    self.on_join_request(
+                        origin,
+                        nonce,
+                        addr,
+                        process_type,
+                        token,
+                        topology,
+                        connect.0,
+                    );
                 } else {
                     self.stats.bad_messages += 1;
                 }
@@ -2451,6 +2653,16 @@ impl Station {
                 self.forwarded.remove(&addr);
                 self.send_connectionless(addr, &Msg::JoinDenied { nonce, reason });
             }
+            Msg::LinkKeys {
+                station,
+                send,
+                recv,
+            } => match self.sec.as_mut() {
+                Some(sec) if origin == self.session_master && station != self.id => {
+                    sec.install(station, &send, &recv);
+                }
+                _ => self.stats.bad_messages += 1,
+            },
             Msg::StationJoined(info) => {
                 if origin != self.session_master || info.id == self.id {
                     self.stats.bad_messages += 1;
@@ -4503,4 +4715,18 @@ fn apply_to(o: &mut dyn DoDyn, mut s: &[u8]) -> Option<()> {
         }
     }
     Some(())
+}
+
+/// Seals a link datagram for `peer` when security is on; false if it must
+/// not be sent (no key for the peer).
+fn seal(
+    sec: &mut Option<crate::crypto::SecurityState>,
+    peer: StationId,
+    buf: &mut Vec<u8>,
+    header_len: usize,
+) -> bool {
+    match sec {
+        None => true,
+        Some(sec) => sec.seal(peer, buf, header_len),
+    }
 }

@@ -54,6 +54,8 @@ pub(crate) enum Msg {
         process_type: ProcessType,
         token: String,
         topology: Topology,
+        /// The sealed connect token (empty without security).
+        connect: Bytes,
     },
     /// Connectionless: the join was refused.
     JoinDenied { nonce: u64, reason: String },
@@ -64,6 +66,7 @@ pub(crate) enum Msg {
         process_type: ProcessType,
         token: String,
         topology: Topology,
+        connect: Bytes,
     },
     /// Session master -> contact: refuse the joiner at `addr`.
     JoinDenyForward {
@@ -81,6 +84,13 @@ pub(crate) enum Msg {
     },
     /// Session master -> members: a new station.
     StationJoined(StationInfo),
+    /// Session master -> a member, before `StationJoined`: the keys of the
+    /// member's link with `station` (member -> station, station -> member).
+    LinkKeys {
+        station: StationId,
+        send: [u8; 32],
+        recv: [u8; 32],
+    },
     /// A station leaves gracefully.
     Leaving,
     /// Session master -> members: a station is out of the session.
@@ -211,6 +221,7 @@ impl Msg {
             Msg::JoinDenyForward { .. } => "JoinDenyForward",
             Msg::JoinAccepted { .. } => "JoinAccepted",
             Msg::StationJoined(_) => "StationJoined",
+            Msg::LinkKeys { .. } => "LinkKeys",
             Msg::Leaving => "Leaving",
             Msg::StationGone { .. } => "StationGone",
             Msg::RecoveryDone { .. } => "RecoveryDone",
