@@ -65,6 +65,13 @@ impl NetConfig {
         self
     }
 
+    /// Sets how long a server that scales in waits for its clients to
+    /// migrate (default 10 s; see [`crate::NetStation::scale_in`]).
+    pub fn drain_timeout(mut self, d: Duration) -> Self {
+        self.station.drain_timeout = d;
+        self
+    }
+
     /// Sets the session's topology.
     pub fn topology(mut self, t: Topology) -> Self {
         self.station.topology = t;

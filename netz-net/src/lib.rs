@@ -11,6 +11,11 @@
 //! - [`NetConfig`]: the station's configuration with the timeouts you are
 //!   most likely to tune (heartbeat, failure detection, RMC, join).
 //! - [`wait_rmc`]: await an RMC's completion with a timeout.
+//! - [`Callbacks`]: the Diarkis-style connection callbacks (`on_connect`,
+//!   `on_disconnect`, `on_offline`, `on_room_migrate_start`,
+//!   `on_room_migrate_complete`) for server and room migration, with
+//!   [`NetStation::scale_in`], [`NetStation::send_migrate`] and
+//!   [`NetStation::send_migrate_room`].
 //! - [`DatagramSocket`]: what the driver needs of a socket; implemented for
 //!   tokio's `UdpSocket` and for [`simnet::SimSocket`], an in-memory network
 //!   with loss and partitions for tests.
@@ -31,4 +36,4 @@ mod station;
 pub use config::NetConfig;
 pub use error::NetError;
 pub use socket::DatagramSocket;
-pub use station::{wait_rmc, Events, NetStation, SessionState};
+pub use station::{wait_rmc, Callbacks, Events, NetStation, RoomMigrateComplete, SessionState};

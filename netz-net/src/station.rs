@@ -5,8 +5,8 @@ use crate::error::NetError;
 use crate::socket::DatagramSocket;
 use netz_core::rmc::RmcContext;
 use netz_core::{
-    DOHandle, DoClass, Event, Instant, JoinError, Outcome, Ref, Registry, Station, StationId,
-    StationStats,
+    DOHandle, DoClass, Event, Instant, JoinError, Outcome, Ref, Registry, RoomInfo, Station,
+    StationId, StationStats,
 };
 use std::io;
 use std::net::SocketAddr;
@@ -144,11 +144,20 @@ impl Shared {
 struct Owner {
     stop: watch::Sender<bool>,
     task: Mutex<Option<JoinHandle<()>>>,
+    callbacks: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Drop for Owner {
     fn drop(&mut self) {
         if let Some(t) = self.task.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            t.abort();
+        }
+        for t in self
+            .callbacks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
             t.abort();
         }
     }
@@ -252,6 +261,7 @@ impl NetStation {
             owner: Arc::new(Owner {
                 stop,
                 task: Mutex::new(Some(task)),
+                callbacks: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -477,6 +487,118 @@ impl NetStation {
         tokio::time::timeout(timeout, fut).await.unwrap_or(false)
     }
 
+    /// Scales this server in (MIG-1): it tells its clients
+    /// ([`Callbacks::on_offline`]), hands its objects to the other servers,
+    /// takes no new clients or rooms, and leaves the session once its
+    /// clients and rooms have moved or `drain` is over (clients still there
+    /// are then disconnected with a reason). Wait for
+    /// [`SessionState::Closed`] (or [`NetStation::wait_closed`]) before
+    /// exiting the process.
+    pub fn scale_in(&self, drain: Duration) -> Result<(), NetError> {
+        Ok(self.with(|st, now| st.scale_in(now, drain))?)
+    }
+
+    /// [`NetStation::scale_in`] with the configuration's drain timeout.
+    pub fn scale_in_default(&self) -> Result<(), NetError> {
+        let drain = self.read(|st| st.config().drain_timeout);
+        self.scale_in(drain)
+    }
+
+    /// Waits until the station closed (left or was dropped by the session),
+    /// at most `timeout`; returns why, or `None` on timeout.
+    pub async fn wait_closed(&self, timeout: Duration) -> Option<String> {
+        let mut rx = self.shared.state.subscribe();
+        let waited = tokio::time::timeout(
+            timeout,
+            rx.wait_for(|s| matches!(s, SessionState::Closed { .. })),
+        )
+        .await;
+        match waited {
+            Ok(Ok(s)) => match &*s {
+                SessionState::Closed { reason } => Some(reason.clone()),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// Moves this client to another server of the cluster (Diarkis
+    /// `SendMigrate`, MIG-2): the driver disconnects and reconnects at once
+    /// ([`Callbacks::on_disconnect`] with `is_reconnect = true`, then
+    /// [`Callbacks::on_connect`] with `reconnect = true`); the station id,
+    /// objects and duplicas stay; reliable messages sent meanwhile are
+    /// delivered after the reconnect, exactly once and in order.
+    pub fn send_migrate(&self) -> Result<(), NetError> {
+        Ok(self.with(|st, now| st.send_migrate(now))?)
+    }
+
+    /// The server this client is attached to.
+    pub fn relay(&self) -> Option<StationId> {
+        self.read(|st| st.relay())
+    }
+
+    /// Asks this client's server (or this server) to host a new room owned
+    /// by this station; the answer is an [`Event::RoomResult`] with the
+    /// returned request id.
+    pub fn create_room(&self, properties: Vec<(String, String)>) -> Result<u64, NetError> {
+        Ok(self.with(|st, now| st.create_room(now, properties))?)
+    }
+
+    /// Joins a room (answered by [`Event::RoomResult`]).
+    pub fn join_room(&self, room: DOHandle) -> Result<u64, NetError> {
+        Ok(self.with(|st, now| st.join_room(now, room))?)
+    }
+
+    /// Sets a property of a room (answered by [`Event::RoomResult`]).
+    pub fn set_room_property(
+        &self,
+        room: DOHandle,
+        key: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Result<u64, NetError> {
+        let (key, value) = (key.into(), value.into());
+        Ok(self.with(|st, now| st.set_room_property(now, room, key, value))?)
+    }
+
+    /// Moves a room to another server (Diarkis `SendMigrateRoom`, MIG-3).
+    /// Only the room's owner may; anyone else gets
+    /// [`netz_core::StationError::NotRoomOwner`]. Members see
+    /// [`Callbacks::on_room_migrate_start`], then
+    /// [`Callbacks::on_room_migrate_complete`] with the room's new id.
+    pub fn send_migrate_room(&self, room: DOHandle) -> Result<u64, NetError> {
+        Ok(self.with(|st, now| st.send_migrate_room(now, room))?)
+    }
+
+    /// Every room of the session.
+    pub fn rooms(&self) -> Vec<RoomInfo> {
+        self.read(|st| st.rooms())
+    }
+
+    /// Runs `callbacks` on this station's connection events, in order, on a
+    /// task of their own (so they may call [`NetStation::send_migrate`] and
+    /// friends). Install them before creating or joining the session to see
+    /// the first [`Callbacks::on_connect`]. The task ends with the station.
+    pub fn set_callbacks(&self, callbacks: impl Callbacks) {
+        let mut events = self.events();
+        let shared = Arc::downgrade(&self.shared);
+        let owner = Arc::downgrade(&self.owner);
+        let mut cb = callbacks;
+        let task = tokio::spawn(async move {
+            while let Some(e) = events.recv().await {
+                let (Some(shared), Some(owner)) = (shared.upgrade(), owner.upgrade()) else {
+                    return;
+                };
+                let station = NetStation { shared, owner };
+                dispatch(&mut cb, &station, &e);
+            }
+        });
+        self.owner
+            .callbacks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(task);
+    }
+
     /// Waits for the first event matching `pick` (from now on) or until `timeout`.
     pub async fn wait_event<T>(
         &self,
@@ -484,6 +606,80 @@ impl NetStation {
         pick: impl FnMut(&Event) -> Option<T>,
     ) -> Option<T> {
         self.events().wait_for(timeout, pick).await
+    }
+}
+
+/// What [`Callbacks::on_room_migrate_complete`] reports (Diarkis
+/// `DiarkisRoomMigrateCompleteEventArgs`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RoomMigrateComplete {
+    /// The room's object (the same before and after the move).
+    pub room: DOHandle,
+    /// Whether the room moved.
+    pub success: bool,
+    /// The room's id from now on (its old id when it failed).
+    pub room_id: String,
+    /// 0, or a [`netz_core::RoomError`] code.
+    pub error_code: u16,
+    /// What happened, for people.
+    pub message: String,
+}
+
+/// The connection callbacks of the Diarkis client runtime, driven by a
+/// [`NetStation`] (see [`NetStation::set_callbacks`]). Every method has an
+/// empty default; override what you need.
+///
+/// A migration (MIG-1..3) reads: `on_offline` (the server scales in; call
+/// [`NetStation::send_migrate`] when it suits you), `on_disconnect(true)`,
+/// `on_connect(true)`. A real loss of the connection reads
+/// `on_disconnect(false)` only: that is where the application's normal
+/// disconnect path belongs.
+#[allow(unused_variables)]
+pub trait Callbacks: Send + 'static {
+    /// Connected: after creating or joining the session (`reconnect =
+    /// false`), or to the new server of a migration (`reconnect = true`).
+    fn on_connect(&mut self, station: &NetStation, reconnect: bool) {}
+    /// Disconnected: for good (`is_reconnect = false`), or from the old
+    /// server of a migration (`is_reconnect = true`, the runtime reconnects
+    /// by itself: do not run the normal disconnect path).
+    fn on_disconnect(&mut self, station: &NetStation, is_reconnect: bool) {}
+    /// This client's server scales in: migrate soon.
+    fn on_offline(&mut self, station: &NetStation) {}
+    /// A migration could not be done; the client stays where it is.
+    fn on_migrate_failed(&mut self, station: &NetStation, reason: &str) {}
+    /// A room this station is a member of starts moving.
+    fn on_room_migrate_start(&mut self, station: &NetStation, room: DOHandle) {}
+    /// A room migration ended.
+    fn on_room_migrate_complete(&mut self, station: &NetStation, event: &RoomMigrateComplete) {}
+}
+
+fn dispatch(cb: &mut impl Callbacks, station: &NetStation, e: &Event) {
+    match e {
+        Event::SessionCreated { .. } | Event::Joined { .. } => cb.on_connect(station, false),
+        Event::Reconnected { .. } => cb.on_connect(station, true),
+        Event::MigrateDisconnected { .. } => cb.on_disconnect(station, true),
+        Event::Disconnected { .. } => cb.on_disconnect(station, false),
+        Event::Offline { ours: true, .. } => cb.on_offline(station),
+        Event::MigrateFailed { reason } => cb.on_migrate_failed(station, reason),
+        Event::RoomMigrateStart { room } => cb.on_room_migrate_start(station, *room),
+        Event::RoomMigrateComplete {
+            room,
+            success,
+            room_id,
+            error_code,
+            message,
+        } => cb.on_room_migrate_complete(
+            station,
+            &RoomMigrateComplete {
+                room: *room,
+                success: *success,
+                room_id: room_id.clone(),
+                error_code: *error_code,
+                message: message.clone(),
+            },
+        ),
+        _ => {}
     }
 }
 

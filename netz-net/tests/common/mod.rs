@@ -194,6 +194,15 @@ impl Proc {
         panic!("{}: never saw {what}; output: {:#?}", self.name, self.log);
     }
 
+    /// SIGTERM (the process decides what to do; see `wait_exit`).
+    pub fn terminate(&mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "{}: kill -TERM failed", self.name);
+    }
+
     /// SIGKILL, then reap.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

@@ -10,18 +10,39 @@
 //!   --deny TOKEN                (session creator) refuse joins with this token
 //!   --heartbeat-ms N --failure-ms N --rmc-ms N --join-ms N   timeouts
 //!   --lifetime-s N              exit after N seconds whatever happens (default 300)
+//!   --topology mesh|client-server   the session's topology (default mesh)
+//!   --drain-ms N                (server) drain timeout of a scale-in (default 10000)
+//!   --migrate auto|ignore       (client) on `offline`, migrate at once and
+//!                               move the rooms it owns (auto, the default),
+//!                               or do nothing and be disconnected when the
+//!                               drain ends (ignore)
 //! ```
+//!
+//! SIGTERM makes a server scale in (a client leaves and exits); the process
+//! exits 0 once the server has left the session.
 //!
 //! It prints one line per fact on stdout (`ready addr=..`, `created id=..`,
 //! `joined id=.. master=..`, `published handle=.. value=.. recover=..`,
 //! `event ..`, answers to commands) and reads commands on stdin, one a line:
 //!
-//! - `status` → `status id=I master=M stations=1,2,3 objects=N`
+//! - `status` → `status id=I master=M stations=1,2,3 objects=N relay=R`
 //! - `scores` → one `score handle=H master=M value=V owner=O recover=B`
 //!   line per `Score` object, then `end`
 //! - `set H V` → sets master `H`'s value and sends the update → `ok` / `err ..`
 //! - `add H N` → RMC `add(N)` on `H`'s master → `rmc outcome=.. result=..`
 //! - `bump H N` → action `bump(N)` on `H`'s master → `ok` / `err ..`
+//! - `seen H` → `seen handle=H values=1,2,3`: the `bump` arguments seen here
+//! - `spam H N MS` → sends actions `bump(1..=N)` to `H`'s master, one every
+//!   MS ms, in the background → `spam-done sent=N`
+//! - `scale-in [MS]` → (server) scales in → `ok` / `err ..`
+//! - `migrate` → (client) migrates to another server → `ok` / `err ..`
+//! - `room-create K=V..` → `room-created handle=H id=ID` / `err ..`
+//! - `room-join H`, `room-set H K V` → `room-ok id=ID` / `err ..`
+//! - `room-migrate H` → `ok` / `err ..` (only the owner may)
+//! - `room-attach R H` → (the room's server) makes master `H` a room object
+//!   of room `R` → `ok` / `err ..`
+//! - `rooms` → one `room handle=H id=ID server=S owner=O members=1,2
+//!   props=K=V;K=V objects=N` line per room, then `end`
 //! - `leave` → leaves the session gracefully → `left`
 //! - `quit` → leaves if in a session, then exits 0
 //!
@@ -67,6 +88,9 @@ struct Args {
     rmc_ms: u64,
     join_ms: u64,
     lifetime_s: u64,
+    drain_ms: u64,
+    migrate: bool,
+    topology: netz_core::Topology,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -84,6 +108,9 @@ fn parse_args() -> Result<Args, String> {
         rmc_ms: 10_000,
         join_ms: 5000,
         lifetime_s: 300,
+        drain_ms: 10_000,
+        migrate: true,
+        topology: netz_core::Topology::Mesh,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -125,6 +152,25 @@ fn parse_args() -> Result<Args, String> {
             "--rmc-ms" => a.rmc_ms = num(&value)?,
             "--join-ms" => a.join_ms = num(&value)?,
             "--lifetime-s" => a.lifetime_s = num(&value)?,
+            "--drain-ms" => a.drain_ms = num(&value)?,
+            "--topology" => {
+                a.topology = match value.as_str() {
+                    "mesh" => netz_core::Topology::Mesh,
+                    "client-server" => netz_core::Topology::ClientServer,
+                    _ => {
+                        return Err(format!(
+                            "--topology: `{value}` is not mesh or client-server"
+                        ))
+                    }
+                }
+            }
+            "--migrate" => {
+                a.migrate = match value.as_str() {
+                    "auto" => true,
+                    "ignore" => false,
+                    _ => return Err(format!("--migrate: `{value}` is not auto or ignore")),
+                }
+            }
             _ => return Err(format!("unknown option {flag}")),
         }
     }
@@ -182,7 +228,9 @@ async fn run(a: Args) -> ExitCode {
         .heartbeat_interval(Duration::from_millis(a.heartbeat_ms))
         .failure_timeout(Duration::from_millis(a.failure_ms))
         .rmc_timeout(Duration::from_millis(a.rmc_ms))
-        .join_timeout(Duration::from_millis(a.join_ms));
+        .join_timeout(Duration::from_millis(a.join_ms))
+        .drain_timeout(Duration::from_millis(a.drain_ms))
+        .topology(a.topology);
     let station = match NetStation::bind(a.bind, config, registry()).await {
         Ok(s) => s,
         Err(e) => return fail(e),
@@ -225,19 +273,65 @@ async fn run(a: Args) -> ExitCode {
         }
     }
     let mut stdin = stdin_lines();
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let mut scaling_in = false;
+    let mut migrating_since = None;
     loop {
         tokio::select! {
             line = stdin.recv() => match line {
                 Some(line) => {
-                    if !command(&station, line.trim()).await {
+                    let line = line.trim();
+                    if line == "migrate" {
+                        migrating_since = Some(std::time::Instant::now());
+                    }
+                    if line.starts_with("scale-in") {
+                        scaling_in = true;
+                    }
+                    if !command(&station, line).await {
                         break;
                     }
                 }
                 // The parent is gone: exit at once, like a crash.
                 _ => return ExitCode::SUCCESS,
             },
+            _ = term.recv() => {
+                if a.process_type == ProcessType::Server {
+                    match station.scale_in_default() {
+                        Ok(()) => {
+                            scaling_in = true;
+                            println!("scaling-in");
+                        }
+                        Err(e) => println!("err scale-in: {e}"),
+                    }
+                } else {
+                    break;
+                }
+            }
             e = events.recv() => match e {
-                Some(e) => print_event(&e),
+                Some(e) => {
+                    print_event(&e, &mut migrating_since);
+                    match &e {
+                        Event::Offline { ours: true, .. } if a.migrate => {
+                            migrating_since = Some(std::time::Instant::now());
+                            match station.send_migrate() {
+                                Ok(()) => println!("migrating"),
+                                Err(e) => println!("err migrate: {e}"),
+                            }
+                            let me = station.id();
+                            for r in station.rooms().into_iter().filter(|r| r.owner == me) {
+                                match station.send_migrate_room(r.handle) {
+                                    Ok(_) => println!("migrating-room handle={}", r.handle.0),
+                                    Err(e) => println!("err room-migrate: {e}"),
+                                }
+                            }
+                        }
+                        Event::Disconnected { .. } if scaling_in => break,
+                        _ => {}
+                    }
+                }
                 None => break,
             },
         }
@@ -247,8 +341,35 @@ async fn run(a: Args) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn print_event(e: &Event) {
+fn print_event(e: &Event, migrating_since: &mut Option<std::time::Instant>) {
     match e {
+        Event::Offline { server, ours, .. } => {
+            println!("event offline server={} ours={ours}", server.0)
+        }
+        Event::MigrateDisconnected { from, to } => {
+            println!("event migrate-disconnected from={} to={}", from.0, to.0)
+        }
+        Event::Reconnected { server } => {
+            let us = migrating_since
+                .take()
+                .map(|t| t.elapsed().as_micros())
+                .unwrap_or(0);
+            println!("event reconnected server={} elapsed_us={us}", server.0)
+        }
+        Event::MigrateFailed { reason } => println!("event migrate-failed reason={reason}"),
+        Event::RoomMigrateStart { room } => {
+            println!("event room-migrate-start handle={}", room.0)
+        }
+        Event::RoomMigrateComplete {
+            room,
+            success,
+            room_id,
+            error_code,
+            message,
+        } => println!(
+            "event room-migrate-complete handle={} success={success} id={room_id} code={error_code} message={message}",
+            room.0
+        ),
         Event::StationJoined(info) => println!(
             "event station-joined id={} type={} token={}",
             info.id.0,
@@ -287,11 +408,12 @@ async fn command(station: &NetStation, line: &str) -> bool {
             let s = station.read(|st| {
                 let ids: Vec<String> = st.stations().iter().map(|i| i.id.0.to_string()).collect();
                 format!(
-                    "status id={} master={} stations={} objects={}",
+                    "status id={} master={} stations={} objects={} relay={}",
                     st.id().0,
                     st.session_master().0,
                     ids.join(","),
-                    st.select::<Score>().len()
+                    st.select::<Score>().len(),
+                    st.relay().map_or(0, |r| r.0)
                 )
             });
             println!("{s}");
@@ -374,6 +496,156 @@ async fn command(station: &NetStation, line: &str) -> bool {
             } else {
                 println!("err the action was not sent");
             }
+        }
+        Some("seen") => {
+            let Some(h) = handle_arg(words.next()) else {
+                println!("err usage: seen HANDLE");
+                return true;
+            };
+            let seen = station.read(|st| st.get::<Score>(h).map(|r| r.lock().seen.clone()));
+            match seen {
+                Some(v) => {
+                    let v: Vec<String> = v.iter().map(|x| x.to_string()).collect();
+                    println!("seen handle={} values={}", h.0, v.join(","));
+                }
+                None => println!("err no object {}", h.0),
+            }
+        }
+        Some("spam") => {
+            let (Some(h), Some(n), Some(ms)) = (
+                handle_arg(words.next()),
+                words.next().and_then(|v| v.parse::<i64>().ok()),
+                words.next().and_then(|v| v.parse::<u64>().ok()),
+            ) else {
+                println!("err usage: spam HANDLE N MS");
+                return true;
+            };
+            let station = station.clone();
+            tokio::spawn(async move {
+                let mut sent = 0;
+                for i in 1..=n {
+                    if station.with(|st, _| st.object::<Score>(h).action_on_master(BUMP, &(i,))) {
+                        sent += 1;
+                    }
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                }
+                println!("spam-done sent={sent}");
+            });
+            println!("ok");
+        }
+        Some("scale-in") => {
+            let r = match words.next().and_then(|v| v.parse::<u64>().ok()) {
+                Some(ms) => station.scale_in(Duration::from_millis(ms)),
+                None => station.scale_in_default(),
+            };
+            match r {
+                Ok(()) => println!("ok"),
+                Err(e) => println!("err {e}"),
+            }
+        }
+        Some("migrate") => match station.send_migrate() {
+            Ok(()) => println!("ok"),
+            Err(e) => println!("err {e}"),
+        },
+        Some("room-create") => {
+            let props: Vec<(String, String)> = words
+                .filter_map(|w| w.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let mut events = station.events();
+            match station.create_room(props) {
+                Ok(req) => {
+                    let got = events
+                        .wait_for(Duration::from_secs(10), |e| match e {
+                            Event::RoomResult {
+                                request,
+                                room,
+                                result,
+                            } if *request == req => Some((*room, result.clone())),
+                            _ => None,
+                        })
+                        .await;
+                    match got {
+                        Some((room, Ok(id))) => println!("room-created handle={} id={id}", room.0),
+                        Some((_, Err(e))) => println!("err {e}"),
+                        None => println!("err no answer"),
+                    }
+                }
+                Err(e) => println!("err {e}"),
+            }
+        }
+        Some(cmd @ ("room-join" | "room-set")) => {
+            let Some(h) = handle_arg(words.next()) else {
+                println!("err usage: {cmd} HANDLE [KEY VALUE]");
+                return true;
+            };
+            let mut events = station.events();
+            let sent = if cmd == "room-join" {
+                station.join_room(h)
+            } else {
+                let (k, v) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+                station.set_room_property(h, k, v)
+            };
+            match sent {
+                Ok(req) => {
+                    let got = events
+                        .wait_for(Duration::from_secs(10), |e| match e {
+                            Event::RoomResult {
+                                request, result, ..
+                            } if *request == req => Some(result.clone()),
+                            _ => None,
+                        })
+                        .await;
+                    match got {
+                        Some(Ok(id)) => println!("room-ok id={id}"),
+                        Some(Err(e)) => println!("err {e}"),
+                        None => println!("err no answer"),
+                    }
+                }
+                Err(e) => println!("err {e}"),
+            }
+        }
+        Some("room-attach") => {
+            let (Some(room), Some(obj)) = (handle_arg(words.next()), handle_arg(words.next()))
+            else {
+                println!("err usage: room-attach ROOM OBJECT");
+                return true;
+            };
+            match station.with(|st, now| st.attach_to_room(now, room, obj)) {
+                Ok(()) => println!("ok"),
+                Err(e) => println!("err {e}"),
+            }
+        }
+        Some("room-migrate") => {
+            let Some(h) = handle_arg(words.next()) else {
+                println!("err usage: room-migrate HANDLE");
+                return true;
+            };
+            match station.send_migrate_room(h) {
+                Ok(_) => println!("ok"),
+                Err(e) => println!("err {e}"),
+            }
+        }
+        Some("rooms") => {
+            for r in station.rooms() {
+                let members: Vec<String> = r.members.iter().map(|m| m.0.to_string()).collect();
+                let props: Vec<String> = r
+                    .properties
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                println!(
+                    "room handle={} id={} server={} owner={} members={} props={} objects={}",
+                    r.handle.0,
+                    r.id,
+                    r.server.0,
+                    r.owner.0,
+                    members.join(","),
+                    props.join(";"),
+                    r.objects.len()
+                );
+            }
+            println!("end");
         }
         Some("leave") => match station.leave().await {
             Ok(()) => println!("left"),

@@ -63,6 +63,8 @@ pub struct Score {
     pub data: ScoreData,
     /// How much `bump` added here (actions run on every copy).
     pub bumps: i64,
+    /// Every `bump` argument seen here, in order.
+    pub seen: Vec<i64>,
 }
 
 /// `add(i64) -> i64`: adds to the value on the master, returns the new value.
@@ -81,6 +83,7 @@ impl Score {
                 received: 0,
             },
             bumps: 0,
+            seen: Vec::new(),
         }
     }
 }
@@ -127,6 +130,7 @@ impl DoClass for Score {
             }
             BUMP => {
                 self.bumps += n;
+                self.seen.push(n);
                 Ok(Vec::new())
             }
             m => Err(DispatchError::UnknownMethod(m)),
