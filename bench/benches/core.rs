@@ -85,7 +85,7 @@ fn dataset(c: &mut Criterion) {
     let (mut mesh, refs) = setup(2, n);
     let handles: Vec<_> = refs.iter().map(|r| r.handle()).collect();
     let mut tick = 0u32;
-    let mut step = |mesh: &mut Mesh, tick: u32| {
+    let step = |mesh: &mut Mesh, tick: u32| {
         for r in &refs {
             r.with(|u| u.motion.step(tick));
         }

@@ -15,7 +15,7 @@ use netz_bench::classes::{registry, Motion, Unit};
 use netz_bench::memory::{self, MemoryReport};
 use netz_bench::socket::{CountingSocket, WireCounter};
 use netz_bench::stats::Summary;
-use netz_core::{DOHandle, Event, ProcessType, Ref, RmcContext, StationId};
+use netz_core::{DOHandle, Event, ProcessType, Ref, RmcContext, StationId, Topology};
 use netz_net::{NetConfig, NetStation};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -38,7 +38,10 @@ struct Opts {
     tick_rounds: usize,
     ticks: usize,
     recovery_rounds: usize,
+    migrations: usize,
     memory_objects: usize,
+    current_thread: bool,
+    only: Option<String>,
     out: Option<PathBuf>,
 }
 
@@ -52,7 +55,10 @@ impl Opts {
             tick_rounds: 5,
             ticks: 100,
             recovery_rounds: 5,
+            migrations: 10,
             memory_objects: 100_000,
+            current_thread: false,
+            only: None,
             out: Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../BENCHMARKS.md")),
         };
         let mut args = std::env::args().skip(1);
@@ -65,9 +71,15 @@ impl Opts {
                     o.tick_rounds = 3;
                     o.ticks = 20;
                     o.recovery_rounds = 2;
+                    o.migrations = 3;
                     o.memory_objects = 10_000;
                 }
                 "--no-write" => o.out = None,
+                "--current-thread" => o.current_thread = true,
+                "--only" => {
+                    o.only = args.next();
+                    o.out = None;
+                }
                 "--out" => o.out = args.next().map(PathBuf::from),
                 "--rounds" => {
                     o.rounds = args.next().and_then(|v| v.parse().ok()).unwrap_or(o.rounds)
@@ -76,7 +88,7 @@ impl Opts {
                 "--bench" => {}
                 other => {
                     eprintln!("unknown argument {other}");
-                    eprintln!("usage: compare [--quick] [--no-write] [--out PATH] [--rounds N]");
+                    eprintln!("usage: compare [--quick] [--no-write] [--out PATH] [--rounds N] [--current-thread] [--only rmc|replication|recovery|migration|memory]");
                     std::process::exit(2);
                 }
             }
@@ -357,11 +369,17 @@ struct Rmc {
 }
 
 fn measure_rmc(o: &Opts) -> Rmc {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = if o.current_thread {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+    }
+    .expect("runtime");
     rt.block_on(async {
         let netz = start_netz().await;
         let payload = netz.request_size().await;
@@ -609,6 +627,88 @@ fn measure_recovery(o: &Opts) -> Recovery {
     })
 }
 
+// ------------------------------------------------------------------ migration
+
+struct Migration {
+    /// `send_migrate` to `Event::Reconnected`, ms.
+    blackout: Vec<f64>,
+    failed: usize,
+    /// Migrations after which the client had another server.
+    moved: usize,
+}
+
+/// A client of a client-server session with three servers migrates from
+/// server to server; each blackout runs from `send_migrate` to the
+/// client's `Event::Reconnected` (Diarkis `OnConnect(reconnect = true)`).
+fn measure_migration(o: &Opts) -> Migration {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let cs = |c: NetConfig| c.topology(Topology::ClientServer);
+    rt.block_on(async {
+        let mut r = Migration {
+            blackout: Vec::new(),
+            failed: 0,
+            moved: 0,
+        };
+        let s0 = bind(ProcessType::Server, "s0", cs, Default::default()).await;
+        s0.create_session().expect("session");
+        let mut servers = vec![s0.clone()];
+        for i in 1..3 {
+            let s = bind(
+                ProcessType::Server,
+                &format!("s{i}"),
+                cs,
+                Default::default(),
+            )
+            .await;
+            s.join(s0.local_addr()).await.expect("join");
+            servers.push(s);
+        }
+        let client = bind(ProcessType::Client, "c", cs, Default::default()).await;
+        client.join(servers[1].local_addr()).await.expect("join");
+        let unit = client.publish(Unit::default()).expect("publish").handle();
+        for s in &servers {
+            assert!(
+                s.wait_until(Duration::from_secs(5), |st| st.contains(unit))
+                    .await,
+                "the client's unit reached every server"
+            );
+        }
+        for round in 0..o.migrations {
+            eprint!("\rmigration {}/{}   ", round + 1, o.migrations);
+            let mut events = client.events();
+            let before = client.read(|st| st.relay());
+            let start = Instant::now();
+            if client.with(|st, now| st.send_migrate(now)).is_err() {
+                r.failed += 1;
+                continue;
+            }
+            let outcome = events
+                .wait_for(Duration::from_secs(10), |e| match e {
+                    Event::Reconnected { .. } => Some(Some(Instant::now())),
+                    Event::MigrateFailed { .. } => Some(None),
+                    _ => None,
+                })
+                .await
+                .flatten();
+            match outcome {
+                Some(t) => r.blackout.push(t.duration_since(start).as_secs_f64() * 1e3),
+                None => r.failed += 1,
+            }
+            if client.read(|st| st.relay()) != before {
+                r.moved += 1;
+            }
+            // Let the new link settle before the next move.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        eprintln!();
+        r
+    })
+}
+
 // ------------------------------------------------------------------ report
 
 fn fmt_s(s: Summary, digits: usize) -> String {
@@ -698,7 +798,14 @@ fn today() -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
-fn report(o: &Opts, rmc: &Rmc, rep: &Replication, rec: &Recovery, mem: &MemoryReport) -> String {
+fn report(
+    o: &Opts,
+    rmc: &Rmc,
+    rep: &Replication,
+    rec: &Recovery,
+    mig: &Migration,
+    mem: &MemoryReport,
+) -> String {
     let mut t = String::new();
     let udp_seq = Summary::of(&rmc.udp_seq);
     let netz_seq = Summary::of(&rmc.netz_seq);
@@ -832,9 +939,14 @@ fn report(o: &Opts, rmc: &Rmc, rep: &Replication, rec: &Recovery, mem: &MemoryRe
         "| Heap per master at {} objects (one duplica station), B | {:.0} | alone in the session: {:.0} B | – | – | – |",
         mem.objects, mem.master, mem.master_alone
     );
+    let blackout = Summary::of(&mig.blackout);
     let _ = writeln!(
         t,
-        "| Migration blackout: `send_migrate` → `on_connect(reconnect = true)` | skipped | – | – | – | – |"
+        "| Migration blackout: `send_migrate` → `Event::Reconnected` (`on_connect(reconnect = true)`), ms | {} | {} migrations, {} to another server, {} failed | – | – | – |",
+        fmt_s(blackout, 2),
+        mig.blackout.len() + mig.failed,
+        mig.moved,
+        mig.failed
     );
     t
 }
@@ -844,8 +956,13 @@ fn markdown(o: &Opts, table: &str, rmc: &Rmc, rec: &Recovery, mem: &MemoryReport
     let _ = writeln!(m, "# netz benchmarks\n");
     let _ = writeln!(
         m,
-        "Measured on {} by `cd bench && cargo run --release --bin compare` ({}).\n",
+        "Measured on {} by `cd bench && cargo run --release --bin compare{}` ({}).\n",
         today(),
+        if o.current_thread {
+            " -- --current-thread"
+        } else {
+            ""
+        },
         machine()
     );
     let _ = writeln!(
@@ -861,13 +978,21 @@ fn markdown(o: &Opts, table: &str, rmc: &Rmc, rec: &Recovery, mem: &MemoryReport
     let _ = writeln!(
         m,
         "- **RMC round trip**: two `netz_net::NetStation`s on 127.0.0.1 in one \
-         process (tokio, 2 worker threads); the client calls `Unit::ping(i32) -> i32` \
+         process (tokio, {}); the client calls `Unit::ping(i32) -> i32` \
          on the server's master with `NetStation::call`, {} calls per round, one \
          after the other. The floor is a tokio `UdpSocket` ping-pong of the same \
          datagram size as netz's requests ({} B), on the same runtime. The peer is \
          tarpc with its bincode codec over TCP on loopback, the same echo service. \
          Throughput rows keep {} calls in flight ({} calls per round).",
-        o.seq_calls, rmc.payload, o.inflight, o.inflight_calls
+        if o.current_thread {
+            "one current-thread runtime"
+        } else {
+            "2 worker threads"
+        },
+        o.seq_calls,
+        rmc.payload,
+        o.inflight,
+        o.inflight_calls
     );
     let _ = writeln!(
         m,
@@ -902,8 +1027,11 @@ fn markdown(o: &Opts, table: &str, rmc: &Rmc, rec: &Recovery, mem: &MemoryReport
     );
     let _ = writeln!(
         m,
-        "- **Migration blackout**: skipped — the server-migration API \
-         (`send_migrate`, `on_connect(reconnect = true)`) has not landed yet."
+        "- **Migration blackout**: a client-server session of three servers and \
+         one client (with one published unit) on loopback; the client calls \
+         `send_migrate` {} times, and each blackout runs until its \
+         `Event::Reconnected`.",
+        o.migrations
     );
     let _ = writeln!(
         m,
@@ -914,19 +1042,76 @@ fn markdown(o: &Opts, table: &str, rmc: &Rmc, rec: &Recovery, mem: &MemoryReport
     m
 }
 
+/// Everything after this line of `BENCHMARKS.md` is kept when the file is
+/// written again.
+const NOTES_MARKER: &str = "<!-- notes: kept when compare rewrites this file -->";
+
 fn main() {
     let o = Opts::parse();
-    alloc::set_enabled(true);
-    eprintln!("memory: {} objects", o.memory_objects);
-    let mem = memory::measure(o.memory_objects);
-    alloc::set_enabled(false);
-    let rmc = measure_rmc(&o);
-    let rep = measure_replication(&o);
-    let rec = measure_recovery(&o);
-    let table = report(&o, &rmc, &rep, &rec, &mem);
+    let run = |section: &str| o.only.as_deref().is_none_or(|s| s == section);
+    let mem = if run("memory") {
+        alloc::set_enabled(true);
+        eprintln!("memory: {} objects", o.memory_objects);
+        let m = memory::measure(o.memory_objects);
+        alloc::set_enabled(false);
+        m
+    } else {
+        alloc::set_enabled(false);
+        MemoryReport {
+            objects: 0,
+            master_alone: f64::NAN,
+            master: f64::NAN,
+            duplica: f64::NAN,
+            user_object: 0,
+        }
+    };
+    let rmc = if run("rmc") {
+        measure_rmc(&o)
+    } else {
+        Rmc::default()
+    };
+    let rep = if run("replication") {
+        measure_replication(&o)
+    } else {
+        Replication {
+            duplicas: 8,
+            objects: 0,
+            per_duplica: Vec::new(),
+            wire_per_update: Vec::new(),
+            postcard: 26,
+        }
+    };
+    let rec = if run("recovery") {
+        measure_recovery(&o)
+    } else {
+        Recovery {
+            heartbeat: Duration::from_millis(50),
+            failure_timeout: Duration::from_millis(300),
+            objects: 0,
+            detect: Vec::new(),
+            recover: Vec::new(),
+        }
+    };
+    let mig = if run("migration") {
+        measure_migration(&o)
+    } else {
+        Migration {
+            blackout: Vec::new(),
+            failed: 0,
+            moved: 0,
+        }
+    };
+    let table = report(&o, &rmc, &rep, &rec, &mig, &mem);
     println!("{table}");
     if let Some(path) = &o.out {
-        let md = markdown(&o, &table, &rmc, &rec, &mem);
+        let mut md = markdown(&o, &table, &rmc, &rec, &mem);
+        // Hand-written notes after the marker survive a rerun.
+        if let Ok(old) = std::fs::read_to_string(path) {
+            if let Some(i) = old.find(NOTES_MARKER) {
+                md.push('\n');
+                md.push_str(&old[i..]);
+            }
+        }
         match std::fs::write(path, md) {
             Ok(()) => eprintln!("wrote {}", path.display()),
             Err(e) => eprintln!("cannot write {}: {e}", path.display()),
