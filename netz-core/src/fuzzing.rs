@@ -6,6 +6,7 @@
 //! memory without bound, whatever the bytes are.
 
 use crate::cluster::Cluster;
+use crate::crypto::{SecurityConfig, TokenGrant, TokenIssuer};
 use crate::ids::ProcessType;
 use crate::session::StationConfig;
 use crate::sim::SimConfig;
@@ -39,6 +40,9 @@ pub fn decode_datagram(data: &[u8]) {
             }
         }
     }
+    // Connect tokens are opened from untrusted bytes too.
+    let issuer = TokenIssuer::new(&FUZZ_KEY, 1);
+    let _ = issuer.open(data, 0);
     if let Some(env) = Envelope::decode(data) {
         // What decodes re-encodes.
         let again = env.encode();
@@ -46,13 +50,17 @@ pub fn decode_datagram(data: &[u8]) {
     }
 }
 
+type Traffic = Vec<(SocketAddr, SocketAddr, Vec<u8>)>;
+
 /// Real traffic of a small session, captured once, used as seeds to mutate.
-fn traffic() -> &'static Vec<(SocketAddr, SocketAddr, Vec<u8>)> {
-    static TRAFFIC: OnceLock<Vec<(SocketAddr, SocketAddr, Vec<u8>)>> = OnceLock::new();
-    TRAFFIC.get_or_init(|| {
-        let mut c = session();
+fn traffic(secure: bool) -> &'static Traffic {
+    static CLEAR: OnceLock<Traffic> = OnceLock::new();
+    static SECURE: OnceLock<Traffic> = OnceLock::new();
+    let cell = if secure { &SECURE } else { &CLEAR };
+    cell.get_or_init(|| {
+        let mut c = session(secure);
         c.sim.set_recording(true);
-        let joiner = StationConfig::new(ProcessType::Client, "late");
+        let joiner = config(ProcessType::Client, "late", 3, secure);
         let _ = c.join(joiner, 0);
         c.run_for(Duration::from_millis(300));
         c.sim
@@ -63,11 +71,31 @@ fn traffic() -> &'static Vec<(SocketAddr, SocketAddr, Vec<u8>)> {
     })
 }
 
-fn session() -> Cluster {
+const FUZZ_KEY: [u8; 32] = [0x42; 32];
+
+fn config(p: ProcessType, name: &str, client_id: u64, secure: bool) -> StationConfig {
+    let mut cfg = StationConfig::new(p, name);
+    if secure {
+        cfg.security = Some(if client_id == 0 {
+            SecurityConfig::authority(FUZZ_KEY, 1)
+        } else {
+            let grant = TokenGrant {
+                client_id,
+                process_type: p,
+                expires_at_ms: u64::MAX,
+            };
+            let token = TokenIssuer::new(&FUZZ_KEY, 1).issue(&grant, [client_id as u8; 24]);
+            SecurityConfig::joiner(token, 1)
+        });
+    }
+    cfg
+}
+
+fn session(secure: bool) -> Cluster {
     let registry = Arc::new(Registry::new());
     let configs = vec![
-        StationConfig::new(ProcessType::Server, "server"),
-        StationConfig::new(ProcessType::Client, "client"),
+        config(ProcessType::Server, "server", 0, secure),
+        config(ProcessType::Client, "client", 2, secure),
     ];
     match Cluster::start(SimConfig::seeded(7), registry, configs) {
         Ok(c) => c,
@@ -107,14 +135,19 @@ impl Input<'_> {
 /// client) and feeds the server and the client a sequence of datagrams and
 /// timeouts read from `data`: raw bytes, mutated and replayed real traffic,
 /// valid headers with garbage, datagrams from strangers, join requests, and
-/// time passing. Stations may leave the session (forged messages in clear can
-/// do that) but must never panic.
+/// time passing. The first byte's low bit turns security on. Stations may
+/// leave the session (forged messages in clear can do that) but must never
+/// panic; with security on, nothing but replays of real traffic gets past
+/// the datagram check.
 pub fn station_sequence(data: &[u8]) {
-    let real = traffic();
-    let mut c = session();
+    let secure = data.first().is_some_and(|b| b & 1 == 1);
+    let real = traffic(secure);
+    let mut c = session(secure);
     let member = c.addrs[1];
     let server = c.addrs[0];
-    let mut input = Input { bytes: data };
+    let mut input = Input {
+        bytes: data.get(1..).unwrap_or_default(),
+    };
     let mut steps = 0;
     while !input.bytes.is_empty() && steps < 256 {
         steps += 1;
@@ -194,6 +227,43 @@ pub fn station_sequence(data: &[u8]) {
     c.run_for(Duration::from_millis(500));
     for i in 0..2 {
         let st = c.station(i);
-        assert!(st.stats().datagrams_received >= st.stats().malformed_datagrams);
+        let s = st.stats();
+        assert!(s.datagrams_received >= s.malformed_datagrams + s.auth_failed + s.replayed);
     }
+    if secure {
+        // Garbage cannot break a secure session: it still works.
+        let st = c.station(1);
+        assert!(
+            st.is_in_session() && st.session_master() == crate::StationId(1),
+            "{:?}",
+            st.stats()
+        );
+    }
+}
+
+/// A connectionless join request as a joiner sends it, for flood tests:
+/// `connect` is the sealed connect token (or any bytes).
+pub fn join_request_datagram(
+    nonce: u64,
+    process_type: ProcessType,
+    token: &str,
+    topology: crate::session::Topology,
+    connect: &[u8],
+) -> Vec<u8> {
+    let mut buf = Vec::new();
+    PacketHeader {
+        kind: PacketKind::Connectionless,
+        session: 0,
+        sender: 0,
+        receiver: 0,
+    }
+    .encode(&mut buf);
+    let msg = Msg::JoinRequest {
+        nonce,
+        process_type,
+        token: token.into(),
+        topology,
+        connect: crate::wire::Bytes(connect.to_vec()),
+    };
+    postcard::to_extend(&msg, buf).unwrap_or_default()
 }
