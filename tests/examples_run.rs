@@ -18,6 +18,9 @@ mod join_approval;
 #[path = "../examples/schema_versions.rs"]
 mod schema_versions;
 #[allow(dead_code)]
+#[path = "../examples/server_migration.rs"]
+mod server_migration;
+#[allow(dead_code)]
 #[path = "../examples/weather.rs"]
 mod weather;
 
@@ -221,4 +224,50 @@ fn schema_versions() {
     );
     assert!(has(&lines, "ErrorRMCDispatchFailed"), "{lines:#?}");
     assert_eq!(seen.get_x_on_old, Some(1.5));
+}
+
+#[test]
+fn server_migration() {
+    let lines = server_migration::run();
+    let story: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("client 1111: "))
+        .collect();
+    // The callbacks in the documented order (MIG-1..3).
+    let pos = |needle: &str| {
+        story
+            .iter()
+            .position(|l| l.starts_with(needle))
+            .unwrap_or_else(|| panic!("no `{needle}` in {lines:#?}"))
+    };
+    let order = [
+        pos("Connected to server S1 reconnect=false"),
+        pos("created room room-1-1 (its owner)"),
+        pos("OnOffline is called"),
+        pos("Disconnected from server reconnect=true"),
+        story
+            .iter()
+            .position(|l| l.starts_with("Connected to server S") && l.ends_with("reconnect=true"))
+            .unwrap_or_else(|| panic!("no reconnect in {lines:#?}")),
+        pos("the migration is completed"),
+        pos("done"),
+    ];
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{lines:#?}");
+    let start = pos("The room migration is started...");
+    let complete = pos("The room migration is completed... success=true, RoomID=room-");
+    assert!(order[2] < start && start < complete, "{lines:#?}");
+    // A normal disconnect can only be the final one, when the client leaves.
+    if let Some(last) = story
+        .iter()
+        .position(|l| *l == "Disconnected from server reconnect=false")
+    {
+        assert!(last > complete && last > order[5], "{lines:#?}");
+    }
+    assert!(
+        story
+            .iter()
+            .any(|l| l.contains("owner S4 (me); members [4]; properties [(\"map\", \"harbour\")]")),
+        "{lines:#?}"
+    );
+    assert!(has(&lines, "server 1: left the cluster"), "{lines:#?}");
 }
