@@ -3,6 +3,7 @@
 //! See [`Station`] for the call contract.
 pub mod cluster;
 pub mod crypto;
+mod fasthash;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod ids;

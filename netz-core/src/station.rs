@@ -283,9 +283,9 @@ pub struct Station {
     next_station_id: u32,
     forwarded: HashMap<SocketAddr, u64>,
     pending_joins: BTreeMap<StationId, PendingJoin>,
-    store: HashMap<DOHandle, Entry>,
+    store: crate::fasthash::FastMap<DOHandle, Entry>,
     next_serial: u32,
-    calls: HashMap<u64, PendingCall>,
+    calls: crate::fasthash::FastMap<u64, PendingCall>,
     call_deadlines: BTreeSet<(Instant, u64)>,
     next_call: u64,
     postponed: Vec<Postponed>,
@@ -318,6 +318,8 @@ pub struct Station {
     limit_state: crate::limits::LimitState,
     /// Keys and token checks, when security is on.
     sec: Option<crate::crypto::SecurityState>,
+    /// Where packets are built; handed out only when one is produced.
+    scratch: Vec<u8>,
 }
 
 impl std::fmt::Debug for Station {
@@ -363,9 +365,13 @@ impl Station {
             next_station_id: 2,
             forwarded: HashMap::new(),
             pending_joins: BTreeMap::new(),
-            store: HashMap::new(),
+            store: crate::fasthash::FastMap::with_hasher(crate::fasthash::SeededState(
+                rng.rotate_left(17) ^ 0xA5A5_5A5A_0F0F_F0F0,
+            )),
             next_serial: 1,
-            calls: HashMap::new(),
+            calls: crate::fasthash::FastMap::with_hasher(crate::fasthash::SeededState(
+                rng.rotate_left(41),
+            )),
             call_deadlines: BTreeSet::new(),
             next_call: 1,
             postponed: Vec::new(),
@@ -390,6 +396,7 @@ impl Station {
             stats: StationStats::default(),
             limit_state: Default::default(),
             sec,
+            scratch: Vec::new(),
         }
     }
 
@@ -644,74 +651,44 @@ impl Station {
         let tag = self.session_tag;
         let me = self.id.0;
         let max = self.tcfg.max_datagram_size;
+        let scratch = &mut self.scratch;
+        let sec = &mut self.sec;
+        let mut out = None;
         for (id, m) in self.members.iter_mut() {
             if let Some(link) = m.link.as_mut() {
-                let mut buf = Vec::with_capacity(max);
-                PacketHeader {
-                    kind: PacketKind::Link,
-                    session: tag,
-                    sender: me,
-                    receiver: id.0,
+                out = next_packet(scratch, sec, tag, me, *id, link, now, max)
+                    .map(|b| (m.info.addr, b));
+                if out.is_some() {
+                    break;
                 }
-                .encode(&mut buf);
-                let hlen = buf.len();
-                if link.poll_packet(now, &mut buf) {
-                    if !seal(&mut self.sec, *id, &mut buf, hlen) {
-                        continue;
+            }
+        }
+        if out.is_none() {
+            for c in self.closing.iter_mut() {
+                out = next_packet(scratch, sec, tag, me, c.id, &mut c.link, now, max)
+                    .map(|b| (c.addr, b));
+                if out.is_some() {
+                    break;
+                }
+            }
+        }
+        if out.is_none() {
+            if let State::Joining { provisional, .. } = &mut self.state {
+                for (addr, (sender, link)) in provisional.iter_mut() {
+                    out = next_packet(scratch, sec, tag, me, StationId(*sender), link, now, max)
+                        .map(|b| (*addr, b));
+                    if out.is_some() {
+                        break;
                     }
-                    self.stats.datagrams_sent += 1;
-                    return Some(Transmit {
-                        destination: m.info.addr,
-                        contents: buf,
-                    });
                 }
             }
         }
-        for c in self.closing.iter_mut() {
-            let mut buf = Vec::with_capacity(max);
-            PacketHeader {
-                kind: PacketKind::Link,
-                session: tag,
-                sender: me,
-                receiver: c.id.0,
-            }
-            .encode(&mut buf);
-            let hlen = buf.len();
-            if c.link.poll_packet(now, &mut buf) {
-                if !seal(&mut self.sec, c.id, &mut buf, hlen) {
-                    continue;
-                }
-                self.stats.datagrams_sent += 1;
-                return Some(Transmit {
-                    destination: c.addr,
-                    contents: buf,
-                });
-            }
-        }
-        if let State::Joining { provisional, .. } = &mut self.state {
-            for (addr, (sender, link)) in provisional.iter_mut() {
-                let mut buf = Vec::with_capacity(max);
-                PacketHeader {
-                    kind: PacketKind::Link,
-                    session: tag,
-                    sender: me,
-                    receiver: *sender,
-                }
-                .encode(&mut buf);
-                let hlen = buf.len();
-                if link.poll_packet(now, &mut buf) {
-                    if !seal(&mut self.sec, StationId(*sender), &mut buf, hlen) {
-                        continue;
-                    }
-                    self.stats.datagrams_sent += 1;
-                    return Some(Transmit {
-                        destination: *addr,
-                        contents: buf,
-                    });
-                }
-            }
-        }
-        None
+        let (destination, contents) = out?;
+        self.stats.datagrams_sent += 1;
+        Some(Transmit {
+            destination,
+            contents,
+        })
     }
 
     /// The next event.
@@ -1130,6 +1107,11 @@ impl Station {
             return false;
         };
         let bytes = env.encode();
+        self.send_bytes(hop, substream, &bytes)
+    }
+
+    /// Queues an encoded envelope on the link to `hop`, within the queue limit.
+    fn send_bytes(&mut self, hop: StationId, substream: u8, bytes: &[u8]) -> bool {
         let substream = if substream < self.tcfg.substreams {
             substream
         } else {
@@ -1143,9 +1125,37 @@ impl Station {
                         .hit(crate::limits::Limit::QueuedBytes, self.id);
                     return false;
                 }
-                link.send_reliable(substream, &bytes).is_ok()
+                link.send_reliable(substream, bytes).is_ok()
             }
             None => false,
+        }
+    }
+
+    /// Sends one message to several stations, encoding it once for every
+    /// station with a direct link (addressed to "the hop": no destination).
+    fn multicast(&mut self, targets: &[StationId], substream: u8, msg: Msg) {
+        if self.migration.is_some() {
+            for &t in targets {
+                self.send(t, substream, msg.clone());
+            }
+            return;
+        }
+        let me = self.id;
+        let mut direct: Option<Vec<u8>> = None;
+        for &t in targets {
+            if t != me && self.members.get(&t).is_some_and(|m| m.link.is_some()) {
+                let bytes = direct.get_or_insert_with(|| {
+                    Envelope {
+                        origin: me,
+                        dest: StationId::NONE,
+                        msg: msg.clone(),
+                    }
+                    .encode()
+                });
+                self.send_bytes(t, substream, bytes);
+            } else {
+                self.send(t, substream, msg.clone());
+            }
         }
     }
 
@@ -1187,9 +1197,7 @@ impl Station {
             .copied()
             .filter(|i| *i != self.id && !except.contains(i))
             .collect();
-        for id in ids {
-            self.send(id, SYSTEM_STREAM, msg.clone());
-        }
+        self.multicast(&ids, SYSTEM_STREAM, msg.clone());
     }
 
     fn send_connectionless(&mut self, to: SocketAddr, msg: &Msg) {
@@ -2588,18 +2596,15 @@ impl Station {
             return Ok(false);
         };
         let targets: Vec<StationId> = e.dup_set.iter().copied().collect();
-        let data = Bytes(delta);
-        for t in targets {
-            self.stats.updates_sent += 1;
-            self.send(
-                t,
-                SYSTEM_STREAM,
-                Msg::Update {
-                    handle,
-                    data: data.clone(),
-                },
-            );
-        }
+        self.stats.updates_sent += targets.len() as u64;
+        self.multicast(
+            &targets,
+            SYSTEM_STREAM,
+            Msg::Update {
+                handle,
+                data: Bytes(delta),
+            },
+        );
         Ok(true)
     }
 
@@ -4719,6 +4724,35 @@ fn apply_to(o: &mut dyn DoDyn, mut s: &[u8]) -> Option<()> {
 
 /// Seals a link datagram for `peer` when security is on; false if it must
 /// not be sent (no key for the peer).
+/// The next packet of `link`, built in `scratch` so that an idle poll
+/// allocates nothing; a fresh scratch buffer replaces one that is handed out.
+#[allow(clippy::too_many_arguments)]
+fn next_packet(
+    scratch: &mut Vec<u8>,
+    sec: &mut Option<crate::crypto::SecurityState>,
+    session: u32,
+    me: u32,
+    peer: StationId,
+    link: &mut Link,
+    now: Instant,
+    max: usize,
+) -> Option<Vec<u8>> {
+    scratch.clear();
+    PacketHeader {
+        kind: PacketKind::Link,
+        session,
+        sender: me,
+        receiver: peer.0,
+    }
+    .encode(scratch);
+    let header_len = scratch.len();
+    if !link.poll_packet(now, scratch) {
+        return None;
+    }
+    let mut buf = std::mem::replace(scratch, Vec::with_capacity(max));
+    seal(sec, peer, &mut buf, header_len).then_some(buf)
+}
+
 fn seal(
     sec: &mut Option<crate::crypto::SecurityState>,
     peer: StationId,
