@@ -2110,31 +2110,9 @@ impl Station {
         }
         self.hooks.trace(&op);
         self.hooks.run_callbacks(&mut op, true);
-        if let Some(c) = &cell {
-            c.with_dyn(&mut |o| {
-                if datasets {
-                    for i in 0..o.ds_count() {
-                        if let Some(d) = o.ds_mut(i) {
-                            d.operation_begin(&op);
-                        }
-                    }
-                }
-                o.op_begin(&op);
-            });
-        }
+        object_hooks(cell.as_ref(), datasets, &op, true);
         body(self, &mut op);
-        if let Some(c) = &cell {
-            c.with_dyn(&mut |o| {
-                if datasets {
-                    for i in 0..o.ds_count() {
-                        if let Some(d) = o.ds_mut(i) {
-                            d.operation_end(&op);
-                        }
-                    }
-                }
-                o.op_end(&op);
-            });
-        }
+        object_hooks(cell.as_ref(), datasets, &op, false);
         self.hooks.run_callbacks(&mut op, false);
         Some(op)
     }
@@ -4724,6 +4702,30 @@ fn apply_to(o: &mut dyn DoDyn, mut s: &[u8]) -> Option<()> {
 
 /// Seals a link datagram for `peer` when security is on; false if it must
 /// not be sent (no key for the peer).
+/// Runs `OperationBegin` (or `OperationEnd`) on the object's datasets, then
+/// on the object itself (14.3.1).
+fn object_hooks(cell: Option<&Arc<dyn ErasedCell>>, datasets: bool, op: &Operation, begin: bool) {
+    let Some(c) = cell else { return };
+    c.with_dyn(&mut |o| {
+        if datasets {
+            for i in 0..o.ds_count() {
+                if let Some(d) = o.ds_mut(i) {
+                    if begin {
+                        d.operation_begin(op);
+                    } else {
+                        d.operation_end(op);
+                    }
+                }
+            }
+        }
+        if begin {
+            o.op_begin(op);
+        } else {
+            o.op_end(op);
+        }
+    });
+}
+
 /// The next packet of `link`, built in `scratch` so that an idle poll
 /// allocates nothing; a fresh scratch buffer replaces one that is handed out.
 #[allow(clippy::too_many_arguments)]
