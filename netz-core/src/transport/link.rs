@@ -132,6 +132,9 @@ struct SendStream {
     messages_queued: u64,
     /// Messages whose every segment was acknowledged, in order.
     messages_acked: u64,
+    /// The acknowledged leading segments of the message `slots[0]` belongs
+    /// to, once they left `slots` (kept so the message can be taken back).
+    front_partial: Vec<u8>,
 }
 
 #[derive(Debug)]
@@ -483,6 +486,33 @@ impl Link {
             .all(|(s, m)| s.messages_acked >= *m)
     }
 
+    /// Every reliable message the peer may not have delivered yet, as
+    /// `(sub-stream, message)` in queueing order per sub-stream: on each
+    /// sub-stream, the first message not completely acknowledged and all
+    /// that follow it (the peer holds acknowledged messages back until the
+    /// ones before them arrive). The link keeps them: a station uses this
+    /// to send them another way when the peer went away, so the peer may
+    /// have received some of them.
+    pub fn unacked_messages(&self) -> Vec<(u8, Vec<u8>)> {
+        let mut out = Vec::new();
+        for (k, stream) in self.send_streams.iter().enumerate() {
+            let substream = k as u8;
+            // `slots[0]` is never acknowledged: everything in `slots` counts.
+            let mut current = stream.front_partial.clone();
+            for slot in &stream.slots {
+                current.extend_from_slice(&slot.data);
+                if slot.last {
+                    out.push((substream, std::mem::take(&mut current)));
+                }
+            }
+            // A trailing unfinished message is `queue[0]`, which is kept whole.
+            for message in &stream.queue {
+                out.push((substream, message.clone()));
+            }
+        }
+        out
+    }
+
     /// True when no reliable data is queued or unacknowledged.
     pub fn is_idle(&self) -> bool {
         self.send_streams
@@ -822,15 +852,19 @@ impl Link {
             let Some(i) = frame.seq.checked_sub(stream.base_seq) else {
                 continue;
             };
+            // The data stays until the segment leaves `slots` (see
+            // `unacked_messages`).
             if let Some(slot) = stream.slots.get_mut(i as usize) {
-                if !slot.acked {
-                    slot.acked = true;
-                    slot.data = Vec::new();
-                }
+                slot.acked = true;
             }
             while stream.slots.front().is_some_and(|s| s.acked) {
-                if stream.slots.pop_front().is_some_and(|s| s.last) {
-                    stream.messages_acked += 1;
+                if let Some(slot) = stream.slots.pop_front() {
+                    if slot.last {
+                        stream.messages_acked += 1;
+                        stream.front_partial = Vec::new();
+                    } else {
+                        stream.front_partial.extend_from_slice(&slot.data);
+                    }
                 }
                 stream.base_seq += 1;
             }
