@@ -87,6 +87,12 @@ pub struct StationStats {
     pub token_rejected: u64,
     /// Join requests dropped (security on) for an expired connect token.
     pub token_expired: u64,
+    /// Messages to this client that arrived a second time (they were sent
+    /// again another way when a server left) and were dropped.
+    pub duplicate_messages: u64,
+    /// Messages to this client given up on: a gap in a sender's numbering
+    /// that was not filled in time (lost with a crashed server).
+    pub sequence_gaps: u64,
 }
 
 /// Errors of station API calls.
@@ -143,6 +149,9 @@ struct Member {
     info: StationInfo,
     link: Option<Link>,
     silent: bool,
+    /// Whether a packet naming it as sender arrived (before, a joiner
+    /// sends without its id: see `Station::resolve_joiner`).
+    heard: bool,
 }
 
 struct Entry {
@@ -191,7 +200,7 @@ enum State {
         deadline: Instant,
         next_send: Instant,
         provisional: HashMap<SocketAddr, (u32, Link)>,
-        early: Vec<(SocketAddr, Envelope)>,
+        early: Vec<(SocketAddr, u8, Envelope)>,
     },
     InSession,
     Leaving {
@@ -211,6 +220,20 @@ struct Closing {
     /// link of a migrating client) or dropped.
     deliver: bool,
 }
+
+/// A client's receiving order for one (sender, sub-stream).
+struct InOrder {
+    /// The number of the next message to handle.
+    next: u64,
+    /// Messages that arrived ahead of `next`.
+    held: BTreeMap<u64, Envelope>,
+    /// Since when the oldest gap has not moved.
+    since: Option<Instant>,
+}
+
+/// Messages a client holds back per sender behind a gap before it gives up
+/// on the gap.
+const MAX_HELD_IN_ORDER: usize = 4096;
 
 /// A server's scale-in.
 struct ScaleIn {
@@ -306,6 +329,12 @@ pub struct Station {
     /// Messages a server relays from or to a station whose `StationJoined`
     /// has not arrived yet (it took another path): (received, hop, sub-stream).
     early_relayed: Vec<(Instant, StationId, u8, Envelope)>,
+    /// Client-server sessions: the number of the last message this station
+    /// sent to a client, per (client, sub-stream).
+    seq_out: crate::fasthash::FastMap<(StationId, u8), u64>,
+    /// A client: messages to it in each sender's order, per (sender,
+    /// sub-stream); they may take two paths while a server hands it over.
+    seq_in: BTreeMap<(StationId, u8), InOrder>,
     /// Per room: the last migration epoch whose start / completion was reported.
     room_started: HashMap<DOHandle, u32>,
     room_completed: HashMap<DOHandle, u32>,
@@ -386,6 +415,10 @@ impl Station {
             migration: None,
             handovers: BTreeMap::new(),
             early_relayed: Vec::new(),
+            seq_out: crate::fasthash::FastMap::with_hasher(crate::fasthash::SeededState(
+                rng.rotate_left(7),
+            )),
+            seq_in: BTreeMap::new(),
             room_started: HashMap::new(),
             room_completed: HashMap::new(),
             next_room_serial: 1,
@@ -724,6 +757,11 @@ impl Station {
         if let Some(sc) = &self.scale_in {
             consider(sc.kicked_until.unwrap_or(sc.deadline));
         }
+        for o in self.seq_in.values() {
+            if let Some(t) = o.since {
+                consider(t + self.gap_timeout());
+            }
+        }
         if let Some((d, _)) = self.call_deadlines.first() {
             consider(*d);
         }
@@ -775,6 +813,16 @@ impl Station {
         });
         let keep = self.cfg.failure_timeout;
         self.early_relayed.retain(|e| now < e.0 + keep);
+        let wait = self.gap_timeout();
+        let expired: Vec<(StationId, u8)> = self
+            .seq_in
+            .iter()
+            .filter(|(_, o)| o.since.is_some_and(|t| now >= t + wait))
+            .map(|(k, _)| *k)
+            .collect();
+        for key in expired {
+            self.skip_gap(key);
+        }
         if let Some(sec) = self.sec.as_mut() {
             let known = self.members.len() + self.closing.len() + self.pending_joins.len();
             if matches!(self.state, State::InSession) && sec.peer_count() > 2 * known + 8 {
@@ -895,18 +943,13 @@ impl Station {
                 };
                 self.handle_connectionless(from, msg);
             }
-            PacketKind::Link => match self.sec.as_mut() {
-                None => self.handle_link_packet(from, header, payload),
-                Some(sec) => {
-                    let hlen = datagram.len() - payload.len();
-                    let peer = StationId(header.sender);
-                    match sec.open(peer, &datagram[..hlen], payload) {
-                        Ok(plain) => self.handle_link_packet(from, header, &plain),
-                        Err(crate::crypto::OpenError::Replayed) => self.stats.replayed += 1,
-                        Err(crate::crypto::OpenError::Unauthentic) => self.stats.auth_failed += 1,
-                    }
-                }
-            },
+            PacketKind::Link => {
+                let (header, resolved) = match self.resolve_joiner(from, header) {
+                    Some(h) => (h, true),
+                    None => (header, false),
+                };
+                self.handle_sealed_link_packet(from, header, resolved, datagram, payload);
+            }
             #[allow(unreachable_patterns)]
             _ => self.stats.malformed_datagrams += 1,
         }
@@ -917,7 +960,64 @@ impl Station {
         }
     }
 
-    fn handle_link_packet(&mut self, from: SocketAddr, header: PacketHeader, payload: &[u8]) {
+    /// A station that is still joining does not know its id nor the
+    /// session's tag, and sends its acknowledgements and heartbeats without
+    /// them: they are taken as its own when they come from the address of a
+    /// member just admitted, so that its links see it alive and learn what
+    /// it received.
+    fn resolve_joiner(&self, from: SocketAddr, mut header: PacketHeader) -> Option<PacketHeader> {
+        if header.sender != StationId::NONE.0
+            || header.session != 0
+            || !matches!(self.state, State::InSession)
+        {
+            return None;
+        }
+        if let Some(&id) = self.addrs.get(&from) {
+            // Only a member never heard from: a station that restarted on
+            // the address of one that is still a member is not taken for it.
+            if id != self.id
+                && self
+                    .members
+                    .get(&id)
+                    .is_some_and(|m| m.link.is_some() && !m.heard)
+            {
+                header.sender = id.0;
+                header.session = self.session_tag;
+                return Some(header);
+            }
+        }
+        None
+    }
+
+    fn handle_sealed_link_packet(
+        &mut self,
+        from: SocketAddr,
+        header: PacketHeader,
+        resolved: bool,
+        datagram: &[u8],
+        payload: &[u8],
+    ) {
+        match self.sec.as_mut() {
+            None => self.handle_link_packet(from, header, resolved, payload),
+            Some(sec) => {
+                let hlen = datagram.len() - payload.len();
+                let peer = StationId(header.sender);
+                match sec.open(peer, &datagram[..hlen], payload) {
+                    Ok(plain) => self.handle_link_packet(from, header, resolved, &plain),
+                    Err(crate::crypto::OpenError::Replayed) => self.stats.replayed += 1,
+                    Err(crate::crypto::OpenError::Unauthentic) => self.stats.auth_failed += 1,
+                }
+            }
+        }
+    }
+
+    fn handle_link_packet(
+        &mut self,
+        from: SocketAddr,
+        header: PacketHeader,
+        resolved: bool,
+        payload: &[u8],
+    ) {
         let now = self.now;
         if let State::Joining {
             provisional, early, ..
@@ -939,25 +1039,29 @@ impl Station {
             }
             let mut got = Vec::new();
             while let Some(d) = link.poll_message() {
+                let substream = match d.channel {
+                    crate::transport::Channel::Reliable(s) => s,
+                    _ => SYSTEM_STREAM,
+                };
                 match Envelope::decode(&d.data) {
-                    Some(env) => got.push(env),
+                    Some(env) => got.push((substream, env)),
                     None => self.stats.bad_messages += 1,
                 }
             }
             let mut accepted = None;
-            for env in got {
+            for (substream, env) in got {
                 if matches!(env.msg, Msg::JoinAccepted { .. }) && accepted.is_none() {
-                    accepted = Some(env);
+                    accepted = Some((substream, env));
                 } else if early.len() < self.cfg.limits.max_early_messages {
-                    early.push((from, env));
+                    early.push((from, substream, env));
                 } else {
                     self.stats.early_messages_limited += 1;
                     self.limit_state
                         .hit(crate::limits::Limit::EarlyMessages, self.id);
                 }
             }
-            if let Some(env) = accepted {
-                self.on_join_accepted(from, header.sender, env);
+            if let Some((substream, env)) = accepted {
+                self.on_join_accepted(from, header.sender, substream, env);
             }
             return;
         }
@@ -986,19 +1090,23 @@ impl Station {
                 }
                 let mut got = Vec::new();
                 while let Some(d) = c.link.poll_message() {
-                    // Only acknowledgements matter now, unless the link is
-                    // a migrating client's old server's.
-                    if c.deliver {
-                        got.push(d);
-                    }
+                    got.push(d);
                 }
+                let deliver = c.deliver;
                 for d in got {
                     let substream = match d.channel {
                         crate::transport::Channel::Reliable(s) => s,
                         _ => SYSTEM_STREAM,
                     };
                     match Envelope::decode(&d.data) {
-                        Some(env) => self.route(sender, false, substream, env),
+                        // Only acknowledgements matter now, and what it
+                        // passes on to clients (numbered, so never twice),
+                        // unless the link is a migrating client's old
+                        // server's: all of it is handled.
+                        Some(env) if deliver || env.seq != 0 => {
+                            self.route(sender, false, substream, env)
+                        }
+                        Some(_) => {}
                         None => self.stats.bad_messages += 1,
                     }
                 }
@@ -1023,6 +1131,9 @@ impl Station {
         }
         if m.silent {
             m.silent = false;
+        }
+        if !resolved {
+            m.heard = true;
         }
         let mut got = Vec::new();
         while let Some(d) = link.poll_message() {
@@ -1066,7 +1177,7 @@ impl Station {
         if env.dest.is_some() && env.dest != self.id {
             if self.members.contains_key(&env.dest) {
                 self.stats.relayed += 1;
-                self.send_envelope(substream, &env);
+                self.send_envelope(substream, env);
             } else if self.cfg.topology == Topology::ClientServer
                 && !self.gone.contains(&env.dest)
                 && self.early_relayed.len() < MAX_EARLY_RELAYED
@@ -1078,7 +1189,76 @@ impl Station {
             }
             return;
         }
-        self.handle_msg(env.origin, env.msg);
+        if env.seq != 0 {
+            self.handle_in_order(substream, env);
+        } else {
+            self.handle_msg(env.origin, env.msg);
+        }
+    }
+
+    /// A numbered message to this client: handled in its sender's order,
+    /// once; those ahead of a gap wait for it (see [`Envelope::seq`]).
+    fn handle_in_order(&mut self, substream: u8, env: Envelope) {
+        let now = self.now;
+        let key = (env.origin, substream);
+        let order = self.seq_in.entry(key).or_insert_with(|| InOrder {
+            next: 1,
+            held: BTreeMap::new(),
+            since: None,
+        });
+        if env.seq < order.next || order.held.contains_key(&env.seq) {
+            self.stats.duplicate_messages += 1;
+            return;
+        }
+        if env.seq > order.next {
+            order.held.insert(env.seq, env);
+            order.since.get_or_insert(now);
+            if order.held.len() > MAX_HELD_IN_ORDER {
+                self.skip_gap(key);
+            }
+            return;
+        }
+        order.next += 1;
+        let mut ready = vec![env];
+        Self::take_ready(order, &mut ready, now);
+        for e in ready {
+            self.handle_msg(e.origin, e.msg);
+        }
+    }
+
+    /// Moves the messages that are next in order out of `order.held`.
+    fn take_ready(order: &mut InOrder, ready: &mut Vec<Envelope>, now: Instant) {
+        while let Some(e) = order.held.remove(&order.next) {
+            order.next += 1;
+            ready.push(e);
+        }
+        order.since = (!order.held.is_empty()).then_some(now);
+    }
+
+    /// Gives up on the gap in front of the messages held for `key`.
+    fn skip_gap(&mut self, key: (StationId, u8)) {
+        let now = self.now;
+        let Some(order) = self.seq_in.get_mut(&key) else {
+            return;
+        };
+        let Some(&first) = order.held.keys().next() else {
+            return;
+        };
+        self.stats.sequence_gaps += first - order.next;
+        debug!(station = %self.id, from = %key.0, missing = first - order.next, "gave up on a gap");
+        order.next = first;
+        let mut ready = Vec::new();
+        Self::take_ready(order, &mut ready, now);
+        for e in ready {
+            self.handle_msg(e.origin, e.msg);
+        }
+    }
+
+    /// How long a client waits for a gap in a sender's messages to fill:
+    /// long enough for a server that left to be noticed and what it did
+    /// not pass on to come another way.
+    fn gap_timeout(&self) -> Duration {
+        self.cfg.failure_timeout * 2
     }
 
     // ------------------------------------------------------------------ sending
@@ -1102,21 +1282,55 @@ impl Station {
         None
     }
 
-    fn send_envelope(&mut self, substream: u8, env: &Envelope) -> bool {
+    /// Sends `env` towards its destination. A message of this station to a
+    /// client of a client-server session gets its number (see
+    /// [`Envelope::seq`]); relayed ones keep theirs.
+    fn send_envelope(&mut self, substream: u8, mut env: Envelope) -> bool {
         let Some(hop) = self.next_hop(env.dest) else {
             return false;
         };
+        let substream = self.substream(substream);
+        let numbered = (env.seq == 0 && env.origin == self.id && self.sequenced(env.dest))
+            .then(|| self.next_seq(env.dest, substream));
+        if let Some(n) = numbered {
+            env.seq = n;
+        }
         let bytes = env.encode();
-        self.send_bytes(hop, substream, &bytes)
+        let sent = self.send_bytes(hop, substream, &bytes);
+        if let (true, Some(n)) = (sent, numbered) {
+            self.seq_out.insert((env.dest, substream), n);
+        }
+        sent
+    }
+
+    /// The sub-stream a message on `substream` travels on.
+    fn substream(&self, substream: u8) -> u8 {
+        if substream < self.tcfg.substreams {
+            substream
+        } else {
+            SYSTEM_STREAM
+        }
+    }
+
+    /// Whether messages to `dest` are numbered: it is a client of a
+    /// client-server session, whose server may change under them.
+    fn sequenced(&self, dest: StationId) -> bool {
+        self.cfg.topology == Topology::ClientServer
+            && self
+                .members
+                .get(&dest)
+                .is_some_and(|m| m.info.process_type == ProcessType::Client)
+    }
+
+    /// The number the next message to `dest` on `substream` gets (taken
+    /// only once it was queued).
+    fn next_seq(&self, dest: StationId, substream: u8) -> u64 {
+        self.seq_out.get(&(dest, substream)).copied().unwrap_or(0) + 1
     }
 
     /// Queues an encoded envelope on the link to `hop`, within the queue limit.
     fn send_bytes(&mut self, hop: StationId, substream: u8, bytes: &[u8]) -> bool {
-        let substream = if substream < self.tcfg.substreams {
-            substream
-        } else {
-            SYSTEM_STREAM
-        };
+        let substream = self.substream(substream);
         match self.members.get_mut(&hop).and_then(|m| m.link.as_mut()) {
             Some(link) => {
                 if link.queued_bytes() + bytes.len() > self.cfg.limits.max_queued_bytes_per_link {
@@ -1141,18 +1355,28 @@ impl Station {
             return;
         }
         let me = self.id;
+        let substream = self.substream(substream);
         let mut direct: Option<Vec<u8>> = None;
         for &t in targets {
             if t != me && self.members.get(&t).is_some_and(|m| m.link.is_some()) {
                 let bytes = direct.get_or_insert_with(|| {
                     Envelope {
+                        seq: 0,
                         origin: me,
                         dest: StationId::NONE,
                         msg: msg.clone(),
                     }
                     .encode()
                 });
-                self.send_bytes(t, substream, bytes);
+                if self.sequenced(t) {
+                    let n = self.next_seq(t, substream);
+                    let numbered = Envelope::renumbered(bytes, n);
+                    if self.send_bytes(t, substream, &numbered) {
+                        self.seq_out.insert((t, substream), n);
+                    }
+                } else {
+                    self.send_bytes(t, substream, bytes);
+                }
             } else {
                 self.send(t, substream, msg.clone());
             }
@@ -1167,6 +1391,7 @@ impl Station {
         }
         trace!(station = %self.id, to = %dest, msg = msg.name(), "send");
         let env = Envelope {
+            seq: 0,
             origin: self.id,
             dest,
             msg,
@@ -1176,18 +1401,19 @@ impl Station {
             m.held.push((substream, env));
             return true;
         }
-        self.send_envelope(substream, &env)
+        self.send_envelope(substream, env)
     }
 
     /// Sends `msg` at once, even while migrating (the migration's own messages).
     fn send_now(&mut self, dest: StationId, msg: Msg) -> bool {
         trace!(station = %self.id, to = %dest, msg = msg.name(), "send");
         let env = Envelope {
+            seq: 0,
             origin: self.id,
             dest,
             msg,
         };
-        self.send_envelope(SYSTEM_STREAM, &env)
+        self.send_envelope(SYSTEM_STREAM, env)
     }
 
     fn broadcast(&mut self, msg: &Msg, except: &[StationId]) {
@@ -1261,6 +1487,7 @@ impl Station {
                 info: info.clone(),
                 link: None,
                 silent: false,
+                heard: false,
             },
         );
         self.state = State::InSession;
@@ -1683,6 +1910,7 @@ impl Station {
                 info,
                 link,
                 silent: false,
+                heard: false,
             },
         );
     }
@@ -1762,7 +1990,8 @@ impl Station {
         }
     }
 
-    fn on_join_accepted(&mut self, from: SocketAddr, sender: u32, env: Envelope) {
+    fn on_join_accepted(&mut self, from: SocketAddr, sender: u32, substream: u8, env: Envelope) {
+        let (seq, origin) = (env.seq, env.origin);
         let Msg::JoinAccepted {
             nonce: n,
             id,
@@ -1811,6 +2040,7 @@ impl Station {
                         info,
                         link: None,
                         silent: false,
+                        heard: false,
                     },
                 );
                 continue;
@@ -1824,9 +2054,20 @@ impl Station {
         for h in self.registry.well_known_handles() {
             self.add_well_known(h, false);
         }
-        for (addr, env) in early {
+        // The acceptance came first in its sender's order.
+        if seq != 0 {
+            self.seq_in.insert(
+                (origin, substream),
+                InOrder {
+                    next: seq + 1,
+                    held: BTreeMap::new(),
+                    since: None,
+                },
+            );
+        }
+        for (addr, substream, env) in early {
             if let Some(&sid) = self.addrs.get(&addr) {
-                self.route(sid, false, SYSTEM_STREAM, env);
+                self.route(sid, false, substream, env);
             }
         }
     }
@@ -2019,12 +2260,18 @@ impl Station {
             id,
             None,
         );
+        let mut resend = Vec::new();
         self.run_op(op, None, false, |st, _| {
             if let Some(m) = st.members.remove(&id) {
                 if st.addrs.get(&m.info.addr) == Some(&id) {
                     st.addrs.remove(&m.info.addr);
                 }
                 st.forwarded.remove(&m.info.addr);
+                st.seq_out.retain(|(dest, _), _| *dest != id);
+                st.seq_in.retain(|(origin, _), _| *origin != id);
+                if let Some(link) = &m.link {
+                    resend = link.unacked_messages();
+                }
                 if let (false, Some(link)) = (failed, m.link) {
                     let until = st.now + st.cfg.failure_timeout;
                     st.closing.push(Closing {
@@ -2058,6 +2305,18 @@ impl Station {
                 st.change_dup_set(h, id, false, id);
             }
         });
+        // What it was to pass on to clients and may not have: another way
+        // (numbered, so the clients drop what did arrive).
+        for (substream, bytes) in resend {
+            match Envelope::decode(&bytes) {
+                Some(env)
+                    if env.seq != 0 && env.dest != id && self.members.contains_key(&env.dest) =>
+                {
+                    self.send_envelope(substream, env);
+                }
+                _ => {}
+            }
+        }
         self.offline.remove(&id);
         self.handovers.remove(&id);
         self.room_member_gone(id);
@@ -3877,7 +4136,7 @@ impl Station {
             return;
         };
         for (substream, env) in m.held {
-            self.send_envelope(substream, &env);
+            self.send_envelope(substream, env);
         }
         debug!(station = %self.id, server = %origin, "reconnected");
         self.events.push_back(Event::Reconnected { server: origin });
@@ -3892,7 +4151,7 @@ impl Station {
             return;
         };
         for (substream, env) in m.held {
-            self.send_envelope(substream, &env);
+            self.send_envelope(substream, env);
         }
         self.events.push_back(Event::MigrateFailed { reason });
     }

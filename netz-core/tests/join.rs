@@ -136,3 +136,45 @@ fn a_join_to_nobody_times_out() {
         "{events:?}"
     );
 }
+
+#[test]
+fn joins_through_any_server_succeed_at_once_on_a_lossy_network() {
+    // A joiner acknowledges what it receives before it knows its id: when
+    // the packet carrying its acceptance is lost, the session hears those
+    // acknowledgements, resends it promptly and never mistakes the joiner
+    // for a silent station (which would admit it a second time).
+    let cs = |p: ProcessType, token: &str| StationConfig {
+        topology: Topology::ClientServer,
+        ..StationConfig::new(p, token)
+    };
+    for seed in 0..30 {
+        let sim = SimConfig {
+            latency: Duration::from_millis(3),
+            jitter: Duration::from_millis(3),
+            loss: 0.2,
+            duplicate: 0.02,
+            reorder: 0.05,
+            ..SimConfig::seeded(seed)
+        };
+        let mut c = Cluster::start(
+            sim,
+            registry(),
+            vec![cs(ProcessType::Server, "s0"), cs(ProcessType::Server, "s1")],
+        )
+        .unwrap_or_else(|e| panic!("seed {seed}: {e:?}"));
+        for k in 0..4 {
+            c.join(cs(ProcessType::Client, &format!("c{k}")), k % 2)
+                .unwrap_or_else(|e| panic!("seed {seed}, client {k}: {e:?}"));
+        }
+        c.run_for(Duration::from_millis(500));
+        // Six stations, each admitted once: ids 1..=6, no ghost.
+        for i in c.live() {
+            let ids: Vec<u32> = c.station(i).stations().iter().map(|s| s.id.0).collect();
+            assert_eq!(
+                ids,
+                (1..=6).collect::<Vec<u32>>(),
+                "seed {seed}, station {i}"
+            );
+        }
+    }
+}
