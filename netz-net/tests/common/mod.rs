@@ -130,6 +130,20 @@ impl Proc {
         }
     }
 
+    /// The first line matching `pred`, among those already read or else
+    /// the next ones (for events whose order with others is not fixed).
+    pub fn seen_or_expect(&mut self, mut pred: impl FnMut(&str) -> bool) -> String {
+        match self.log.iter().find(|l| pred(l)) {
+            Some(l) => l.clone(),
+            None => self.expect(pred),
+        }
+    }
+
+    /// Where `line` is in the output read so far.
+    pub fn position(&self, line: &str) -> Option<usize> {
+        self.log.iter().position(|l| l == line)
+    }
+
     /// Takes the process's stdin (dropping it tells the station its parent is gone).
     pub fn stdin_handle(&mut self) -> Option<ChildStdin> {
         self.stdin.take()
