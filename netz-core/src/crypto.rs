@@ -691,7 +691,7 @@ mod tests {
         let (send, recv) = master.link_keys_for(StationId(5), StationId(1)).unwrap();
         master.install(StationId(5), &send, &recv);
         joiner.set_joining(true);
-        let header = [0x4E, 1, 0, 9, 1, 0];
+        let header = [0x4E, crate::transport::PROTOCOL_VERSION, 0, 9, 1, 0];
         let mut d = header.to_vec();
         d.extend_from_slice(b"hello");
         assert!(master.seal(StationId(5), &mut d, header.len()));

@@ -74,8 +74,30 @@ pub struct MethodId(pub u16);
 /// Well-known objects are created by "station 0".
 ///
 /// The default handle (`DOHandle::NULL`) names no object.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+///
+/// It is serialized as its three parts `(class u8, creator u32, serial
+/// u32)`: with postcard's varints, 3 to 5 bytes for the usual handle
+/// instead of 9 for the whole word.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct DOHandle(pub u64);
+
+impl Serialize for DOHandle {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        (self.class_id().0, self.creator().0, self.serial()).serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for DOHandle {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let (class, creator, serial) = <(u8, u32, u32)>::deserialize(deserializer)?;
+        if creator > 0x00FF_FFFF {
+            return Err(serde::de::Error::custom(
+                "a handle's creating station does not fit in 24 bits",
+            ));
+        }
+        Ok(DOHandle::new(ClassId(class), StationId(creator), serial))
+    }
+}
 
 impl DOHandle {
     /// The handle of no object.
@@ -146,5 +168,24 @@ mod tests {
         assert_eq!(h.serial(), 123456);
         assert!(!h.is_well_known());
         assert!(DOHandle::well_known(ClassId(100), 0).is_well_known());
+    }
+
+    #[test]
+    fn handles_serialize_compactly_and_reject_bad_parts() {
+        for h in [
+            DOHandle::NULL,
+            DOHandle::new(ClassId(200), StationId(77), 123_456),
+            DOHandle::new(ClassId(255), StationId(0x00FF_FFFF), u32::MAX),
+            DOHandle::well_known(ClassId(1), 3),
+        ] {
+            let b = postcard::to_allocvec(&h).unwrap();
+            assert_eq!(postcard::from_bytes::<DOHandle>(&b).unwrap(), h);
+        }
+        let usual = postcard::to_allocvec(&DOHandle::new(ClassId(100), StationId(3), 7)).unwrap();
+        assert_eq!(usual.len(), 3);
+        // A creator beyond 24 bits is an error, not a silently cut handle.
+        let bad = postcard::to_allocvec(&(100u8, 0x0100_0000u32, 1u32)).unwrap();
+        assert!(postcard::from_bytes::<DOHandle>(&bad).is_err());
+        assert!(postcard::from_bytes::<DOHandle>(&[100]).is_err());
     }
 }

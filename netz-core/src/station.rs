@@ -2846,11 +2846,62 @@ impl Station {
     }
 
     /// [`Station::update`] for every local master; returns how many changed.
+    /// The changes of many objects for one station travel together, in
+    /// messages of about a datagram each.
     pub fn update_all(&mut self, now: Instant) -> usize {
-        self.masters()
-            .into_iter()
-            .filter(|h| self.update(now, *h).unwrap_or(false))
-            .count()
+        self.advance(now);
+        let id = self.id;
+        let mut changed = 0;
+        let mut per_station: BTreeMap<StationId, Vec<(DOHandle, Bytes)>> = BTreeMap::new();
+        for handle in self.masters() {
+            let Some(e) = self.store.get_mut(&handle) else {
+                continue;
+            };
+            if e.master != id {
+                continue;
+            }
+            let Some(delta) = encode_delta(&e.cell, &mut e.snapshot) else {
+                continue;
+            };
+            changed += 1;
+            for t in e.dup_set.iter() {
+                per_station
+                    .entry(*t)
+                    .or_default()
+                    .push((handle, Bytes(delta.clone())));
+            }
+        }
+        let budget = self.tcfg.max_datagram_size.saturating_sub(100).max(256);
+        for (t, items) in per_station {
+            self.stats.updates_sent += items.len() as u64;
+            let mut batch = Vec::new();
+            let mut size = 0;
+            for (handle, data) in items {
+                let len = data.0.len() + 8;
+                if !batch.is_empty() && size + len > budget {
+                    self.send_updates(t, std::mem::take(&mut batch));
+                    size = 0;
+                }
+                size += len;
+                batch.push((handle, data));
+            }
+            self.send_updates(t, batch);
+        }
+        changed
+    }
+
+    fn send_updates(&mut self, to: StationId, mut items: Vec<(DOHandle, Bytes)>) {
+        let msg = match items.len() {
+            0 => return,
+            1 => {
+                let Some((handle, data)) = items.pop() else {
+                    return;
+                };
+                Msg::Update { handle, data }
+            }
+            _ => Msg::Updates { items },
+        };
+        self.send(to, SYSTEM_STREAM, msg);
     }
 
     // -------------------------------------------------------------- messages
@@ -3032,6 +3083,11 @@ impl Station {
             }
             Msg::DuplicaRemoved { handle } => self.change_dup_set(handle, origin, false, origin),
             Msg::Update { handle, data } => self.on_update(origin, handle, &data.0),
+            Msg::Updates { items } => {
+                for (handle, data) in items {
+                    self.on_update(origin, handle, &data.0);
+                }
+            }
             Msg::MasterChanged { handle, master } => {
                 let Some(e) = self.store.get(&handle) else {
                     self.stats.unknown_object += 1;

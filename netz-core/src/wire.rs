@@ -1,5 +1,5 @@
 //! Station-level messages. Each travels inside a transport message as
-//! postcard: `(origin, destination, Msg)`.
+//! postcard: `(seq, origin, destination, Msg)` (see [`Envelope`]).
 
 use crate::ids::{DOHandle, ProcessType, StationId};
 use crate::session::{StationInfo, Topology};
@@ -113,6 +113,9 @@ pub(crate) enum Msg {
     DuplicaRemoved { handle: DOHandle },
     /// Master -> duplicas: dataset changes.
     Update { handle: DOHandle, data: Bytes },
+    /// Master station -> a duplica station: the dataset changes of several
+    /// objects at once (`Station::update_all`).
+    Updates { items: Vec<(DOHandle, Bytes)> },
     /// New master -> duplicas: the master moved.
     MasterChanged { handle: DOHandle, master: StationId },
     /// Old master -> new master: take the master over.
@@ -231,6 +234,7 @@ impl Msg {
             Msg::Delete { .. } => "Delete",
             Msg::DuplicaRemoved { .. } => "DuplicaRemoved",
             Msg::Update { .. } => "Update",
+            Msg::Updates { .. } => "Updates",
             Msg::MasterChanged { .. } => "MasterChanged",
             Msg::Migrate { .. } => "Migrate",
             Msg::Rmc { .. } => "Rmc",

@@ -169,3 +169,64 @@ fn well_known_objects_exist_everywhere_from_session_start() {
     c.run_for(Duration::from_millis(200));
     assert_eq!(d.lock().data.value, 9);
 }
+
+#[test]
+fn update_all_carries_the_changes_of_many_objects_to_each_station() {
+    // Enough objects, with long enough changes, for several batches per
+    // duplica station; a lossy network; one object left unchanged.
+    let mut c = Cluster::start(
+        SimConfig {
+            loss: 0.1,
+            reorder: 0.1,
+            ..SimConfig::seeded(8)
+        },
+        registry(),
+        vec![
+            cfg(ProcessType::Server, "s"),
+            cfg(ProcessType::Client, "a"),
+            cfg(ProcessType::Client, "b"),
+        ],
+    )
+    .unwrap();
+    let now = c.now();
+    let handles: Vec<DOHandle> = (0..300)
+        .map(|i| {
+            c.station_mut(0)
+                .publish(now, Counter::new(i, "x"))
+                .unwrap()
+                .handle()
+        })
+        .collect();
+    c.run_for(Duration::from_millis(500));
+    let sent_before = c.station(0).stats().updates_sent;
+    let applied_before: Vec<u64> = (0..3)
+        .map(|i| c.station(i).stats().updates_applied)
+        .collect();
+    for (i, h) in handles.iter().enumerate().skip(1) {
+        let st = c.station_mut(0);
+        let o = st.get::<Counter>(*h).unwrap();
+        let mut o = o.lock();
+        o.data.value = 1000 + i as i64;
+        o.data.name = format!("{i:0>40}");
+    }
+    let now = c.now();
+    assert_eq!(c.station_mut(0).update_all(now), 299);
+    // Nothing changed since: nothing to send.
+    assert_eq!(c.station_mut(0).update_all(now), 0);
+    assert_eq!(c.station(0).stats().updates_sent - sent_before, 2 * 299);
+    c.run_for(Duration::from_secs(2));
+    for (i, before) in applied_before.iter().enumerate().skip(1) {
+        let st = c.station(i);
+        assert_eq!(st.stats().updates_applied - before, 299, "station {i}");
+        for (k, h) in handles.iter().enumerate() {
+            let o = st.get::<Counter>(*h).unwrap();
+            let o = o.lock();
+            if k == 0 {
+                assert_eq!((o.data.value, o.data.name.as_str()), (0, "x"));
+            } else {
+                assert_eq!(o.data.value, 1000 + k as i64);
+                assert_eq!(o.data.name, format!("{k:0>40}"));
+            }
+        }
+    }
+}

@@ -66,7 +66,7 @@ fn fuzz_regressions() {
     // Inputs the fuzz targets once crashed on (none so far besides these
     // edge cases, kept to pin the behaviour).
     decode_datagram(&[]);
-    decode_datagram(&[0x4E, 1, 0]);
+    decode_datagram(&[0x4E, netz_core::transport::PROTOCOL_VERSION, 0]);
     station_sequence(&[]);
     station_sequence(&[0x00, 0xFF, 0xFF]);
 }

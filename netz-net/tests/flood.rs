@@ -121,14 +121,14 @@ async fn flood(target: SocketAddr, seed: u64, garbage: usize, joins: usize) {
                     }
                     1 => {
                         // A netz link header, then garbage.
-                        let mut d = vec![0x4E, 1, 0];
+                        let mut d = vec![0x4E, netz_core::transport::PROTOCOL_VERSION, 0];
                         let len = 3 + (noise.next() % 200) as usize;
                         d.extend(noise.bytes(len));
                         d
                     }
                     _ => {
                         // A connectionless header, then garbage.
-                        let mut d = vec![0x4E, 1, 1, 0, 0, 0];
+                        let mut d = vec![0x4E, netz_core::transport::PROTOCOL_VERSION, 1, 0, 0, 0];
                         let len = (noise.next() % 200) as usize;
                         d.extend(noise.bytes(len));
                         d

@@ -597,12 +597,15 @@ fn header_roundtrip_and_rejection() {
     let mut bad = buf.clone();
     bad[0] = b'X';
     assert_eq!(PacketHeader::decode(&bad), Err(PacketError::BadMagic));
-    let mut bad = buf.clone();
-    bad[1] = 2;
-    assert_eq!(
-        PacketHeader::decode(&bad),
-        Err(PacketError::UnsupportedVersion(2))
-    );
+    // Other versions (older builds too) are refused.
+    for other in [PROTOCOL_VERSION - 1, PROTOCOL_VERSION + 1] {
+        let mut bad = buf.clone();
+        bad[1] = other;
+        assert_eq!(
+            PacketHeader::decode(&bad),
+            Err(PacketError::UnsupportedVersion(other))
+        );
+    }
     let mut bad = buf.clone();
     bad[2] = 9;
     assert_eq!(
