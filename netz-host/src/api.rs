@@ -22,6 +22,8 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -36,16 +38,25 @@ use crate::supervisor::ApiRequest;
 pub const MAX_BODY: usize = 64 * 1024;
 const MAX_HEAD: usize = 16 * 1024;
 
-/// Accepts connections until the task is aborted.
-pub async fn serve(listener: TcpListener, to_core: mpsc::UnboundedSender<ApiRequest>) {
+/// Accepts connections until the task is aborted. `open` counts the
+/// connections still being answered, so that the supervisor can let the
+/// last replies (the answer to `POST /shutdown`, say) go out before it exits.
+pub async fn serve(
+    listener: TcpListener,
+    to_core: mpsc::UnboundedSender<ApiRequest>,
+    open: Arc<AtomicUsize>,
+) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
         let tx = to_core.clone();
+        open.fetch_add(1, Ordering::SeqCst);
+        let open = open.clone();
         tokio::spawn(async move {
             let _ = tokio::time::timeout(Duration::from_secs(10), connection(stream, tx)).await;
+            open.fetch_sub(1, Ordering::SeqCst);
         });
     }
 }

@@ -1253,7 +1253,12 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
         }
     }
 
-    let api_task = tokio::spawn(crate::api::serve(listener, api_tx));
+    let open_connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let api_task = tokio::spawn(crate::api::serve(
+        listener,
+        api_tx,
+        open_connections.clone(),
+    ));
     let mut sigterm =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
@@ -1286,6 +1291,16 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
         "every server stopped and reaped; supervisor exiting".into(),
     );
     api_task.abort();
+    // Requests that came too late are answered 503 at once.
+    drop(api_rx);
+    // Replies already decided (the one to `POST /shutdown` among them) are
+    // written before the runtime, and with it their tasks, goes away.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    while open_connections.load(std::sync::atomic::Ordering::SeqCst) > 0
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let _ = std::fs::remove_file(&addr_file);
     Ok(())
 }
