@@ -219,6 +219,8 @@ struct Closing {
     /// Whether messages still arriving on it are handled (the old server's
     /// link of a migrating client) or dropped.
     deliver: bool,
+    /// Whether the peer is a client (which may only speak for itself).
+    client: bool,
 }
 
 /// A client's receiving order for one (sender, sub-stream).
@@ -1092,7 +1094,7 @@ impl Station {
                 while let Some(d) = c.link.poll_message() {
                     got.push(d);
                 }
-                let deliver = c.deliver;
+                let (deliver, client) = (c.deliver, c.client);
                 for d in got {
                     let substream = match d.channel {
                         crate::transport::Channel::Reliable(s) => s,
@@ -1104,7 +1106,7 @@ impl Station {
                         // unless the link is a migrating client's old
                         // server's: all of it is handled.
                         Some(env) if deliver || env.seq != 0 => {
-                            self.route(sender, false, substream, env)
+                            self.route(sender, client, substream, env)
                         }
                         Some(_) => {}
                         None => self.stats.bad_messages += 1,
@@ -2280,6 +2282,7 @@ impl Station {
                         link,
                         until,
                         deliver: false,
+                        client: m.info.process_type == ProcessType::Client,
                     });
                 }
             }
@@ -3940,6 +3943,7 @@ impl Station {
                 link,
                 until,
                 deliver: false,
+                client: info.process_type == ProcessType::Client,
             });
         }
     }
@@ -4162,6 +4166,7 @@ impl Station {
                     link,
                     until,
                     deliver: true,
+                    client: m.info.process_type == ProcessType::Client,
                 });
             }
         }
