@@ -233,6 +233,26 @@ struct InOrder {
     since: Option<Instant>,
 }
 
+impl InOrder {
+    /// Nothing held; `next` is the number of the next message to handle.
+    fn expecting(next: u64) -> InOrder {
+        InOrder {
+            next,
+            held: BTreeMap::new(),
+            since: None,
+        }
+    }
+}
+
+/// The sub-stream a delivered message came on (the unreliable channel
+/// counts as the system stream).
+fn delivered_substream(channel: crate::transport::Channel) -> u8 {
+    match channel {
+        crate::transport::Channel::Reliable(s) => s,
+        _ => SYSTEM_STREAM,
+    }
+}
+
 /// Messages a client holds back per sender behind a gap before it gives up
 /// on the gap.
 const MAX_HELD_IN_ORDER: usize = 4096;
@@ -1041,10 +1061,7 @@ impl Station {
             }
             let mut got = Vec::new();
             while let Some(d) = link.poll_message() {
-                let substream = match d.channel {
-                    crate::transport::Channel::Reliable(s) => s,
-                    _ => SYSTEM_STREAM,
-                };
+                let substream = delivered_substream(d.channel);
                 match Envelope::decode(&d.data) {
                     Some(env) => got.push((substream, env)),
                     None => self.stats.bad_messages += 1,
@@ -1096,10 +1113,7 @@ impl Station {
                 }
                 let (deliver, client) = (c.deliver, c.client);
                 for d in got {
-                    let substream = match d.channel {
-                        crate::transport::Channel::Reliable(s) => s,
-                        _ => SYSTEM_STREAM,
-                    };
+                    let substream = delivered_substream(d.channel);
                     match Envelope::decode(&d.data) {
                         // Only acknowledgements matter now, and what it
                         // passes on to clients (numbered, so never twice),
@@ -1143,10 +1157,7 @@ impl Station {
         }
         let hop_is_client = m.info.process_type == ProcessType::Client;
         for d in got {
-            let substream = match d.channel {
-                crate::transport::Channel::Reliable(s) => s,
-                _ => SYSTEM_STREAM,
-            };
+            let substream = delivered_substream(d.channel);
             let Some(env) = Envelope::decode(&d.data) else {
                 self.stats.bad_messages += 1;
                 continue;
@@ -1203,11 +1214,10 @@ impl Station {
     fn handle_in_order(&mut self, substream: u8, env: Envelope) {
         let now = self.now;
         let key = (env.origin, substream);
-        let order = self.seq_in.entry(key).or_insert_with(|| InOrder {
-            next: 1,
-            held: BTreeMap::new(),
-            since: None,
-        });
+        let order = self
+            .seq_in
+            .entry(key)
+            .or_insert_with(|| InOrder::expecting(1));
         if env.seq < order.next || order.held.contains_key(&env.seq) {
             self.stats.duplicate_messages += 1;
             return;
@@ -2058,14 +2068,8 @@ impl Station {
         }
         // The acceptance came first in its sender's order.
         if seq != 0 {
-            self.seq_in.insert(
-                (origin, substream),
-                InOrder {
-                    next: seq + 1,
-                    held: BTreeMap::new(),
-                    since: None,
-                },
-            );
+            self.seq_in
+                .insert((origin, substream), InOrder::expecting(seq + 1));
         }
         for (addr, substream, env) in early {
             if let Some(&sid) = self.addrs.get(&addr) {
