@@ -352,6 +352,15 @@ impl Link {
         }
     }
 
+    /// A link that only reads what one side of a real link sends: it
+    /// accepts acknowledgements of packets it never sent (tools that take
+    /// captured traffic apart use it; it must not send).
+    pub(crate) fn observer(config: Arc<TransportConfig>, now: Instant) -> Link {
+        let mut link = Link::new(config, now);
+        link.next_pn = u64::MAX;
+        link
+    }
+
     /// The link's configuration.
     pub fn config(&self) -> &Arc<TransportConfig> {
         &self.config
