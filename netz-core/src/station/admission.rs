@@ -1,0 +1,433 @@
+//! Join requests on the receiving side: tokens, approval, admission.
+
+use super::*;
+
+pub(super) struct PendingJoin {
+    pub(super) nonce: u64,
+    pub(super) info: StationInfo,
+    pub(super) contact: StationId,
+}
+
+impl Station {
+    pub(super) fn handle_connectionless(&mut self, from: SocketAddr, msg: Msg) {
+        match msg {
+            Msg::JoinRequest {
+                nonce,
+                process_type,
+                token,
+                topology,
+                connect,
+            } => {
+                if !matches!(self.state, State::InSession) {
+                    self.stats.unknown_sender += 1;
+                    return;
+                }
+                if !self
+                    .limit_state
+                    .allow_join(&self.cfg.limits, from, self.now)
+                {
+                    self.stats.join_rate_limited += 1;
+                    self.limit_state
+                        .hit(crate::limits::Limit::JoinRate, self.id);
+                    return;
+                }
+                if !self.vet_token(&connect.0, process_type) {
+                    return;
+                }
+                if self.scale_in.is_some() {
+                    self.send_connectionless(
+                        from,
+                        &Msg::JoinDenied {
+                            nonce,
+                            reason: OFFLINE_REASON.into(),
+                        },
+                    );
+                    return;
+                }
+                self.on_join_request(
+                    self.id,
+                    nonce,
+                    from,
+                    process_type,
+                    token,
+                    topology,
+                    connect.0,
+                );
+            }
+            Msg::JoinDenied { nonce: n, reason } => {
+                if let State::Joining { nonce, contact, .. } = &self.state {
+                    if *nonce == n && *contact == from {
+                        self.state = State::Idle;
+                        self.events
+                            .push_back(Event::JoinFailed(JoinError::Denied(reason)));
+                        return;
+                    }
+                }
+                self.stats.bad_messages += 1;
+            }
+            _ => self.stats.bad_messages += 1,
+        }
+    }
+
+    /// With security on, whether a join request's connect token may be
+    /// handled (checked fully where the token key is known, for its form
+    /// elsewhere); counts the refusals.
+    pub(super) fn vet_token(&mut self, connect: &[u8], process_type: ProcessType) -> bool {
+        let Some(sec) = &self.sec else {
+            return true;
+        };
+        let verdict = if sec.can_open_tokens() {
+            sec.open_token(connect, process_type, self.now).map(|_| ())
+        } else if connect.len() == crate::crypto::SEALED_TOKEN_LEN {
+            Ok(())
+        } else {
+            Err(crate::crypto::TokenError::Invalid)
+        };
+        match verdict {
+            Ok(()) => true,
+            Err(crate::crypto::TokenError::Expired) => {
+                self.stats.token_expired += 1;
+                false
+            }
+            Err(_) => {
+                self.stats.token_rejected += 1;
+                false
+            }
+        }
+    }
+
+    /// A join request reached this station (directly, or forwarded by `contact`).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn on_join_request(
+        &mut self,
+        contact: StationId,
+        nonce: u64,
+        addr: SocketAddr,
+        process_type: ProcessType,
+        token: String,
+        topology: Topology,
+        connect: Vec<u8>,
+    ) {
+        // Already admitted (a retry of a request whose answer is on its way).
+        if let Some(id) = self.addrs.get(&addr).copied() {
+            if self.forwarded.get(&addr) == Some(&nonce) {
+                return;
+            }
+            // With security on, a request from a member's address is not
+            // taken as a restart: anyone can replay one with a new nonce.
+            if self.sec.is_some() {
+                return;
+            }
+            // The station at that address restarted: the old one is gone.
+            if self.is_session_master() && id != self.id {
+                self.declare_gone(id, true);
+            } else {
+                return;
+            }
+        }
+        if self.forwarded.get(&addr) == Some(&nonce) {
+            return;
+        }
+        if !self.join_capacity() {
+            return;
+        }
+        if !self.is_session_master() {
+            self.forwarded.insert(addr, nonce);
+            let master = self.session_master;
+            self.send(
+                master,
+                SYSTEM_STREAM,
+                Msg::JoinForward {
+                    nonce,
+                    addr,
+                    process_type,
+                    token,
+                    topology,
+                    connect: Bytes(connect),
+                },
+            );
+            return;
+        }
+        // With security on, the token must open here and be in use by no
+        // current member.
+        let mut joiner_keys = None;
+        if let Some(sec) = &self.sec {
+            match sec.open_token(&connect, process_type, self.now) {
+                Ok((grant, c2s, s2c)) => {
+                    let members = &self.members;
+                    let pending = &self.pending_joins;
+                    if sec.client_in_use(grant.client_id, |id| {
+                        members.contains_key(&id) || pending.contains_key(&id)
+                    }) {
+                        self.stats.token_rejected += 1;
+                        return;
+                    }
+                    joiner_keys = Some((c2s, s2c, grant.client_id));
+                }
+                Err(crate::crypto::TokenError::Expired) => {
+                    self.stats.token_expired += 1;
+                    return;
+                }
+                Err(_) => {
+                    self.stats.token_rejected += 1;
+                    return;
+                }
+            }
+        }
+        self.forwarded.insert(addr, nonce);
+        let id = StationId(self.next_station_id);
+        self.next_station_id += 1;
+        let relay = (self.cfg.topology == Topology::ClientServer
+            && process_type == ProcessType::Client)
+            .then_some(contact);
+        let info = StationInfo {
+            id,
+            process_type,
+            token,
+            addr,
+            relay,
+        };
+        if topology != self.cfg.topology {
+            self.deny_join(
+                contact,
+                nonce,
+                addr,
+                "the session uses a different topology".into(),
+            );
+            return;
+        }
+        if self.offline.contains(&contact) {
+            self.deny_join(contact, nonce, addr, OFFLINE_REASON.into());
+            return;
+        }
+        if self.cfg.topology == Topology::ClientServer
+            && process_type == ProcessType::Client
+            && self
+                .members
+                .get(&contact)
+                .is_none_or(|m| m.info.process_type != ProcessType::Server)
+        {
+            self.deny_join(
+                contact,
+                nonce,
+                addr,
+                "clients must join through a server".into(),
+            );
+            return;
+        }
+        let stations = self.stations();
+        let mut op = self.make_op(
+            OperationDetail::JoinSession(JoinSessionOperation {
+                joining: info.clone(),
+                stations,
+                state: ApprovalState::Unknown,
+                reason: None,
+            }),
+            id,
+            self.id,
+            None,
+        );
+        op.origin_type = Some(process_type);
+        let Some(op) = self.run_op(op, None, false, |st, op| {
+            if let (Some(f), Some(j)) = (
+                st.hooks.join_approval.as_mut(),
+                op.downcast_mut::<JoinSessionOperation>(),
+            ) {
+                f(j);
+            }
+        }) else {
+            self.deny_join(
+                contact,
+                nonce,
+                addr,
+                "rejected by the SafetyExecutive".into(),
+            );
+            return;
+        };
+        let Some(j) = op.downcast::<JoinSessionOperation>() else {
+            return;
+        };
+        if let (Some(sec), Some((c2s, s2c, client))) = (self.sec.as_mut(), joiner_keys) {
+            sec.remember_joiner(id, c2s, s2c, client);
+        }
+        match j.state {
+            ApprovalState::Denied => {
+                if let Some(sec) = self.sec.as_mut() {
+                    sec.forget_joiner(id);
+                }
+                let reason = j
+                    .reason
+                    .clone()
+                    .unwrap_or_else(|| "denied by the join approval callback".into());
+                self.deny_join(contact, nonce, addr, reason);
+            }
+            ApprovalState::Pending => {
+                self.pending_joins.insert(
+                    id,
+                    PendingJoin {
+                        nonce,
+                        info: info.clone(),
+                        contact,
+                    },
+                );
+                self.events.push_back(Event::JoinPending { station: info });
+            }
+            _ => self.admit(nonce, info, contact),
+        }
+    }
+
+    /// Whether another join may be started: bounds the joins pending a
+    /// decision and the requests forwarded but not yet answered.
+    pub(super) fn join_capacity(&mut self) -> bool {
+        let max = self.cfg.limits.max_pending_joins.max(1);
+        if self.forwarded.len() >= max {
+            // Keep the entries of admitted stations (they filter retries);
+            // forget unanswered ones (their retries are forwarded again).
+            let addrs = &self.addrs;
+            self.forwarded.retain(|a, _| addrs.contains_key(a));
+            if self.forwarded.len() > max.saturating_mul(64) {
+                self.forwarded.clear();
+            }
+        }
+        let unanswered = self
+            .forwarded
+            .keys()
+            .filter(|a| !self.addrs.contains_key(a))
+            .count();
+        if self.pending_joins.len() >= max || unanswered >= max {
+            self.stats.pending_joins_limited += 1;
+            self.limit_state
+                .hit(crate::limits::Limit::PendingJoins, self.id);
+            return false;
+        }
+        true
+    }
+
+    /// Decides a join whose approval was postponed (`PostponeDecision`).
+    pub fn decide_join(
+        &mut self,
+        now: Instant,
+        station: StationId,
+        approve: bool,
+    ) -> Result<(), StationError> {
+        self.advance(now);
+        let p = self
+            .pending_joins
+            .remove(&station)
+            .ok_or(StationError::NoPendingJoin(station))?;
+        if approve {
+            self.admit(p.nonce, p.info, p.contact);
+        } else {
+            if let Some(sec) = self.sec.as_mut() {
+                sec.forget_joiner(station);
+            }
+            self.deny_join(
+                p.contact,
+                p.nonce,
+                p.info.addr,
+                "denied by the join approval callback".into(),
+            );
+        }
+        self.drain_local();
+        Ok(())
+    }
+
+    pub(super) fn deny_join(
+        &mut self,
+        contact: StationId,
+        nonce: u64,
+        addr: SocketAddr,
+        reason: String,
+    ) {
+        debug!(station = %self.id, %addr, %reason, "join denied");
+        self.forwarded.remove(&addr);
+        if contact == self.id {
+            self.send_connectionless(addr, &Msg::JoinDenied { nonce, reason });
+        } else {
+            self.send(
+                contact,
+                SYSTEM_STREAM,
+                Msg::JoinDenyForward {
+                    nonce,
+                    addr,
+                    reason,
+                },
+            );
+        }
+    }
+
+    /// Admits an approved station (JoinStation, 14.3.1.9).
+    pub(super) fn admit(&mut self, nonce: u64, info: StationInfo, contact: StationId) {
+        debug!(station = %self.id, joiner = %info.id, "admitting");
+        let _ = contact;
+        self.send_link_keys(&info);
+        self.add_member(info.clone(), None);
+        let members = self.stations();
+        let accepted = Msg::JoinAccepted {
+            nonce,
+            id: info.id,
+            session_master: self.id,
+            session: self.session_tag,
+            members,
+        };
+        self.broadcast(&Msg::StationJoined(info.clone()), &[info.id]);
+        self.send(info.id, SYSTEM_STREAM, accepted);
+        // The station object is published here, then migrates to the joiner.
+        let h = self.publish_station_object(&info);
+        let op = self.make_op(
+            OperationDetail::JoinStation(JoinStationOperation {
+                station: info.clone(),
+            }),
+            self.id,
+            info.id,
+            None,
+        );
+        let joiner = info.id;
+        self.run_op(op, None, false, |st, _| {
+            st.discover_all_for(joiner);
+            if let Some(h) = h {
+                let _ = st.migrate_inner(h, joiner);
+            }
+        });
+        self.events.push_back(Event::StationJoined(info));
+    }
+
+    /// With security on, at the session master: installs our keys for the
+    /// joiner and sends every member that may link to it the keys of that
+    /// link (before `StationJoined`, on the same ordered stream).
+    pub(super) fn send_link_keys(&mut self, info: &StationInfo) {
+        let Some(sec) = self.sec.as_mut() else {
+            return;
+        };
+        if let Some((send, recv)) = sec.link_keys_for(info.id, self.id) {
+            sec.install(info.id, &send, &recv);
+        }
+        let client_server = self.cfg.topology == Topology::ClientServer;
+        let mut out = Vec::new();
+        for (id, m) in &self.members {
+            if *id == self.id || *id == info.id {
+                continue;
+            }
+            if client_server
+                && m.info.process_type == ProcessType::Client
+                && info.process_type == ProcessType::Client
+            {
+                continue;
+            }
+            if let Some((send, recv)) = sec.link_keys_for(info.id, *id) {
+                out.push((*id, send, recv));
+            }
+        }
+        for (id, send, recv) in out {
+            self.send(
+                id,
+                SYSTEM_STREAM,
+                Msg::LinkKeys {
+                    station: info.id,
+                    send,
+                    recv,
+                },
+            );
+        }
+    }
+}

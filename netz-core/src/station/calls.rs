@@ -1,0 +1,497 @@
+//! RMCs and actions: pending calls, execution, replies.
+
+use super::*;
+
+pub(super) struct PendingCall {
+    pub(super) shared: Arc<RmcShared>,
+    pub(super) generation: u64,
+    pub(super) target: StationId,
+    pub(super) deadline: Instant,
+    pub(super) handle: DOHandle,
+    pub(super) method: u16,
+    pub(super) args: Vec<u8>,
+    pub(super) flags: u16,
+    pub(super) substream: u8,
+    pub(super) retries: u32,
+}
+
+pub(super) struct Postponed {
+    pub(super) due: Instant,
+    pub(super) op: Operation,
+    pub(super) call: u64,
+    pub(super) reply: bool,
+    pub(super) handle: DOHandle,
+    pub(super) args: Vec<u8>,
+    pub(super) substream: u8,
+    pub(super) forward: bool,
+}
+
+impl Station {
+    pub(super) fn make_call_op(
+        &self,
+        origin: StationId,
+        handle: DOHandle,
+        method: u16,
+        is_action: bool,
+    ) -> Operation {
+        self.make_op(
+            OperationDetail::CallMethod(CallMethodOperation {
+                method: MethodId(method),
+                attempt: 1,
+                user_context: None,
+                postpone: None,
+                is_action,
+            }),
+            origin,
+            self.id,
+            Some(handle),
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn on_rmc(
+        &mut self,
+        origin: StationId,
+        call: u64,
+        handle: DOHandle,
+        method: u16,
+        flags: u16,
+        args: Vec<u8>,
+        reply: bool,
+        substream: u8,
+    ) {
+        let fail = |st: &mut Station, outcome: Outcome, hint: StationId| {
+            if reply {
+                st.send(
+                    origin,
+                    substream,
+                    Msg::RmcReply {
+                        call,
+                        outcome: outcome.to_wire(),
+                        result: Bytes::default(),
+                        master_hint: hint,
+                    },
+                );
+            }
+        };
+        let Some(e) = self.store.get(&handle) else {
+            self.stats.unknown_object += 1;
+            fail(self, Outcome::TargetObjectNotFound, StationId::NONE);
+            return;
+        };
+        let master = e.master;
+        if (bits::has(flags, RmcFlag::TargetObjectMustBeMaster)
+            || bits::has(flags, RmcFlag::TargetObjectMustHaveAuthority))
+            && master != self.id
+        {
+            fail(self, Outcome::TargetValidationFailure, master);
+            return;
+        }
+        let op = self.make_call_op(origin, handle, method, false);
+        self.execute_call(op, call, reply, handle, args, substream, false);
+    }
+
+    /// Runs a CallMethod operation (an RMC, or an action when `op` says so).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn execute_call(
+        &mut self,
+        op: Operation,
+        call: u64,
+        reply: bool,
+        handle: DOHandle,
+        args: Vec<u8>,
+        substream: u8,
+        forward: bool,
+    ) {
+        let origin = op.origin;
+        let Some(e) = self.store.get(&handle) else {
+            self.stats.unknown_object += 1;
+            if reply {
+                self.send(
+                    origin,
+                    substream,
+                    Msg::RmcReply {
+                        call,
+                        outcome: Outcome::TargetObjectNotFound.to_wire(),
+                        result: Bytes::default(),
+                        master_hint: StationId::NONE,
+                    },
+                );
+            }
+            return;
+        };
+        let cell = e.cell.clone();
+        let methods = self
+            .registry
+            .entry(handle.class_id())
+            .map(|c| c.methods)
+            .unwrap_or(&[]);
+        let method = match &op.detail {
+            OperationDetail::CallMethod(c) => c.method,
+            _ => return,
+        };
+        let is_action = matches!(&op.detail, OperationDetail::CallMethod(c) if c.is_action);
+        let known = methods
+            .get(method.0 as usize)
+            .is_some_and(|m| (m.kind == MethodKind::Action) == is_action);
+        if !known {
+            self.stats.unknown_method += 1;
+            if reply {
+                self.send(
+                    origin,
+                    substream,
+                    Msg::RmcReply {
+                        call,
+                        outcome: Outcome::ErrorRMCDispatchFailed.to_wire(),
+                        result: Bytes::default(),
+                        master_hint: StationId::NONE,
+                    },
+                );
+            }
+            return;
+        }
+        let mut result: Result<Vec<u8>, DispatchError> = Err(DispatchError::UnknownMethod(method));
+        let now = self.now;
+        let c2 = cell.clone();
+        self.depth += 1;
+        let done = self.run_op(op, Some(cell), false, |st, op| {
+            c2.with_dyn(&mut |o: &mut dyn DoDyn| {
+                let mut ctx = CallContext {
+                    invoker: st,
+                    op,
+                    handle,
+                    now,
+                };
+                result = o.call(&mut ctx, method, &args);
+            });
+        });
+        self.depth -= 1;
+        self.stats.calls_executed += 1;
+        let Some(mut op) = done else {
+            if reply {
+                self.send(
+                    origin,
+                    substream,
+                    Msg::RmcReply {
+                        call,
+                        outcome: Outcome::RejectedBySafetyExecutive.to_wire(),
+                        result: Bytes::default(),
+                        master_hint: StationId::NONE,
+                    },
+                );
+            }
+            return;
+        };
+        if let Some(delay) = op.downcast_mut::<CallMethodOperation>().and_then(|c| {
+            let d = c.postpone.take();
+            if d.is_some() {
+                c.attempt += 1;
+            }
+            d
+        }) {
+            if self.postponed.len() >= self.cfg.limits.max_postponed_calls {
+                self.stats.postponed_limited += 1;
+                self.limit_state
+                    .hit(crate::limits::Limit::PostponedCalls, self.id);
+                return;
+            }
+            self.postponed.push(Postponed {
+                due: self.now + delay,
+                op,
+                call,
+                reply,
+                handle,
+                args,
+                substream,
+                forward,
+            });
+            return;
+        }
+        if is_action {
+            if forward
+                || (origin == self.id
+                    && self.store.get(&handle).is_some_and(|e| e.master == self.id)
+                    && call == u64::MAX)
+            {
+                let targets: Vec<StationId> = self
+                    .store
+                    .get(&handle)
+                    .map(|e| e.dup_set.iter().copied().collect())
+                    .unwrap_or_default();
+                for t in targets {
+                    self.send(
+                        t,
+                        SYSTEM_STREAM,
+                        Msg::Action {
+                            handle,
+                            method: method.0,
+                            args: Bytes(args.clone()),
+                            forward: false,
+                        },
+                    );
+                }
+            }
+            return;
+        }
+        if reply {
+            let (outcome, bytes) = match result {
+                Ok(b) => (Outcome::Success, b),
+                Err(DispatchError::UnknownMethod(_)) => {
+                    self.stats.unknown_method += 1;
+                    (Outcome::ErrorRMCDispatchFailed, Vec::new())
+                }
+                Err(_) => (Outcome::ErrorInvalidArguments, Vec::new()),
+            };
+            self.send(
+                origin,
+                substream,
+                Msg::RmcReply {
+                    call,
+                    outcome: outcome.to_wire(),
+                    result: Bytes(bytes),
+                    master_hint: StationId::NONE,
+                },
+            );
+        }
+    }
+
+    pub(super) fn on_rmc_reply(
+        &mut self,
+        call: u64,
+        outcome: Outcome,
+        result: Vec<u8>,
+        hint: StationId,
+    ) {
+        let Some(mut p) = self.calls.remove(&call) else {
+            return;
+        };
+        self.call_deadlines.remove(&(p.deadline, call));
+        if outcome == Outcome::TargetValidationFailure
+            && bits::has(p.flags, RmcFlag::RetryOnTargetValidationFailure)
+            && p.retries < self.cfg.max_rmc_retries
+            && hint.is_some()
+            && self.members.contains_key(&hint)
+        {
+            p.retries += 1;
+            p.target = hint;
+            let msg = Msg::Rmc {
+                call,
+                handle: p.handle,
+                method: p.method,
+                flags: p.flags,
+                args: Bytes(p.args.clone()),
+                reply: true,
+                substream: p.substream,
+            };
+            let substream = p.substream;
+            self.call_deadlines.insert((p.deadline, call));
+            self.calls.insert(call, p);
+            self.send(hint, substream, msg);
+            return;
+        }
+        self.complete_call(&p, outcome, Some(result));
+    }
+
+    pub(super) fn complete_call(
+        &mut self,
+        p: &PendingCall,
+        outcome: Outcome,
+        result: Option<Vec<u8>>,
+    ) {
+        if p.shared.complete(p.generation, outcome, result) {
+            self.events.push_back(Event::RmcCompleted { outcome });
+        }
+    }
+
+    pub(super) fn fail_now(&mut self, shared: &Arc<RmcShared>, outcome: Outcome) -> bool {
+        let g = shared.begin();
+        shared.complete(g, outcome, None);
+        false
+    }
+}
+
+impl Invoker for Station {
+    fn invoke_rmc(
+        &mut self,
+        handle: DOHandle,
+        method: MethodId,
+        args: Vec<u8>,
+        ctx: &Arc<RmcShared>,
+        returns: bool,
+    ) -> bool {
+        if !self.is_in_session() {
+            return self.fail_now(ctx, Outcome::StationUnreachable);
+        }
+        let (flags, explicit, substream) = {
+            let g = ctx.lock();
+            (g.flags, g.target, g.substream)
+        };
+        let one_way = bits::has(flags, RmcFlag::OneWayCall);
+        let master = self.store.get(&handle).map(|e| e.master);
+        let mut targets: Vec<StationId> = Vec::new();
+        if let Some(t) = explicit {
+            targets.push(t);
+        }
+        if bits::has(flags, RmcFlag::CallOnMaster) {
+            match master {
+                Some(m) => targets.push(m),
+                None => return self.fail_now(ctx, Outcome::TargetObjectNotFound),
+            }
+        }
+        if bits::has(flags, RmcFlag::CallOnLocalStation) {
+            targets.push(self.id);
+        }
+        let on_dups = bits::has(flags, RmcFlag::CallOnDuplicas);
+        let on_neigh = bits::has(flags, RmcFlag::CallOnNeighbouringStations);
+        if one_way {
+            if on_dups {
+                match self.store.get(&handle) {
+                    Some(e) if e.master == self.id => targets.extend(e.dup_set.iter().copied()),
+                    _ => return self.fail_now(ctx, Outcome::ErrorInvalidContext),
+                }
+            }
+            if on_neigh {
+                targets.extend(self.members.keys().copied().filter(|i| *i != self.id));
+            }
+        } else if on_dups || on_neigh || targets.len() != 1 {
+            return self.fail_now(ctx, Outcome::ErrorInvalidContext);
+        }
+        if bits::has(flags, RmcFlag::RetryOnTargetValidationFailure) && returns && !one_way {
+            return self.fail_now(ctx, Outcome::ErrorInvalidContext);
+        }
+        targets.sort();
+        targets.dedup();
+        if targets.iter().any(|t| !self.members.contains_key(t)) {
+            return self.fail_now(ctx, Outcome::StationUnreachable);
+        }
+        let generation = ctx.begin();
+        if one_way {
+            for t in targets {
+                self.send(
+                    t,
+                    substream,
+                    Msg::Rmc {
+                        call: 0,
+                        handle,
+                        method: method.0,
+                        flags,
+                        args: Bytes(args.clone()),
+                        reply: false,
+                        substream,
+                    },
+                );
+            }
+            ctx.complete(generation, Outcome::Success, None);
+            self.drain_local();
+            return true;
+        }
+        if self.calls.len() >= self.cfg.limits.max_rmcs_in_flight {
+            self.stats.rmcs_limited += 1;
+            self.limit_state
+                .hit(crate::limits::Limit::RmcsInFlight, self.id);
+            return self.fail_now(ctx, Outcome::StationUnreachable);
+        }
+        let target = targets[0];
+        let call = self.next_call;
+        self.next_call += 1;
+        let deadline = self.now + self.cfg.rmc_timeout;
+        self.calls.insert(
+            call,
+            PendingCall {
+                shared: ctx.clone(),
+                generation,
+                target,
+                deadline,
+                handle,
+                method: method.0,
+                args: args.clone(),
+                flags,
+                substream,
+                retries: 0,
+            },
+        );
+        self.call_deadlines.insert((deadline, call));
+        let sent = self.send(
+            target,
+            substream,
+            Msg::Rmc {
+                call,
+                handle,
+                method: method.0,
+                flags,
+                args: Bytes(args),
+                reply: true,
+                substream,
+            },
+        );
+        if !sent {
+            if let Some(p) = self.calls.remove(&call) {
+                self.call_deadlines.remove(&(deadline, call));
+                self.complete_call(&p, Outcome::StationUnreachable, None);
+            }
+            return false;
+        }
+        self.drain_local();
+        true
+    }
+
+    fn invoke_action(
+        &mut self,
+        handle: DOHandle,
+        method: MethodId,
+        args: Vec<u8>,
+        target: ActionTarget,
+    ) -> bool {
+        let Some(e) = self.store.get(&handle) else {
+            return false;
+        };
+        let master = e.master;
+        let is_master = master == self.id;
+        let sent = match target {
+            ActionTarget::Master => {
+                if is_master {
+                    let op = self.make_call_op(self.id, handle, method.0, true);
+                    // The master runs it, then every duplica does.
+                    self.execute_call(op, 0, false, handle, args, SYSTEM_STREAM, true);
+                    true
+                } else {
+                    self.send(
+                        master,
+                        SYSTEM_STREAM,
+                        Msg::Action {
+                            handle,
+                            method: method.0,
+                            args: Bytes(args),
+                            forward: true,
+                        },
+                    )
+                }
+            }
+            ActionTarget::Duplicas => {
+                if !is_master {
+                    return false;
+                }
+                let targets: Vec<StationId> = e.dup_set.iter().copied().collect();
+                for t in targets {
+                    self.send(
+                        t,
+                        SYSTEM_STREAM,
+                        Msg::Action {
+                            handle,
+                            method: method.0,
+                            args: Bytes(args.clone()),
+                            forward: false,
+                        },
+                    );
+                }
+                true
+            }
+        };
+        self.drain_local();
+        sent
+    }
+
+    fn local_station(&self) -> StationId {
+        self.id
+    }
+}

@@ -1,0 +1,287 @@
+//! Datagrams in, packets out: decoding, authentication and the links.
+
+use super::*;
+
+impl Station {
+    /// The next datagram to send.
+    #[must_use]
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
+        self.advance(now);
+        if let Some(t) = self.transmits.pop_front() {
+            self.stats.datagrams_sent += 1;
+            return Some(t);
+        }
+        let tag = self.session_tag;
+        let me = self.id.0;
+        let max = self.tcfg.max_datagram_size;
+        let scratch = &mut self.scratch;
+        let sec = &mut self.sec;
+        let mut out = None;
+        for (id, m) in self.members.iter_mut() {
+            if let Some(link) = m.link.as_mut() {
+                out = next_packet(scratch, sec, tag, me, *id, link, now, max)
+                    .map(|b| (m.info.addr, b));
+                if out.is_some() {
+                    break;
+                }
+            }
+        }
+        if out.is_none() {
+            for c in self.closing.iter_mut() {
+                out = next_packet(scratch, sec, tag, me, c.id, &mut c.link, now, max)
+                    .map(|b| (c.addr, b));
+                if out.is_some() {
+                    break;
+                }
+            }
+        }
+        if out.is_none() {
+            if let State::Joining { provisional, .. } = &mut self.state {
+                for (addr, (sender, link)) in provisional.iter_mut() {
+                    out = next_packet(scratch, sec, tag, me, StationId(*sender), link, now, max)
+                        .map(|b| (*addr, b));
+                    if out.is_some() {
+                        break;
+                    }
+                }
+            }
+        }
+        let (destination, contents) = out?;
+        self.stats.datagrams_sent += 1;
+        Some(Transmit {
+            destination,
+            contents,
+        })
+    }
+
+    /// A datagram arrived from `from`.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        self.advance(now);
+        self.stats.datagrams_received += 1;
+        let Ok((header, payload)) = PacketHeader::decode(datagram) else {
+            self.stats.malformed_datagrams += 1;
+            return;
+        };
+        match header.kind {
+            PacketKind::Connectionless => {
+                let Ok(msg) = postcard::from_bytes::<Msg>(payload) else {
+                    self.stats.malformed_datagrams += 1;
+                    return;
+                };
+                self.handle_connectionless(from, msg);
+            }
+            PacketKind::Link => {
+                let (header, resolved) = match self.resolve_joiner(from, header) {
+                    Some(h) => (h, true),
+                    None => (header, false),
+                };
+                self.handle_sealed_link_packet(from, header, resolved, datagram, payload);
+            }
+            #[allow(unreachable_patterns)]
+            _ => self.stats.malformed_datagrams += 1,
+        }
+        self.drain_local();
+        if self.migration.is_some() || !self.handovers.is_empty() || self.scale_in.is_some() {
+            self.progress_migrations();
+            self.drain_local();
+        }
+    }
+
+    pub(super) fn handle_sealed_link_packet(
+        &mut self,
+        from: SocketAddr,
+        header: PacketHeader,
+        resolved: bool,
+        datagram: &[u8],
+        payload: &[u8],
+    ) {
+        match self.sec.as_mut() {
+            None => self.handle_link_packet(from, header, resolved, payload),
+            Some(sec) => {
+                let hlen = datagram.len() - payload.len();
+                let peer = StationId(header.sender);
+                match sec.open(peer, &datagram[..hlen], payload) {
+                    Ok(plain) => self.handle_link_packet(from, header, resolved, &plain),
+                    Err(crate::crypto::OpenError::Replayed) => self.stats.replayed += 1,
+                    Err(crate::crypto::OpenError::Unauthentic) => self.stats.auth_failed += 1,
+                }
+            }
+        }
+    }
+
+    pub(super) fn handle_link_packet(
+        &mut self,
+        from: SocketAddr,
+        header: PacketHeader,
+        resolved: bool,
+        payload: &[u8],
+    ) {
+        let now = self.now;
+        if let State::Joining {
+            provisional, early, ..
+        } = &mut self.state
+        {
+            if !provisional.contains_key(&from) {
+                if provisional.len() >= MAX_PROVISIONAL_LINKS {
+                    self.stats.unknown_sender += 1;
+                    return;
+                }
+                provisional.insert(from, (header.sender, Link::new(self.tcfg.clone(), now)));
+            }
+            let Some((_, link)) = provisional.get_mut(&from) else {
+                return;
+            };
+            if link.handle_packet(now, payload).is_err() {
+                self.stats.malformed_datagrams += 1;
+                return;
+            }
+            let mut got = Vec::new();
+            while let Some(d) = link.poll_message() {
+                let substream = delivered_substream(d.channel);
+                match Envelope::decode(&d.data) {
+                    Some(env) => got.push((substream, env)),
+                    None => self.stats.bad_messages += 1,
+                }
+            }
+            let mut accepted = None;
+            for (substream, env) in got {
+                if matches!(env.msg, Msg::JoinAccepted { .. }) && accepted.is_none() {
+                    accepted = Some((substream, env));
+                } else if early.len() < self.cfg.limits.max_early_messages {
+                    early.push((from, substream, env));
+                } else {
+                    self.stats.early_messages_limited += 1;
+                    self.limit_state
+                        .hit(crate::limits::Limit::EarlyMessages, self.id);
+                }
+            }
+            if let Some((substream, env)) = accepted {
+                self.on_join_accepted(from, header.sender, substream, env);
+            }
+            return;
+        }
+        if !self.is_in_session() {
+            self.stats.unknown_sender += 1;
+            return;
+        }
+        if header.session != self.session_tag {
+            self.stats.wrong_session += 1;
+            return;
+        }
+        let sender = StationId(header.sender);
+        let linked = self
+            .members
+            .get(&sender)
+            .is_some_and(|m| m.link.is_some() && m.info.addr == from);
+        if !linked {
+            if let Some(c) = self
+                .closing
+                .iter_mut()
+                .find(|c| c.id == sender && c.addr == from)
+            {
+                if c.link.handle_packet(now, payload).is_err() {
+                    self.stats.malformed_datagrams += 1;
+                    return;
+                }
+                let mut got = Vec::new();
+                while let Some(d) = c.link.poll_message() {
+                    got.push(d);
+                }
+                let (deliver, client) = (c.deliver, c.client);
+                for d in got {
+                    let substream = delivered_substream(d.channel);
+                    match Envelope::decode(&d.data) {
+                        // Only acknowledgements matter now, and what it
+                        // passes on to clients (numbered, so never twice),
+                        // unless the link is a migrating client's old
+                        // server's: all of it is handled.
+                        Some(env) if deliver || env.seq != 0 => {
+                            self.route(sender, client, substream, env)
+                        }
+                        Some(_) => {}
+                        None => self.stats.bad_messages += 1,
+                    }
+                }
+                return;
+            }
+        }
+        let Some(m) = self.members.get_mut(&sender) else {
+            self.stats.unknown_sender += 1;
+            return;
+        };
+        if m.info.addr != from || sender == self.id {
+            self.stats.unknown_sender += 1;
+            return;
+        }
+        let Some(link) = m.link.as_mut() else {
+            self.stats.unknown_sender += 1;
+            return;
+        };
+        if link.handle_packet(now, payload).is_err() {
+            self.stats.malformed_datagrams += 1;
+            return;
+        }
+        if m.silent {
+            m.silent = false;
+        }
+        if !resolved {
+            m.heard = true;
+        }
+        let mut got = Vec::new();
+        while let Some(d) = link.poll_message() {
+            got.push(d);
+        }
+        let hop_is_client = m.info.process_type == ProcessType::Client;
+        for d in got {
+            let substream = delivered_substream(d.channel);
+            let Some(env) = Envelope::decode(&d.data) else {
+                self.stats.bad_messages += 1;
+                continue;
+            };
+            self.route(sender, hop_is_client, substream, env);
+        }
+    }
+}
+
+/// The next packet of `link`, built in `scratch` so that an idle poll
+/// allocates nothing; a fresh scratch buffer replaces one that is handed out.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn next_packet(
+    scratch: &mut Vec<u8>,
+    sec: &mut Option<crate::crypto::SecurityState>,
+    session: u32,
+    me: u32,
+    peer: StationId,
+    link: &mut Link,
+    now: Instant,
+    max: usize,
+) -> Option<Vec<u8>> {
+    scratch.clear();
+    PacketHeader {
+        kind: PacketKind::Link,
+        session,
+        sender: me,
+        receiver: peer.0,
+    }
+    .encode(scratch);
+    let header_len = scratch.len();
+    if !link.poll_packet(now, scratch) {
+        return None;
+    }
+    let mut buf = std::mem::replace(scratch, Vec::with_capacity(max));
+    seal(sec, peer, &mut buf, header_len).then_some(buf)
+}
+
+/// Seals a link datagram for `peer` when security is on; false if it must
+/// not be sent (no key for the peer).
+pub(super) fn seal(
+    sec: &mut Option<crate::crypto::SecurityState>,
+    peer: StationId,
+    buf: &mut Vec<u8>,
+    header_len: usize,
+) -> bool {
+    match sec {
+        None => true,
+        Some(sec) => sec.seal(peer, buf, header_len),
+    }
+}

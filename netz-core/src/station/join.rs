@@ -1,0 +1,202 @@
+//! The joiner's side of a join: the request, the acceptance.
+
+use super::*;
+
+impl Station {
+    /// A station that is still joining does not know its id nor the
+    /// session's tag, and sends its acknowledgements and heartbeats without
+    /// them: they are taken as its own when they come from the address of a
+    /// member just admitted, so that its links see it alive and learn what
+    /// it received.
+    pub(super) fn resolve_joiner(
+        &self,
+        from: SocketAddr,
+        mut header: PacketHeader,
+    ) -> Option<PacketHeader> {
+        if header.sender != StationId::NONE.0
+            || header.session != 0
+            || !matches!(self.state, State::InSession)
+        {
+            return None;
+        }
+        if let Some(&id) = self.addrs.get(&from) {
+            // Only a member never heard from: a station that restarted on
+            // the address of one that is still a member is not taken for it.
+            if id != self.id
+                && self
+                    .members
+                    .get(&id)
+                    .is_some_and(|m| m.link.is_some() && !m.heard)
+            {
+                header.sender = id.0;
+                header.session = self.session_tag;
+                return Some(header);
+            }
+        }
+        None
+    }
+
+    /// Creates a session; this station becomes its master (id 1).
+    pub fn create_session(
+        &mut self,
+        now: Instant,
+        local_addr: SocketAddr,
+    ) -> Result<(), JoinError> {
+        self.advance(now);
+        if !matches!(self.state, State::Idle) {
+            return Err(JoinError::AlreadyInSession);
+        }
+        self.local_addr = Some(local_addr);
+        self.id = StationId(1);
+        self.session_master = self.id;
+        self.next_station_id = 2;
+        self.session_tag = (self.next_random() as u32) | 1;
+        let info = StationInfo {
+            id: self.id,
+            process_type: self.cfg.process_type,
+            token: self.cfg.token.clone(),
+            addr: local_addr,
+            relay: None,
+        };
+        self.members.insert(
+            self.id,
+            Member {
+                info: info.clone(),
+                link: None,
+                silent: false,
+                heard: false,
+            },
+        );
+        self.state = State::InSession;
+        self.events.push_back(Event::SessionCreated { id: self.id });
+        debug!(station = %self.id, "session created");
+        for h in self.registry.well_known_handles() {
+            self.add_well_known(h, true);
+        }
+        self.publish_station_object(&info);
+        self.drain_local();
+        Ok(())
+    }
+
+    /// Starts joining the session that the station at `contact` belongs to.
+    /// Completion is reported by `Event::Joined` or `Event::JoinFailed`.
+    pub fn join(
+        &mut self,
+        now: Instant,
+        local_addr: SocketAddr,
+        contact: SocketAddr,
+    ) -> Result<(), JoinError> {
+        self.advance(now);
+        if !matches!(self.state, State::Idle) {
+            return Err(JoinError::AlreadyInSession);
+        }
+        self.local_addr = Some(local_addr);
+        let nonce = self.next_random();
+        if let Some(sec) = self.sec.as_mut() {
+            sec.set_joining(true);
+        }
+        self.state = State::Joining {
+            contact,
+            nonce,
+            deadline: now + self.cfg.join_timeout,
+            next_send: now + self.cfg.join_retry,
+            provisional: HashMap::new(),
+            early: Vec::new(),
+        };
+        self.send_join_request(contact, nonce);
+        Ok(())
+    }
+
+    pub(super) fn send_join_request(&mut self, contact: SocketAddr, nonce: u64) {
+        let msg = Msg::JoinRequest {
+            nonce,
+            process_type: self.cfg.process_type,
+            token: self.cfg.token.clone(),
+            topology: self.cfg.topology,
+            connect: Bytes(self.sec.as_ref().map(|s| s.own_token()).unwrap_or_default()),
+        };
+        self.send_connectionless(contact, &msg);
+    }
+
+    pub(super) fn on_join_accepted(
+        &mut self,
+        from: SocketAddr,
+        sender: u32,
+        substream: u8,
+        env: Envelope,
+    ) {
+        let (seq, origin) = (env.seq, env.origin);
+        let Msg::JoinAccepted {
+            nonce: n,
+            id,
+            session_master,
+            session,
+            members,
+        } = env.msg
+        else {
+            return;
+        };
+        let State::Joining {
+            nonce,
+            provisional,
+            early,
+            ..
+        } = std::mem::replace(&mut self.state, State::InSession)
+        else {
+            return;
+        };
+        if n != nonce {
+            self.stats.bad_messages += 1;
+        }
+        self.id = id;
+        self.session_master = session_master;
+        self.session_tag = session;
+        // In a client-server session a client's relay is the station it reached.
+        if self.cfg.topology == Topology::ClientServer
+            && self.cfg.process_type == ProcessType::Client
+        {
+            self.relay = StationId(sender);
+        }
+        let mut provisional = provisional;
+        if let Some(sec) = self.sec.as_mut() {
+            sec.set_joining(false);
+            for info in &members {
+                if info.id != id {
+                    sec.derive_own(info.id);
+                }
+            }
+        }
+        for info in members {
+            if info.id == id {
+                self.members.insert(
+                    id,
+                    Member {
+                        info,
+                        link: None,
+                        silent: false,
+                        heard: false,
+                    },
+                );
+                continue;
+            }
+            let link = provisional.remove(&info.addr).map(|(_, l)| l);
+            self.add_member(info, link);
+        }
+        let _ = from;
+        debug!(station = %self.id, master = %session_master, "joined");
+        self.events.push_back(Event::Joined { id, session_master });
+        for h in self.registry.well_known_handles() {
+            self.add_well_known(h, false);
+        }
+        // The acceptance came first in its sender's order.
+        if seq != 0 {
+            self.seq_in
+                .insert((origin, substream), InOrder::expecting(seq + 1));
+        }
+        for (addr, substream, env) in early {
+            if let Some(&sid) = self.addrs.get(&addr) {
+                self.route(sid, false, substream, env);
+            }
+        }
+    }
+}

@@ -1,0 +1,612 @@
+//! Scale-in, client migration and handover.
+
+use super::*;
+
+/// A server's scale-in.
+pub(super) struct ScaleIn {
+    pub(super) deadline: Instant,
+    /// Set when the drain is over: clients still attached were told to go,
+    /// and the server leaves once its links are idle or at this instant.
+    pub(super) kicked_until: Option<Instant>,
+}
+
+/// A client's migration to another server.
+pub(super) enum MigrationPhase {
+    /// Waiting until the old server acknowledged everything we sent.
+    WaitIdle,
+    /// `MigrateRequest` sent; waiting for `MigrateGo`.
+    Requested,
+    /// Switched to the new server; waiting for its `Welcome`.
+    Switched { to: StationId },
+}
+
+pub(super) struct Migration {
+    pub(super) phase: MigrationPhase,
+    /// Messages sent by the application during the migration, in order.
+    pub(super) held: Vec<(u8, Envelope)>,
+}
+
+/// A server handing one of its clients over to another server.
+pub(super) struct Handover {
+    pub(super) target: StationId,
+    pub(super) tried: Vec<StationId>,
+    pub(super) accepted: bool,
+    /// Marks of this server's links when the client asked: everything the
+    /// client sent before was relayed once they are passed.
+    pub(super) marks: Vec<(StationId, Vec<u64>)>,
+}
+
+impl Station {
+    /// The server a client of a client-server session is attached to.
+    pub fn relay(&self) -> Option<StationId> {
+        (self.cfg.topology == Topology::ClientServer
+            && self.cfg.process_type == ProcessType::Client
+            && self.relay.is_some())
+        .then_some(self.relay)
+    }
+
+    /// The servers that announced a scale-in and are still in the session.
+    pub fn offline_servers(&self) -> Vec<StationId> {
+        self.offline.iter().copied().collect()
+    }
+
+    /// Whether this server is scaling in (see [`Station::scale_in`]).
+    pub fn is_offline(&self) -> bool {
+        self.offline.contains(&self.id)
+    }
+
+    /// Whether this client is migrating (between `send_migrate` and
+    /// [`Event::Reconnected`] or [`Event::MigrateFailed`]).
+    pub fn is_migrating(&self) -> bool {
+        self.migration.is_some()
+    }
+
+    /// The clients this server relays, sorted.
+    pub fn attached_clients(&self) -> Vec<StationId> {
+        self.members
+            .values()
+            .filter(|m| {
+                m.info.process_type == ProcessType::Client
+                    && m.info.relay == Some(self.id)
+                    && m.info.id != self.id
+            })
+            .map(|m| m.info.id)
+            .collect()
+    }
+
+    /// Scales this server in (Diarkis: the server goes offline): it tells
+    /// every station ([`Event::Offline`]; its clients should call
+    /// [`Station::send_migrate`]), hands its masters to the surviving
+    /// servers with ChangeMasterStation (rooms and their objects stay until
+    /// their owner moves them with [`Station::send_migrate_room`]), refuses
+    /// joins and new rooms, and leaves the session once no client and no
+    /// room is left, or when `drain` is over: rooms still here then move by
+    /// themselves and clients still here are disconnected with a reason.
+    pub fn scale_in(&mut self, now: Instant, drain: Duration) -> Result<(), StationError> {
+        self.advance(now);
+        if !matches!(self.state, State::InSession) {
+            return Err(StationError::NotInSession);
+        }
+        if self.cfg.topology != Topology::ClientServer
+            || self.cfg.process_type != ProcessType::Server
+        {
+            return Err(StationError::NotAServer);
+        }
+        if self.scale_in.is_some() {
+            return Ok(());
+        }
+        debug!(station = %self.id, ?drain, "scaling in");
+        self.scale_in = Some(ScaleIn {
+            deadline: now + drain,
+            kicked_until: None,
+        });
+        self.offline.insert(self.id);
+        let drain_ms = u64::try_from(drain.as_millis()).unwrap_or(u64::MAX);
+        self.broadcast(&Msg::Offline { drain_ms }, &[]);
+        self.events.push_back(Event::Offline {
+            server: self.id,
+            ours: false,
+            drain,
+        });
+        self.evacuate();
+        self.drain_local();
+        self.progress_migrations();
+        self.drain_local();
+        Ok(())
+    }
+
+    /// Moves this client to another server (Diarkis `SendMigrate`), usually
+    /// after [`Event::Offline`]. The cluster picks the server; the client
+    /// keeps its station id, objects and duplicas. Reported by
+    /// [`Event::MigrateDisconnected`], then [`Event::Reconnected`] (or
+    /// [`Event::MigrateFailed`]). Everything the application sends in
+    /// between is held and sent after the switch, exactly once and in order.
+    pub fn send_migrate(&mut self, now: Instant) -> Result<(), StationError> {
+        self.advance(now);
+        if !matches!(self.state, State::InSession) {
+            return Err(StationError::NotInSession);
+        }
+        if self.cfg.topology != Topology::ClientServer
+            || self.cfg.process_type != ProcessType::Client
+        {
+            return Err(StationError::NotAClient);
+        }
+        if self.migration.is_some() {
+            return Err(StationError::AlreadyMigrating);
+        }
+        debug!(station = %self.id, from = %self.relay, "migrating");
+        self.migration = Some(Migration {
+            phase: MigrationPhase::WaitIdle,
+            held: Vec::new(),
+        });
+        self.progress_migrations();
+        self.drain_local();
+        Ok(())
+    }
+
+    /// The least loaded server that can take clients or objects.
+    pub(super) fn pick_server(
+        &self,
+        exclude: &[StationId],
+        extra: &BTreeMap<StationId, usize>,
+    ) -> Option<StationId> {
+        let candidates = self.members.values().filter(|m| {
+            let id = m.info.id;
+            m.info.process_type == ProcessType::Server
+                && id != self.id
+                && !m.silent
+                && !self.offline.contains(&id)
+                && !self.gone.contains(&id)
+                && !exclude.contains(&id)
+        });
+        candidates
+            .map(|m| {
+                let id = m.info.id;
+                let clients = self
+                    .members
+                    .values()
+                    .filter(|c| c.info.relay == Some(id))
+                    .count();
+                let pending = self.handovers.values().filter(|h| h.target == id).count();
+                (clients + pending + extra.get(&id).copied().unwrap_or(0), id)
+            })
+            .min()
+            .map(|(_, id)| id)
+    }
+
+    /// Hands every master of this scaling-in server to the survivors,
+    /// except rooms and their objects, station and well-known objects.
+    pub(super) fn evacuate(&mut self) {
+        if self.system_lock > 0 {
+            return;
+        }
+        let in_rooms: BTreeSet<DOHandle> = self
+            .hosted_rooms()
+            .into_iter()
+            .flat_map(|r| r.objects.into_iter().chain(std::iter::once(r.handle)))
+            .collect();
+        let mut assigned: BTreeMap<StationId, usize> = BTreeMap::new();
+        for h in self.masters() {
+            if h.class_id() == ClassId::STATION || h.is_well_known() || in_rooms.contains(&h) {
+                continue;
+            }
+            let Some(to) = self.pick_server(&[], &assigned) else {
+                return;
+            };
+            if self.migrate_inner(h, to).is_ok() {
+                debug!(station = %self.id, object = ?h, to = %to, "object handed over");
+                *assigned.entry(to).or_default() += 1;
+            }
+        }
+    }
+
+    pub(super) fn progress_migrations(&mut self) {
+        if !self.is_in_session() {
+            return;
+        }
+        // A client waits until the old server acknowledged everything.
+        if matches!(
+            self.migration,
+            Some(Migration {
+                phase: MigrationPhase::WaitIdle,
+                ..
+            })
+        ) {
+            let idle = self
+                .members
+                .get(&self.relay)
+                .and_then(|m| m.link.as_ref())
+                .is_none_or(|l| l.is_idle());
+            if idle {
+                if let Some(m) = self.migration.as_mut() {
+                    m.phase = MigrationPhase::Requested;
+                }
+                let relay = self.relay;
+                self.send_now(relay, Msg::MigrateRequest);
+            }
+        }
+        // A server switches a client once what it relayed for it arrived.
+        let ready: Vec<StationId> = self
+            .handovers
+            .iter()
+            .filter(|(_, h)| {
+                h.accepted
+                    && h.marks.iter().all(|(id, mark)| {
+                        self.members
+                            .get(id)
+                            .and_then(|m| m.link.as_ref())
+                            .is_none_or(|l| l.is_acked_through(mark))
+                    })
+            })
+            .map(|(c, _)| *c)
+            .collect();
+        for c in ready {
+            self.complete_handover(c);
+        }
+        self.progress_scale_in();
+    }
+
+    pub(super) fn progress_scale_in(&mut self) {
+        if !matches!(self.state, State::InSession) {
+            return;
+        }
+        let Some(sc) = &self.scale_in else {
+            return;
+        };
+        let now = self.now;
+        match sc.kicked_until {
+            None => {
+                let attached = self.attached_clients();
+                let rooms = self.hosted_rooms();
+                let empty = attached.is_empty() && rooms.is_empty() && self.handovers.is_empty();
+                if !empty && now < sc.deadline {
+                    return;
+                }
+                debug!(station = %self.id, clients = attached.len(), rooms = rooms.len(), "drain over");
+                for r in rooms {
+                    if let Some(to) = self.pick_server(&[], &BTreeMap::new()) {
+                        self.migrate_room_to(r.handle, to);
+                    }
+                }
+                self.evacuate();
+                self.handovers.clear();
+                for c in attached {
+                    self.send(
+                        c,
+                        SYSTEM_STREAM,
+                        Msg::Kick {
+                            reason: KICK_REASON.into(),
+                        },
+                    );
+                }
+                let until = now + self.cfg.failure_timeout;
+                if let Some(sc) = self.scale_in.as_mut() {
+                    sc.kicked_until = Some(until);
+                }
+            }
+            Some(until) => {
+                let idle = self
+                    .members
+                    .values()
+                    .filter_map(|m| m.link.as_ref())
+                    .all(|l| l.is_idle());
+                if idle || now >= until {
+                    debug!(station = %self.id, "scaled in: leaving");
+                    self.scale_in = None;
+                    let _ = self.leave(now);
+                }
+            }
+        }
+    }
+
+    /// Re-points `station`'s relay, linking or unlinking this station.
+    pub(super) fn set_relay(&mut self, station: StationId, relay: StationId) {
+        let Some(m) = self.members.get_mut(&station) else {
+            return;
+        };
+        if m.info.relay == Some(relay) {
+            return;
+        }
+        m.info.relay = Some(relay);
+        let info = m.info.clone();
+        let direct = self.direct_link_to(&info);
+        let now = self.now;
+        let until = now + self.cfg.failure_timeout;
+        let tcfg = self.tcfg.clone();
+        if direct {
+            self.closing.retain(|c| c.id != station);
+        }
+        let Some(m) = self.members.get_mut(&station) else {
+            return;
+        };
+        if direct {
+            if m.link.is_none() {
+                m.link = Some(Link::new(tcfg, now));
+                m.silent = false;
+            }
+        } else if let Some(link) = m.link.take() {
+            self.closing.push(Closing {
+                id: station,
+                addr: info.addr,
+                link,
+                until,
+                deliver: false,
+                client: info.process_type == ProcessType::Client,
+            });
+        }
+    }
+
+    pub(super) fn on_offline(&mut self, origin: StationId, drain_ms: u64) {
+        if self
+            .members
+            .get(&origin)
+            .is_none_or(|m| m.info.process_type != ProcessType::Server)
+        {
+            self.stats.bad_messages += 1;
+            return;
+        }
+        if !self.offline.insert(origin) {
+            return;
+        }
+        let ours = self.cfg.process_type == ProcessType::Client && self.relay == origin;
+        debug!(station = %self.id, server = %origin, ours, "server offline");
+        self.events.push_back(Event::Offline {
+            server: origin,
+            ours,
+            drain: Duration::from_millis(drain_ms),
+        });
+    }
+
+    pub(super) fn on_migrate_request(&mut self, origin: StationId) {
+        let Some(m) = self.members.get(&origin) else {
+            return;
+        };
+        if m.info.process_type != ProcessType::Client || m.info.relay != Some(self.id) {
+            self.stats.bad_messages += 1;
+            return;
+        }
+        if self.handovers.contains_key(&origin) {
+            return;
+        }
+        let Some(to) = self.pick_server(&[], &BTreeMap::new()) else {
+            self.send(
+                origin,
+                SYSTEM_STREAM,
+                Msg::MigrateRefused {
+                    reason: "no other server can take the client".into(),
+                },
+            );
+            return;
+        };
+        let marks = self
+            .members
+            .iter()
+            .filter(|(id, _)| **id != origin)
+            .filter_map(|(id, m)| m.link.as_ref().map(|l| (*id, l.reliable_mark())))
+            .collect();
+        debug!(station = %self.id, client = %origin, to = %to, "handing over");
+        self.handovers.insert(
+            origin,
+            Handover {
+                target: to,
+                tried: vec![to],
+                accepted: false,
+                marks,
+            },
+        );
+        self.send(to, SYSTEM_STREAM, Msg::Handover { station: origin });
+    }
+
+    pub(super) fn on_handover(&mut self, origin: StationId, station: StationId) {
+        let from_server = self
+            .members
+            .get(&origin)
+            .is_some_and(|m| m.info.process_type == ProcessType::Server);
+        let is_client = self
+            .members
+            .get(&station)
+            .is_some_and(|m| m.info.process_type == ProcessType::Client);
+        if !from_server || !is_client {
+            self.stats.bad_messages += 1;
+            return;
+        }
+        let accepted = self.cfg.process_type == ProcessType::Server
+            && self.scale_in.is_none()
+            && matches!(self.state, State::InSession);
+        if accepted {
+            self.set_relay(station, self.id);
+        }
+        self.send(
+            origin,
+            SYSTEM_STREAM,
+            Msg::HandoverAck { station, accepted },
+        );
+    }
+
+    pub(super) fn on_handover_ack(
+        &mut self,
+        origin: StationId,
+        station: StationId,
+        accepted: bool,
+    ) {
+        let Some(h) = self.handovers.get_mut(&station) else {
+            return;
+        };
+        if h.target != origin {
+            return;
+        }
+        if accepted {
+            h.accepted = true;
+            return;
+        }
+        let tried = h.tried.clone();
+        match self.pick_server(&tried, &BTreeMap::new()) {
+            Some(to) => {
+                if let Some(h) = self.handovers.get_mut(&station) {
+                    h.target = to;
+                    h.tried.push(to);
+                }
+                self.send(to, SYSTEM_STREAM, Msg::Handover { station });
+            }
+            None => {
+                self.handovers.remove(&station);
+                self.send(
+                    station,
+                    SYSTEM_STREAM,
+                    Msg::MigrateRefused {
+                        reason: "no other server accepted the client".into(),
+                    },
+                );
+            }
+        }
+    }
+
+    pub(super) fn complete_handover(&mut self, client: StationId) {
+        let Some(h) = self.handovers.remove(&client) else {
+            return;
+        };
+        let to = h.target;
+        if !self.members.contains_key(&client) {
+            return;
+        }
+        if !self.members.contains_key(&to) {
+            self.send(
+                client,
+                SYSTEM_STREAM,
+                Msg::MigrateRefused {
+                    reason: "the new server went away".into(),
+                },
+            );
+            return;
+        }
+        // On the old link, after everything else sent to the client.
+        self.send(client, SYSTEM_STREAM, Msg::MigrateGo { to });
+        self.set_relay(client, to);
+        debug!(station = %self.id, client = %client, to = %to, "client handed over");
+        if self.is_session_master() {
+            self.apply_reattach(client, to);
+        } else {
+            let master = self.session_master;
+            self.send(
+                master,
+                SYSTEM_STREAM,
+                Msg::Reattach {
+                    station: client,
+                    relay: to,
+                },
+            );
+        }
+    }
+
+    /// Session master: `station` is relayed by `relay` now; tells everyone.
+    pub(super) fn apply_reattach(&mut self, station: StationId, relay: StationId) {
+        self.set_relay(station, relay);
+        self.broadcast(&Msg::Reattach { station, relay }, &[station]);
+    }
+
+    pub(super) fn on_reattach(&mut self, origin: StationId, station: StationId, relay: StationId) {
+        let relay_ok = self
+            .members
+            .get(&relay)
+            .is_some_and(|m| m.info.process_type == ProcessType::Server);
+        if station == self.id || !relay_ok || !self.members.contains_key(&station) {
+            self.stats.bad_messages += 1;
+            return;
+        }
+        if self.is_session_master() {
+            if self
+                .members
+                .get(&origin)
+                .is_some_and(|m| m.info.process_type == ProcessType::Server)
+            {
+                self.apply_reattach(station, relay);
+            } else {
+                self.stats.bad_messages += 1;
+            }
+        } else if origin == self.session_master {
+            self.set_relay(station, relay);
+        } else {
+            self.stats.bad_messages += 1;
+        }
+    }
+
+    pub(super) fn on_migrate_go(&mut self, origin: StationId, to: StationId) {
+        let requested = matches!(
+            self.migration,
+            Some(Migration {
+                phase: MigrationPhase::Requested,
+                ..
+            })
+        );
+        if !requested || origin != self.relay || !self.members.contains_key(&to) {
+            self.stats.bad_messages += 1;
+            return;
+        }
+        let from = self.relay;
+        self.relay = to;
+        let now = self.now;
+        let until = now + self.cfg.failure_timeout;
+        if let Some(me) = self.members.get_mut(&self.id) {
+            me.info.relay = Some(to);
+        }
+        self.closing.retain(|c| c.id != to);
+        if let Some(m) = self.members.get_mut(&from) {
+            if let Some(link) = m.link.take() {
+                // What the old server still sends us is handled.
+                self.closing.push(Closing {
+                    id: from,
+                    addr: m.info.addr,
+                    link,
+                    until,
+                    deliver: true,
+                    client: m.info.process_type == ProcessType::Client,
+                });
+            }
+        }
+        let tcfg = self.tcfg.clone();
+        if let Some(m) = self.members.get_mut(&to) {
+            m.link = Some(Link::new(tcfg, now));
+            m.silent = false;
+        }
+        if let Some(m) = self.migration.as_mut() {
+            m.phase = MigrationPhase::Switched { to };
+        }
+        debug!(station = %self.id, from = %from, to = %to, "switched server");
+        self.events
+            .push_back(Event::MigrateDisconnected { from, to });
+        self.send_now(to, Msg::Reconnect);
+    }
+
+    pub(super) fn on_welcome(&mut self, origin: StationId) {
+        let switched = matches!(
+            self.migration,
+            Some(Migration { phase: MigrationPhase::Switched { to }, .. }) if to == origin
+        );
+        if !switched {
+            self.stats.bad_messages += 1;
+            return;
+        }
+        let Some(m) = self.migration.take() else {
+            return;
+        };
+        for (substream, env) in m.held {
+            self.send_envelope(substream, env);
+        }
+        debug!(station = %self.id, server = %origin, "reconnected");
+        self.events.push_back(Event::Reconnected { server: origin });
+    }
+
+    pub(super) fn on_migrate_refused(&mut self, origin: StationId, reason: String) {
+        if self.migration.is_none() || origin != self.relay {
+            self.stats.bad_messages += 1;
+            return;
+        }
+        let Some(m) = self.migration.take() else {
+            return;
+        };
+        for (substream, env) in m.held {
+            self.send_envelope(substream, env);
+        }
+        self.events.push_back(Event::MigrateFailed { reason });
+    }
+}

@@ -1,0 +1,481 @@
+//! The station: one process's sans-IO state machine.
+
+use crate::ids::{ClassId, DOHandle, MethodId, ProcessType, StationId};
+use crate::object::{
+    new_cell, ActionTarget, CallContext, DispatchError, DoClass, DoDyn, ErasedCell, Invoker,
+    MethodKind, ObjectProxy, Ref, Registry,
+};
+use crate::operation::*;
+use crate::pipeline::{CallbackError, CallbackId, Hooks};
+use crate::rmc::{bits, Outcome, RmcFlag, RmcShared};
+use crate::session::*;
+use crate::transport::{Link, PacketHeader, PacketKind, TransportConfig};
+use crate::wire::{get_varint, put_varint, Bytes, Envelope, Msg, RoomOp};
+use crate::{Instant, Transmit};
+use std::any::TypeId;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::{debug, trace};
+
+/// The system sub-stream: session and object messages travel on it.
+const SYSTEM_STREAM: u8 = 0;
+/// How many links a joining station keeps for stations it does not know yet.
+const MAX_PROVISIONAL_LINKS: usize = 16;
+/// How many relayed messages from stations not known yet are kept until
+/// their `StationJoined` arrives.
+const MAX_EARLY_RELAYED: usize = 1024;
+/// Why a server that scales in refuses joins.
+const OFFLINE_REASON: &str = "the server is going offline (scale-in); join through another server";
+/// Why a server that scaled in disconnects the clients that did not migrate.
+const KICK_REASON: &str =
+    "the server scaled in and its drain timeout ended before the client migrated";
+
+mod admission;
+mod calls;
+mod dataset_codec;
+mod dispatch;
+mod election;
+mod io;
+mod join;
+mod membership;
+mod migration;
+mod ops;
+mod replication;
+mod rooms;
+mod routing;
+mod stats;
+mod store;
+mod timers;
+
+use admission::*;
+use calls::*;
+use dataset_codec::*;
+use membership::*;
+use migration::*;
+use routing::*;
+pub use stats::{StationError, StationStats};
+use store::*;
+
+/// One station: the sans-IO state machine that keeps the DO store, runs the
+/// operation pipeline and speaks the session protocol.
+///
+/// # Call contract
+/// - Inputs: [`Station::handle_datagram`] for every datagram received,
+///   [`Station::handle_timeout`] whenever the deadline from
+///   [`Station::poll_timeout`] passes, and the user calls (publish, RMCs,
+///   updates, join, leave...). Every input carries `now`, which must never
+///   go backwards.
+/// - Outputs, to drain after every input: [`Station::poll_transmit`] until it
+///   returns `None` (datagrams to send), [`Station::poll_event`] (what
+///   happened), and [`Station::poll_timeout`] (when to call back).
+///
+/// The station never reads a clock, opens a socket, spawns a thread or draws
+/// randomness; the same inputs always give the same outputs.
+pub struct Station {
+    cfg: Arc<StationConfig>,
+    tcfg: Arc<TransportConfig>,
+    registry: Arc<Registry>,
+    hooks: Hooks,
+    now: Instant,
+    local_addr: Option<SocketAddr>,
+    id: StationId,
+    state: State,
+    session_tag: u32,
+    session_master: StationId,
+    members: BTreeMap<StationId, Member>,
+    addrs: HashMap<SocketAddr, StationId>,
+    relay: StationId,
+    next_station_id: u32,
+    forwarded: HashMap<SocketAddr, u64>,
+    pending_joins: BTreeMap<StationId, PendingJoin>,
+    store: crate::fasthash::FastMap<DOHandle, Entry>,
+    next_serial: u32,
+    calls: crate::fasthash::FastMap<u64, PendingCall>,
+    call_deadlines: BTreeSet<(Instant, u64)>,
+    next_call: u64,
+    postponed: Vec<Postponed>,
+    local_queue: VecDeque<(StationId, Msg)>,
+    depth: u32,
+    system_lock: u32,
+    deferred: Vec<Deferred>,
+    gone: BTreeSet<StationId>,
+    /// Links of stations that left gracefully (or stopped being direct
+    /// peers), kept briefly so that the last acknowledgements and messages
+    /// still go out.
+    closing: Vec<Closing>,
+    /// Servers that announced a scale-in.
+    offline: BTreeSet<StationId>,
+    scale_in: Option<ScaleIn>,
+    migration: Option<Migration>,
+    handovers: BTreeMap<StationId, Handover>,
+    /// Messages a server relays from or to a station whose `StationJoined`
+    /// has not arrived yet (it took another path): (received, hop, sub-stream).
+    early_relayed: Vec<(Instant, StationId, u8, Envelope)>,
+    /// Client-server sessions: the number of the last message this station
+    /// sent to a client, per (client, sub-stream).
+    seq_out: crate::fasthash::FastMap<(StationId, u8), u64>,
+    /// A client: messages to it in each sender's order, per (sender,
+    /// sub-stream); they may take two paths while a server hands it over.
+    seq_in: BTreeMap<(StationId, u8), InOrder>,
+    /// Per room: the last migration epoch whose start / completion was reported.
+    room_started: HashMap<DOHandle, u32>,
+    room_completed: HashMap<DOHandle, u32>,
+    next_room_serial: u32,
+    next_request: u64,
+    events: VecDeque<Event>,
+    transmits: VecDeque<Transmit>,
+    rng: u64,
+    stats: StationStats,
+    limit_state: crate::limits::LimitState,
+    /// Keys and token checks, when security is on.
+    sec: Option<crate::crypto::SecurityState>,
+    /// Where packets are built; handed out only when one is produced.
+    scratch: Vec<u8>,
+}
+
+impl std::fmt::Debug for Station {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Station")
+            .field("id", &self.id)
+            .field("session_master", &self.session_master)
+            .field("members", &self.members.keys().collect::<Vec<_>>())
+            .field("objects", &self.store.len())
+            .finish()
+    }
+}
+
+impl Station {
+    /// A station that is in no session yet.
+    pub fn new(config: StationConfig, registry: Arc<Registry>) -> Station {
+        let rng = config.seed ^ 0x9E37_79B9_7F4A_7C15;
+        let sec = config
+            .security
+            .clone()
+            .map(crate::crypto::SecurityState::new);
+        let mut tcfg = config.transport.clone();
+        if sec.is_some() {
+            // Room for the packet counter and the tag.
+            tcfg.max_datagram_size = tcfg
+                .max_datagram_size
+                .saturating_sub(crate::crypto::DATAGRAM_OVERHEAD);
+        }
+        Station {
+            tcfg: Arc::new(tcfg),
+            cfg: Arc::new(config),
+            registry,
+            hooks: Hooks::default(),
+            now: Instant::ZERO,
+            local_addr: None,
+            id: StationId::NONE,
+            state: State::Idle,
+            session_tag: 0,
+            session_master: StationId::NONE,
+            members: BTreeMap::new(),
+            addrs: HashMap::new(),
+            relay: StationId::NONE,
+            next_station_id: 2,
+            forwarded: HashMap::new(),
+            pending_joins: BTreeMap::new(),
+            store: crate::fasthash::FastMap::with_hasher(crate::fasthash::SeededState(
+                rng.rotate_left(17) ^ 0xA5A5_5A5A_0F0F_F0F0,
+            )),
+            next_serial: 1,
+            calls: crate::fasthash::FastMap::with_hasher(crate::fasthash::SeededState(
+                rng.rotate_left(41),
+            )),
+            call_deadlines: BTreeSet::new(),
+            next_call: 1,
+            postponed: Vec::new(),
+            local_queue: VecDeque::new(),
+            depth: 0,
+            system_lock: 0,
+            deferred: Vec::new(),
+            gone: BTreeSet::new(),
+            closing: Vec::new(),
+            offline: BTreeSet::new(),
+            scale_in: None,
+            migration: None,
+            handovers: BTreeMap::new(),
+            early_relayed: Vec::new(),
+            seq_out: crate::fasthash::FastMap::with_hasher(crate::fasthash::SeededState(
+                rng.rotate_left(7),
+            )),
+            seq_in: BTreeMap::new(),
+            room_started: HashMap::new(),
+            room_completed: HashMap::new(),
+            next_room_serial: 1,
+            next_request: 1,
+            events: VecDeque::new(),
+            transmits: VecDeque::new(),
+            rng,
+            stats: StationStats::default(),
+            limit_state: Default::default(),
+            sec,
+            scratch: Vec::new(),
+        }
+    }
+
+    pub(super) fn next_random(&mut self) -> u64 {
+        // splitmix64 over the driver-provided seed.
+        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// This station's id (`StationId::NONE` before it is in a session).
+    pub fn id(&self) -> StationId {
+        self.id
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &StationConfig {
+        &self.cfg
+    }
+
+    /// The class registry.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// Whether the station is in a session.
+    pub fn is_in_session(&self) -> bool {
+        matches!(self.state, State::InSession | State::Leaving { .. })
+    }
+
+    /// Whether the station has left (or lost) its session for good.
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state, State::Closed)
+    }
+
+    /// The session master.
+    pub fn session_master(&self) -> StationId {
+        self.session_master
+    }
+
+    /// Whether this station is the session master.
+    pub fn is_session_master(&self) -> bool {
+        self.id.is_some() && self.session_master == self.id
+    }
+
+    /// Every station of the session, this one included, by id.
+    pub fn stations(&self) -> Vec<StationInfo> {
+        self.members.values().map(|m| m.info.clone()).collect()
+    }
+
+    /// One station's description.
+    pub fn station_info(&self, id: StationId) -> Option<&StationInfo> {
+        self.members.get(&id).map(|m| &m.info)
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &StationStats {
+        &self.stats
+    }
+
+    /// Handles of every object in the store, sorted.
+    pub fn objects(&self) -> Vec<DOHandle> {
+        let mut v: Vec<_> = self.store.keys().copied().collect();
+        v.sort();
+        v
+    }
+
+    /// Handles of the masters in the store, sorted.
+    pub fn masters(&self) -> Vec<DOHandle> {
+        let mut v: Vec<_> = self
+            .store
+            .iter()
+            .filter(|(_, e)| e.master == self.id)
+            .map(|(h, _)| *h)
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Handles of the duplicas in the store, sorted.
+    pub fn duplicas(&self) -> Vec<DOHandle> {
+        let mut v: Vec<_> = self
+            .store
+            .iter()
+            .filter(|(_, e)| e.master != self.id)
+            .map(|(h, _)| *h)
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Whether `handle` is in the store.
+    pub fn contains(&self, handle: DOHandle) -> bool {
+        self.store.contains_key(&handle)
+    }
+
+    /// The master station of an object in the store.
+    pub fn master_of(&self, handle: DOHandle) -> Option<StationId> {
+        self.store.get(&handle).map(|e| e.master)
+    }
+
+    /// The duplica set of a master in the store.
+    pub fn dup_set(&self, handle: DOHandle) -> Option<Vec<StationId>> {
+        self.store
+            .get(&handle)
+            .filter(|e| e.master == self.id)
+            .map(|e| e.dup_set.iter().copied().collect())
+    }
+
+    /// A reference to a local object of class `T`.
+    pub fn get<T: DoClass>(&self, handle: DOHandle) -> Option<Ref<T>> {
+        Ref::from_erased(self.store.get(&handle)?.cell.clone())
+    }
+
+    /// Every local object of class `T` (NetZ `T::SelectionIterator`), by handle.
+    pub fn select<T: DoClass>(&self) -> Vec<Ref<T>> {
+        let mut v: Vec<_> = self
+            .store
+            .iter()
+            .filter(|(_, e)| e.type_id == TypeId::of::<T>())
+            .filter_map(|(_, e)| Ref::from_erased(e.cell.clone()))
+            .collect();
+        v.sort_by_key(|r: &Ref<T>| r.handle());
+        v
+    }
+
+    /// A proxy to call `T`'s RMCs and actions on `handle`.
+    pub fn object<T: DoClass>(&mut self, handle: DOHandle) -> T::Proxy<'_> {
+        T::Proxy::from(ObjectProxy::new(self, handle))
+    }
+
+    /// A station's process type (for checks and approval callbacks).
+    pub fn process_type_of(&self, id: StationId) -> Option<ProcessType> {
+        self.members.get(&id).map(|m| m.info.process_type)
+    }
+
+    /// NetZ `SafetyExecutive::TrustLocalStation`: whether operations the local
+    /// station triggers skip the checks (default: trusted).
+    pub fn trust_local_station(&mut self, trusted: bool) {
+        self.hooks.trust_local = trusted;
+    }
+
+    /// Marks a remote station as trusted (its operations skip the checks) or
+    /// not (the default).
+    pub fn trust_station(&mut self, id: StationId, trusted: bool) {
+        self.hooks.trust_station(id, trusted);
+    }
+
+    /// NetZ `RegisterCustomOperationCheck`: vets every operation from an
+    /// untrusted origin; false rejects it.
+    pub fn register_custom_operation_check(
+        &mut self,
+        f: impl FnMut(&Operation) -> bool + Send + 'static,
+    ) {
+        self.hooks.add_check(Box::new(f));
+    }
+
+    /// NetZ `RegisterInvalidOperationCallback`: runs for each rejected operation.
+    pub fn register_invalid_operation_callback(
+        &mut self,
+        f: impl FnMut(&Operation) + Send + 'static,
+    ) {
+        self.hooks.add_invalid(Box::new(f));
+    }
+
+    /// NetZ `OperationManager::RegisterCallback`: runs `f` for operations of
+    /// `kind` (or every kind) at `priority` (-1024..=1024, lower first; the
+    /// operation itself is at 0, -1 and 1 are reserved).
+    pub fn register_operation_callback(
+        &mut self,
+        kind: Option<OperationKind>,
+        priority: i32,
+        f: impl FnMut(&mut Operation) + Send + 'static,
+    ) -> Result<CallbackId, CallbackError> {
+        self.hooks.register(kind, priority, Box::new(f))
+    }
+
+    /// Removes a callback; returns whether it existed.
+    pub fn unregister_operation_callback(&mut self, id: CallbackId) -> bool {
+        self.hooks.unregister(id)
+    }
+
+    /// NetZ `Operation::SetTraceFilter`.
+    pub fn set_trace_filter(&mut self, f: impl Fn(&Operation) -> bool + Send + 'static) {
+        self.hooks.set_trace_filter(Box::new(f));
+    }
+
+    /// NetZ `TraceLog::SetFlag(TRACE_OPERATION)`: traces operations through
+    /// `tracing` (target `netz::operation`) and keeps the lines for [`Station::take_trace`].
+    pub fn set_trace_log(&mut self, on: bool) {
+        self.hooks.trace_log = on;
+    }
+
+    /// The trace lines recorded so far.
+    pub fn take_trace(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.hooks.traced)
+    }
+
+    /// NetZ `Session::RegisterJoinApprovalCallback` (runs on the session master).
+    pub fn register_join_approval_callback(
+        &mut self,
+        f: impl FnMut(&mut JoinSessionOperation) + Send + 'static,
+    ) {
+        self.hooks.join_approval = Some(Box::new(f));
+    }
+
+    /// NetZ `Scheduler::SystemLock`: while held, ChangeMasterStation and
+    /// RemoveFromStore are deferred. Pair with [`Station::unlock_system`].
+    pub fn lock_system(&mut self) {
+        self.system_lock += 1;
+    }
+
+    /// Releases the system lock; deferred operations run when it reaches zero.
+    pub fn unlock_system(&mut self, now: Instant) {
+        self.advance(now);
+        self.system_lock = self.system_lock.saturating_sub(1);
+        if self.system_lock == 0 {
+            let deferred = std::mem::take(&mut self.deferred);
+            for d in deferred {
+                match d {
+                    Deferred::Msg(origin, msg) => self.handle_msg(origin, msg),
+                    Deferred::Recover(h, failed) => self.fault_recover(h, failed),
+                }
+            }
+            self.drain_local();
+            self.progress_migrations();
+            self.drain_local();
+        }
+    }
+
+    /// Whether the system lock is held.
+    pub fn is_system_locked(&self) -> bool {
+        self.system_lock > 0
+    }
+
+    /// The next event.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    pub(super) fn advance(&mut self, now: Instant) {
+        if now > self.now {
+            self.now = now;
+        }
+    }
+}
+
+impl crate::sim::SimNode for Station {
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        Station::handle_datagram(self, now, from, data)
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        Station::handle_timeout(self, now)
+    }
+    fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
+        Station::poll_transmit(self, now)
+    }
+    fn poll_timeout(&mut self) -> Option<Instant> {
+        Station::poll_timeout(self)
+    }
+}

@@ -1,0 +1,360 @@
+//! Sending, relaying and in-order delivery of envelopes.
+
+use super::*;
+
+/// A link kept after its station stopped being a direct peer, so that the
+/// last acknowledgements and retransmissions still go out.
+pub(super) struct Closing {
+    pub(super) id: StationId,
+    pub(super) addr: SocketAddr,
+    pub(super) link: Link,
+    pub(super) until: Instant,
+    /// Whether messages still arriving on it are handled (the old server's
+    /// link of a migrating client) or dropped.
+    pub(super) deliver: bool,
+    /// Whether the peer is a client (which may only speak for itself).
+    pub(super) client: bool,
+}
+
+/// A client's receiving order for one (sender, sub-stream).
+pub(super) struct InOrder {
+    /// The number of the next message to handle.
+    pub(super) next: u64,
+    /// Messages that arrived ahead of `next`.
+    pub(super) held: BTreeMap<u64, Envelope>,
+    /// Since when the oldest gap has not moved.
+    pub(super) since: Option<Instant>,
+}
+
+impl InOrder {
+    /// Nothing held; `next` is the number of the next message to handle.
+    pub(super) fn expecting(next: u64) -> InOrder {
+        InOrder {
+            next,
+            held: BTreeMap::new(),
+            since: None,
+        }
+    }
+}
+
+/// The sub-stream a delivered message came on (the unreliable channel
+/// counts as the system stream).
+pub(super) fn delivered_substream(channel: crate::transport::Channel) -> u8 {
+    match channel {
+        crate::transport::Channel::Reliable(s) => s,
+        _ => SYSTEM_STREAM,
+    }
+}
+
+/// Messages a client holds back per sender behind a gap before it gives up
+/// on the gap.
+pub(super) const MAX_HELD_IN_ORDER: usize = 4096;
+
+impl Station {
+    pub(super) fn route(
+        &mut self,
+        hop: StationId,
+        hop_is_client: bool,
+        substream: u8,
+        env: Envelope,
+    ) {
+        // A client may only speak for itself (no spoofed origins through relays).
+        let origin_ok = env.origin == hop
+            || (self.cfg.topology == Topology::ClientServer
+                && !hop_is_client
+                && self.members.contains_key(&env.origin));
+        if !origin_ok {
+            // A server may relay what a new client sent before the session
+            // master's `StationJoined` for it reached us: keep it briefly.
+            let early = self.cfg.topology == Topology::ClientServer
+                && !hop_is_client
+                && !self.members.contains_key(&env.origin)
+                && !self.gone.contains(&env.origin)
+                && self.early_relayed.len() < MAX_EARLY_RELAYED;
+            if early {
+                self.early_relayed.push((self.now, hop, substream, env));
+            } else {
+                self.stats.bad_messages += 1;
+            }
+            return;
+        }
+        if env.dest.is_some() && env.dest != self.id {
+            if self.members.contains_key(&env.dest) {
+                self.stats.relayed += 1;
+                self.send_envelope(substream, env);
+            } else if self.cfg.topology == Topology::ClientServer
+                && !self.gone.contains(&env.dest)
+                && self.early_relayed.len() < MAX_EARLY_RELAYED
+            {
+                // For a new client whose `StationJoined` took another path.
+                self.early_relayed.push((self.now, hop, substream, env));
+            } else {
+                self.stats.unknown_sender += 1;
+            }
+            return;
+        }
+        if env.seq != 0 {
+            self.handle_in_order(substream, env);
+        } else {
+            self.handle_msg(env.origin, env.msg);
+        }
+    }
+
+    /// A numbered message to this client: handled in its sender's order,
+    /// once; those ahead of a gap wait for it (see [`Envelope::seq`]).
+    pub(super) fn handle_in_order(&mut self, substream: u8, env: Envelope) {
+        let now = self.now;
+        let key = (env.origin, substream);
+        let order = self
+            .seq_in
+            .entry(key)
+            .or_insert_with(|| InOrder::expecting(1));
+        if env.seq < order.next || order.held.contains_key(&env.seq) {
+            self.stats.duplicate_messages += 1;
+            return;
+        }
+        if env.seq > order.next {
+            order.held.insert(env.seq, env);
+            order.since.get_or_insert(now);
+            if order.held.len() > MAX_HELD_IN_ORDER {
+                self.skip_gap(key);
+            }
+            return;
+        }
+        order.next += 1;
+        let mut ready = vec![env];
+        Self::take_ready(order, &mut ready, now);
+        for e in ready {
+            self.handle_msg(e.origin, e.msg);
+        }
+    }
+
+    /// Moves the messages that are next in order out of `order.held`.
+    pub(super) fn take_ready(order: &mut InOrder, ready: &mut Vec<Envelope>, now: Instant) {
+        while let Some(e) = order.held.remove(&order.next) {
+            order.next += 1;
+            ready.push(e);
+        }
+        order.since = (!order.held.is_empty()).then_some(now);
+    }
+
+    /// Gives up on the gap in front of the messages held for `key`.
+    pub(super) fn skip_gap(&mut self, key: (StationId, u8)) {
+        let now = self.now;
+        let Some(order) = self.seq_in.get_mut(&key) else {
+            return;
+        };
+        let Some(&first) = order.held.keys().next() else {
+            return;
+        };
+        self.stats.sequence_gaps += first - order.next;
+        debug!(station = %self.id, from = %key.0, missing = first - order.next, "gave up on a gap");
+        order.next = first;
+        let mut ready = Vec::new();
+        Self::take_ready(order, &mut ready, now);
+        for e in ready {
+            self.handle_msg(e.origin, e.msg);
+        }
+    }
+
+    /// How long a client waits for a gap in a sender's messages to fill:
+    /// long enough for a server that left to be noticed and what it did
+    /// not pass on to come another way.
+    pub(super) fn gap_timeout(&self) -> Duration {
+        self.cfg.failure_timeout * 2
+    }
+
+    pub(super) fn next_hop(&self, dest: StationId) -> Option<StationId> {
+        let m = self.members.get(&dest)?;
+        if m.link.is_some() {
+            return Some(dest);
+        }
+        if self.cfg.topology == Topology::ClientServer {
+            if self.cfg.process_type == ProcessType::Client {
+                return self
+                    .members
+                    .get(&self.relay)
+                    .filter(|r| r.link.is_some())
+                    .map(|_| self.relay);
+            }
+            let r = m.info.relay?;
+            return self.members.get(&r).filter(|r| r.link.is_some()).map(|_| r);
+        }
+        None
+    }
+
+    /// Sends `env` towards its destination. A message of this station to a
+    /// client of a client-server session gets its number (see
+    /// [`Envelope::seq`]); relayed ones keep theirs.
+    pub(super) fn send_envelope(&mut self, substream: u8, mut env: Envelope) -> bool {
+        let Some(hop) = self.next_hop(env.dest) else {
+            return false;
+        };
+        let substream = self.substream(substream);
+        let numbered = (env.seq == 0 && env.origin == self.id && self.sequenced(env.dest))
+            .then(|| self.next_seq(env.dest, substream));
+        if let Some(n) = numbered {
+            env.seq = n;
+        }
+        let bytes = env.encode();
+        let sent = self.send_bytes(hop, substream, &bytes);
+        if let (true, Some(n)) = (sent, numbered) {
+            self.seq_out.insert((env.dest, substream), n);
+        }
+        sent
+    }
+
+    /// The sub-stream a message on `substream` travels on.
+    pub(super) fn substream(&self, substream: u8) -> u8 {
+        if substream < self.tcfg.substreams {
+            substream
+        } else {
+            SYSTEM_STREAM
+        }
+    }
+
+    /// Whether messages to `dest` are numbered: it is a client of a
+    /// client-server session, whose server may change under them.
+    pub(super) fn sequenced(&self, dest: StationId) -> bool {
+        self.cfg.topology == Topology::ClientServer
+            && self
+                .members
+                .get(&dest)
+                .is_some_and(|m| m.info.process_type == ProcessType::Client)
+    }
+
+    /// The number the next message to `dest` on `substream` gets (taken
+    /// only once it was queued).
+    pub(super) fn next_seq(&self, dest: StationId, substream: u8) -> u64 {
+        self.seq_out.get(&(dest, substream)).copied().unwrap_or(0) + 1
+    }
+
+    /// Queues an encoded envelope on the link to `hop`, within the queue limit.
+    pub(super) fn send_bytes(&mut self, hop: StationId, substream: u8, bytes: &[u8]) -> bool {
+        let substream = self.substream(substream);
+        match self.members.get_mut(&hop).and_then(|m| m.link.as_mut()) {
+            Some(link) => {
+                if link.queued_bytes() + bytes.len() > self.cfg.limits.max_queued_bytes_per_link {
+                    self.stats.send_queue_limited += 1;
+                    self.limit_state
+                        .hit(crate::limits::Limit::QueuedBytes, self.id);
+                    return false;
+                }
+                link.send_reliable(substream, bytes).is_ok()
+            }
+            None => false,
+        }
+    }
+
+    /// Sends one message to several stations, encoding it once for every
+    /// station with a direct link (addressed to "the hop": no destination).
+    pub(super) fn multicast(&mut self, targets: &[StationId], substream: u8, msg: Msg) {
+        if self.migration.is_some() {
+            for &t in targets {
+                self.send(t, substream, msg.clone());
+            }
+            return;
+        }
+        let me = self.id;
+        let substream = self.substream(substream);
+        let mut direct: Option<Vec<u8>> = None;
+        for &t in targets {
+            if t != me && self.members.get(&t).is_some_and(|m| m.link.is_some()) {
+                let bytes = direct.get_or_insert_with(|| {
+                    Envelope {
+                        seq: 0,
+                        origin: me,
+                        dest: StationId::NONE,
+                        msg: msg.clone(),
+                    }
+                    .encode()
+                });
+                if self.sequenced(t) {
+                    let n = self.next_seq(t, substream);
+                    let numbered = Envelope::renumbered(bytes, n);
+                    if self.send_bytes(t, substream, &numbered) {
+                        self.seq_out.insert((t, substream), n);
+                    }
+                } else {
+                    self.send_bytes(t, substream, bytes);
+                }
+            } else {
+                self.send(t, substream, msg.clone());
+            }
+        }
+    }
+
+    /// Sends `msg` to `dest` (itself included: queued locally).
+    pub(super) fn send(&mut self, dest: StationId, substream: u8, msg: Msg) -> bool {
+        if dest == self.id {
+            self.local_queue.push_back((self.id, msg));
+            return true;
+        }
+        trace!(station = %self.id, to = %dest, msg = msg.name(), "send");
+        let env = Envelope {
+            seq: 0,
+            origin: self.id,
+            dest,
+            msg,
+        };
+        if let Some(m) = self.migration.as_mut() {
+            // Held until the new server welcomes us, then sent in order.
+            m.held.push((substream, env));
+            return true;
+        }
+        self.send_envelope(substream, env)
+    }
+
+    /// Sends `msg` at once, even while migrating (the migration's own messages).
+    pub(super) fn send_now(&mut self, dest: StationId, msg: Msg) -> bool {
+        trace!(station = %self.id, to = %dest, msg = msg.name(), "send");
+        let env = Envelope {
+            seq: 0,
+            origin: self.id,
+            dest,
+            msg,
+        };
+        self.send_envelope(SYSTEM_STREAM, env)
+    }
+
+    pub(super) fn broadcast(&mut self, msg: &Msg, except: &[StationId]) {
+        let ids: Vec<StationId> = self
+            .members
+            .keys()
+            .copied()
+            .filter(|i| *i != self.id && !except.contains(i))
+            .collect();
+        self.multicast(&ids, SYSTEM_STREAM, msg.clone());
+    }
+
+    pub(super) fn send_connectionless(&mut self, to: SocketAddr, msg: &Msg) {
+        let mut buf = Vec::new();
+        PacketHeader {
+            kind: PacketKind::Connectionless,
+            session: self.session_tag,
+            sender: self.id.0,
+            receiver: 0,
+        }
+        .encode(&mut buf);
+        if let Ok(b) = postcard::to_extend(msg, buf) {
+            self.transmits.push_back(Transmit {
+                destination: to,
+                contents: b,
+            });
+        }
+    }
+
+    pub(super) fn drain_local(&mut self) {
+        if self.depth > 0 {
+            return;
+        }
+        let mut guard = 0;
+        while let Some((origin, msg)) = self.local_queue.pop_front() {
+            self.handle_msg(origin, msg);
+            guard += 1;
+            if guard > 100_000 {
+                break;
+            }
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! Counters and errors of the station.
+
+use super::*;
+
+/// Counters of what a station received, dropped and did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StationStats {
+    /// Datagrams handed to `handle_datagram`.
+    pub datagrams_received: u64,
+    /// Datagrams produced by `poll_transmit`.
+    pub datagrams_sent: u64,
+    /// Datagrams whose header or frames did not parse.
+    pub malformed_datagrams: u64,
+    /// Datagrams from an address or station that is not in the session.
+    pub unknown_sender: u64,
+    /// Datagrams tagged with another session.
+    pub wrong_session: u64,
+    /// Messages that did not decode or made no sense in the current state.
+    pub bad_messages: u64,
+    /// Object messages naming a class this build does not know.
+    pub unknown_class: u64,
+    /// Object messages naming an object not in the store.
+    pub unknown_object: u64,
+    /// Calls naming a method id the class does not know.
+    pub unknown_method: u64,
+    /// Operations rejected by the SafetyExecutive.
+    pub operations_rejected: u64,
+    /// Messages relayed for other stations.
+    pub relayed: u64,
+    /// Dataset updates sent.
+    pub updates_sent: u64,
+    /// Dataset updates applied.
+    pub updates_applied: u64,
+    /// RMCs and actions executed locally.
+    pub calls_executed: u64,
+    /// Join requests dropped by the per-source rate limit.
+    pub join_rate_limited: u64,
+    /// Join requests dropped because too many joins were pending.
+    pub pending_joins_limited: u64,
+    /// RMCs failed at once because too many were in flight.
+    pub rmcs_limited: u64,
+    /// Postponed calls dropped because too many were postponed.
+    pub postponed_limited: u64,
+    /// Messages dropped because a peer's send queue was full.
+    pub send_queue_limited: u64,
+    /// Messages dropped by a joining station beyond its early-message cap.
+    pub early_messages_limited: u64,
+    /// Link datagrams dropped (security on) because no key exists for the
+    /// sender (spoofed) or their tag did not verify (forged or modified).
+    pub auth_failed: u64,
+    /// Link datagrams dropped (security on) because they were seen before.
+    pub replayed: u64,
+    /// Join requests dropped (security on) for a missing or invalid connect
+    /// token, or one of the wrong process type or already in use.
+    pub token_rejected: u64,
+    /// Join requests dropped (security on) for an expired connect token.
+    pub token_expired: u64,
+    /// Messages to this client that arrived a second time (they were sent
+    /// again another way when a server left) and were dropped.
+    pub duplicate_messages: u64,
+    /// Messages to this client given up on: a gap in a sender's numbering
+    /// that was not filled in time (lost with a crashed server).
+    pub sequence_gaps: u64,
+}
+
+/// Errors of station API calls.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StationError {
+    /// The station is not in a session.
+    #[error("the station is not in a session")]
+    NotInSession,
+    /// The class is not registered.
+    #[error("class `{0}` is not registered")]
+    UnknownClass(&'static str),
+    /// No such object in the store.
+    #[error("no object {0:?} in the store")]
+    NoSuchObject(DOHandle),
+    /// The operation needs the master.
+    #[error("{0:?} is not mastered here")]
+    NotMaster(DOHandle),
+    /// No such station in the session.
+    #[error("no station {0} in the session")]
+    NoSuchStation(StationId),
+    /// The SafetyExecutive rejected the operation.
+    #[error("the operation was rejected by the SafetyExecutive")]
+    Rejected,
+    /// The system lock is held.
+    #[error("the system lock is held; migration and removal are deferred")]
+    SystemLocked,
+    /// No pending join with that id.
+    #[error("no pending join for station {0}")]
+    NoPendingJoin(StationId),
+    /// Only a server of a client-server session can do this (scale in).
+    #[error("only a server of a client-server session can scale in")]
+    NotAServer,
+    /// Only a client of a client-server session can do this (migrate).
+    #[error("only a client of a client-server session can migrate")]
+    NotAClient,
+    /// A migration of this client is already under way.
+    #[error("a migration is already under way")]
+    AlreadyMigrating,
+    /// No such room.
+    #[error("no room {0:?}")]
+    NoSuchRoom(DOHandle),
+    /// Only the room's owner may migrate it.
+    #[error("only the room owner ({owner}) may migrate room {room_id}")]
+    NotRoomOwner {
+        /// The room's id.
+        room_id: String,
+        /// Its owner.
+        owner: StationId,
+    },
+}

@@ -1,0 +1,514 @@
+//! The DO store and its operations.
+
+use super::*;
+
+pub(super) struct Entry {
+    pub(super) cell: Arc<dyn ErasedCell>,
+    pub(super) master: StationId,
+    pub(super) dup_set: BTreeSet<StationId>,
+    pub(super) snapshot: Vec<Vec<Vec<u8>>>,
+    pub(super) type_id: TypeId,
+}
+
+pub(super) enum Deferred {
+    Msg(StationId, Msg),
+    Recover(DOHandle, StationId),
+}
+
+impl Station {
+    /// Publishes `object` as a master (AddToStore, 14.3.1.1) and duplicates it
+    /// to every station of the session.
+    pub fn publish<T: DoClass>(&mut self, now: Instant, object: T) -> Result<Ref<T>, StationError> {
+        self.advance(now);
+        if !self.is_in_session() {
+            return Err(StationError::NotInSession);
+        }
+        let class = self
+            .registry
+            .class_id::<T>()
+            .ok_or(StationError::UnknownClass(T::CLASS_NAME))?;
+        let handle = DOHandle::new(class, self.id, self.next_serial);
+        // The SafetyExecutive is consulted before the object exists.
+        let probe = self.make_op(
+            OperationDetail::AddToStore(AddToStoreOperation { as_master: true }),
+            self.id,
+            self.id,
+            Some(handle),
+        );
+        if !self.hooks.is_trusted(self.id, self.id) && !self.hooks.check(&probe) {
+            self.hooks.rejected(&probe);
+            self.stats.operations_rejected += 1;
+            return Err(StationError::Rejected);
+        }
+        self.next_serial += 1;
+        let cell = new_cell(object, handle, self.id, self.id);
+        self.add_master(handle, cell.clone(), true);
+        self.discover_all(handle);
+        self.drain_local();
+        Ref::from_erased(cell).ok_or(StationError::NoSuchObject(handle))
+    }
+
+    pub(super) fn add_master(
+        &mut self,
+        handle: DOHandle,
+        cell: Arc<dyn ErasedCell>,
+        checked: bool,
+    ) {
+        let op = self.make_op(
+            OperationDetail::AddToStore(AddToStoreOperation { as_master: true }),
+            self.id,
+            self.id,
+            Some(handle),
+        );
+        let type_id = self
+            .registry
+            .entry(handle.class_id())
+            .map(|c| c.type_id)
+            .unwrap_or(TypeId::of::<()>());
+        let trust = self.hooks.trust_local;
+        if checked {
+            // Checked by the caller already.
+            self.hooks.trust_local = true;
+        }
+        let c2 = cell.clone();
+        self.run_op(op, Some(cell.clone()), true, |st, _| {
+            c2.with_dyn(&mut |o| {
+                for i in 0..o.ds_count() {
+                    if let Some(d) = o.ds_mut(i) {
+                        let r = d.declared_revision();
+                        d.set_received_revision(r);
+                    }
+                }
+                o.init();
+            });
+            let snapshot = c2.snapshot_fields();
+            c2.meta().in_store.store(true, Ordering::Release);
+            st.store.insert(
+                handle,
+                Entry {
+                    cell: c2.clone(),
+                    master: st.id,
+                    dup_set: BTreeSet::new(),
+                    snapshot,
+                    type_id,
+                },
+            );
+        });
+        self.hooks.trust_local = trust;
+        self.events.push_back(Event::ObjectAdded {
+            handle,
+            master: true,
+        });
+    }
+
+    pub(super) fn add_well_known(&mut self, h: DOHandle, master: bool) {
+        let Some(entry) = self.registry.entry(h.class_id()) else {
+            return;
+        };
+        let m = if master { self.id } else { self.session_master };
+        let cell = (entry.factory)(h, self.id, m);
+        if master {
+            self.add_master(h, cell, true);
+        } else if !self.store.contains_key(&h) {
+            self.add_duplica(h, m, cell, None, m);
+        }
+    }
+
+    pub(super) fn publish_station_object(&mut self, info: &StationInfo) -> Option<DOHandle> {
+        let handle = DOHandle::new(ClassId::STATION, self.id, self.next_serial);
+        self.next_serial += 1;
+        let obj = StationObject {
+            data: StationData::new(info),
+        };
+        let cell = new_cell(obj, handle, self.id, self.id);
+        self.add_master(handle, cell, true);
+        self.discover_all(handle);
+        Some(handle)
+    }
+
+    /// Sends master `handle` to every station that lacks it (ChangeDupSet).
+    pub(super) fn discover_all(&mut self, handle: DOHandle) {
+        let ids: Vec<StationId> = self
+            .members
+            .keys()
+            .copied()
+            .filter(|i| *i != self.id)
+            .collect();
+        for id in ids {
+            self.change_dup_set(handle, id, true, self.id);
+        }
+    }
+
+    /// Sends every local master to a new station.
+    pub(super) fn discover_all_for(&mut self, station: StationId) {
+        for h in self.masters() {
+            if self
+                .store
+                .get(&h)
+                .is_some_and(|e| !e.dup_set.contains(&station))
+            {
+                self.change_dup_set(h, station, true, self.id);
+            }
+        }
+    }
+
+    /// ChangeDupSet on a master (14.3.1.3).
+    pub(super) fn change_dup_set(
+        &mut self,
+        handle: DOHandle,
+        station: StationId,
+        addition: bool,
+        origin: StationId,
+    ) {
+        let Some(e) = self.store.get(&handle) else {
+            return;
+        };
+        if e.master != self.id || station == self.id || e.dup_set.contains(&station) == addition {
+            return;
+        }
+        let cell = e.cell.clone();
+        let op = self.make_op(
+            OperationDetail::ChangeDupSet(ChangeDupSetOperation { addition, station }),
+            origin,
+            station,
+            Some(handle),
+        );
+        self.run_op(op, Some(cell.clone()), true, |st, _| {
+            if addition {
+                let data = encode_datasets(&cell, None);
+                st.send(
+                    station,
+                    SYSTEM_STREAM,
+                    Msg::Create {
+                        handle,
+                        master: st.id,
+                        data: Bytes(data),
+                    },
+                );
+                if let Some(e) = st.store.get_mut(&handle) {
+                    e.dup_set.insert(station);
+                }
+            } else if let Some(e) = st.store.get_mut(&handle) {
+                e.dup_set.remove(&station);
+            }
+        });
+    }
+
+    pub(super) fn add_duplica(
+        &mut self,
+        handle: DOHandle,
+        master: StationId,
+        cell: Arc<dyn ErasedCell>,
+        data: Option<&[u8]>,
+        origin: StationId,
+    ) {
+        let op = self.make_op(
+            OperationDetail::AddToStore(AddToStoreOperation { as_master: false }),
+            origin,
+            self.id,
+            Some(handle),
+        );
+        let type_id = self
+            .registry
+            .entry(handle.class_id())
+            .map(|c| c.type_id)
+            .unwrap_or(TypeId::of::<()>());
+        let c2 = cell.clone();
+        let mut bad = false;
+        let done = self.run_op(op, Some(cell), true, |st, _| {
+            if let Some(data) = data {
+                bad = apply_datasets(&c2, data).is_none();
+            }
+            c2.with_dyn(&mut |o| o.init());
+            c2.meta().in_store.store(true, Ordering::Release);
+            st.store.insert(
+                handle,
+                Entry {
+                    cell: c2.clone(),
+                    master,
+                    dup_set: BTreeSet::new(),
+                    snapshot: Vec::new(),
+                    type_id,
+                },
+            );
+        });
+        if bad {
+            self.stats.bad_messages += 1;
+        }
+        if done.is_some() {
+            self.events.push_back(Event::ObjectAdded {
+                handle,
+                master: false,
+            });
+        }
+    }
+
+    /// RemoveFromStore (14.3.1.2). `notify`: a master tells its duplicas.
+    pub(super) fn remove_from_store(
+        &mut self,
+        handle: DOHandle,
+        origin: StationId,
+        reason: RemoveReason,
+        notify: bool,
+    ) -> bool {
+        let Some(e) = self.store.get(&handle) else {
+            return false;
+        };
+        let cell = e.cell.clone();
+        let was_master = e.master == self.id;
+        let op = self.make_op(
+            OperationDetail::RemoveFromStore(RemoveFromStoreOperation { was_master, reason }),
+            origin,
+            self.id,
+            Some(handle),
+        );
+        let done = self.run_op(op, Some(cell.clone()), true, |st, _| {
+            if let Some(e) = st.store.remove(&handle) {
+                if notify {
+                    let targets: Vec<StationId> = if was_master {
+                        e.dup_set.iter().copied().collect()
+                    } else {
+                        Vec::new()
+                    };
+                    for t in targets {
+                        st.send(t, SYSTEM_STREAM, Msg::Delete { handle });
+                    }
+                }
+                cell.meta().in_store.store(false, Ordering::Release);
+            }
+        });
+        if done.is_some() {
+            self.events.push_back(Event::ObjectRemoved(handle));
+        }
+        done.is_some()
+    }
+
+    /// NetZ `DeleteMainRef`: deletes a master and its duplicas.
+    pub fn delete_main_ref(&mut self, now: Instant, handle: DOHandle) -> Result<(), StationError> {
+        self.advance(now);
+        let e = self
+            .store
+            .get(&handle)
+            .ok_or(StationError::NoSuchObject(handle))?;
+        if e.master != self.id {
+            return Err(StationError::NotMaster(handle));
+        }
+        if self.system_lock > 0 {
+            return Err(StationError::SystemLocked);
+        }
+        let ok = self.remove_from_store(handle, self.id, RemoveReason::Deleted, true);
+        self.drain_local();
+        if ok {
+            Ok(())
+        } else {
+            Err(StationError::Rejected)
+        }
+    }
+
+    /// Migrates master `handle` to `to` (ChangeMasterStation, 14.3.1.4).
+    pub fn migrate(
+        &mut self,
+        now: Instant,
+        handle: DOHandle,
+        to: StationId,
+    ) -> Result<(), StationError> {
+        self.advance(now);
+        if self.system_lock > 0 {
+            return Err(StationError::SystemLocked);
+        }
+        let r = self.migrate_inner(handle, to);
+        self.drain_local();
+        r
+    }
+
+    pub(super) fn migrate_inner(
+        &mut self,
+        handle: DOHandle,
+        to: StationId,
+    ) -> Result<(), StationError> {
+        let e = self
+            .store
+            .get(&handle)
+            .ok_or(StationError::NoSuchObject(handle))?;
+        if e.master != self.id {
+            return Err(StationError::NotMaster(handle));
+        }
+        if to == self.id {
+            return Ok(());
+        }
+        if !self.members.contains_key(&to) {
+            return Err(StationError::NoSuchStation(to));
+        }
+        if !e.dup_set.contains(&to) {
+            self.change_dup_set(handle, to, true, self.id);
+        }
+        let Some(e) = self.store.get(&handle) else {
+            return Err(StationError::NoSuchObject(handle));
+        };
+        let mut dup_set: Vec<StationId> = e.dup_set.iter().copied().filter(|s| *s != to).collect();
+        dup_set.push(self.id);
+        let data = encode_datasets(&e.cell, None);
+        if self.change_master(handle, to, self.id) {
+            self.send(
+                to,
+                SYSTEM_STREAM,
+                Msg::Migrate {
+                    handle,
+                    data: Bytes(data),
+                    dup_set,
+                },
+            );
+            Ok(())
+        } else {
+            Err(StationError::Rejected)
+        }
+    }
+
+    /// ChangeMasterStation on the local copy; returns whether it ran.
+    pub(super) fn change_master(
+        &mut self,
+        handle: DOHandle,
+        new_master: StationId,
+        origin: StationId,
+    ) -> bool {
+        let Some(e) = self.store.get(&handle) else {
+            return false;
+        };
+        let old_master = e.master;
+        let cell = e.cell.clone();
+        let op = self.make_op(
+            OperationDetail::ChangeMasterStation(ChangeMasterStationOperation {
+                old_master,
+                new_master,
+            }),
+            origin,
+            new_master,
+            Some(handle),
+        );
+        let done = self.run_op(op, Some(cell.clone()), true, |st, _| {
+            cell.meta().master.store(new_master.0, Ordering::Release);
+            if let Some(e) = st.store.get_mut(&handle) {
+                e.master = new_master;
+                if new_master == st.id {
+                    e.snapshot = cell.snapshot_fields();
+                    cell.with_dyn(&mut |o| {
+                        for i in 0..o.ds_count() {
+                            if let Some(d) = o.ds_mut(i) {
+                                let r = d.declared_revision();
+                                d.set_received_revision(r);
+                            }
+                        }
+                    });
+                } else {
+                    e.dup_set.clear();
+                    e.snapshot = Vec::new();
+                }
+            }
+        });
+        if done.is_some() {
+            self.events.push_back(Event::MasterChanged {
+                handle,
+                master: new_master,
+            });
+        }
+        done.is_some()
+    }
+
+    /// FaultRecovery (14.3.1.5) of one object on the session master.
+    pub(super) fn fault_recover(&mut self, handle: DOHandle, failed: StationId) {
+        if self.system_lock > 0 {
+            self.deferred.push(Deferred::Recover(handle, failed));
+            return;
+        }
+        let Some(e) = self.store.get(&handle) else {
+            return;
+        };
+        if e.master != failed {
+            return;
+        }
+        let cell = e.cell.clone();
+        let op = self.make_op(
+            OperationDetail::FaultRecovery(FaultRecoveryOperation {
+                failed_station: failed,
+                approved: None,
+            }),
+            self.id,
+            self.id,
+            Some(handle),
+        );
+        let well_known = handle.is_well_known();
+        let c2 = cell.clone();
+        let done = self.run_op(op, Some(cell), false, |st, op| {
+            let mut approved = false;
+            c2.with_dyn(&mut |o| approved = o.approve());
+            let approved = approved || well_known;
+            if let Some(fr) = op.downcast_mut::<FaultRecoveryOperation>() {
+                fr.approved = Some(approved);
+            }
+            if approved {
+                if st.change_master(handle, st.id, st.id) {
+                    // Re-discover: every station gets the new master's state.
+                    st.discover_all(handle);
+                }
+            } else {
+                st.remove_from_store(handle, st.id, RemoveReason::FaultRecovery, false);
+                st.broadcast(&Msg::Delete { handle }, &[failed]);
+            }
+        });
+        if done.is_none() {
+            // Rejected: nobody may keep an object without a master.
+            self.remove_from_store(handle, self.id, RemoveReason::FaultRecovery, false);
+            self.broadcast(&Msg::Delete { handle }, &[failed]);
+        }
+    }
+
+    pub(super) fn discover_all_for_handle(&mut self, handle: DOHandle, _me: StationId) {
+        self.discover_all(handle);
+    }
+
+    pub(super) fn needs_unlocked(&self, msg: &Msg) -> bool {
+        matches!(
+            msg,
+            Msg::Delete { .. }
+                | Msg::MasterChanged { .. }
+                | Msg::Migrate { .. }
+                | Msg::StationGone { .. }
+                | Msg::RecoveryDone { .. }
+                | Msg::RoomAdopt { .. }
+        )
+    }
+
+    pub(super) fn on_create(
+        &mut self,
+        origin: StationId,
+        handle: DOHandle,
+        master: StationId,
+        data: &[u8],
+    ) {
+        if master != origin {
+            self.stats.bad_messages += 1;
+            return;
+        }
+        if let Some(e) = self.store.get(&handle) {
+            if e.master == self.id {
+                self.stats.bad_messages += 1;
+                return;
+            }
+            if e.master != master {
+                self.change_master(handle, master, origin);
+            }
+            self.on_update(origin, handle, data);
+            return;
+        }
+        let Some(entry) = self.registry.entry(handle.class_id()) else {
+            self.stats.unknown_class += 1;
+            return;
+        };
+        let cell = (entry.factory)(handle, self.id, master);
+        self.add_duplica(handle, master, cell, Some(data), origin);
+        if !self.store.contains_key(&handle) {
+            // Refused by the SafetyExecutive: the master forgets us.
+            self.send(master, SYSTEM_STREAM, Msg::DuplicaRemoved { handle });
+        }
+    }
+}
