@@ -2,6 +2,17 @@
 
 use super::*;
 
+/// Join requests on their way: the session master's pending decisions,
+/// and which request (by address and nonce) was handled already.
+#[derive(Default)]
+pub(super) struct Admission {
+    /// The join-dedup table: the nonce of the last request handled (admitted,
+    /// forwarded or decided) per joiner address, so retries are not handled twice.
+    pub(super) join_dedup: HashMap<SocketAddr, u64>,
+    /// Joins whose approval was postponed (`PostponeDecision`).
+    pub(super) pending: BTreeMap<StationId, PendingJoin>,
+}
+
 pub(super) struct PendingJoin {
     pub(super) nonce: u64,
     pub(super) info: StationInfo,
@@ -18,7 +29,7 @@ impl Station {
                 topology,
                 connect,
             } => {
-                if !matches!(self.state, State::InSession) {
+                if !matches!(self.membership.state, State::InSession) {
                     self.stats.unknown_sender += 1;
                     return;
                 }
@@ -28,13 +39,13 @@ impl Station {
                 {
                     self.stats.join_rate_limited += 1;
                     self.limit_state
-                        .hit(crate::limits::Limit::JoinRate, self.id);
+                        .hit(crate::limits::Limit::JoinRate, self.membership.id);
                     return;
                 }
                 if !self.vet_token(&connect.0, process_type) {
                     return;
                 }
-                if self.scale_in.is_some() {
+                if self.migration.scale_in.is_some() {
                     self.send_connectionless(
                         from,
                         &Msg::JoinDenied {
@@ -45,7 +56,7 @@ impl Station {
                     return;
                 }
                 self.on_join_request(
-                    self.id,
+                    self.membership.id,
                     nonce,
                     from,
                     process_type,
@@ -55,9 +66,9 @@ impl Station {
                 );
             }
             Msg::JoinDenied { nonce: n, reason } => {
-                if let State::Joining { nonce, contact, .. } = &self.state {
+                if let State::Joining { nonce, contact, .. } = &self.membership.state {
                     if *nonce == n && *contact == from {
-                        self.state = State::Idle;
+                        self.membership.state = State::Idle;
                         self.events
                             .push_back(Event::JoinFailed(JoinError::Denied(reason)));
                         return;
@@ -109,8 +120,8 @@ impl Station {
         connect: Vec<u8>,
     ) {
         // Already admitted (a retry of a request whose answer is on its way).
-        if let Some(id) = self.addrs.get(&addr).copied() {
-            if self.forwarded.get(&addr) == Some(&nonce) {
+        if let Some(id) = self.membership.addrs.get(&addr).copied() {
+            if self.admission.join_dedup.get(&addr) == Some(&nonce) {
                 return;
             }
             // With security on, a request from a member's address is not
@@ -119,21 +130,21 @@ impl Station {
                 return;
             }
             // The station at that address restarted: the old one is gone.
-            if self.is_session_master() && id != self.id {
+            if self.is_session_master() && id != self.membership.id {
                 self.declare_gone(id, true);
             } else {
                 return;
             }
         }
-        if self.forwarded.get(&addr) == Some(&nonce) {
+        if self.admission.join_dedup.get(&addr) == Some(&nonce) {
             return;
         }
         if !self.join_capacity() {
             return;
         }
         if !self.is_session_master() {
-            self.forwarded.insert(addr, nonce);
-            let master = self.session_master;
+            self.admission.join_dedup.insert(addr, nonce);
+            let master = self.membership.session_master;
             self.send(
                 master,
                 SYSTEM_STREAM,
@@ -154,8 +165,8 @@ impl Station {
         if let Some(sec) = &self.sec {
             match sec.open_token(&connect, process_type, self.now) {
                 Ok((grant, c2s, s2c)) => {
-                    let members = &self.members;
-                    let pending = &self.pending_joins;
+                    let members = &self.membership.members;
+                    let pending = &self.admission.pending;
                     if sec.client_in_use(grant.client_id, |id| {
                         members.contains_key(&id) || pending.contains_key(&id)
                     }) {
@@ -174,9 +185,9 @@ impl Station {
                 }
             }
         }
-        self.forwarded.insert(addr, nonce);
-        let id = StationId(self.next_station_id);
-        self.next_station_id += 1;
+        self.admission.join_dedup.insert(addr, nonce);
+        let id = StationId(self.membership.next_station_id);
+        self.membership.next_station_id += 1;
         let relay = (self.cfg.topology == Topology::ClientServer
             && process_type == ProcessType::Client)
             .then_some(contact);
@@ -196,13 +207,14 @@ impl Station {
             );
             return;
         }
-        if self.offline.contains(&contact) {
+        if self.migration.offline.contains(&contact) {
             self.deny_join(contact, nonce, addr, OFFLINE_REASON.into());
             return;
         }
         if self.cfg.topology == Topology::ClientServer
             && process_type == ProcessType::Client
             && self
+                .membership
                 .members
                 .get(&contact)
                 .is_none_or(|m| m.info.process_type != ProcessType::Server)
@@ -224,7 +236,7 @@ impl Station {
                 reason: None,
             }),
             id,
-            self.id,
+            self.membership.id,
             None,
         );
         op.origin_type = Some(process_type);
@@ -262,7 +274,7 @@ impl Station {
                 self.deny_join(contact, nonce, addr, reason);
             }
             ApprovalState::Pending => {
-                self.pending_joins.insert(
+                self.admission.pending.insert(
                     id,
                     PendingJoin {
                         nonce,
@@ -280,24 +292,27 @@ impl Station {
     /// decision and the requests forwarded but not yet answered.
     pub(super) fn join_capacity(&mut self) -> bool {
         let max = self.cfg.limits.max_pending_joins.max(1);
-        if self.forwarded.len() >= max {
+        if self.admission.join_dedup.len() >= max {
             // Keep the entries of admitted stations (they filter retries);
             // forget unanswered ones (their retries are forwarded again).
-            let addrs = &self.addrs;
-            self.forwarded.retain(|a, _| addrs.contains_key(a));
-            if self.forwarded.len() > max.saturating_mul(64) {
-                self.forwarded.clear();
+            let addrs = &self.membership.addrs;
+            self.admission
+                .join_dedup
+                .retain(|a, _| addrs.contains_key(a));
+            if self.admission.join_dedup.len() > max.saturating_mul(64) {
+                self.admission.join_dedup.clear();
             }
         }
         let unanswered = self
-            .forwarded
+            .admission
+            .join_dedup
             .keys()
-            .filter(|a| !self.addrs.contains_key(a))
+            .filter(|a| !self.membership.addrs.contains_key(a))
             .count();
-        if self.pending_joins.len() >= max || unanswered >= max {
+        if self.admission.pending.len() >= max || unanswered >= max {
             self.stats.pending_joins_limited += 1;
             self.limit_state
-                .hit(crate::limits::Limit::PendingJoins, self.id);
+                .hit(crate::limits::Limit::PendingJoins, self.membership.id);
             return false;
         }
         true
@@ -312,7 +327,8 @@ impl Station {
     ) -> Result<(), StationError> {
         self.advance(now);
         let p = self
-            .pending_joins
+            .admission
+            .pending
             .remove(&station)
             .ok_or(StationError::NoPendingJoin(station))?;
         if approve {
@@ -339,9 +355,9 @@ impl Station {
         addr: SocketAddr,
         reason: String,
     ) {
-        debug!(station = %self.id, %addr, %reason, "join denied");
-        self.forwarded.remove(&addr);
-        if contact == self.id {
+        debug!(station = %self.membership.id, %addr, %reason, "join denied");
+        self.admission.join_dedup.remove(&addr);
+        if contact == self.membership.id {
             self.send_connectionless(addr, &Msg::JoinDenied { nonce, reason });
         } else {
             self.send(
@@ -358,7 +374,7 @@ impl Station {
 
     /// Admits an approved station (JoinStation, 14.3.1.9).
     pub(super) fn admit(&mut self, nonce: u64, info: StationInfo, contact: StationId) {
-        debug!(station = %self.id, joiner = %info.id, "admitting");
+        debug!(station = %self.membership.id, joiner = %info.id, "admitting");
         let _ = contact;
         self.send_link_keys(&info);
         self.add_member(info.clone(), None);
@@ -366,8 +382,8 @@ impl Station {
         let accepted = Msg::JoinAccepted {
             nonce,
             id: info.id,
-            session_master: self.id,
-            session: self.session_tag,
+            session_master: self.membership.id,
+            session: self.membership.session_tag,
             members,
         };
         self.broadcast(&Msg::StationJoined(info.clone()), &[info.id]);
@@ -378,7 +394,7 @@ impl Station {
             OperationDetail::JoinStation(JoinStationOperation {
                 station: info.clone(),
             }),
-            self.id,
+            self.membership.id,
             info.id,
             None,
         );
@@ -399,13 +415,13 @@ impl Station {
         let Some(sec) = self.sec.as_mut() else {
             return;
         };
-        if let Some((send, recv)) = sec.link_keys_for(info.id, self.id) {
+        if let Some((send, recv)) = sec.link_keys_for(info.id, self.membership.id) {
             sec.install(info.id, &send, &recv);
         }
         let client_server = self.cfg.topology == Topology::ClientServer;
         let mut out = Vec::new();
-        for (id, m) in &self.members {
-            if *id == self.id || *id == info.id {
+        for (id, m) in &self.membership.members {
+            if *id == self.membership.id || *id == info.id {
                 continue;
             }
             if client_server

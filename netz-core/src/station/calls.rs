@@ -2,6 +2,31 @@
 
 use super::*;
 
+/// RMCs this station is waiting for, and CallMethod operations it postponed.
+pub(super) struct Calls {
+    pub(super) pending: crate::fasthash::FastMap<u64, PendingCall>,
+    /// `(deadline, call id)` of every pending call, soonest first.
+    pub(super) deadlines: BTreeSet<(Instant, u64)>,
+    pub(super) next_call: u64,
+    pub(super) postponed: Vec<Postponed>,
+    /// The re-entrancy guard: how many calls are executing right now (a
+    /// call that calls another runs it at once; queued local messages wait
+    /// until the outermost one returns).
+    pub(super) reentrancy: u32,
+}
+
+impl Calls {
+    pub(super) fn new(seed: u64) -> Calls {
+        Calls {
+            pending: crate::fasthash::FastMap::with_hasher(crate::fasthash::SeededState(seed)),
+            deadlines: BTreeSet::new(),
+            next_call: 1,
+            postponed: Vec::new(),
+            reentrancy: 0,
+        }
+    }
+}
+
 pub(super) struct PendingCall {
     pub(super) shared: Arc<RmcShared>,
     pub(super) generation: u64,
@@ -43,7 +68,7 @@ impl Station {
                 is_action,
             }),
             origin,
-            self.id,
+            self.membership.id,
             Some(handle),
         )
     }
@@ -74,7 +99,7 @@ impl Station {
                 );
             }
         };
-        let Some(e) = self.store.get(&handle) else {
+        let Some(e) = self.store.entries.get(&handle) else {
             self.stats.unknown_object += 1;
             fail(self, Outcome::TargetObjectNotFound, StationId::NONE);
             return;
@@ -82,7 +107,7 @@ impl Station {
         let master = e.master;
         if (bits::has(flags, RmcFlag::TargetObjectMustBeMaster)
             || bits::has(flags, RmcFlag::TargetObjectMustHaveAuthority))
-            && master != self.id
+            && master != self.membership.id
         {
             fail(self, Outcome::TargetValidationFailure, master);
             return;
@@ -104,7 +129,7 @@ impl Station {
         forward: bool,
     ) {
         let origin = op.origin;
-        let Some(e) = self.store.get(&handle) else {
+        let Some(e) = self.store.entries.get(&handle) else {
             self.stats.unknown_object += 1;
             if reply {
                 self.send(
@@ -153,7 +178,7 @@ impl Station {
         let mut result: Result<Vec<u8>, DispatchError> = Err(DispatchError::UnknownMethod(method));
         let now = self.now;
         let c2 = cell.clone();
-        self.depth += 1;
+        self.calls.reentrancy += 1;
         let done = self.run_op(op, Some(cell), false, |st, op| {
             c2.with_dyn(&mut |o: &mut dyn DoDyn| {
                 let mut ctx = CallContext {
@@ -165,7 +190,7 @@ impl Station {
                 result = o.call(&mut ctx, method, &args);
             });
         });
-        self.depth -= 1;
+        self.calls.reentrancy -= 1;
         self.stats.calls_executed += 1;
         let Some(mut op) = done else {
             if reply {
@@ -189,13 +214,13 @@ impl Station {
             }
             d
         }) {
-            if self.postponed.len() >= self.cfg.limits.max_postponed_calls {
+            if self.calls.postponed.len() >= self.cfg.limits.max_postponed_calls {
                 self.stats.postponed_limited += 1;
                 self.limit_state
-                    .hit(crate::limits::Limit::PostponedCalls, self.id);
+                    .hit(crate::limits::Limit::PostponedCalls, self.membership.id);
                 return;
             }
-            self.postponed.push(Postponed {
+            self.calls.postponed.push(Postponed {
                 due: self.now + delay,
                 op,
                 call,
@@ -209,12 +234,17 @@ impl Station {
         }
         if is_action {
             if forward
-                || (origin == self.id
-                    && self.store.get(&handle).is_some_and(|e| e.master == self.id)
+                || (origin == self.membership.id
+                    && self
+                        .store
+                        .entries
+                        .get(&handle)
+                        .is_some_and(|e| e.master == self.membership.id)
                     && call == u64::MAX)
             {
                 let targets: Vec<StationId> = self
                     .store
+                    .entries
                     .get(&handle)
                     .map(|e| e.dup_set.iter().copied().collect())
                     .unwrap_or_default();
@@ -262,15 +292,15 @@ impl Station {
         result: Vec<u8>,
         hint: StationId,
     ) {
-        let Some(mut p) = self.calls.remove(&call) else {
+        let Some(mut p) = self.calls.pending.remove(&call) else {
             return;
         };
-        self.call_deadlines.remove(&(p.deadline, call));
+        self.calls.deadlines.remove(&(p.deadline, call));
         if outcome == Outcome::TargetValidationFailure
             && bits::has(p.flags, RmcFlag::RetryOnTargetValidationFailure)
             && p.retries < self.cfg.max_rmc_retries
             && hint.is_some()
-            && self.members.contains_key(&hint)
+            && self.membership.members.contains_key(&hint)
         {
             p.retries += 1;
             p.target = hint;
@@ -284,8 +314,8 @@ impl Station {
                 substream: p.substream,
             };
             let substream = p.substream;
-            self.call_deadlines.insert((p.deadline, call));
-            self.calls.insert(call, p);
+            self.calls.deadlines.insert((p.deadline, call));
+            self.calls.pending.insert(call, p);
             self.send(hint, substream, msg);
             return;
         }
@@ -327,7 +357,7 @@ impl Invoker for Station {
             (g.flags, g.target, g.substream)
         };
         let one_way = bits::has(flags, RmcFlag::OneWayCall);
-        let master = self.store.get(&handle).map(|e| e.master);
+        let master = self.store.entries.get(&handle).map(|e| e.master);
         let mut targets: Vec<StationId> = Vec::new();
         if let Some(t) = explicit {
             targets.push(t);
@@ -339,19 +369,27 @@ impl Invoker for Station {
             }
         }
         if bits::has(flags, RmcFlag::CallOnLocalStation) {
-            targets.push(self.id);
+            targets.push(self.membership.id);
         }
         let on_dups = bits::has(flags, RmcFlag::CallOnDuplicas);
         let on_neigh = bits::has(flags, RmcFlag::CallOnNeighbouringStations);
         if one_way {
             if on_dups {
-                match self.store.get(&handle) {
-                    Some(e) if e.master == self.id => targets.extend(e.dup_set.iter().copied()),
+                match self.store.entries.get(&handle) {
+                    Some(e) if e.master == self.membership.id => {
+                        targets.extend(e.dup_set.iter().copied())
+                    }
                     _ => return self.fail_now(ctx, Outcome::ErrorInvalidContext),
                 }
             }
             if on_neigh {
-                targets.extend(self.members.keys().copied().filter(|i| *i != self.id));
+                targets.extend(
+                    self.membership
+                        .members
+                        .keys()
+                        .copied()
+                        .filter(|i| *i != self.membership.id),
+                );
             }
         } else if on_dups || on_neigh || targets.len() != 1 {
             return self.fail_now(ctx, Outcome::ErrorInvalidContext);
@@ -361,7 +399,10 @@ impl Invoker for Station {
         }
         targets.sort();
         targets.dedup();
-        if targets.iter().any(|t| !self.members.contains_key(t)) {
+        if targets
+            .iter()
+            .any(|t| !self.membership.members.contains_key(t))
+        {
             return self.fail_now(ctx, Outcome::StationUnreachable);
         }
         let generation = ctx.begin();
@@ -385,17 +426,17 @@ impl Invoker for Station {
             self.drain_local();
             return true;
         }
-        if self.calls.len() >= self.cfg.limits.max_rmcs_in_flight {
+        if self.calls.pending.len() >= self.cfg.limits.max_rmcs_in_flight {
             self.stats.rmcs_limited += 1;
             self.limit_state
-                .hit(crate::limits::Limit::RmcsInFlight, self.id);
+                .hit(crate::limits::Limit::RmcsInFlight, self.membership.id);
             return self.fail_now(ctx, Outcome::StationUnreachable);
         }
         let target = targets[0];
-        let call = self.next_call;
-        self.next_call += 1;
+        let call = self.calls.next_call;
+        self.calls.next_call += 1;
         let deadline = self.now + self.cfg.rmc_timeout;
-        self.calls.insert(
+        self.calls.pending.insert(
             call,
             PendingCall {
                 shared: ctx.clone(),
@@ -410,7 +451,7 @@ impl Invoker for Station {
                 retries: 0,
             },
         );
-        self.call_deadlines.insert((deadline, call));
+        self.calls.deadlines.insert((deadline, call));
         let sent = self.send(
             target,
             substream,
@@ -425,8 +466,8 @@ impl Invoker for Station {
             },
         );
         if !sent {
-            if let Some(p) = self.calls.remove(&call) {
-                self.call_deadlines.remove(&(deadline, call));
+            if let Some(p) = self.calls.pending.remove(&call) {
+                self.calls.deadlines.remove(&(deadline, call));
                 self.complete_call(&p, Outcome::StationUnreachable, None);
             }
             return false;
@@ -442,15 +483,15 @@ impl Invoker for Station {
         args: Vec<u8>,
         target: ActionTarget,
     ) -> bool {
-        let Some(e) = self.store.get(&handle) else {
+        let Some(e) = self.store.entries.get(&handle) else {
             return false;
         };
         let master = e.master;
-        let is_master = master == self.id;
+        let is_master = master == self.membership.id;
         let sent = match target {
             ActionTarget::Master => {
                 if is_master {
-                    let op = self.make_call_op(self.id, handle, method.0, true);
+                    let op = self.make_call_op(self.membership.id, handle, method.0, true);
                     // The master runs it, then every duplica does.
                     self.execute_call(op, 0, false, handle, args, SYSTEM_STREAM, true);
                     true
@@ -492,6 +533,6 @@ impl Invoker for Station {
     }
 
     fn local_station(&self) -> StationId {
-        self.id
+        self.membership.id
     }
 }

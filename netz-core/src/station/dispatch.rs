@@ -4,9 +4,9 @@ use super::*;
 
 impl Station {
     pub(super) fn handle_msg(&mut self, origin: StationId, msg: Msg) {
-        trace!(station = %self.id, from = %origin, msg = msg.name(), "recv");
-        if self.system_lock > 0 && self.needs_unlocked(&msg) {
-            self.deferred.push(Deferred::Msg(origin, msg));
+        trace!(station = %self.membership.id, from = %origin, msg = msg.name(), "recv");
+        if self.store.system_lock > 0 && self.needs_unlocked(&msg) {
+            self.store.deferred.push(Deferred::Msg(origin, msg));
             return;
         }
         match msg {
@@ -40,7 +40,7 @@ impl Station {
                 addr,
                 reason,
             } => {
-                self.forwarded.remove(&addr);
+                self.admission.join_dedup.remove(&addr);
                 self.send_connectionless(addr, &Msg::JoinDenied { nonce, reason });
             }
             Msg::LinkKeys {
@@ -48,13 +48,16 @@ impl Station {
                 send,
                 recv,
             } => match self.sec.as_mut() {
-                Some(sec) if origin == self.session_master && station != self.id => {
+                Some(sec)
+                    if origin == self.membership.session_master
+                        && station != self.membership.id =>
+                {
                     sec.install(station, &send, &recv);
                 }
                 _ => self.stats.bad_messages += 1,
             },
             Msg::StationJoined(info) => {
-                if origin != self.session_master || info.id == self.id {
+                if origin != self.membership.session_master || info.id == self.membership.id {
                     self.stats.bad_messages += 1;
                     return;
                 }
@@ -75,11 +78,12 @@ impl Station {
                 self.events.push_back(Event::StationJoined(info));
                 let mine =
                     |e: &(Instant, StationId, u8, Envelope)| e.3.origin == id || e.3.dest == id;
-                if self.early_relayed.iter().any(mine) {
-                    let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.early_relayed)
-                        .into_iter()
-                        .partition(mine);
-                    self.early_relayed = later;
+                if self.routing.early_relayed.iter().any(mine) {
+                    let (now, later): (Vec<_>, Vec<_>) =
+                        std::mem::take(&mut self.routing.early_relayed)
+                            .into_iter()
+                            .partition(mine);
+                    self.routing.early_relayed = later;
                     for (_, hop, substream, env) in now {
                         let hop_is_client = self.process_type_of(hop) == Some(ProcessType::Client);
                         self.route(hop, hop_is_client, substream, env);
@@ -87,8 +91,8 @@ impl Station {
                 }
             }
             Msg::Leaving => {
-                if origin == self.session_master {
-                    if let Some(m) = self.members.get_mut(&origin) {
+                if origin == self.membership.session_master {
+                    if let Some(m) = self.membership.members.get_mut(&origin) {
                         m.silent = true;
                     }
                     self.master_lost(origin);
@@ -100,11 +104,11 @@ impl Station {
                 }
             }
             Msg::StationGone { id, failed } => {
-                if origin != self.session_master {
+                if origin != self.membership.session_master {
                     self.stats.bad_messages += 1;
                     return;
                 }
-                if id == self.id {
+                if id == self.membership.id {
                     self.close(if failed {
                         "declared failed by the session master"
                     } else {
@@ -115,12 +119,13 @@ impl Station {
                 }
             }
             Msg::RecoveryDone { id } => {
-                if origin != self.session_master {
+                if origin != self.membership.session_master {
                     return;
                 }
                 // Objects nobody recovered have no master any more.
                 let orphans: Vec<DOHandle> = self
                     .store
+                    .entries
                     .iter()
                     .filter(|(_, e)| e.master == id)
                     .map(|(h, _)| *h)
@@ -132,6 +137,7 @@ impl Station {
             Msg::ReportFailure { id } => {
                 if self.is_session_master()
                     && self
+                        .membership
                         .members
                         .get(&id)
                         .is_some_and(|m| m.info.relay == Some(origin))
@@ -140,10 +146,10 @@ impl Station {
                 }
             }
             Msg::NewSessionMaster { failed } => {
-                if !self.members.contains_key(&origin) {
+                if !self.membership.members.contains_key(&origin) {
                     return;
                 }
-                if self.is_session_master() && origin > self.id {
+                if self.is_session_master() && origin > self.membership.id {
                     // Two takeovers: the lower id wins; tell the other.
                     self.broadcast(
                         &Msg::NewSessionMaster {
@@ -154,10 +160,10 @@ impl Station {
                     return;
                 }
                 for f in &failed {
-                    self.gone.insert(*f);
+                    self.membership.gone.insert(*f);
                 }
-                if self.session_master != origin {
-                    self.session_master = origin;
+                if self.membership.session_master != origin {
+                    self.membership.session_master = origin;
                     self.events
                         .push_back(Event::SessionMasterChanged { new_master: origin });
                 }
@@ -168,11 +174,13 @@ impl Station {
                 data,
             } => self.on_create(origin, handle, master, &data.0),
             Msg::Delete { handle } => {
-                let Some(e) = self.store.get(&handle) else {
+                let Some(e) = self.store.entries.get(&handle) else {
                     self.stats.unknown_object += 1;
                     return;
                 };
-                if e.master == self.id || (origin != e.master && origin != self.session_master) {
+                if e.master == self.membership.id
+                    || (origin != e.master && origin != self.membership.session_master)
+                {
                     self.stats.bad_messages += 1;
                     return;
                 }
@@ -186,7 +194,7 @@ impl Station {
                 }
             }
             Msg::MasterChanged { handle, master } => {
-                let Some(e) = self.store.get(&handle) else {
+                let Some(e) = self.store.entries.get(&handle) else {
                     self.stats.unknown_object += 1;
                     return;
                 };
@@ -200,19 +208,21 @@ impl Station {
                 data,
                 dup_set,
             } => {
-                if !self.store.contains_key(&handle) {
+                if !self.store.entries.contains_key(&handle) {
                     self.stats.unknown_object += 1;
                     return;
                 }
-                if let Some(e) = self.store.get(&handle) {
+                if let Some(e) = self.store.entries.get(&handle) {
                     apply_datasets(&e.cell, &data.0);
                 }
-                if self.change_master(handle, self.id, origin) {
+                if self.change_master(handle, self.membership.id, origin) {
                     let set: BTreeSet<StationId> = dup_set
                         .into_iter()
-                        .filter(|s| *s != self.id && self.members.contains_key(s))
+                        .filter(|s| {
+                            *s != self.membership.id && self.membership.members.contains_key(s)
+                        })
                         .collect();
-                    if let Some(e) = self.store.get_mut(&handle) {
+                    if let Some(e) = self.store.entries.get_mut(&handle) {
                         e.dup_set = set.clone();
                     }
                     for s in set {
@@ -221,11 +231,11 @@ impl Station {
                             SYSTEM_STREAM,
                             Msg::MasterChanged {
                                 handle,
-                                master: self.id,
+                                master: self.membership.id,
                             },
                         );
                     }
-                    let me = self.id;
+                    let me = self.membership.id;
                     self.discover_all_for_handle(handle, me);
                 }
             }
@@ -254,11 +264,11 @@ impl Station {
                 args,
                 forward,
             } => {
-                let Some(e) = self.store.get(&handle) else {
+                let Some(e) = self.store.entries.get(&handle) else {
                     self.stats.unknown_object += 1;
                     return;
                 };
-                if forward && e.master != self.id {
+                if forward && e.master != self.membership.id {
                     // The master moved: pass it on.
                     let m = e.master;
                     self.send(
@@ -285,7 +295,13 @@ impl Station {
             }
             Msg::MigrateGo { to } => self.on_migrate_go(origin, to),
             Msg::Reconnect => {
-                if self.members.get(&origin).and_then(|m| m.info.relay) == Some(self.id) {
+                if self
+                    .membership
+                    .members
+                    .get(&origin)
+                    .and_then(|m| m.info.relay)
+                    == Some(self.membership.id)
+                {
                     self.send_now(origin, Msg::Welcome);
                 } else {
                     self.stats.bad_messages += 1;
@@ -294,7 +310,7 @@ impl Station {
             Msg::Welcome => self.on_welcome(origin),
             Msg::Reattach { station, relay } => self.on_reattach(origin, station, relay),
             Msg::Kick { reason } => {
-                if self.cfg.process_type == ProcessType::Client && origin == self.relay {
+                if self.cfg.process_type == ProcessType::Client && origin == self.membership.relay {
                     self.close(&reason);
                 } else {
                     self.stats.bad_messages += 1;
@@ -326,7 +342,7 @@ impl Station {
             }
             Msg::RoomAdopt { room, epoch } => self.on_room_adopt(origin, room, epoch),
             Msg::RoomMigrateStart { room, epoch } => {
-                let started = self.room_started.entry(room).or_insert(0);
+                let started = self.rooms.started.entry(room).or_insert(0);
                 if epoch > *started {
                     *started = epoch;
                     self.events.push_back(Event::RoomMigrateStart { room });
@@ -341,12 +357,12 @@ impl Station {
                 message,
             } => {
                 if success {
-                    if self.room_completed.get(&room).is_some_and(|e| *e >= epoch) {
+                    if self.rooms.completed.get(&room).is_some_and(|e| *e >= epoch) {
                         return;
                     }
-                    self.room_completed.insert(room, epoch);
+                    self.rooms.completed.insert(room, epoch);
                     // The start may have taken a slower path: report it first.
-                    let started = self.room_started.entry(room).or_insert(0);
+                    let started = self.rooms.started.entry(room).or_insert(0);
                     if *started < epoch {
                         *started = epoch;
                         self.events.push_back(Event::RoomMigrateStart { room });

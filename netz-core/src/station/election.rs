@@ -4,27 +4,28 @@ use super::*;
 
 impl Station {
     pub(super) fn peer_silent(&mut self, id: StationId) {
-        debug!(station = %self.id, peer = %id, "peer silent");
-        if !self.is_in_session() || id == self.id {
+        debug!(station = %self.membership.id, peer = %id, "peer silent");
+        if !self.is_in_session() || id == self.membership.id {
             return;
         }
         if self.cfg.topology == Topology::ClientServer
             && self.cfg.process_type == ProcessType::Client
-            && id == self.relay
+            && id == self.membership.relay
         {
             self.close("lost the connection to the server");
             return;
         }
-        if id == self.session_master {
+        if id == self.membership.session_master {
             self.master_lost(id);
         } else if self.is_session_master() {
             self.declare_gone(id, true);
         } else if self
+            .membership
             .members
             .get(&id)
-            .is_some_and(|m| m.info.relay == Some(self.id))
+            .is_some_and(|m| m.info.relay == Some(self.membership.id))
         {
-            let master = self.session_master;
+            let master = self.membership.session_master;
             self.send(master, SYSTEM_STREAM, Msg::ReportFailure { id });
         }
     }
@@ -38,22 +39,24 @@ impl Station {
 
     /// The session master is gone: the lowest surviving eligible id takes over.
     pub(super) fn master_lost(&mut self, old: StationId) {
-        self.gone.insert(old);
+        self.membership.gone.insert(old);
         let candidate = self
+            .membership
             .members
             .values()
             .filter(|m| {
-                !(self.gone.contains(&m.info.id) || (m.silent && m.info.id != self.id))
+                !(self.membership.gone.contains(&m.info.id)
+                    || (m.silent && m.info.id != self.membership.id))
                     && self.eligible_master(&m.info)
             })
             .map(|m| m.info.id)
             .min();
-        debug!(station = %self.id, old = %old, ?candidate, "session master lost");
-        if candidate == Some(self.id) {
+        debug!(station = %self.membership.id, old = %old, ?candidate, "session master lost");
+        if candidate == Some(self.membership.id) {
             self.become_session_master();
         } else if let Some(c) = candidate {
-            if self.session_master != c {
-                self.session_master = c;
+            if self.membership.session_master != c {
+                self.membership.session_master = c;
                 self.events
                     .push_back(Event::SessionMasterChanged { new_master: c });
             }
@@ -61,20 +64,27 @@ impl Station {
     }
 
     pub(super) fn become_session_master(&mut self) {
-        self.session_master = self.id;
-        self.next_station_id = self
-            .next_station_id
-            .max(self.members.keys().map(|i| i.0 + 1).max().unwrap_or(2));
+        self.membership.session_master = self.membership.id;
+        self.membership.next_station_id = self.membership.next_station_id.max(
+            self.membership
+                .members
+                .keys()
+                .map(|i| i.0 + 1)
+                .max()
+                .unwrap_or(2),
+        );
         let failed: Vec<StationId> = self
+            .membership
             .gone
             .iter()
             .copied()
-            .filter(|g| self.members.contains_key(g))
+            .filter(|g| self.membership.members.contains_key(g))
             .collect();
         let silent: Vec<StationId> = self
+            .membership
             .members
             .iter()
-            .filter(|(i, m)| m.silent && **i != self.id)
+            .filter(|(i, m)| m.silent && **i != self.membership.id)
             .map(|(i, _)| *i)
             .collect();
         self.broadcast(
@@ -84,10 +94,10 @@ impl Station {
             &failed,
         );
         self.events.push_back(Event::SessionMasterChanged {
-            new_master: self.id,
+            new_master: self.membership.id,
         });
         for f in failed.into_iter().chain(silent) {
-            if self.members.contains_key(&f) {
+            if self.membership.members.contains_key(&f) {
                 self.declare_gone(f, true);
             }
         }
@@ -95,13 +105,14 @@ impl Station {
 
     /// Session master only: station `id` is out (failed or left).
     pub(super) fn declare_gone(&mut self, id: StationId, failed: bool) {
-        if !self.members.contains_key(&id) || id == self.id {
+        if !self.membership.members.contains_key(&id) || id == self.membership.id {
             return;
         }
-        debug!(station = %self.id, gone = %id, failed, "declaring station gone");
-        self.gone.insert(id);
+        debug!(station = %self.membership.id, gone = %id, failed, "declaring station gone");
+        self.membership.gone.insert(id);
         // Clients relayed by a gone server are unreachable too.
         let orphans: Vec<StationId> = self
+            .membership
             .members
             .values()
             .filter(|m| m.info.relay == Some(id))
@@ -111,6 +122,7 @@ impl Station {
         let mastered: Vec<DOHandle> = {
             let mut v: Vec<_> = self
                 .store
+                .entries
                 .iter()
                 .filter(|(_, e)| e.master == id)
                 .map(|(h, _)| *h)
@@ -139,10 +151,10 @@ impl Station {
 
     /// Every station: `id` leaves the session (LeaveStation, 14.3.1.10).
     pub(super) fn station_gone(&mut self, id: StationId, failed: bool) {
-        if !self.members.contains_key(&id) {
+        if !self.membership.members.contains_key(&id) {
             return;
         }
-        self.gone.insert(id);
+        self.membership.gone.insert(id);
         let op = self.make_op(
             OperationDetail::LeaveStation(LeaveStationOperation {
                 station: id,
@@ -154,19 +166,19 @@ impl Station {
         );
         let mut resend = Vec::new();
         self.run_op(op, None, false, |st, _| {
-            if let Some(m) = st.members.remove(&id) {
-                if st.addrs.get(&m.info.addr) == Some(&id) {
-                    st.addrs.remove(&m.info.addr);
+            if let Some(m) = st.membership.members.remove(&id) {
+                if st.membership.addrs.get(&m.info.addr) == Some(&id) {
+                    st.membership.addrs.remove(&m.info.addr);
                 }
-                st.forwarded.remove(&m.info.addr);
-                st.seq_out.retain(|(dest, _), _| *dest != id);
-                st.seq_in.retain(|(origin, _), _| *origin != id);
+                st.admission.join_dedup.remove(&m.info.addr);
+                st.routing.seq_out.retain(|(dest, _), _| *dest != id);
+                st.routing.seq_in.retain(|(origin, _), _| *origin != id);
                 if let Some(link) = &m.link {
                     resend = link.unacked_messages();
                 }
                 if let (false, Some(link)) = (failed, m.link) {
                     let until = st.now + st.cfg.failure_timeout;
-                    st.closing.push(Closing {
+                    st.routing.closing.push(Closing {
                         id,
                         addr: m.info.addr,
                         link,
@@ -178,20 +190,22 @@ impl Station {
             }
             let calls: Vec<u64> = st
                 .calls
+                .pending
                 .iter()
                 .filter(|(_, c)| c.target == id)
                 .map(|(k, _)| *k)
                 .collect();
             for c in calls {
-                if let Some(p) = st.calls.remove(&c) {
-                    st.call_deadlines.remove(&(p.deadline, c));
+                if let Some(p) = st.calls.pending.remove(&c) {
+                    st.calls.deadlines.remove(&(p.deadline, c));
                     st.complete_call(&p, Outcome::StationUnreachable, None);
                 }
             }
             let masters: Vec<DOHandle> = st
                 .store
+                .entries
                 .iter()
-                .filter(|(_, e)| e.master == st.id && e.dup_set.contains(&id))
+                .filter(|(_, e)| e.master == st.membership.id && e.dup_set.contains(&id))
                 .map(|(h, _)| *h)
                 .collect();
             for h in masters {
@@ -203,15 +217,17 @@ impl Station {
         for (substream, bytes) in resend {
             match Envelope::decode(&bytes) {
                 Some(env)
-                    if env.seq != 0 && env.dest != id && self.members.contains_key(&env.dest) =>
+                    if env.seq != 0
+                        && env.dest != id
+                        && self.membership.members.contains_key(&env.dest) =>
                 {
                     self.send_envelope(substream, env);
                 }
                 _ => {}
             }
         }
-        self.offline.remove(&id);
-        self.handovers.remove(&id);
+        self.migration.offline.remove(&id);
+        self.migration.handovers.remove(&id);
         self.room_member_gone(id);
         self.events.push_back(if failed {
             Event::StationFailed(id)

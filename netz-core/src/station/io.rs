@@ -7,17 +7,17 @@ impl Station {
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
         self.advance(now);
-        if let Some(t) = self.transmits.pop_front() {
+        if let Some(t) = self.routing.transmits.pop_front() {
             self.stats.datagrams_sent += 1;
             return Some(t);
         }
-        let tag = self.session_tag;
-        let me = self.id.0;
+        let tag = self.membership.session_tag;
+        let me = self.membership.id.0;
         let max = self.tcfg.max_datagram_size;
-        let scratch = &mut self.scratch;
+        let scratch = &mut self.routing.scratch;
         let sec = &mut self.sec;
         let mut out = None;
-        for (id, m) in self.members.iter_mut() {
+        for (id, m) in self.membership.members.iter_mut() {
             if let Some(link) = m.link.as_mut() {
                 out = next_packet(scratch, sec, tag, me, *id, link, now, max)
                     .map(|b| (m.info.addr, b));
@@ -27,7 +27,7 @@ impl Station {
             }
         }
         if out.is_none() {
-            for c in self.closing.iter_mut() {
+            for c in self.routing.closing.iter_mut() {
                 out = next_packet(scratch, sec, tag, me, c.id, &mut c.link, now, max)
                     .map(|b| (c.addr, b));
                 if out.is_some() {
@@ -36,7 +36,7 @@ impl Station {
             }
         }
         if out.is_none() {
-            if let State::Joining { provisional, .. } = &mut self.state {
+            if let State::Joining { provisional, .. } = &mut self.membership.state {
                 for (addr, (sender, link)) in provisional.iter_mut() {
                     out = next_packet(scratch, sec, tag, me, StationId(*sender), link, now, max)
                         .map(|b| (*addr, b));
@@ -81,7 +81,10 @@ impl Station {
             _ => self.stats.malformed_datagrams += 1,
         }
         self.drain_local();
-        if self.migration.is_some() || !self.handovers.is_empty() || self.scale_in.is_some() {
+        if self.migration.client.is_some()
+            || !self.migration.handovers.is_empty()
+            || self.migration.scale_in.is_some()
+        {
             self.progress_migrations();
             self.drain_local();
         }
@@ -119,7 +122,7 @@ impl Station {
         let now = self.now;
         if let State::Joining {
             provisional, early, ..
-        } = &mut self.state
+        } = &mut self.membership.state
         {
             if !provisional.contains_key(&from) {
                 if provisional.len() >= MAX_PROVISIONAL_LINKS {
@@ -152,7 +155,7 @@ impl Station {
                 } else {
                     self.stats.early_messages_limited += 1;
                     self.limit_state
-                        .hit(crate::limits::Limit::EarlyMessages, self.id);
+                        .hit(crate::limits::Limit::EarlyMessages, self.membership.id);
                 }
             }
             if let Some((substream, env)) = accepted {
@@ -164,17 +167,19 @@ impl Station {
             self.stats.unknown_sender += 1;
             return;
         }
-        if header.session != self.session_tag {
+        if header.session != self.membership.session_tag {
             self.stats.wrong_session += 1;
             return;
         }
         let sender = StationId(header.sender);
         let linked = self
+            .membership
             .members
             .get(&sender)
             .is_some_and(|m| m.link.is_some() && m.info.addr == from);
         if !linked {
             if let Some(c) = self
+                .routing
                 .closing
                 .iter_mut()
                 .find(|c| c.id == sender && c.addr == from)
@@ -205,11 +210,11 @@ impl Station {
                 return;
             }
         }
-        let Some(m) = self.members.get_mut(&sender) else {
+        let Some(m) = self.membership.members.get_mut(&sender) else {
             self.stats.unknown_sender += 1;
             return;
         };
-        if m.info.addr != from || sender == self.id {
+        if m.info.addr != from || sender == self.membership.id {
             self.stats.unknown_sender += 1;
             return;
         }

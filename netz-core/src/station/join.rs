@@ -15,21 +15,22 @@ impl Station {
     ) -> Option<PacketHeader> {
         if header.sender != StationId::NONE.0
             || header.session != 0
-            || !matches!(self.state, State::InSession)
+            || !matches!(self.membership.state, State::InSession)
         {
             return None;
         }
-        if let Some(&id) = self.addrs.get(&from) {
+        if let Some(&id) = self.membership.addrs.get(&from) {
             // Only a member never heard from: a station that restarted on
             // the address of one that is still a member is not taken for it.
-            if id != self.id
+            if id != self.membership.id
                 && self
+                    .membership
                     .members
                     .get(&id)
                     .is_some_and(|m| m.link.is_some() && !m.heard)
             {
                 header.sender = id.0;
-                header.session = self.session_tag;
+                header.session = self.membership.session_tag;
                 return Some(header);
             }
         }
@@ -43,23 +44,23 @@ impl Station {
         local_addr: SocketAddr,
     ) -> Result<(), JoinError> {
         self.advance(now);
-        if !matches!(self.state, State::Idle) {
+        if !matches!(self.membership.state, State::Idle) {
             return Err(JoinError::AlreadyInSession);
         }
-        self.local_addr = Some(local_addr);
-        self.id = StationId(1);
-        self.session_master = self.id;
-        self.next_station_id = 2;
-        self.session_tag = (self.next_random() as u32) | 1;
+        self.membership.local_addr = Some(local_addr);
+        self.membership.id = StationId(1);
+        self.membership.session_master = self.membership.id;
+        self.membership.next_station_id = 2;
+        self.membership.session_tag = (self.next_random() as u32) | 1;
         let info = StationInfo {
-            id: self.id,
+            id: self.membership.id,
             process_type: self.cfg.process_type,
             token: self.cfg.token.clone(),
             addr: local_addr,
             relay: None,
         };
-        self.members.insert(
-            self.id,
+        self.membership.members.insert(
+            self.membership.id,
             Member {
                 info: info.clone(),
                 link: None,
@@ -67,9 +68,11 @@ impl Station {
                 heard: false,
             },
         );
-        self.state = State::InSession;
-        self.events.push_back(Event::SessionCreated { id: self.id });
-        debug!(station = %self.id, "session created");
+        self.membership.state = State::InSession;
+        self.events.push_back(Event::SessionCreated {
+            id: self.membership.id,
+        });
+        debug!(station = %self.membership.id, "session created");
         for h in self.registry.well_known_handles() {
             self.add_well_known(h, true);
         }
@@ -87,15 +90,15 @@ impl Station {
         contact: SocketAddr,
     ) -> Result<(), JoinError> {
         self.advance(now);
-        if !matches!(self.state, State::Idle) {
+        if !matches!(self.membership.state, State::Idle) {
             return Err(JoinError::AlreadyInSession);
         }
-        self.local_addr = Some(local_addr);
+        self.membership.local_addr = Some(local_addr);
         let nonce = self.next_random();
         if let Some(sec) = self.sec.as_mut() {
             sec.set_joining(true);
         }
-        self.state = State::Joining {
+        self.membership.state = State::Joining {
             contact,
             nonce,
             deadline: now + self.cfg.join_timeout,
@@ -141,21 +144,21 @@ impl Station {
             provisional,
             early,
             ..
-        } = std::mem::replace(&mut self.state, State::InSession)
+        } = std::mem::replace(&mut self.membership.state, State::InSession)
         else {
             return;
         };
         if n != nonce {
             self.stats.bad_messages += 1;
         }
-        self.id = id;
-        self.session_master = session_master;
-        self.session_tag = session;
+        self.membership.id = id;
+        self.membership.session_master = session_master;
+        self.membership.session_tag = session;
         // In a client-server session a client's relay is the station it reached.
         if self.cfg.topology == Topology::ClientServer
             && self.cfg.process_type == ProcessType::Client
         {
-            self.relay = StationId(sender);
+            self.membership.relay = StationId(sender);
         }
         let mut provisional = provisional;
         if let Some(sec) = self.sec.as_mut() {
@@ -168,7 +171,7 @@ impl Station {
         }
         for info in members {
             if info.id == id {
-                self.members.insert(
+                self.membership.members.insert(
                     id,
                     Member {
                         info,
@@ -183,18 +186,19 @@ impl Station {
             self.add_member(info, link);
         }
         let _ = from;
-        debug!(station = %self.id, master = %session_master, "joined");
+        debug!(station = %self.membership.id, master = %session_master, "joined");
         self.events.push_back(Event::Joined { id, session_master });
         for h in self.registry.well_known_handles() {
             self.add_well_known(h, false);
         }
         // The acceptance came first in its sender's order.
         if seq != 0 {
-            self.seq_in
+            self.routing
+                .seq_in
                 .insert((origin, substream), InOrder::expecting(seq + 1));
         }
         for (addr, substream, env) in early {
-            if let Some(&sid) = self.addrs.get(&addr) {
+            if let Some(&sid) = self.membership.addrs.get(&addr) {
                 self.route(sid, false, substream, env);
             }
         }

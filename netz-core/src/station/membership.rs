@@ -2,6 +2,41 @@
 
 use super::*;
 
+/// Who is in the session: this station's id and state, the members with
+/// their links, the session master.
+pub(super) struct Membership {
+    pub(super) id: StationId,
+    pub(super) state: State,
+    pub(super) local_addr: Option<SocketAddr>,
+    pub(super) session_tag: u32,
+    pub(super) session_master: StationId,
+    pub(super) members: BTreeMap<StationId, Member>,
+    pub(super) addrs: HashMap<SocketAddr, StationId>,
+    /// A client of a client-server session: the server it is attached to.
+    pub(super) relay: StationId,
+    /// The session master: the id the next admitted station gets.
+    pub(super) next_station_id: u32,
+    /// Stations declared failed or gone (never admitted again by id).
+    pub(super) gone: BTreeSet<StationId>,
+}
+
+impl Membership {
+    pub(super) fn new() -> Membership {
+        Membership {
+            id: StationId::NONE,
+            state: State::Idle,
+            local_addr: None,
+            session_tag: 0,
+            session_master: StationId::NONE,
+            members: BTreeMap::new(),
+            addrs: HashMap::new(),
+            relay: StationId::NONE,
+            next_station_id: 2,
+            gone: BTreeSet::new(),
+        }
+    }
+}
+
 pub(super) struct Member {
     pub(super) info: StationInfo,
     pub(super) link: Option<Link>,
@@ -30,14 +65,14 @@ pub(super) enum State {
 
 impl Station {
     pub(super) fn direct_link_to(&self, info: &StationInfo) -> bool {
-        if info.id == self.id {
+        if info.id == self.membership.id {
             return false;
         }
         match self.cfg.topology {
             Topology::Mesh => true,
             Topology::ClientServer => match (self.cfg.process_type, info.process_type) {
-                (ProcessType::Client, _) => info.id == self.relay,
-                (_, ProcessType::Client) => info.relay == Some(self.id),
+                (ProcessType::Client, _) => info.id == self.membership.relay,
+                (_, ProcessType::Client) => info.relay == Some(self.membership.id),
                 _ => true,
             },
         }
@@ -49,9 +84,9 @@ impl Station {
         } else {
             None
         };
-        self.addrs.insert(info.addr, info.id);
-        self.gone.remove(&info.id);
-        self.members.insert(
+        self.membership.addrs.insert(info.addr, info.id);
+        self.membership.gone.remove(&info.id);
+        self.membership.members.insert(
             info.id,
             Member {
                 info,
@@ -66,36 +101,36 @@ impl Station {
     /// master's fault recovery, and the station closes once that is done.
     pub fn leave(&mut self, now: Instant) -> Result<(), StationError> {
         self.advance(now);
-        if !matches!(self.state, State::InSession) {
+        if !matches!(self.membership.state, State::InSession) {
             return Err(StationError::NotInSession);
         }
         self.update_all(now);
         self.broadcast(&Msg::Leaving, &[]);
-        self.state = State::Leaving {
+        self.membership.state = State::Leaving {
             deadline: now + self.cfg.failure_timeout,
         };
         Ok(())
     }
 
     pub(super) fn close(&mut self, reason: &str) {
-        if matches!(self.state, State::Closed) {
+        if matches!(self.membership.state, State::Closed) {
             return;
         }
         let handles = self.objects();
         for h in handles {
-            self.remove_from_store(h, self.id, RemoveReason::SessionLeft, false);
+            self.remove_from_store(h, self.membership.id, RemoveReason::SessionLeft, false);
         }
-        let calls: Vec<u64> = self.calls.keys().copied().collect();
+        let calls: Vec<u64> = self.calls.pending.keys().copied().collect();
         for c in calls {
-            if let Some(p) = self.calls.remove(&c) {
+            if let Some(p) = self.calls.pending.remove(&c) {
                 self.complete_call(&p, Outcome::StationUnreachable, None);
             }
         }
-        self.call_deadlines.clear();
-        self.migration = None;
-        self.handovers.clear();
-        self.scale_in = None;
-        self.state = State::Closed;
+        self.calls.deadlines.clear();
+        self.migration.client = None;
+        self.migration.handovers.clear();
+        self.migration.scale_in = None;
+        self.membership.state = State::Closed;
         self.events.push_back(Event::Disconnected {
             reason: reason.into(),
         });

@@ -2,6 +2,19 @@
 
 use super::*;
 
+/// Scale-in and migration state.
+#[derive(Default)]
+pub(super) struct Migrations {
+    /// Servers that announced a scale-in.
+    pub(super) offline: BTreeSet<StationId>,
+    /// This server's scale-in.
+    pub(super) scale_in: Option<ScaleIn>,
+    /// This client's migration to another server.
+    pub(super) client: Option<Migration>,
+    /// Clients this server hands over to other servers.
+    pub(super) handovers: BTreeMap<StationId, Handover>,
+}
+
 /// A server's scale-in.
 pub(super) struct ScaleIn {
     pub(super) deadline: Instant,
@@ -41,34 +54,35 @@ impl Station {
     pub fn relay(&self) -> Option<StationId> {
         (self.cfg.topology == Topology::ClientServer
             && self.cfg.process_type == ProcessType::Client
-            && self.relay.is_some())
-        .then_some(self.relay)
+            && self.membership.relay.is_some())
+        .then_some(self.membership.relay)
     }
 
     /// The servers that announced a scale-in and are still in the session.
     pub fn offline_servers(&self) -> Vec<StationId> {
-        self.offline.iter().copied().collect()
+        self.migration.offline.iter().copied().collect()
     }
 
     /// Whether this server is scaling in (see [`Station::scale_in`]).
     pub fn is_offline(&self) -> bool {
-        self.offline.contains(&self.id)
+        self.migration.offline.contains(&self.membership.id)
     }
 
     /// Whether this client is migrating (between `send_migrate` and
     /// [`Event::Reconnected`] or [`Event::MigrateFailed`]).
     pub fn is_migrating(&self) -> bool {
-        self.migration.is_some()
+        self.migration.client.is_some()
     }
 
     /// The clients this server relays, sorted.
     pub fn attached_clients(&self) -> Vec<StationId> {
-        self.members
+        self.membership
+            .members
             .values()
             .filter(|m| {
                 m.info.process_type == ProcessType::Client
-                    && m.info.relay == Some(self.id)
-                    && m.info.id != self.id
+                    && m.info.relay == Some(self.membership.id)
+                    && m.info.id != self.membership.id
             })
             .map(|m| m.info.id)
             .collect()
@@ -84,7 +98,7 @@ impl Station {
     /// themselves and clients still here are disconnected with a reason.
     pub fn scale_in(&mut self, now: Instant, drain: Duration) -> Result<(), StationError> {
         self.advance(now);
-        if !matches!(self.state, State::InSession) {
+        if !matches!(self.membership.state, State::InSession) {
             return Err(StationError::NotInSession);
         }
         if self.cfg.topology != Topology::ClientServer
@@ -92,19 +106,19 @@ impl Station {
         {
             return Err(StationError::NotAServer);
         }
-        if self.scale_in.is_some() {
+        if self.migration.scale_in.is_some() {
             return Ok(());
         }
-        debug!(station = %self.id, ?drain, "scaling in");
-        self.scale_in = Some(ScaleIn {
+        debug!(station = %self.membership.id, ?drain, "scaling in");
+        self.migration.scale_in = Some(ScaleIn {
             deadline: now + drain,
             kicked_until: None,
         });
-        self.offline.insert(self.id);
+        self.migration.offline.insert(self.membership.id);
         let drain_ms = u64::try_from(drain.as_millis()).unwrap_or(u64::MAX);
         self.broadcast(&Msg::Offline { drain_ms }, &[]);
         self.events.push_back(Event::Offline {
-            server: self.id,
+            server: self.membership.id,
             ours: false,
             drain,
         });
@@ -123,7 +137,7 @@ impl Station {
     /// between is held and sent after the switch, exactly once and in order.
     pub fn send_migrate(&mut self, now: Instant) -> Result<(), StationError> {
         self.advance(now);
-        if !matches!(self.state, State::InSession) {
+        if !matches!(self.membership.state, State::InSession) {
             return Err(StationError::NotInSession);
         }
         if self.cfg.topology != Topology::ClientServer
@@ -131,11 +145,11 @@ impl Station {
         {
             return Err(StationError::NotAClient);
         }
-        if self.migration.is_some() {
+        if self.migration.client.is_some() {
             return Err(StationError::AlreadyMigrating);
         }
-        debug!(station = %self.id, from = %self.relay, "migrating");
-        self.migration = Some(Migration {
+        debug!(station = %self.membership.id, from = %self.membership.relay, "migrating");
+        self.migration.client = Some(Migration {
             phase: MigrationPhase::WaitIdle,
             held: Vec::new(),
         });
@@ -150,24 +164,30 @@ impl Station {
         exclude: &[StationId],
         extra: &BTreeMap<StationId, usize>,
     ) -> Option<StationId> {
-        let candidates = self.members.values().filter(|m| {
+        let candidates = self.membership.members.values().filter(|m| {
             let id = m.info.id;
             m.info.process_type == ProcessType::Server
-                && id != self.id
+                && id != self.membership.id
                 && !m.silent
-                && !self.offline.contains(&id)
-                && !self.gone.contains(&id)
+                && !self.migration.offline.contains(&id)
+                && !self.membership.gone.contains(&id)
                 && !exclude.contains(&id)
         });
         candidates
             .map(|m| {
                 let id = m.info.id;
                 let clients = self
+                    .membership
                     .members
                     .values()
                     .filter(|c| c.info.relay == Some(id))
                     .count();
-                let pending = self.handovers.values().filter(|h| h.target == id).count();
+                let pending = self
+                    .migration
+                    .handovers
+                    .values()
+                    .filter(|h| h.target == id)
+                    .count();
                 (clients + pending + extra.get(&id).copied().unwrap_or(0), id)
             })
             .min()
@@ -177,7 +197,7 @@ impl Station {
     /// Hands every master of this scaling-in server to the survivors,
     /// except rooms and their objects, station and well-known objects.
     pub(super) fn evacuate(&mut self) {
-        if self.system_lock > 0 {
+        if self.store.system_lock > 0 {
             return;
         }
         let in_rooms: BTreeSet<DOHandle> = self
@@ -194,7 +214,7 @@ impl Station {
                 return;
             };
             if self.migrate_inner(h, to).is_ok() {
-                debug!(station = %self.id, object = ?h, to = %to, "object handed over");
+                debug!(station = %self.membership.id, object = ?h, to = %to, "object handed over");
                 *assigned.entry(to).or_default() += 1;
             }
         }
@@ -206,33 +226,36 @@ impl Station {
         }
         // A client waits until the old server acknowledged everything.
         if matches!(
-            self.migration,
+            self.migration.client,
             Some(Migration {
                 phase: MigrationPhase::WaitIdle,
                 ..
             })
         ) {
             let idle = self
+                .membership
                 .members
-                .get(&self.relay)
+                .get(&self.membership.relay)
                 .and_then(|m| m.link.as_ref())
                 .is_none_or(|l| l.is_idle());
             if idle {
-                if let Some(m) = self.migration.as_mut() {
+                if let Some(m) = self.migration.client.as_mut() {
                     m.phase = MigrationPhase::Requested;
                 }
-                let relay = self.relay;
+                let relay = self.membership.relay;
                 self.send_now(relay, Msg::MigrateRequest);
             }
         }
         // A server switches a client once what it relayed for it arrived.
         let ready: Vec<StationId> = self
+            .migration
             .handovers
             .iter()
             .filter(|(_, h)| {
                 h.accepted
                     && h.marks.iter().all(|(id, mark)| {
-                        self.members
+                        self.membership
+                            .members
                             .get(id)
                             .and_then(|m| m.link.as_ref())
                             .is_none_or(|l| l.is_acked_through(mark))
@@ -247,10 +270,10 @@ impl Station {
     }
 
     pub(super) fn progress_scale_in(&mut self) {
-        if !matches!(self.state, State::InSession) {
+        if !matches!(self.membership.state, State::InSession) {
             return;
         }
-        let Some(sc) = &self.scale_in else {
+        let Some(sc) = &self.migration.scale_in else {
             return;
         };
         let now = self.now;
@@ -258,18 +281,19 @@ impl Station {
             None => {
                 let attached = self.attached_clients();
                 let rooms = self.hosted_rooms();
-                let empty = attached.is_empty() && rooms.is_empty() && self.handovers.is_empty();
+                let empty =
+                    attached.is_empty() && rooms.is_empty() && self.migration.handovers.is_empty();
                 if !empty && now < sc.deadline {
                     return;
                 }
-                debug!(station = %self.id, clients = attached.len(), rooms = rooms.len(), "drain over");
+                debug!(station = %self.membership.id, clients = attached.len(), rooms = rooms.len(), "drain over");
                 for r in rooms {
                     if let Some(to) = self.pick_server(&[], &BTreeMap::new()) {
                         self.migrate_room_to(r.handle, to);
                     }
                 }
                 self.evacuate();
-                self.handovers.clear();
+                self.migration.handovers.clear();
                 for c in attached {
                     self.send(
                         c,
@@ -280,19 +304,20 @@ impl Station {
                     );
                 }
                 let until = now + self.cfg.failure_timeout;
-                if let Some(sc) = self.scale_in.as_mut() {
+                if let Some(sc) = self.migration.scale_in.as_mut() {
                     sc.kicked_until = Some(until);
                 }
             }
             Some(until) => {
                 let idle = self
+                    .membership
                     .members
                     .values()
                     .filter_map(|m| m.link.as_ref())
                     .all(|l| l.is_idle());
                 if idle || now >= until {
-                    debug!(station = %self.id, "scaled in: leaving");
-                    self.scale_in = None;
+                    debug!(station = %self.membership.id, "scaled in: leaving");
+                    self.migration.scale_in = None;
                     let _ = self.leave(now);
                 }
             }
@@ -301,7 +326,7 @@ impl Station {
 
     /// Re-points `station`'s relay, linking or unlinking this station.
     pub(super) fn set_relay(&mut self, station: StationId, relay: StationId) {
-        let Some(m) = self.members.get_mut(&station) else {
+        let Some(m) = self.membership.members.get_mut(&station) else {
             return;
         };
         if m.info.relay == Some(relay) {
@@ -314,9 +339,9 @@ impl Station {
         let until = now + self.cfg.failure_timeout;
         let tcfg = self.tcfg.clone();
         if direct {
-            self.closing.retain(|c| c.id != station);
+            self.routing.closing.retain(|c| c.id != station);
         }
-        let Some(m) = self.members.get_mut(&station) else {
+        let Some(m) = self.membership.members.get_mut(&station) else {
             return;
         };
         if direct {
@@ -325,7 +350,7 @@ impl Station {
                 m.silent = false;
             }
         } else if let Some(link) = m.link.take() {
-            self.closing.push(Closing {
+            self.routing.closing.push(Closing {
                 id: station,
                 addr: info.addr,
                 link,
@@ -338,6 +363,7 @@ impl Station {
 
     pub(super) fn on_offline(&mut self, origin: StationId, drain_ms: u64) {
         if self
+            .membership
             .members
             .get(&origin)
             .is_none_or(|m| m.info.process_type != ProcessType::Server)
@@ -345,11 +371,11 @@ impl Station {
             self.stats.bad_messages += 1;
             return;
         }
-        if !self.offline.insert(origin) {
+        if !self.migration.offline.insert(origin) {
             return;
         }
-        let ours = self.cfg.process_type == ProcessType::Client && self.relay == origin;
-        debug!(station = %self.id, server = %origin, ours, "server offline");
+        let ours = self.cfg.process_type == ProcessType::Client && self.membership.relay == origin;
+        debug!(station = %self.membership.id, server = %origin, ours, "server offline");
         self.events.push_back(Event::Offline {
             server: origin,
             ours,
@@ -358,14 +384,14 @@ impl Station {
     }
 
     pub(super) fn on_migrate_request(&mut self, origin: StationId) {
-        let Some(m) = self.members.get(&origin) else {
+        let Some(m) = self.membership.members.get(&origin) else {
             return;
         };
-        if m.info.process_type != ProcessType::Client || m.info.relay != Some(self.id) {
+        if m.info.process_type != ProcessType::Client || m.info.relay != Some(self.membership.id) {
             self.stats.bad_messages += 1;
             return;
         }
-        if self.handovers.contains_key(&origin) {
+        if self.migration.handovers.contains_key(&origin) {
             return;
         }
         let Some(to) = self.pick_server(&[], &BTreeMap::new()) else {
@@ -379,13 +405,14 @@ impl Station {
             return;
         };
         let marks = self
+            .membership
             .members
             .iter()
             .filter(|(id, _)| **id != origin)
             .filter_map(|(id, m)| m.link.as_ref().map(|l| (*id, l.reliable_mark())))
             .collect();
-        debug!(station = %self.id, client = %origin, to = %to, "handing over");
-        self.handovers.insert(
+        debug!(station = %self.membership.id, client = %origin, to = %to, "handing over");
+        self.migration.handovers.insert(
             origin,
             Handover {
                 target: to,
@@ -399,10 +426,12 @@ impl Station {
 
     pub(super) fn on_handover(&mut self, origin: StationId, station: StationId) {
         let from_server = self
+            .membership
             .members
             .get(&origin)
             .is_some_and(|m| m.info.process_type == ProcessType::Server);
         let is_client = self
+            .membership
             .members
             .get(&station)
             .is_some_and(|m| m.info.process_type == ProcessType::Client);
@@ -411,10 +440,10 @@ impl Station {
             return;
         }
         let accepted = self.cfg.process_type == ProcessType::Server
-            && self.scale_in.is_none()
-            && matches!(self.state, State::InSession);
+            && self.migration.scale_in.is_none()
+            && matches!(self.membership.state, State::InSession);
         if accepted {
-            self.set_relay(station, self.id);
+            self.set_relay(station, self.membership.id);
         }
         self.send(
             origin,
@@ -429,7 +458,7 @@ impl Station {
         station: StationId,
         accepted: bool,
     ) {
-        let Some(h) = self.handovers.get_mut(&station) else {
+        let Some(h) = self.migration.handovers.get_mut(&station) else {
             return;
         };
         if h.target != origin {
@@ -442,14 +471,14 @@ impl Station {
         let tried = h.tried.clone();
         match self.pick_server(&tried, &BTreeMap::new()) {
             Some(to) => {
-                if let Some(h) = self.handovers.get_mut(&station) {
+                if let Some(h) = self.migration.handovers.get_mut(&station) {
                     h.target = to;
                     h.tried.push(to);
                 }
                 self.send(to, SYSTEM_STREAM, Msg::Handover { station });
             }
             None => {
-                self.handovers.remove(&station);
+                self.migration.handovers.remove(&station);
                 self.send(
                     station,
                     SYSTEM_STREAM,
@@ -462,14 +491,14 @@ impl Station {
     }
 
     pub(super) fn complete_handover(&mut self, client: StationId) {
-        let Some(h) = self.handovers.remove(&client) else {
+        let Some(h) = self.migration.handovers.remove(&client) else {
             return;
         };
         let to = h.target;
-        if !self.members.contains_key(&client) {
+        if !self.membership.members.contains_key(&client) {
             return;
         }
-        if !self.members.contains_key(&to) {
+        if !self.membership.members.contains_key(&to) {
             self.send(
                 client,
                 SYSTEM_STREAM,
@@ -482,11 +511,11 @@ impl Station {
         // On the old link, after everything else sent to the client.
         self.send(client, SYSTEM_STREAM, Msg::MigrateGo { to });
         self.set_relay(client, to);
-        debug!(station = %self.id, client = %client, to = %to, "client handed over");
+        debug!(station = %self.membership.id, client = %client, to = %to, "client handed over");
         if self.is_session_master() {
             self.apply_reattach(client, to);
         } else {
-            let master = self.session_master;
+            let master = self.membership.session_master;
             self.send(
                 master,
                 SYSTEM_STREAM,
@@ -506,15 +535,20 @@ impl Station {
 
     pub(super) fn on_reattach(&mut self, origin: StationId, station: StationId, relay: StationId) {
         let relay_ok = self
+            .membership
             .members
             .get(&relay)
             .is_some_and(|m| m.info.process_type == ProcessType::Server);
-        if station == self.id || !relay_ok || !self.members.contains_key(&station) {
+        if station == self.membership.id
+            || !relay_ok
+            || !self.membership.members.contains_key(&station)
+        {
             self.stats.bad_messages += 1;
             return;
         }
         if self.is_session_master() {
             if self
+                .membership
                 .members
                 .get(&origin)
                 .is_some_and(|m| m.info.process_type == ProcessType::Server)
@@ -523,7 +557,7 @@ impl Station {
             } else {
                 self.stats.bad_messages += 1;
             }
-        } else if origin == self.session_master {
+        } else if origin == self.membership.session_master {
             self.set_relay(station, relay);
         } else {
             self.stats.bad_messages += 1;
@@ -532,28 +566,31 @@ impl Station {
 
     pub(super) fn on_migrate_go(&mut self, origin: StationId, to: StationId) {
         let requested = matches!(
-            self.migration,
+            self.migration.client,
             Some(Migration {
                 phase: MigrationPhase::Requested,
                 ..
             })
         );
-        if !requested || origin != self.relay || !self.members.contains_key(&to) {
+        if !requested
+            || origin != self.membership.relay
+            || !self.membership.members.contains_key(&to)
+        {
             self.stats.bad_messages += 1;
             return;
         }
-        let from = self.relay;
-        self.relay = to;
+        let from = self.membership.relay;
+        self.membership.relay = to;
         let now = self.now;
         let until = now + self.cfg.failure_timeout;
-        if let Some(me) = self.members.get_mut(&self.id) {
+        if let Some(me) = self.membership.members.get_mut(&self.membership.id) {
             me.info.relay = Some(to);
         }
-        self.closing.retain(|c| c.id != to);
-        if let Some(m) = self.members.get_mut(&from) {
+        self.routing.closing.retain(|c| c.id != to);
+        if let Some(m) = self.membership.members.get_mut(&from) {
             if let Some(link) = m.link.take() {
                 // What the old server still sends us is handled.
-                self.closing.push(Closing {
+                self.routing.closing.push(Closing {
                     id: from,
                     addr: m.info.addr,
                     link,
@@ -564,14 +601,14 @@ impl Station {
             }
         }
         let tcfg = self.tcfg.clone();
-        if let Some(m) = self.members.get_mut(&to) {
+        if let Some(m) = self.membership.members.get_mut(&to) {
             m.link = Some(Link::new(tcfg, now));
             m.silent = false;
         }
-        if let Some(m) = self.migration.as_mut() {
+        if let Some(m) = self.migration.client.as_mut() {
             m.phase = MigrationPhase::Switched { to };
         }
-        debug!(station = %self.id, from = %from, to = %to, "switched server");
+        debug!(station = %self.membership.id, from = %from, to = %to, "switched server");
         self.events
             .push_back(Event::MigrateDisconnected { from, to });
         self.send_now(to, Msg::Reconnect);
@@ -579,29 +616,29 @@ impl Station {
 
     pub(super) fn on_welcome(&mut self, origin: StationId) {
         let switched = matches!(
-            self.migration,
+            self.migration.client,
             Some(Migration { phase: MigrationPhase::Switched { to }, .. }) if to == origin
         );
         if !switched {
             self.stats.bad_messages += 1;
             return;
         }
-        let Some(m) = self.migration.take() else {
+        let Some(m) = self.migration.client.take() else {
             return;
         };
         for (substream, env) in m.held {
             self.send_envelope(substream, env);
         }
-        debug!(station = %self.id, server = %origin, "reconnected");
+        debug!(station = %self.membership.id, server = %origin, "reconnected");
         self.events.push_back(Event::Reconnected { server: origin });
     }
 
     pub(super) fn on_migrate_refused(&mut self, origin: StationId, reason: String) {
-        if self.migration.is_none() || origin != self.relay {
+        if self.migration.client.is_none() || origin != self.membership.relay {
             self.stats.bad_messages += 1;
             return;
         }
-        let Some(m) = self.migration.take() else {
+        let Some(m) = self.migration.client.take() else {
             return;
         };
         for (substream, env) in m.held {

@@ -55,6 +55,7 @@ use calls::*;
 use dataset_codec::*;
 use membership::*;
 use migration::*;
+use rooms::*;
 use routing::*;
 pub use stats::{StationError, StationStats};
 use store::*;
@@ -78,71 +79,43 @@ pub struct Station {
     cfg: Arc<StationConfig>,
     tcfg: Arc<TransportConfig>,
     registry: Arc<Registry>,
+    /// The operation pipeline's checks, callbacks and trace.
     hooks: Hooks,
+    /// The latest time any input carried.
     now: Instant,
-    local_addr: Option<SocketAddr>,
-    id: StationId,
-    state: State,
-    session_tag: u32,
-    session_master: StationId,
-    members: BTreeMap<StationId, Member>,
-    addrs: HashMap<SocketAddr, StationId>,
-    relay: StationId,
-    next_station_id: u32,
-    forwarded: HashMap<SocketAddr, u64>,
-    pending_joins: BTreeMap<StationId, PendingJoin>,
-    store: crate::fasthash::FastMap<DOHandle, Entry>,
-    next_serial: u32,
-    calls: crate::fasthash::FastMap<u64, PendingCall>,
-    call_deadlines: BTreeSet<(Instant, u64)>,
-    next_call: u64,
-    postponed: Vec<Postponed>,
-    local_queue: VecDeque<(StationId, Msg)>,
-    depth: u32,
-    system_lock: u32,
-    deferred: Vec<Deferred>,
-    gone: BTreeSet<StationId>,
-    /// Links of stations that left gracefully (or stopped being direct
-    /// peers), kept briefly so that the last acknowledgements and messages
-    /// still go out.
-    closing: Vec<Closing>,
-    /// Servers that announced a scale-in.
-    offline: BTreeSet<StationId>,
-    scale_in: Option<ScaleIn>,
-    migration: Option<Migration>,
-    handovers: BTreeMap<StationId, Handover>,
-    /// Messages a server relays from or to a station whose `StationJoined`
-    /// has not arrived yet (it took another path): (received, hop, sub-stream).
-    early_relayed: Vec<(Instant, StationId, u8, Envelope)>,
-    /// Client-server sessions: the number of the last message this station
-    /// sent to a client, per (client, sub-stream).
-    seq_out: crate::fasthash::FastMap<(StationId, u8), u64>,
-    /// A client: messages to it in each sender's order, per (sender,
-    /// sub-stream); they may take two paths while a server hands it over.
-    seq_in: BTreeMap<(StationId, u8), InOrder>,
-    /// Per room: the last migration epoch whose start / completion was reported.
-    room_started: HashMap<DOHandle, u32>,
-    room_completed: HashMap<DOHandle, u32>,
-    next_room_serial: u32,
-    next_request: u64,
-    events: VecDeque<Event>,
-    transmits: VecDeque<Transmit>,
+    /// The state of the seeded random sequence (splitmix64).
     rng: u64,
     stats: StationStats,
     limit_state: crate::limits::LimitState,
     /// Keys and token checks, when security is on.
     sec: Option<crate::crypto::SecurityState>,
-    /// Where packets are built; handed out only when one is produced.
-    scratch: Vec<u8>,
+    events: VecDeque<Event>,
+    /// Who is in the session, the links, this station's id and state.
+    membership: Membership,
+    /// Join requests being decided (session master) or forwarded.
+    admission: Admission,
+    /// The DO store.
+    store: Store,
+    /// RMCs in flight and postponed calls.
+    calls: Calls,
+    /// Queues of what goes out, relaying and in-order delivery to clients.
+    routing: Routing,
+    /// Scale-in, this client's migration, handovers of clients.
+    migration: Migrations,
+    /// What this station reported of rooms, and its room request ids.
+    rooms: Rooms,
 }
 
 impl std::fmt::Debug for Station {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Station")
-            .field("id", &self.id)
-            .field("session_master", &self.session_master)
-            .field("members", &self.members.keys().collect::<Vec<_>>())
-            .field("objects", &self.store.len())
+            .field("id", &self.membership.id)
+            .field("session_master", &self.membership.session_master)
+            .field(
+                "members",
+                &self.membership.members.keys().collect::<Vec<_>>(),
+            )
+            .field("objects", &self.store.entries.len())
             .finish()
     }
 }
@@ -168,53 +141,18 @@ impl Station {
             registry,
             hooks: Hooks::default(),
             now: Instant::ZERO,
-            local_addr: None,
-            id: StationId::NONE,
-            state: State::Idle,
-            session_tag: 0,
-            session_master: StationId::NONE,
-            members: BTreeMap::new(),
-            addrs: HashMap::new(),
-            relay: StationId::NONE,
-            next_station_id: 2,
-            forwarded: HashMap::new(),
-            pending_joins: BTreeMap::new(),
-            store: crate::fasthash::FastMap::with_hasher(crate::fasthash::SeededState(
-                rng.rotate_left(17) ^ 0xA5A5_5A5A_0F0F_F0F0,
-            )),
-            next_serial: 1,
-            calls: crate::fasthash::FastMap::with_hasher(crate::fasthash::SeededState(
-                rng.rotate_left(41),
-            )),
-            call_deadlines: BTreeSet::new(),
-            next_call: 1,
-            postponed: Vec::new(),
-            local_queue: VecDeque::new(),
-            depth: 0,
-            system_lock: 0,
-            deferred: Vec::new(),
-            gone: BTreeSet::new(),
-            closing: Vec::new(),
-            offline: BTreeSet::new(),
-            scale_in: None,
-            migration: None,
-            handovers: BTreeMap::new(),
-            early_relayed: Vec::new(),
-            seq_out: crate::fasthash::FastMap::with_hasher(crate::fasthash::SeededState(
-                rng.rotate_left(7),
-            )),
-            seq_in: BTreeMap::new(),
-            room_started: HashMap::new(),
-            room_completed: HashMap::new(),
-            next_room_serial: 1,
-            next_request: 1,
+            membership: Membership::new(),
+            admission: Admission::default(),
+            store: Store::new(rng.rotate_left(17) ^ 0xA5A5_5A5A_0F0F_F0F0),
+            calls: Calls::new(rng.rotate_left(41)),
+            routing: Routing::new(rng.rotate_left(7)),
+            migration: Migrations::default(),
+            rooms: Rooms::default(),
             events: VecDeque::new(),
-            transmits: VecDeque::new(),
             rng,
             stats: StationStats::default(),
             limit_state: Default::default(),
             sec,
-            scratch: Vec::new(),
         }
     }
 
@@ -229,7 +167,7 @@ impl Station {
 
     /// This station's id (`StationId::NONE` before it is in a session).
     pub fn id(&self) -> StationId {
-        self.id
+        self.membership.id
     }
 
     /// The configuration.
@@ -244,32 +182,39 @@ impl Station {
 
     /// Whether the station is in a session.
     pub fn is_in_session(&self) -> bool {
-        matches!(self.state, State::InSession | State::Leaving { .. })
+        matches!(
+            self.membership.state,
+            State::InSession | State::Leaving { .. }
+        )
     }
 
     /// Whether the station has left (or lost) its session for good.
     pub fn is_closed(&self) -> bool {
-        matches!(self.state, State::Closed)
+        matches!(self.membership.state, State::Closed)
     }
 
     /// The session master.
     pub fn session_master(&self) -> StationId {
-        self.session_master
+        self.membership.session_master
     }
 
     /// Whether this station is the session master.
     pub fn is_session_master(&self) -> bool {
-        self.id.is_some() && self.session_master == self.id
+        self.membership.id.is_some() && self.membership.session_master == self.membership.id
     }
 
     /// Every station of the session, this one included, by id.
     pub fn stations(&self) -> Vec<StationInfo> {
-        self.members.values().map(|m| m.info.clone()).collect()
+        self.membership
+            .members
+            .values()
+            .map(|m| m.info.clone())
+            .collect()
     }
 
     /// One station's description.
     pub fn station_info(&self, id: StationId) -> Option<&StationInfo> {
-        self.members.get(&id).map(|m| &m.info)
+        self.membership.members.get(&id).map(|m| &m.info)
     }
 
     /// Counters.
@@ -279,7 +224,7 @@ impl Station {
 
     /// Handles of every object in the store, sorted.
     pub fn objects(&self) -> Vec<DOHandle> {
-        let mut v: Vec<_> = self.store.keys().copied().collect();
+        let mut v: Vec<_> = self.store.entries.keys().copied().collect();
         v.sort();
         v
     }
@@ -288,8 +233,9 @@ impl Station {
     pub fn masters(&self) -> Vec<DOHandle> {
         let mut v: Vec<_> = self
             .store
+            .entries
             .iter()
-            .filter(|(_, e)| e.master == self.id)
+            .filter(|(_, e)| e.master == self.membership.id)
             .map(|(h, _)| *h)
             .collect();
         v.sort();
@@ -300,8 +246,9 @@ impl Station {
     pub fn duplicas(&self) -> Vec<DOHandle> {
         let mut v: Vec<_> = self
             .store
+            .entries
             .iter()
-            .filter(|(_, e)| e.master != self.id)
+            .filter(|(_, e)| e.master != self.membership.id)
             .map(|(h, _)| *h)
             .collect();
         v.sort();
@@ -310,31 +257,33 @@ impl Station {
 
     /// Whether `handle` is in the store.
     pub fn contains(&self, handle: DOHandle) -> bool {
-        self.store.contains_key(&handle)
+        self.store.entries.contains_key(&handle)
     }
 
     /// The master station of an object in the store.
     pub fn master_of(&self, handle: DOHandle) -> Option<StationId> {
-        self.store.get(&handle).map(|e| e.master)
+        self.store.entries.get(&handle).map(|e| e.master)
     }
 
     /// The duplica set of a master in the store.
     pub fn dup_set(&self, handle: DOHandle) -> Option<Vec<StationId>> {
         self.store
+            .entries
             .get(&handle)
-            .filter(|e| e.master == self.id)
+            .filter(|e| e.master == self.membership.id)
             .map(|e| e.dup_set.iter().copied().collect())
     }
 
     /// A reference to a local object of class `T`.
     pub fn get<T: DoClass>(&self, handle: DOHandle) -> Option<Ref<T>> {
-        Ref::from_erased(self.store.get(&handle)?.cell.clone())
+        Ref::from_erased(self.store.entries.get(&handle)?.cell.clone())
     }
 
     /// Every local object of class `T` (NetZ `T::SelectionIterator`), by handle.
     pub fn select<T: DoClass>(&self) -> Vec<Ref<T>> {
         let mut v: Vec<_> = self
             .store
+            .entries
             .iter()
             .filter(|(_, e)| e.type_id == TypeId::of::<T>())
             .filter_map(|(_, e)| Ref::from_erased(e.cell.clone()))
@@ -350,7 +299,10 @@ impl Station {
 
     /// A station's process type (for checks and approval callbacks).
     pub fn process_type_of(&self, id: StationId) -> Option<ProcessType> {
-        self.members.get(&id).map(|m| m.info.process_type)
+        self.membership
+            .members
+            .get(&id)
+            .map(|m| m.info.process_type)
     }
 
     /// NetZ `SafetyExecutive::TrustLocalStation`: whether operations the local
@@ -426,15 +378,15 @@ impl Station {
     /// NetZ `Scheduler::SystemLock`: while held, ChangeMasterStation and
     /// RemoveFromStore are deferred. Pair with [`Station::unlock_system`].
     pub fn lock_system(&mut self) {
-        self.system_lock += 1;
+        self.store.system_lock += 1;
     }
 
     /// Releases the system lock; deferred operations run when it reaches zero.
     pub fn unlock_system(&mut self, now: Instant) {
         self.advance(now);
-        self.system_lock = self.system_lock.saturating_sub(1);
-        if self.system_lock == 0 {
-            let deferred = std::mem::take(&mut self.deferred);
+        self.store.system_lock = self.store.system_lock.saturating_sub(1);
+        if self.store.system_lock == 0 {
+            let deferred = std::mem::take(&mut self.store.deferred);
             for d in deferred {
                 match d {
                     Deferred::Msg(origin, msg) => self.handle_msg(origin, msg),
@@ -449,7 +401,7 @@ impl Station {
 
     /// Whether the system lock is held.
     pub fn is_system_locked(&self) -> bool {
-        self.system_lock > 0
+        self.store.system_lock > 0
     }
 
     /// The next event.

@@ -10,7 +10,7 @@ impl Station {
         target: StationId,
         handle: Option<DOHandle>,
     ) -> Operation {
-        let mut op = Operation::new(detail, origin, target, self.id);
+        let mut op = Operation::new(detail, origin, target, self.membership.id);
         op.origin_type = self.process_type_of(origin);
         op.target_type = self.process_type_of(target);
         if let Some(h) = handle {
@@ -31,8 +31,8 @@ impl Station {
         datasets: bool,
         body: impl FnOnce(&mut Station, &mut Operation),
     ) -> Option<Operation> {
-        if !self.hooks.is_trusted(op.origin, self.id) && !self.hooks.check(&op) {
-            debug!(station = %self.id, op = op.class_name(), origin = %op.origin, "operation rejected");
+        if !self.hooks.is_trusted(op.origin, self.membership.id) && !self.hooks.check(&op) {
+            debug!(station = %self.membership.id, op = op.class_name(), origin = %op.origin, "operation rejected");
             self.hooks.rejected(&op);
             self.stats.operations_rejected += 1;
             self.events.push_back(Event::OperationRejected {

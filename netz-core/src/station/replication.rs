@@ -7,9 +7,10 @@ impl Station {
     /// (UpdateDataSet on each duplica). Returns whether anything changed.
     pub fn update(&mut self, now: Instant, handle: DOHandle) -> Result<bool, StationError> {
         self.advance(now);
-        let id = self.id;
+        let id = self.membership.id;
         let e = self
             .store
+            .entries
             .get_mut(&handle)
             .ok_or(StationError::NoSuchObject(handle))?;
         if e.master != id {
@@ -36,11 +37,11 @@ impl Station {
     /// messages of about a datagram each.
     pub fn update_all(&mut self, now: Instant) -> usize {
         self.advance(now);
-        let id = self.id;
+        let id = self.membership.id;
         let mut changed = 0;
         let mut per_station: BTreeMap<StationId, Vec<(DOHandle, Bytes)>> = BTreeMap::new();
         for handle in self.masters() {
-            let Some(e) = self.store.get_mut(&handle) else {
+            let Some(e) = self.store.entries.get_mut(&handle) else {
                 continue;
             };
             if e.master != id {
@@ -91,11 +92,11 @@ impl Station {
     }
 
     pub(super) fn on_update(&mut self, origin: StationId, handle: DOHandle, data: &[u8]) {
-        let Some(e) = self.store.get(&handle) else {
+        let Some(e) = self.store.entries.get(&handle) else {
             self.stats.unknown_object += 1;
             return;
         };
-        if e.master != origin || e.master == self.id {
+        if e.master != origin || e.master == self.membership.id {
             self.stats.bad_messages += 1;
             return;
         }
@@ -104,7 +105,7 @@ impl Station {
         let op = self.make_op(
             OperationDetail::UpdateDataSet(UpdateDataSetOperation { revision }),
             origin,
-            self.id,
+            self.membership.id,
             Some(handle),
         );
         let c2 = cell.clone();

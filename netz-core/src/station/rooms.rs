@@ -2,13 +2,37 @@
 
 use super::*;
 
+/// A station's room bookkeeping (the rooms themselves are objects in the store).
+pub(super) struct Rooms {
+    /// Per room: the last migration epoch whose start was reported.
+    pub(super) started: HashMap<DOHandle, u32>,
+    /// Per room: the last migration epoch whose completion was reported.
+    pub(super) completed: HashMap<DOHandle, u32>,
+    /// The serial of the next room id this server hands out.
+    pub(super) next_serial: u32,
+    /// The id of this station's next room request.
+    pub(super) next_request: u64,
+}
+
+impl Default for Rooms {
+    fn default() -> Rooms {
+        Rooms {
+            started: HashMap::new(),
+            completed: HashMap::new(),
+            next_serial: 1,
+            next_request: 1,
+        }
+    }
+}
+
 impl Station {
     /// Rooms hosted here, with the objects that move with them.
     pub(super) fn hosted_rooms(&self) -> Vec<RoomInfo> {
         let mut v: Vec<RoomInfo> = self
             .store
+            .entries
             .iter()
-            .filter(|(h, e)| h.class_id() == ClassId::ROOM && e.master == self.id)
+            .filter(|(h, e)| h.class_id() == ClassId::ROOM && e.master == self.membership.id)
             .filter_map(|(h, _)| self.get::<RoomObject>(*h).map(|r| r.lock().info(*h)))
             .collect();
         v.sort_by_key(|r| r.handle);
@@ -19,6 +43,7 @@ impl Station {
     pub fn rooms(&self) -> Vec<RoomInfo> {
         let mut v: Vec<RoomInfo> = self
             .store
+            .entries
             .keys()
             .filter(|h| h.class_id() == ClassId::ROOM)
             .filter_map(|h| self.room(*h))
@@ -53,16 +78,17 @@ impl Station {
         let dest = match op {
             RoomOp::Create { .. } => {
                 if self.cfg.process_type == ProcessType::Server {
-                    self.id
+                    self.membership.id
                 } else if let Some(r) = self.relay() {
                     r
                 } else {
-                    self.members
+                    self.membership
+                        .members
                         .values()
                         .filter(|m| m.info.process_type == ProcessType::Server)
                         .map(|m| m.info.id)
                         .min()
-                        .unwrap_or(self.session_master)
+                        .unwrap_or(self.membership.session_master)
                 }
             }
             _ => {
@@ -72,9 +98,9 @@ impl Station {
                 self.master_of(room).ok_or(StationError::NoSuchRoom(room))?
             }
         };
-        let request = self.next_request;
-        self.next_request += 1;
-        let by = self.id;
+        let request = self.rooms.next_request;
+        self.rooms.next_request += 1;
+        let by = self.membership.id;
         self.send(
             dest,
             SYSTEM_STREAM,
@@ -134,7 +160,7 @@ impl Station {
     /// properties and room objects move with it.
     pub fn send_migrate_room(&mut self, now: Instant, room: DOHandle) -> Result<u64, StationError> {
         let info = self.room(room).ok_or(StationError::NoSuchRoom(room))?;
-        if info.owner != self.id {
+        if info.owner != self.membership.id {
             return Err(StationError::NotRoomOwner {
                 room_id: info.id,
                 owner: info.owner,
@@ -156,7 +182,7 @@ impl Station {
             .get::<RoomObject>(room)
             .ok_or(StationError::NoSuchRoom(room))?;
         for h in [room, object] {
-            if self.master_of(h) != Some(self.id) {
+            if self.master_of(h) != Some(self.membership.id) {
                 return Err(StationError::NotMaster(h));
             }
         }
@@ -171,9 +197,9 @@ impl Station {
     }
 
     pub(super) fn new_room_id(&mut self) -> String {
-        let n = self.next_room_serial;
-        self.next_room_serial += 1;
-        format!("room-{}-{}", self.id.0, n)
+        let n = self.rooms.next_serial;
+        self.rooms.next_serial += 1;
+        format!("room-{}-{}", self.membership.id.0, n)
     }
 
     pub(super) fn on_room_request(
@@ -186,6 +212,7 @@ impl Station {
     ) {
         // The requester itself, or a server passing its request on.
         let forwarded = self
+            .membership
             .members
             .get(&origin)
             .is_some_and(|m| m.info.process_type == ProcessType::Server);
@@ -216,7 +243,7 @@ impl Station {
                 reply(self, DOHandle::NULL, Err(e));
                 return;
             }
-            if self.scale_in.is_some() {
+            if self.migration.scale_in.is_some() {
                 let e = RoomError::new(
                     RoomError::SERVER_OFFLINE,
                     "the server is going offline (scale-in) and takes no new rooms",
@@ -229,22 +256,23 @@ impl Station {
             let id = self.new_room_id();
             let mut data = RoomData::default();
             data.id = id.clone();
-            data.server = self.id.0;
+            data.server = self.membership.id.0;
             data.owner = by.0;
             data.members = vec![by.0];
             data.properties = properties;
             let obj = RoomObject { data };
-            let handle = DOHandle::new(ClassId::ROOM, self.id, self.next_serial);
-            self.next_serial += 1;
-            let cell = new_cell(obj, handle, self.id, self.id);
+            let handle = DOHandle::new(ClassId::ROOM, self.membership.id, self.store.next_serial);
+            self.store.next_serial += 1;
+            let cell = new_cell(obj, handle, self.membership.id, self.membership.id);
             self.add_master(handle, cell, true);
             self.discover_all(handle);
-            debug!(station = %self.id, room = %id, owner = %by, "room created");
+            debug!(station = %self.membership.id, room = %id, owner = %by, "room created");
             reply(self, handle, Ok(id));
             return;
         }
         let Some(master) = self
             .store
+            .entries
             .get(&room)
             .filter(|_| room.class_id() == ClassId::ROOM)
             .map(|e| e.master)
@@ -257,7 +285,7 @@ impl Station {
             }
             return;
         };
-        if master != self.id {
+        if master != self.membership.id {
             // The room moved: pass the request on.
             self.send(
                 master,
@@ -375,7 +403,7 @@ impl Station {
                 g.data.id.clone(),
             )
         };
-        debug!(station = %self.id, room = %room_id, to = %to, "room migrating");
+        debug!(station = %self.membership.id, room = %room_id, to = %to, "room migrating");
         for m in &members {
             self.send(
                 StationId(*m),
@@ -411,7 +439,7 @@ impl Station {
     }
 
     pub(super) fn on_room_adopt(&mut self, origin: StationId, room: DOHandle, epoch: u32) {
-        if self.master_of(room) != Some(self.id) {
+        if self.master_of(room) != Some(self.membership.id) {
             self.stats.bad_messages += 1;
             return;
         }
@@ -422,13 +450,13 @@ impl Station {
         let members = {
             let mut g = r.lock();
             g.data.id = id.clone();
-            g.data.server = self.id.0;
+            g.data.server = self.membership.id.0;
             g.data.migrations = epoch;
             g.data.members.clone()
         };
         let _ = self.update(self.now, room);
-        debug!(station = %self.id, room = %id, from = %origin, "room adopted");
-        let message = format!("room moved from {origin} to {}", self.id);
+        debug!(station = %self.membership.id, room = %id, from = %origin, "room adopted");
+        let message = format!("room moved from {origin} to {}", self.membership.id);
         for m in members {
             self.send(
                 StationId(m),

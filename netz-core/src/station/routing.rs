@@ -2,6 +2,45 @@
 
 use super::*;
 
+/// What goes out and what passes through: the local queue, connectionless
+/// datagrams, links that are closing, relays waiting for a `StationJoined`,
+/// and the numbering of messages to clients.
+pub(super) struct Routing {
+    /// Messages from this station to itself, handled after the current input.
+    pub(super) local_queue: VecDeque<(StationId, Msg)>,
+    /// Links of stations that left gracefully (or stopped being direct
+    /// peers), kept briefly so that the last acknowledgements and messages
+    /// still go out.
+    pub(super) closing: Vec<Closing>,
+    /// Messages a server relays from or to a station whose `StationJoined`
+    /// has not arrived yet (it took another path): (received, hop, sub-stream).
+    pub(super) early_relayed: Vec<(Instant, StationId, u8, Envelope)>,
+    /// Client-server sessions: the number of the last message this station
+    /// sent to a client, per (client, sub-stream).
+    pub(super) seq_out: crate::fasthash::FastMap<(StationId, u8), u64>,
+    /// A client: messages to it in each sender's order, per (sender,
+    /// sub-stream); they may take two paths while a server hands it over.
+    pub(super) seq_in: BTreeMap<(StationId, u8), InOrder>,
+    /// Connectionless datagrams ready to go.
+    pub(super) transmits: VecDeque<Transmit>,
+    /// Where packets are built; handed out only when one is produced.
+    pub(super) scratch: Vec<u8>,
+}
+
+impl Routing {
+    pub(super) fn new(seed: u64) -> Routing {
+        Routing {
+            local_queue: VecDeque::new(),
+            closing: Vec::new(),
+            early_relayed: Vec::new(),
+            seq_out: crate::fasthash::FastMap::with_hasher(crate::fasthash::SeededState(seed)),
+            seq_in: BTreeMap::new(),
+            transmits: VecDeque::new(),
+            scratch: Vec::new(),
+        }
+    }
+}
+
 /// A link kept after its station stopped being a direct peer, so that the
 /// last acknowledgements and retransmissions still go out.
 pub(super) struct Closing {
@@ -62,32 +101,36 @@ impl Station {
         let origin_ok = env.origin == hop
             || (self.cfg.topology == Topology::ClientServer
                 && !hop_is_client
-                && self.members.contains_key(&env.origin));
+                && self.membership.members.contains_key(&env.origin));
         if !origin_ok {
             // A server may relay what a new client sent before the session
             // master's `StationJoined` for it reached us: keep it briefly.
             let early = self.cfg.topology == Topology::ClientServer
                 && !hop_is_client
-                && !self.members.contains_key(&env.origin)
-                && !self.gone.contains(&env.origin)
-                && self.early_relayed.len() < MAX_EARLY_RELAYED;
+                && !self.membership.members.contains_key(&env.origin)
+                && !self.membership.gone.contains(&env.origin)
+                && self.routing.early_relayed.len() < MAX_EARLY_RELAYED;
             if early {
-                self.early_relayed.push((self.now, hop, substream, env));
+                self.routing
+                    .early_relayed
+                    .push((self.now, hop, substream, env));
             } else {
                 self.stats.bad_messages += 1;
             }
             return;
         }
-        if env.dest.is_some() && env.dest != self.id {
-            if self.members.contains_key(&env.dest) {
+        if env.dest.is_some() && env.dest != self.membership.id {
+            if self.membership.members.contains_key(&env.dest) {
                 self.stats.relayed += 1;
                 self.send_envelope(substream, env);
             } else if self.cfg.topology == Topology::ClientServer
-                && !self.gone.contains(&env.dest)
-                && self.early_relayed.len() < MAX_EARLY_RELAYED
+                && !self.membership.gone.contains(&env.dest)
+                && self.routing.early_relayed.len() < MAX_EARLY_RELAYED
             {
                 // For a new client whose `StationJoined` took another path.
-                self.early_relayed.push((self.now, hop, substream, env));
+                self.routing
+                    .early_relayed
+                    .push((self.now, hop, substream, env));
             } else {
                 self.stats.unknown_sender += 1;
             }
@@ -106,6 +149,7 @@ impl Station {
         let now = self.now;
         let key = (env.origin, substream);
         let order = self
+            .routing
             .seq_in
             .entry(key)
             .or_insert_with(|| InOrder::expecting(1));
@@ -141,14 +185,14 @@ impl Station {
     /// Gives up on the gap in front of the messages held for `key`.
     pub(super) fn skip_gap(&mut self, key: (StationId, u8)) {
         let now = self.now;
-        let Some(order) = self.seq_in.get_mut(&key) else {
+        let Some(order) = self.routing.seq_in.get_mut(&key) else {
             return;
         };
         let Some(&first) = order.held.keys().next() else {
             return;
         };
         self.stats.sequence_gaps += first - order.next;
-        debug!(station = %self.id, from = %key.0, missing = first - order.next, "gave up on a gap");
+        debug!(station = %self.membership.id, from = %key.0, missing = first - order.next, "gave up on a gap");
         order.next = first;
         let mut ready = Vec::new();
         Self::take_ready(order, &mut ready, now);
@@ -165,20 +209,26 @@ impl Station {
     }
 
     pub(super) fn next_hop(&self, dest: StationId) -> Option<StationId> {
-        let m = self.members.get(&dest)?;
+        let m = self.membership.members.get(&dest)?;
         if m.link.is_some() {
             return Some(dest);
         }
         if self.cfg.topology == Topology::ClientServer {
             if self.cfg.process_type == ProcessType::Client {
                 return self
+                    .membership
                     .members
-                    .get(&self.relay)
+                    .get(&self.membership.relay)
                     .filter(|r| r.link.is_some())
-                    .map(|_| self.relay);
+                    .map(|_| self.membership.relay);
             }
             let r = m.info.relay?;
-            return self.members.get(&r).filter(|r| r.link.is_some()).map(|_| r);
+            return self
+                .membership
+                .members
+                .get(&r)
+                .filter(|r| r.link.is_some())
+                .map(|_| r);
         }
         None
     }
@@ -191,15 +241,16 @@ impl Station {
             return false;
         };
         let substream = self.substream(substream);
-        let numbered = (env.seq == 0 && env.origin == self.id && self.sequenced(env.dest))
-            .then(|| self.next_seq(env.dest, substream));
+        let numbered =
+            (env.seq == 0 && env.origin == self.membership.id && self.sequenced(env.dest))
+                .then(|| self.next_seq(env.dest, substream));
         if let Some(n) = numbered {
             env.seq = n;
         }
         let bytes = env.encode();
         let sent = self.send_bytes(hop, substream, &bytes);
         if let (true, Some(n)) = (sent, numbered) {
-            self.seq_out.insert((env.dest, substream), n);
+            self.routing.seq_out.insert((env.dest, substream), n);
         }
         sent
     }
@@ -218,6 +269,7 @@ impl Station {
     pub(super) fn sequenced(&self, dest: StationId) -> bool {
         self.cfg.topology == Topology::ClientServer
             && self
+                .membership
                 .members
                 .get(&dest)
                 .is_some_and(|m| m.info.process_type == ProcessType::Client)
@@ -226,18 +278,28 @@ impl Station {
     /// The number the next message to `dest` on `substream` gets (taken
     /// only once it was queued).
     pub(super) fn next_seq(&self, dest: StationId, substream: u8) -> u64 {
-        self.seq_out.get(&(dest, substream)).copied().unwrap_or(0) + 1
+        self.routing
+            .seq_out
+            .get(&(dest, substream))
+            .copied()
+            .unwrap_or(0)
+            + 1
     }
 
     /// Queues an encoded envelope on the link to `hop`, within the queue limit.
     pub(super) fn send_bytes(&mut self, hop: StationId, substream: u8, bytes: &[u8]) -> bool {
         let substream = self.substream(substream);
-        match self.members.get_mut(&hop).and_then(|m| m.link.as_mut()) {
+        match self
+            .membership
+            .members
+            .get_mut(&hop)
+            .and_then(|m| m.link.as_mut())
+        {
             Some(link) => {
                 if link.queued_bytes() + bytes.len() > self.cfg.limits.max_queued_bytes_per_link {
                     self.stats.send_queue_limited += 1;
                     self.limit_state
-                        .hit(crate::limits::Limit::QueuedBytes, self.id);
+                        .hit(crate::limits::Limit::QueuedBytes, self.membership.id);
                     return false;
                 }
                 link.send_reliable(substream, bytes).is_ok()
@@ -249,17 +311,23 @@ impl Station {
     /// Sends one message to several stations, encoding it once for every
     /// station with a direct link (addressed to "the hop": no destination).
     pub(super) fn multicast(&mut self, targets: &[StationId], substream: u8, msg: Msg) {
-        if self.migration.is_some() {
+        if self.migration.client.is_some() {
             for &t in targets {
                 self.send(t, substream, msg.clone());
             }
             return;
         }
-        let me = self.id;
+        let me = self.membership.id;
         let substream = self.substream(substream);
         let mut direct: Option<Vec<u8>> = None;
         for &t in targets {
-            if t != me && self.members.get(&t).is_some_and(|m| m.link.is_some()) {
+            if t != me
+                && self
+                    .membership
+                    .members
+                    .get(&t)
+                    .is_some_and(|m| m.link.is_some())
+            {
                 let bytes = direct.get_or_insert_with(|| {
                     Envelope {
                         seq: 0,
@@ -273,7 +341,7 @@ impl Station {
                     let n = self.next_seq(t, substream);
                     let numbered = Envelope::renumbered(bytes, n);
                     if self.send_bytes(t, substream, &numbered) {
-                        self.seq_out.insert((t, substream), n);
+                        self.routing.seq_out.insert((t, substream), n);
                     }
                 } else {
                     self.send_bytes(t, substream, bytes);
@@ -286,18 +354,20 @@ impl Station {
 
     /// Sends `msg` to `dest` (itself included: queued locally).
     pub(super) fn send(&mut self, dest: StationId, substream: u8, msg: Msg) -> bool {
-        if dest == self.id {
-            self.local_queue.push_back((self.id, msg));
+        if dest == self.membership.id {
+            self.routing
+                .local_queue
+                .push_back((self.membership.id, msg));
             return true;
         }
-        trace!(station = %self.id, to = %dest, msg = msg.name(), "send");
+        trace!(station = %self.membership.id, to = %dest, msg = msg.name(), "send");
         let env = Envelope {
             seq: 0,
-            origin: self.id,
+            origin: self.membership.id,
             dest,
             msg,
         };
-        if let Some(m) = self.migration.as_mut() {
+        if let Some(m) = self.migration.client.as_mut() {
             // Held until the new server welcomes us, then sent in order.
             m.held.push((substream, env));
             return true;
@@ -307,10 +377,10 @@ impl Station {
 
     /// Sends `msg` at once, even while migrating (the migration's own messages).
     pub(super) fn send_now(&mut self, dest: StationId, msg: Msg) -> bool {
-        trace!(station = %self.id, to = %dest, msg = msg.name(), "send");
+        trace!(station = %self.membership.id, to = %dest, msg = msg.name(), "send");
         let env = Envelope {
             seq: 0,
-            origin: self.id,
+            origin: self.membership.id,
             dest,
             msg,
         };
@@ -319,10 +389,11 @@ impl Station {
 
     pub(super) fn broadcast(&mut self, msg: &Msg, except: &[StationId]) {
         let ids: Vec<StationId> = self
+            .membership
             .members
             .keys()
             .copied()
-            .filter(|i| *i != self.id && !except.contains(i))
+            .filter(|i| *i != self.membership.id && !except.contains(i))
             .collect();
         self.multicast(&ids, SYSTEM_STREAM, msg.clone());
     }
@@ -331,13 +402,13 @@ impl Station {
         let mut buf = Vec::new();
         PacketHeader {
             kind: PacketKind::Connectionless,
-            session: self.session_tag,
-            sender: self.id.0,
+            session: self.membership.session_tag,
+            sender: self.membership.id.0,
             receiver: 0,
         }
         .encode(&mut buf);
         if let Ok(b) = postcard::to_extend(msg, buf) {
-            self.transmits.push_back(Transmit {
+            self.routing.transmits.push_back(Transmit {
                 destination: to,
                 contents: b,
             });
@@ -345,11 +416,11 @@ impl Station {
     }
 
     pub(super) fn drain_local(&mut self) {
-        if self.depth > 0 {
+        if self.calls.reentrancy > 0 {
             return;
         }
         let mut guard = 0;
-        while let Some((origin, msg)) = self.local_queue.pop_front() {
+        while let Some((origin, msg)) = self.routing.local_queue.pop_front() {
             self.handle_msg(origin, msg);
             guard += 1;
             if guard > 100_000 {

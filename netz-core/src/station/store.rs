@@ -2,6 +2,28 @@
 
 use super::*;
 
+/// The DO store: every object this station holds, master or duplica.
+pub(super) struct Store {
+    pub(super) entries: crate::fasthash::FastMap<DOHandle, Entry>,
+    /// The serial of the next object this station creates.
+    pub(super) next_serial: u32,
+    /// NetZ `Scheduler::SystemLock` depth.
+    pub(super) system_lock: u32,
+    /// What waits for the system lock to be released.
+    pub(super) deferred: Vec<Deferred>,
+}
+
+impl Store {
+    pub(super) fn new(seed: u64) -> Store {
+        Store {
+            entries: crate::fasthash::FastMap::with_hasher(crate::fasthash::SeededState(seed)),
+            next_serial: 1,
+            system_lock: 0,
+            deferred: Vec::new(),
+        }
+    }
+}
+
 pub(super) struct Entry {
     pub(super) cell: Arc<dyn ErasedCell>,
     pub(super) master: StationId,
@@ -27,21 +49,25 @@ impl Station {
             .registry
             .class_id::<T>()
             .ok_or(StationError::UnknownClass(T::CLASS_NAME))?;
-        let handle = DOHandle::new(class, self.id, self.next_serial);
+        let handle = DOHandle::new(class, self.membership.id, self.store.next_serial);
         // The SafetyExecutive is consulted before the object exists.
         let probe = self.make_op(
             OperationDetail::AddToStore(AddToStoreOperation { as_master: true }),
-            self.id,
-            self.id,
+            self.membership.id,
+            self.membership.id,
             Some(handle),
         );
-        if !self.hooks.is_trusted(self.id, self.id) && !self.hooks.check(&probe) {
+        if !self
+            .hooks
+            .is_trusted(self.membership.id, self.membership.id)
+            && !self.hooks.check(&probe)
+        {
             self.hooks.rejected(&probe);
             self.stats.operations_rejected += 1;
             return Err(StationError::Rejected);
         }
-        self.next_serial += 1;
-        let cell = new_cell(object, handle, self.id, self.id);
+        self.store.next_serial += 1;
+        let cell = new_cell(object, handle, self.membership.id, self.membership.id);
         self.add_master(handle, cell.clone(), true);
         self.discover_all(handle);
         self.drain_local();
@@ -56,8 +82,8 @@ impl Station {
     ) {
         let op = self.make_op(
             OperationDetail::AddToStore(AddToStoreOperation { as_master: true }),
-            self.id,
-            self.id,
+            self.membership.id,
+            self.membership.id,
             Some(handle),
         );
         let type_id = self
@@ -83,11 +109,11 @@ impl Station {
             });
             let snapshot = c2.snapshot_fields();
             c2.meta().in_store.store(true, Ordering::Release);
-            st.store.insert(
+            st.store.entries.insert(
                 handle,
                 Entry {
                     cell: c2.clone(),
-                    master: st.id,
+                    master: st.membership.id,
                     dup_set: BTreeSet::new(),
                     snapshot,
                     type_id,
@@ -105,22 +131,26 @@ impl Station {
         let Some(entry) = self.registry.entry(h.class_id()) else {
             return;
         };
-        let m = if master { self.id } else { self.session_master };
-        let cell = (entry.factory)(h, self.id, m);
+        let m = if master {
+            self.membership.id
+        } else {
+            self.membership.session_master
+        };
+        let cell = (entry.factory)(h, self.membership.id, m);
         if master {
             self.add_master(h, cell, true);
-        } else if !self.store.contains_key(&h) {
+        } else if !self.store.entries.contains_key(&h) {
             self.add_duplica(h, m, cell, None, m);
         }
     }
 
     pub(super) fn publish_station_object(&mut self, info: &StationInfo) -> Option<DOHandle> {
-        let handle = DOHandle::new(ClassId::STATION, self.id, self.next_serial);
-        self.next_serial += 1;
+        let handle = DOHandle::new(ClassId::STATION, self.membership.id, self.store.next_serial);
+        self.store.next_serial += 1;
         let obj = StationObject {
             data: StationData::new(info),
         };
-        let cell = new_cell(obj, handle, self.id, self.id);
+        let cell = new_cell(obj, handle, self.membership.id, self.membership.id);
         self.add_master(handle, cell, true);
         self.discover_all(handle);
         Some(handle)
@@ -129,13 +159,14 @@ impl Station {
     /// Sends master `handle` to every station that lacks it (ChangeDupSet).
     pub(super) fn discover_all(&mut self, handle: DOHandle) {
         let ids: Vec<StationId> = self
+            .membership
             .members
             .keys()
             .copied()
-            .filter(|i| *i != self.id)
+            .filter(|i| *i != self.membership.id)
             .collect();
         for id in ids {
-            self.change_dup_set(handle, id, true, self.id);
+            self.change_dup_set(handle, id, true, self.membership.id);
         }
     }
 
@@ -144,10 +175,11 @@ impl Station {
         for h in self.masters() {
             if self
                 .store
+                .entries
                 .get(&h)
                 .is_some_and(|e| !e.dup_set.contains(&station))
             {
-                self.change_dup_set(h, station, true, self.id);
+                self.change_dup_set(h, station, true, self.membership.id);
             }
         }
     }
@@ -160,10 +192,13 @@ impl Station {
         addition: bool,
         origin: StationId,
     ) {
-        let Some(e) = self.store.get(&handle) else {
+        let Some(e) = self.store.entries.get(&handle) else {
             return;
         };
-        if e.master != self.id || station == self.id || e.dup_set.contains(&station) == addition {
+        if e.master != self.membership.id
+            || station == self.membership.id
+            || e.dup_set.contains(&station) == addition
+        {
             return;
         }
         let cell = e.cell.clone();
@@ -181,14 +216,14 @@ impl Station {
                     SYSTEM_STREAM,
                     Msg::Create {
                         handle,
-                        master: st.id,
+                        master: st.membership.id,
                         data: Bytes(data),
                     },
                 );
-                if let Some(e) = st.store.get_mut(&handle) {
+                if let Some(e) = st.store.entries.get_mut(&handle) {
                     e.dup_set.insert(station);
                 }
-            } else if let Some(e) = st.store.get_mut(&handle) {
+            } else if let Some(e) = st.store.entries.get_mut(&handle) {
                 e.dup_set.remove(&station);
             }
         });
@@ -205,7 +240,7 @@ impl Station {
         let op = self.make_op(
             OperationDetail::AddToStore(AddToStoreOperation { as_master: false }),
             origin,
-            self.id,
+            self.membership.id,
             Some(handle),
         );
         let type_id = self
@@ -221,7 +256,7 @@ impl Station {
             }
             c2.with_dyn(&mut |o| o.init());
             c2.meta().in_store.store(true, Ordering::Release);
-            st.store.insert(
+            st.store.entries.insert(
                 handle,
                 Entry {
                     cell: c2.clone(),
@@ -251,19 +286,19 @@ impl Station {
         reason: RemoveReason,
         notify: bool,
     ) -> bool {
-        let Some(e) = self.store.get(&handle) else {
+        let Some(e) = self.store.entries.get(&handle) else {
             return false;
         };
         let cell = e.cell.clone();
-        let was_master = e.master == self.id;
+        let was_master = e.master == self.membership.id;
         let op = self.make_op(
             OperationDetail::RemoveFromStore(RemoveFromStoreOperation { was_master, reason }),
             origin,
-            self.id,
+            self.membership.id,
             Some(handle),
         );
         let done = self.run_op(op, Some(cell.clone()), true, |st, _| {
-            if let Some(e) = st.store.remove(&handle) {
+            if let Some(e) = st.store.entries.remove(&handle) {
                 if notify {
                     let targets: Vec<StationId> = if was_master {
                         e.dup_set.iter().copied().collect()
@@ -288,15 +323,16 @@ impl Station {
         self.advance(now);
         let e = self
             .store
+            .entries
             .get(&handle)
             .ok_or(StationError::NoSuchObject(handle))?;
-        if e.master != self.id {
+        if e.master != self.membership.id {
             return Err(StationError::NotMaster(handle));
         }
-        if self.system_lock > 0 {
+        if self.store.system_lock > 0 {
             return Err(StationError::SystemLocked);
         }
-        let ok = self.remove_from_store(handle, self.id, RemoveReason::Deleted, true);
+        let ok = self.remove_from_store(handle, self.membership.id, RemoveReason::Deleted, true);
         self.drain_local();
         if ok {
             Ok(())
@@ -313,7 +349,7 @@ impl Station {
         to: StationId,
     ) -> Result<(), StationError> {
         self.advance(now);
-        if self.system_lock > 0 {
+        if self.store.system_lock > 0 {
             return Err(StationError::SystemLocked);
         }
         let r = self.migrate_inner(handle, to);
@@ -328,27 +364,28 @@ impl Station {
     ) -> Result<(), StationError> {
         let e = self
             .store
+            .entries
             .get(&handle)
             .ok_or(StationError::NoSuchObject(handle))?;
-        if e.master != self.id {
+        if e.master != self.membership.id {
             return Err(StationError::NotMaster(handle));
         }
-        if to == self.id {
+        if to == self.membership.id {
             return Ok(());
         }
-        if !self.members.contains_key(&to) {
+        if !self.membership.members.contains_key(&to) {
             return Err(StationError::NoSuchStation(to));
         }
         if !e.dup_set.contains(&to) {
-            self.change_dup_set(handle, to, true, self.id);
+            self.change_dup_set(handle, to, true, self.membership.id);
         }
-        let Some(e) = self.store.get(&handle) else {
+        let Some(e) = self.store.entries.get(&handle) else {
             return Err(StationError::NoSuchObject(handle));
         };
         let mut dup_set: Vec<StationId> = e.dup_set.iter().copied().filter(|s| *s != to).collect();
-        dup_set.push(self.id);
+        dup_set.push(self.membership.id);
         let data = encode_datasets(&e.cell, None);
-        if self.change_master(handle, to, self.id) {
+        if self.change_master(handle, to, self.membership.id) {
             self.send(
                 to,
                 SYSTEM_STREAM,
@@ -371,7 +408,7 @@ impl Station {
         new_master: StationId,
         origin: StationId,
     ) -> bool {
-        let Some(e) = self.store.get(&handle) else {
+        let Some(e) = self.store.entries.get(&handle) else {
             return false;
         };
         let old_master = e.master;
@@ -387,9 +424,9 @@ impl Station {
         );
         let done = self.run_op(op, Some(cell.clone()), true, |st, _| {
             cell.meta().master.store(new_master.0, Ordering::Release);
-            if let Some(e) = st.store.get_mut(&handle) {
+            if let Some(e) = st.store.entries.get_mut(&handle) {
                 e.master = new_master;
-                if new_master == st.id {
+                if new_master == st.membership.id {
                     e.snapshot = cell.snapshot_fields();
                     cell.with_dyn(&mut |o| {
                         for i in 0..o.ds_count() {
@@ -416,11 +453,11 @@ impl Station {
 
     /// FaultRecovery (14.3.1.5) of one object on the session master.
     pub(super) fn fault_recover(&mut self, handle: DOHandle, failed: StationId) {
-        if self.system_lock > 0 {
-            self.deferred.push(Deferred::Recover(handle, failed));
+        if self.store.system_lock > 0 {
+            self.store.deferred.push(Deferred::Recover(handle, failed));
             return;
         }
-        let Some(e) = self.store.get(&handle) else {
+        let Some(e) = self.store.entries.get(&handle) else {
             return;
         };
         if e.master != failed {
@@ -432,8 +469,8 @@ impl Station {
                 failed_station: failed,
                 approved: None,
             }),
-            self.id,
-            self.id,
+            self.membership.id,
+            self.membership.id,
             Some(handle),
         );
         let well_known = handle.is_well_known();
@@ -446,18 +483,23 @@ impl Station {
                 fr.approved = Some(approved);
             }
             if approved {
-                if st.change_master(handle, st.id, st.id) {
+                if st.change_master(handle, st.membership.id, st.membership.id) {
                     // Re-discover: every station gets the new master's state.
                     st.discover_all(handle);
                 }
             } else {
-                st.remove_from_store(handle, st.id, RemoveReason::FaultRecovery, false);
+                st.remove_from_store(handle, st.membership.id, RemoveReason::FaultRecovery, false);
                 st.broadcast(&Msg::Delete { handle }, &[failed]);
             }
         });
         if done.is_none() {
             // Rejected: nobody may keep an object without a master.
-            self.remove_from_store(handle, self.id, RemoveReason::FaultRecovery, false);
+            self.remove_from_store(
+                handle,
+                self.membership.id,
+                RemoveReason::FaultRecovery,
+                false,
+            );
             self.broadcast(&Msg::Delete { handle }, &[failed]);
         }
     }
@@ -489,8 +531,8 @@ impl Station {
             self.stats.bad_messages += 1;
             return;
         }
-        if let Some(e) = self.store.get(&handle) {
-            if e.master == self.id {
+        if let Some(e) = self.store.entries.get(&handle) {
+            if e.master == self.membership.id {
                 self.stats.bad_messages += 1;
                 return;
             }
@@ -504,9 +546,9 @@ impl Station {
             self.stats.unknown_class += 1;
             return;
         };
-        let cell = (entry.factory)(handle, self.id, master);
+        let cell = (entry.factory)(handle, self.membership.id, master);
         self.add_duplica(handle, master, cell, Some(data), origin);
-        if !self.store.contains_key(&handle) {
+        if !self.store.entries.contains_key(&handle) {
             // Refused by the SafetyExecutive: the master forgets us.
             self.send(master, SYSTEM_STREAM, Msg::DuplicaRemoved { handle });
         }

@@ -8,10 +8,10 @@ impl Station {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let mut t: Option<Instant> = None;
         let mut consider = |x: Instant| t = Some(t.map_or(x, |t: Instant| t.min(x)));
-        if !self.local_queue.is_empty() || !self.transmits.is_empty() {
+        if !self.routing.local_queue.is_empty() || !self.routing.transmits.is_empty() {
             consider(self.now);
         }
-        for m in self.members.values() {
+        for m in self.membership.members.values() {
             if let Some(link) = &m.link {
                 if let Some(x) = link.poll_timeout() {
                     consider(x);
@@ -21,27 +21,27 @@ impl Station {
                 }
             }
         }
-        for c in &self.closing {
+        for c in &self.routing.closing {
             consider(c.until);
             if let Some(x) = c.link.poll_timeout() {
                 consider(x.min(c.until));
             }
         }
-        if let Some(sc) = &self.scale_in {
+        if let Some(sc) = &self.migration.scale_in {
             consider(sc.kicked_until.unwrap_or(sc.deadline));
         }
-        for o in self.seq_in.values() {
+        for o in self.routing.seq_in.values() {
             if let Some(t) = o.since {
                 consider(t + self.gap_timeout());
             }
         }
-        if let Some((d, _)) = self.call_deadlines.first() {
+        if let Some((d, _)) = self.calls.deadlines.first() {
             consider(*d);
         }
-        for p in &self.postponed {
+        for p in &self.calls.postponed {
             consider(p.due);
         }
-        match &self.state {
+        match &self.membership.state {
             State::Joining {
                 deadline,
                 next_send,
@@ -67,19 +67,20 @@ impl Station {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.advance(now);
         let now = self.now;
-        for m in self.members.values_mut() {
+        for m in self.membership.members.values_mut() {
             if let Some(link) = m.link.as_mut() {
                 link.handle_timeout(now);
             }
         }
-        self.closing.retain_mut(|c| {
+        self.routing.closing.retain_mut(|c| {
             c.link.handle_timeout(now);
             now < c.until
         });
         let keep = self.cfg.failure_timeout;
-        self.early_relayed.retain(|e| now < e.0 + keep);
+        self.routing.early_relayed.retain(|e| now < e.0 + keep);
         let wait = self.gap_timeout();
         let expired: Vec<(StationId, u8)> = self
+            .routing
             .seq_in
             .iter()
             .filter(|(_, o)| o.since.is_some_and(|t| now >= t + wait))
@@ -89,10 +90,16 @@ impl Station {
             self.skip_gap(key);
         }
         if let Some(sec) = self.sec.as_mut() {
-            let known = self.members.len() + self.closing.len() + self.pending_joins.len();
-            if matches!(self.state, State::InSession) && sec.peer_count() > 2 * known + 8 {
-                let (members, closing, pending) =
-                    (&self.members, &self.closing, &self.pending_joins);
+            let known = self.membership.members.len()
+                + self.routing.closing.len()
+                + self.admission.pending.len();
+            if matches!(self.membership.state, State::InSession) && sec.peer_count() > 2 * known + 8
+            {
+                let (members, closing, pending) = (
+                    &self.membership.members,
+                    &self.routing.closing,
+                    &self.admission.pending,
+                );
                 sec.retain(|id| {
                     members.contains_key(&id)
                         || pending.contains_key(&id)
@@ -110,7 +117,7 @@ impl Station {
             next_send,
             provisional,
             ..
-        } = &mut self.state
+        } = &mut self.membership.state
         {
             for (_, l) in provisional.values_mut() {
                 l.handle_timeout(now);
@@ -123,18 +130,18 @@ impl Station {
             }
         }
         if join_failed {
-            self.state = State::Idle;
+            self.membership.state = State::Idle;
             self.events
                 .push_back(Event::JoinFailed(JoinError::TimedOut));
         }
         if let Some((contact, nonce)) = resend {
             self.send_join_request(contact, nonce);
         }
-        if let State::Leaving { deadline } = self.state {
+        if let State::Leaving { deadline } = self.membership.state {
             // Closed once every station acknowledged our goodbye (or at the deadline).
-            let hop = self.next_hop(self.session_master);
+            let hop = self.next_hop(self.membership.session_master);
             let delivered = hop
-                .and_then(|h| self.members.get(&h))
+                .and_then(|h| self.membership.members.get(&h))
                 .and_then(|m| m.link.as_ref())
                 .is_none_or(|l| l.is_idle());
             if delivered || now >= deadline {
@@ -143,6 +150,7 @@ impl Station {
         }
         // Failure detection.
         let silent: Vec<StationId> = self
+            .membership
             .members
             .iter()
             .filter(|(_, m)| {
@@ -154,27 +162,27 @@ impl Station {
             .map(|(id, _)| *id)
             .collect();
         for id in silent {
-            if let Some(m) = self.members.get_mut(&id) {
+            if let Some(m) = self.membership.members.get_mut(&id) {
                 m.silent = true;
             }
             self.peer_silent(id);
         }
         // RMC timeouts.
-        while let Some(&(d, call)) = self.call_deadlines.first() {
+        while let Some(&(d, call)) = self.calls.deadlines.first() {
             if d > now {
                 break;
             }
-            self.call_deadlines.pop_first();
-            if let Some(p) = self.calls.remove(&call) {
+            self.calls.deadlines.pop_first();
+            if let Some(p) = self.calls.pending.remove(&call) {
                 self.complete_call(&p, Outcome::TimedOut, None);
             }
         }
         // Postponed calls.
-        if self.postponed.iter().any(|p| p.due <= now) {
-            let (due, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.postponed)
+        if self.calls.postponed.iter().any(|p| p.due <= now) {
+            let (due, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.calls.postponed)
                 .into_iter()
                 .partition(|p| p.due <= now);
-            self.postponed = rest;
+            self.calls.postponed = rest;
             for p in due {
                 self.execute_call(
                     p.op,
