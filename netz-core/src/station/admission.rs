@@ -447,3 +447,60 @@ impl Station {
         }
     }
 }
+
+// ---- message handlers (dispatched by `Station::handle_msg`)
+impl Station {
+    /// `JoinForward`: a contact station passes on a join request.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn on_join_forward(
+        &mut self,
+        origin: StationId,
+        nonce: u64,
+        addr: SocketAddr,
+        process_type: ProcessType,
+        token: String,
+        topology: Topology,
+        connect: Bytes,
+    ) {
+        if self.is_session_master() {
+            self.on_join_request(
+                origin,
+                nonce,
+                addr,
+                process_type,
+                token,
+                topology,
+                connect.0,
+            );
+        } else {
+            self.stats.bad_messages += 1;
+        }
+    }
+
+    /// `JoinDenyForward`: the session master refuses a joiner that asked here.
+    pub(super) fn on_join_deny_forward(&mut self, nonce: u64, addr: SocketAddr, reason: String) {
+        self.admission.join_dedup.remove(&addr);
+        self.send_connectionless(addr, &Msg::JoinDenied { nonce, reason });
+    }
+}
+
+impl Station {
+    /// `LinkKeys`: the session master hands this station the keys of its
+    /// link with `station`.
+    pub(super) fn on_link_keys(
+        &mut self,
+        origin: StationId,
+        station: StationId,
+        send: [u8; 32],
+        recv: [u8; 32],
+    ) {
+        match self.sec.as_mut() {
+            Some(sec)
+                if origin == self.membership.session_master && station != self.membership.id =>
+            {
+                sec.install(station, &send, &recv);
+            }
+            _ => self.stats.bad_messages += 1,
+        }
+    }
+}

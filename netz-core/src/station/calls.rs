@@ -536,3 +536,38 @@ impl Invoker for Station {
         self.membership.id
     }
 }
+
+// ---- message handlers (dispatched by `Station::handle_msg`)
+impl Station {
+    /// `Action`: run an action (and, with `forward`, pass it to every duplica).
+    pub(super) fn on_action(
+        &mut self,
+        origin: StationId,
+        handle: DOHandle,
+        method: u16,
+        args: Bytes,
+        forward: bool,
+    ) {
+        let Some(e) = self.store.entries.get(&handle) else {
+            self.stats.unknown_object += 1;
+            return;
+        };
+        if forward && e.master != self.membership.id {
+            // The master moved: pass it on.
+            let m = e.master;
+            self.send(
+                m,
+                SYSTEM_STREAM,
+                Msg::Action {
+                    handle,
+                    method,
+                    args,
+                    forward,
+                },
+            );
+            return;
+        }
+        let op = self.make_call_op(origin, handle, method, true);
+        self.execute_call(op, 0, false, handle, args.0, SYSTEM_STREAM, forward);
+    }
+}

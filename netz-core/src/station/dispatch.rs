@@ -1,18 +1,28 @@
 //! Incoming messages to the part that owns them.
+//!
+//! Every station message that arrived (on a link, relayed, or from this
+//! station to itself) comes through [`Station::handle_msg`], which hands it
+//! to the handler of the part that owns it. This is the one place to add a
+//! message kind: its wire form in `wire.rs`, its arm here, its handler in
+//! its part.
 
 use super::*;
 
 impl Station {
+    /// Handles `msg`, sent by `origin` (already checked to speak for itself,
+    /// or vouched for by a server that relayed it).
     pub(super) fn handle_msg(&mut self, origin: StationId, msg: Msg) {
         trace!(station = %self.membership.id, from = %origin, msg = msg.name(), "recv");
-        if self.store.system_lock > 0 && self.needs_unlocked(&msg) {
+        if self.store.system_lock > 0 && needs_unlocked(&msg) {
             self.store.deferred.push(Deferred::Msg(origin, msg));
             return;
         }
         match msg {
+            // Connectionless only: never on a link.
             Msg::JoinRequest { .. } | Msg::JoinDenied { .. } | Msg::JoinAccepted { .. } => {
                 self.stats.bad_messages += 1
             }
+            // Admission.
             Msg::JoinForward {
                 nonce,
                 addr,
@@ -20,225 +30,46 @@ impl Station {
                 token,
                 topology,
                 connect,
-            } => {
-                if self.is_session_master() {
-                    self.on_join_request(
-                        origin,
-                        nonce,
-                        addr,
-                        process_type,
-                        token,
-                        topology,
-                        connect.0,
-                    );
-                } else {
-                    self.stats.bad_messages += 1;
-                }
-            }
+            } => self.on_join_forward(origin, nonce, addr, process_type, token, topology, connect),
             Msg::JoinDenyForward {
                 nonce,
                 addr,
                 reason,
-            } => {
-                self.admission.join_dedup.remove(&addr);
-                self.send_connectionless(addr, &Msg::JoinDenied { nonce, reason });
-            }
+            } => self.on_join_deny_forward(nonce, addr, reason),
             Msg::LinkKeys {
                 station,
                 send,
                 recv,
-            } => match self.sec.as_mut() {
-                Some(sec)
-                    if origin == self.membership.session_master
-                        && station != self.membership.id =>
-                {
-                    sec.install(station, &send, &recv);
-                }
-                _ => self.stats.bad_messages += 1,
-            },
-            Msg::StationJoined(info) => {
-                if origin != self.membership.session_master || info.id == self.membership.id {
-                    self.stats.bad_messages += 1;
-                    return;
-                }
-                let op = self.make_op(
-                    OperationDetail::JoinStation(JoinStationOperation {
-                        station: info.clone(),
-                    }),
-                    origin,
-                    info.id,
-                    None,
-                );
-                let id = info.id;
-                let i2 = info.clone();
-                self.run_op(op, None, false, |st, _| {
-                    st.add_member(i2, None);
-                    st.discover_all_for(id);
-                });
-                self.events.push_back(Event::StationJoined(info));
-                let mine =
-                    |e: &(Instant, StationId, u8, Envelope)| e.3.origin == id || e.3.dest == id;
-                if self.routing.early_relayed.iter().any(mine) {
-                    let (now, later): (Vec<_>, Vec<_>) =
-                        std::mem::take(&mut self.routing.early_relayed)
-                            .into_iter()
-                            .partition(mine);
-                    self.routing.early_relayed = later;
-                    for (_, hop, substream, env) in now {
-                        let hop_is_client = self.process_type_of(hop) == Some(ProcessType::Client);
-                        self.route(hop, hop_is_client, substream, env);
-                    }
-                }
-            }
-            Msg::Leaving => {
-                if origin == self.membership.session_master {
-                    if let Some(m) = self.membership.members.get_mut(&origin) {
-                        m.silent = true;
-                    }
-                    self.master_lost(origin);
-                    if self.is_session_master() {
-                        self.declare_gone(origin, false);
-                    }
-                } else if self.is_session_master() {
-                    self.declare_gone(origin, false);
-                }
-            }
-            Msg::StationGone { id, failed } => {
-                if origin != self.membership.session_master {
-                    self.stats.bad_messages += 1;
-                    return;
-                }
-                if id == self.membership.id {
-                    self.close(if failed {
-                        "declared failed by the session master"
-                    } else {
-                        "left the session"
-                    });
-                } else {
-                    self.station_gone(id, failed);
-                }
-            }
-            Msg::RecoveryDone { id } => {
-                if origin != self.membership.session_master {
-                    return;
-                }
-                // Objects nobody recovered have no master any more.
-                let orphans: Vec<DOHandle> = self
-                    .store
-                    .entries
-                    .iter()
-                    .filter(|(_, e)| e.master == id)
-                    .map(|(h, _)| *h)
-                    .collect();
-                for h in orphans {
-                    self.remove_from_store(h, origin, RemoveReason::FaultRecovery, false);
-                }
-            }
-            Msg::ReportFailure { id } => {
-                if self.is_session_master()
-                    && self
-                        .membership
-                        .members
-                        .get(&id)
-                        .is_some_and(|m| m.info.relay == Some(origin))
-                {
-                    self.declare_gone(id, true);
-                }
-            }
-            Msg::NewSessionMaster { failed } => {
-                if !self.membership.members.contains_key(&origin) {
-                    return;
-                }
-                if self.is_session_master() && origin > self.membership.id {
-                    // Two takeovers: the lower id wins; tell the other.
-                    self.broadcast(
-                        &Msg::NewSessionMaster {
-                            failed: failed.clone(),
-                        },
-                        &[],
-                    );
-                    return;
-                }
-                for f in &failed {
-                    self.membership.gone.insert(*f);
-                }
-                if self.membership.session_master != origin {
-                    self.membership.session_master = origin;
-                    self.events
-                        .push_back(Event::SessionMasterChanged { new_master: origin });
-                }
-            }
+            } => self.on_link_keys(origin, station, send, recv),
+            // Membership and election.
+            Msg::StationJoined(info) => self.on_station_joined(origin, info),
+            Msg::Leaving => self.on_leaving(origin),
+            Msg::StationGone { id, failed } => self.on_station_gone(origin, id, failed),
+            Msg::ReportFailure { id } => self.on_report_failure(origin, id),
+            Msg::NewSessionMaster { failed } => self.on_new_session_master(origin, failed),
+            // Store.
+            Msg::RecoveryDone { id } => self.on_recovery_done(origin, id),
             Msg::Create {
                 handle,
                 master,
                 data,
             } => self.on_create(origin, handle, master, &data.0),
-            Msg::Delete { handle } => {
-                let Some(e) = self.store.entries.get(&handle) else {
-                    self.stats.unknown_object += 1;
-                    return;
-                };
-                if e.master == self.membership.id
-                    || (origin != e.master && origin != self.membership.session_master)
-                {
-                    self.stats.bad_messages += 1;
-                    return;
-                }
-                self.remove_from_store(handle, origin, RemoveReason::Deleted, false);
-            }
+            Msg::Delete { handle } => self.on_delete(origin, handle),
             Msg::DuplicaRemoved { handle } => self.change_dup_set(handle, origin, false, origin),
+            Msg::MasterChanged { handle, master } => self.on_master_changed(origin, handle, master),
+            Msg::Migrate {
+                handle,
+                data,
+                dup_set,
+            } => self.on_migrate(origin, handle, data, dup_set),
+            // Replication.
             Msg::Update { handle, data } => self.on_update(origin, handle, &data.0),
             Msg::Updates { items } => {
                 for (handle, data) in items {
                     self.on_update(origin, handle, &data.0);
                 }
             }
-            Msg::MasterChanged { handle, master } => {
-                let Some(e) = self.store.entries.get(&handle) else {
-                    self.stats.unknown_object += 1;
-                    return;
-                };
-                if origin != master || e.master == master {
-                    return;
-                }
-                self.change_master(handle, master, origin);
-            }
-            Msg::Migrate {
-                handle,
-                data,
-                dup_set,
-            } => {
-                if !self.store.entries.contains_key(&handle) {
-                    self.stats.unknown_object += 1;
-                    return;
-                }
-                if let Some(e) = self.store.entries.get(&handle) {
-                    apply_datasets(&e.cell, &data.0);
-                }
-                if self.change_master(handle, self.membership.id, origin) {
-                    let set: BTreeSet<StationId> = dup_set
-                        .into_iter()
-                        .filter(|s| {
-                            *s != self.membership.id && self.membership.members.contains_key(s)
-                        })
-                        .collect();
-                    if let Some(e) = self.store.entries.get_mut(&handle) {
-                        e.dup_set = set.clone();
-                    }
-                    for s in set {
-                        self.send(
-                            s,
-                            SYSTEM_STREAM,
-                            Msg::MasterChanged {
-                                handle,
-                                master: self.membership.id,
-                            },
-                        );
-                    }
-                    let me = self.membership.id;
-                    self.discover_all_for_handle(handle, me);
-                }
-            }
+            // Calls.
             Msg::Rmc {
                 call,
                 handle,
@@ -247,11 +78,9 @@ impl Station {
                 args,
                 reply,
                 substream,
-            } => {
-                self.on_rmc(
-                    origin, call, handle, method, flags, args.0, reply, substream,
-                );
-            }
+            } => self.on_rmc(
+                origin, call, handle, method, flags, args.0, reply, substream,
+            ),
             Msg::RmcReply {
                 call,
                 outcome,
@@ -263,29 +92,8 @@ impl Station {
                 method,
                 args,
                 forward,
-            } => {
-                let Some(e) = self.store.entries.get(&handle) else {
-                    self.stats.unknown_object += 1;
-                    return;
-                };
-                if forward && e.master != self.membership.id {
-                    // The master moved: pass it on.
-                    let m = e.master;
-                    self.send(
-                        m,
-                        SYSTEM_STREAM,
-                        Msg::Action {
-                            handle,
-                            method,
-                            args,
-                            forward,
-                        },
-                    );
-                    return;
-                }
-                let op = self.make_call_op(origin, handle, method, true);
-                self.execute_call(op, 0, false, handle, args.0, SYSTEM_STREAM, forward);
-            }
+            } => self.on_action(origin, handle, method, args, forward),
+            // Migration.
             Msg::Offline { drain_ms } => self.on_offline(origin, drain_ms),
             Msg::MigrateRequest => self.on_migrate_request(origin),
             Msg::MigrateRefused { reason } => self.on_migrate_refused(origin, reason),
@@ -294,28 +102,11 @@ impl Station {
                 self.on_handover_ack(origin, station, accepted)
             }
             Msg::MigrateGo { to } => self.on_migrate_go(origin, to),
-            Msg::Reconnect => {
-                if self
-                    .membership
-                    .members
-                    .get(&origin)
-                    .and_then(|m| m.info.relay)
-                    == Some(self.membership.id)
-                {
-                    self.send_now(origin, Msg::Welcome);
-                } else {
-                    self.stats.bad_messages += 1;
-                }
-            }
+            Msg::Reconnect => self.on_reconnect(origin),
             Msg::Welcome => self.on_welcome(origin),
             Msg::Reattach { station, relay } => self.on_reattach(origin, station, relay),
-            Msg::Kick { reason } => {
-                if self.cfg.process_type == ProcessType::Client && origin == self.membership.relay {
-                    self.close(&reason);
-                } else {
-                    self.stats.bad_messages += 1;
-                }
-            }
+            Msg::Kick { reason } => self.on_kick(origin, reason),
+            // Rooms.
             Msg::RoomRequest {
                 request,
                 by,
@@ -328,26 +119,9 @@ impl Station {
                 code,
                 message,
                 room_id,
-            } => {
-                let result = if code == 0 {
-                    Ok(room_id)
-                } else {
-                    Err(RoomError::new(code, message))
-                };
-                self.events.push_back(Event::RoomResult {
-                    request,
-                    room,
-                    result,
-                });
-            }
+            } => self.on_room_reply(request, room, code, message, room_id),
             Msg::RoomAdopt { room, epoch } => self.on_room_adopt(origin, room, epoch),
-            Msg::RoomMigrateStart { room, epoch } => {
-                let started = self.rooms.started.entry(room).or_insert(0);
-                if epoch > *started {
-                    *started = epoch;
-                    self.events.push_back(Event::RoomMigrateStart { room });
-                }
-            }
+            Msg::RoomMigrateStart { room, epoch } => self.on_room_migrate_start(room, epoch),
             Msg::RoomMigrateComplete {
                 room,
                 epoch,
@@ -355,27 +129,21 @@ impl Station {
                 room_id,
                 code,
                 message,
-            } => {
-                if success {
-                    if self.rooms.completed.get(&room).is_some_and(|e| *e >= epoch) {
-                        return;
-                    }
-                    self.rooms.completed.insert(room, epoch);
-                    // The start may have taken a slower path: report it first.
-                    let started = self.rooms.started.entry(room).or_insert(0);
-                    if *started < epoch {
-                        *started = epoch;
-                        self.events.push_back(Event::RoomMigrateStart { room });
-                    }
-                }
-                self.events.push_back(Event::RoomMigrateComplete {
-                    room,
-                    success,
-                    room_id,
-                    error_code: code,
-                    message,
-                });
-            }
+            } => self.on_room_migrate_complete(room, epoch, success, room_id, code, message),
         }
     }
+}
+
+/// Whether `msg` waits while the system lock is held (it would migrate or
+/// remove an object).
+fn needs_unlocked(msg: &Msg) -> bool {
+    matches!(
+        msg,
+        Msg::Delete { .. }
+            | Msg::MasterChanged { .. }
+            | Msg::Migrate { .. }
+            | Msg::StationGone { .. }
+            | Msg::RecoveryDone { .. }
+            | Msg::RoomAdopt { .. }
+    )
 }

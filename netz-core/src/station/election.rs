@@ -236,3 +236,76 @@ impl Station {
         });
     }
 }
+
+// ---- message handlers (dispatched by `Station::handle_msg`)
+impl Station {
+    /// `Leaving`: a station leaves gracefully.
+    pub(super) fn on_leaving(&mut self, origin: StationId) {
+        if origin == self.membership.session_master {
+            if let Some(m) = self.membership.members.get_mut(&origin) {
+                m.silent = true;
+            }
+            self.master_lost(origin);
+            if self.is_session_master() {
+                self.declare_gone(origin, false);
+            }
+        } else if self.is_session_master() {
+            self.declare_gone(origin, false);
+        }
+    }
+
+    /// `StationGone`: the session master says a station is out.
+    pub(super) fn on_station_gone(&mut self, origin: StationId, id: StationId, failed: bool) {
+        if origin != self.membership.session_master {
+            self.stats.bad_messages += 1;
+            return;
+        }
+        if id == self.membership.id {
+            self.close(if failed {
+                "declared failed by the session master"
+            } else {
+                "left the session"
+            });
+        } else {
+            self.station_gone(id, failed);
+        }
+    }
+
+    /// `ReportFailure`: a server says one of its clients went silent.
+    pub(super) fn on_report_failure(&mut self, origin: StationId, id: StationId) {
+        if self.is_session_master()
+            && self
+                .membership
+                .members
+                .get(&id)
+                .is_some_and(|m| m.info.relay == Some(origin))
+        {
+            self.declare_gone(id, true);
+        }
+    }
+
+    /// `NewSessionMaster`: the sender took over as session master.
+    pub(super) fn on_new_session_master(&mut self, origin: StationId, failed: Vec<StationId>) {
+        if !self.membership.members.contains_key(&origin) {
+            return;
+        }
+        if self.is_session_master() && origin > self.membership.id {
+            // Two takeovers: the lower id wins; tell the other.
+            self.broadcast(
+                &Msg::NewSessionMaster {
+                    failed: failed.clone(),
+                },
+                &[],
+            );
+            return;
+        }
+        for f in &failed {
+            self.membership.gone.insert(*f);
+        }
+        if self.membership.session_master != origin {
+            self.membership.session_master = origin;
+            self.events
+                .push_back(Event::SessionMasterChanged { new_master: origin });
+        }
+    }
+}

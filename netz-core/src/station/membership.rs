@@ -136,3 +136,40 @@ impl Station {
         });
     }
 }
+
+// ---- message handlers (dispatched by `Station::handle_msg`)
+impl Station {
+    /// `StationJoined`: the session master admitted a station.
+    pub(super) fn on_station_joined(&mut self, origin: StationId, info: StationInfo) {
+        if origin != self.membership.session_master || info.id == self.membership.id {
+            self.stats.bad_messages += 1;
+            return;
+        }
+        let op = self.make_op(
+            OperationDetail::JoinStation(JoinStationOperation {
+                station: info.clone(),
+            }),
+            origin,
+            info.id,
+            None,
+        );
+        let id = info.id;
+        let i2 = info.clone();
+        self.run_op(op, None, false, |st, _| {
+            st.add_member(i2, None);
+            st.discover_all_for(id);
+        });
+        self.events.push_back(Event::StationJoined(info));
+        let mine = |e: &(Instant, StationId, u8, Envelope)| e.3.origin == id || e.3.dest == id;
+        if self.routing.early_relayed.iter().any(mine) {
+            let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.routing.early_relayed)
+                .into_iter()
+                .partition(mine);
+            self.routing.early_relayed = later;
+            for (_, hop, substream, env) in now {
+                let hop_is_client = self.process_type_of(hop) == Some(ProcessType::Client);
+                self.route(hop, hop_is_client, substream, env);
+            }
+        }
+    }
+}

@@ -647,3 +647,30 @@ impl Station {
         self.events.push_back(Event::MigrateFailed { reason });
     }
 }
+
+// ---- message handlers (dispatched by `Station::handle_msg`)
+impl Station {
+    /// `Reconnect`: a migrating client links to its new server.
+    pub(super) fn on_reconnect(&mut self, origin: StationId) {
+        if self
+            .membership
+            .members
+            .get(&origin)
+            .and_then(|m| m.info.relay)
+            == Some(self.membership.id)
+        {
+            self.send_now(origin, Msg::Welcome);
+        } else {
+            self.stats.bad_messages += 1;
+        }
+    }
+
+    /// `Kick`: the server disconnects this client.
+    pub(super) fn on_kick(&mut self, origin: StationId, reason: String) {
+        if self.cfg.process_type == ProcessType::Client && origin == self.membership.relay {
+            self.close(&reason);
+        } else {
+            self.stats.bad_messages += 1;
+        }
+    }
+}

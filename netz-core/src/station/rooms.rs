@@ -497,3 +497,67 @@ impl Station {
         }
     }
 }
+
+// ---- message handlers (dispatched by `Station::handle_msg`)
+impl Station {
+    /// `RoomReply`: the answer to a room request.
+    pub(super) fn on_room_reply(
+        &mut self,
+        request: u64,
+        room: DOHandle,
+        code: u16,
+        message: String,
+        room_id: String,
+    ) {
+        let result = if code == 0 {
+            Ok(room_id)
+        } else {
+            Err(RoomError::new(code, message))
+        };
+        self.events.push_back(Event::RoomResult {
+            request,
+            room,
+            result,
+        });
+    }
+
+    /// `RoomMigrateStart`: a room starts moving.
+    pub(super) fn on_room_migrate_start(&mut self, room: DOHandle, epoch: u32) {
+        let started = self.rooms.started.entry(room).or_insert(0);
+        if epoch > *started {
+            *started = epoch;
+            self.events.push_back(Event::RoomMigrateStart { room });
+        }
+    }
+
+    /// `RoomMigrateComplete`: a room moved (or did not).
+    pub(super) fn on_room_migrate_complete(
+        &mut self,
+        room: DOHandle,
+        epoch: u32,
+        success: bool,
+        room_id: String,
+        code: u16,
+        message: String,
+    ) {
+        if success {
+            if self.rooms.completed.get(&room).is_some_and(|e| *e >= epoch) {
+                return;
+            }
+            self.rooms.completed.insert(room, epoch);
+            // The start may have taken a slower path: report it first.
+            let started = self.rooms.started.entry(room).or_insert(0);
+            if *started < epoch {
+                *started = epoch;
+                self.events.push_back(Event::RoomMigrateStart { room });
+            }
+        }
+        self.events.push_back(Event::RoomMigrateComplete {
+            room,
+            success,
+            room_id,
+            error_code: code,
+            message,
+        });
+    }
+}

@@ -504,22 +504,6 @@ impl Station {
         }
     }
 
-    pub(super) fn discover_all_for_handle(&mut self, handle: DOHandle, _me: StationId) {
-        self.discover_all(handle);
-    }
-
-    pub(super) fn needs_unlocked(&self, msg: &Msg) -> bool {
-        matches!(
-            msg,
-            Msg::Delete { .. }
-                | Msg::MasterChanged { .. }
-                | Msg::Migrate { .. }
-                | Msg::StationGone { .. }
-                | Msg::RecoveryDone { .. }
-                | Msg::RoomAdopt { .. }
-        )
-    }
-
     pub(super) fn on_create(
         &mut self,
         origin: StationId,
@@ -551,6 +535,96 @@ impl Station {
         if !self.store.entries.contains_key(&handle) {
             // Refused by the SafetyExecutive: the master forgets us.
             self.send(master, SYSTEM_STREAM, Msg::DuplicaRemoved { handle });
+        }
+    }
+}
+
+// ---- message handlers (dispatched by `Station::handle_msg`)
+impl Station {
+    /// `RecoveryDone`: every object of a gone station was dealt with.
+    pub(super) fn on_recovery_done(&mut self, origin: StationId, id: StationId) {
+        if origin != self.membership.session_master {
+            return;
+        }
+        // Objects nobody recovered have no master any more.
+        let orphans: Vec<DOHandle> = self
+            .store
+            .entries
+            .iter()
+            .filter(|(_, e)| e.master == id)
+            .map(|(h, _)| *h)
+            .collect();
+        for h in orphans {
+            self.remove_from_store(h, origin, RemoveReason::FaultRecovery, false);
+        }
+    }
+
+    /// `Delete`: the object is deleted.
+    pub(super) fn on_delete(&mut self, origin: StationId, handle: DOHandle) {
+        let Some(e) = self.store.entries.get(&handle) else {
+            self.stats.unknown_object += 1;
+            return;
+        };
+        if e.master == self.membership.id
+            || (origin != e.master && origin != self.membership.session_master)
+        {
+            self.stats.bad_messages += 1;
+            return;
+        }
+        self.remove_from_store(handle, origin, RemoveReason::Deleted, false);
+    }
+
+    /// `MasterChanged`: the master of an object moved.
+    pub(super) fn on_master_changed(
+        &mut self,
+        origin: StationId,
+        handle: DOHandle,
+        master: StationId,
+    ) {
+        let Some(e) = self.store.entries.get(&handle) else {
+            self.stats.unknown_object += 1;
+            return;
+        };
+        if origin != master || e.master == master {
+            return;
+        }
+        self.change_master(handle, master, origin);
+    }
+
+    /// `Migrate`: the old master hands an object over to this station.
+    pub(super) fn on_migrate(
+        &mut self,
+        origin: StationId,
+        handle: DOHandle,
+        data: Bytes,
+        dup_set: Vec<StationId>,
+    ) {
+        if !self.store.entries.contains_key(&handle) {
+            self.stats.unknown_object += 1;
+            return;
+        }
+        if let Some(e) = self.store.entries.get(&handle) {
+            apply_datasets(&e.cell, &data.0);
+        }
+        if self.change_master(handle, self.membership.id, origin) {
+            let set: BTreeSet<StationId> = dup_set
+                .into_iter()
+                .filter(|s| *s != self.membership.id && self.membership.members.contains_key(s))
+                .collect();
+            if let Some(e) = self.store.entries.get_mut(&handle) {
+                e.dup_set = set.clone();
+            }
+            for s in set {
+                self.send(
+                    s,
+                    SYSTEM_STREAM,
+                    Msg::MasterChanged {
+                        handle,
+                        master: self.membership.id,
+                    },
+                );
+            }
+            self.discover_all(handle);
         }
     }
 }
