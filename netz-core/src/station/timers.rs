@@ -2,44 +2,72 @@
 
 use super::*;
 
+/// One source of deadlines. [`Station::poll_timeout`] is the soonest of
+/// them and [`Station::handle_timeout`] runs those that are due, both from
+/// the same enumeration ([`Station::for_each_timer`]), so that they cannot
+/// disagree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Timer {
+    /// Local messages or connectionless datagrams are waiting: at once.
+    Pending,
+    /// A member's link: retransmission, delayed acknowledgement, heartbeat.
+    Link(StationId),
+    /// A member that has been silent for the failure timeout.
+    Silence(StationId),
+    /// A closing link: its own timers, and when it is dropped.
+    Closing,
+    /// The scale-in's drain, or the grace after kicking the last clients.
+    ScaleIn,
+    /// A gap in a sender's numbering that is given up on.
+    Gap(StationId, u8),
+    /// The soonest RMC timeout.
+    Rmc,
+    /// A postponed call.
+    Postponed,
+    /// Joining: the join timeout, the next retry, a provisional link.
+    Join,
+    /// Leaving: the deadline for the goodbye to be acknowledged.
+    Leave,
+}
+
 impl Station {
-    /// When [`Station::handle_timeout`] must be called next.
-    #[must_use]
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        let mut t: Option<Instant> = None;
-        let mut consider = |x: Instant| t = Some(t.map_or(x, |t: Instant| t.min(x)));
+    /// Calls `f` with every deadline the station has, and its source.
+    pub(super) fn for_each_timer(&self, mut f: impl FnMut(Timer, Instant)) {
         if !self.routing.local_queue.is_empty() || !self.routing.transmits.is_empty() {
-            consider(self.now);
+            f(Timer::Pending, self.now);
         }
-        for m in self.membership.members.values() {
+        for (id, m) in &self.membership.members {
             if let Some(link) = &m.link {
                 if let Some(x) = link.poll_timeout() {
-                    consider(x);
+                    f(Timer::Link(*id), x);
                 }
                 if !m.silent {
-                    consider(link.last_received() + self.cfg.failure_timeout);
+                    f(
+                        Timer::Silence(*id),
+                        link.last_received() + self.cfg.failure_timeout,
+                    );
                 }
             }
         }
         for c in &self.routing.closing {
-            consider(c.until);
+            f(Timer::Closing, c.until);
             if let Some(x) = c.link.poll_timeout() {
-                consider(x.min(c.until));
+                f(Timer::Closing, x.min(c.until));
             }
         }
         if let Some(sc) = &self.migration.scale_in {
-            consider(sc.kicked_until.unwrap_or(sc.deadline));
+            f(Timer::ScaleIn, sc.kicked_until.unwrap_or(sc.deadline));
         }
-        for o in self.routing.seq_in.values() {
+        for (key, o) in &self.routing.seq_in {
             if let Some(t) = o.since {
-                consider(t + self.gap_timeout());
+                f(Timer::Gap(key.0, key.1), t + self.gap_timeout());
             }
         }
         if let Some((d, _)) = self.calls.deadlines.first() {
-            consider(*d);
+            f(Timer::Rmc, *d);
         }
         for p in &self.calls.postponed {
-            consider(p.due);
+            f(Timer::Postponed, p.due);
         }
         match &self.membership.state {
             State::Joining {
@@ -48,18 +76,27 @@ impl Station {
                 provisional,
                 ..
             } => {
-                consider(*deadline);
-                consider(*next_send);
+                f(Timer::Join, *deadline);
+                f(Timer::Join, *next_send);
                 for (_, l) in provisional.values() {
                     if let Some(x) = l.poll_timeout() {
-                        consider(x);
+                        f(Timer::Join, x);
                     }
                 }
             }
-            State::Leaving { deadline } => consider(*deadline),
+            State::Leaving { deadline } => f(Timer::Leave, *deadline),
             _ => {}
         }
-        t
+    }
+
+    /// When [`Station::handle_timeout`] must be called next.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut soonest: Option<Instant> = None;
+        self.for_each_timer(|_, at| {
+            soonest = Some(soonest.map_or(at, |t| t.min(at)));
+        });
+        soonest
     }
 
     /// Time passes: retransmissions, heartbeats, failure detection, RMC
@@ -67,9 +104,22 @@ impl Station {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.advance(now);
         let now = self.now;
-        for m in self.membership.members.values_mut() {
-            if let Some(link) = m.link.as_mut() {
-                link.handle_timeout(now);
+        let mut due = Vec::new();
+        self.for_each_timer(|timer, at| {
+            if at <= now {
+                due.push(timer);
+            }
+        });
+        for timer in &due {
+            if let Timer::Link(id) = timer {
+                if let Some(link) = self
+                    .membership
+                    .members
+                    .get_mut(id)
+                    .and_then(|m| m.link.as_mut())
+                {
+                    link.handle_timeout(now);
+                }
             }
         }
         self.routing.closing.retain_mut(|c| {
@@ -78,16 +128,10 @@ impl Station {
         });
         let keep = self.cfg.failure_timeout;
         self.routing.early_relayed.retain(|e| now < e.0 + keep);
-        let wait = self.gap_timeout();
-        let expired: Vec<(StationId, u8)> = self
-            .routing
-            .seq_in
-            .iter()
-            .filter(|(_, o)| o.since.is_some_and(|t| now >= t + wait))
-            .map(|(k, _)| *k)
-            .collect();
-        for key in expired {
-            self.skip_gap(key);
+        for timer in &due {
+            if let Timer::Gap(origin, substream) = *timer {
+                self.skip_gap((origin, substream));
+            }
         }
         if let Some(sec) = self.sec.as_mut() {
             let known = self.membership.members.len()
@@ -149,17 +193,20 @@ impl Station {
             }
         }
         // Failure detection.
-        let silent: Vec<StationId> = self
-            .membership
-            .members
+        let silent: Vec<StationId> = due
             .iter()
-            .filter(|(_, m)| {
-                !m.silent
-                    && m.link
-                        .as_ref()
-                        .is_some_and(|l| now >= l.last_received() + self.cfg.failure_timeout)
+            .filter_map(|timer| match timer {
+                Timer::Silence(id) => Some(*id),
+                _ => None,
             })
-            .map(|(id, _)| *id)
+            .filter(|id| {
+                self.membership.members.get(id).is_some_and(|m| {
+                    !m.silent
+                        && m.link
+                            .as_ref()
+                            .is_some_and(|l| now >= l.last_received() + self.cfg.failure_timeout)
+                })
+            })
             .collect();
         for id in silent {
             if let Some(m) = self.membership.members.get_mut(&id) {
