@@ -106,6 +106,13 @@ struct Slot<N> {
     /// (guards against nodes that keep returning an expired timeout).
     /// Cleared by any other input to the node.
     timeout_guard: Option<Instant>,
+    /// Whether the node may have datagrams to send: set by every input and
+    /// by mutable access, cleared once it was drained.
+    dirty: bool,
+    /// The node's deadline as last asked, queued in `Sim::deadlines`;
+    /// `stale` when it must be asked again.
+    deadline: Option<Instant>,
+    stale: bool,
 }
 
 /// A datagram on the wire.
@@ -195,6 +202,10 @@ pub struct Sim<N: SimNode> {
     stats: SimStats,
     recording: bool,
     deliveries: Vec<Delivery>,
+    /// Every live node's known deadline, soonest first: `(deadline, slot)`.
+    deadlines: BTreeSet<(Instant, usize)>,
+    /// Slots whose deadline must be asked again before the next event.
+    stale: Vec<usize>,
 }
 
 impl<N: SimNode> fmt::Debug for Sim<N> {
@@ -243,6 +254,8 @@ impl<N: SimNode> Sim<N> {
             stats: SimStats::default(),
             recording: false,
             deliveries: Vec::new(),
+            deadlines: BTreeSet::new(),
+            stale: Vec::new(),
         }
     }
 
@@ -305,7 +318,22 @@ impl<N: SimNode> Sim<N> {
             node,
             crashed: false,
             timeout_guard: None,
+            dirty: true,
+            deadline: None,
+            stale: false,
         });
+        self.touch(self.slots.len() - 1);
+    }
+
+    /// The node in slot `i` had an input (or was handed out mutably): it
+    /// may have datagrams to send and a new deadline.
+    fn touch(&mut self, i: usize) {
+        let slot = &mut self.slots[i];
+        slot.dirty = true;
+        if !slot.stale {
+            slot.stale = true;
+            self.stale.push(i);
+        }
     }
 
     fn slot_index(&self, addr: SocketAddr) -> usize {
@@ -332,6 +360,7 @@ impl<N: SimNode> Sim<N> {
     /// If there is no node at `addr`; see [`Sim::get_mut`].
     pub fn node_mut(&mut self, addr: SocketAddr) -> &mut N {
         let i = self.slot_index(addr);
+        self.touch(i);
         let slot = &mut self.slots[i];
         slot.timeout_guard = None;
         &mut slot.node
@@ -345,6 +374,7 @@ impl<N: SimNode> Sim<N> {
     /// The node at `addr` mutably, if there is one.
     pub fn get_mut(&mut self, addr: SocketAddr) -> Option<&mut N> {
         let i = *self.index.get(&addr)?;
+        self.touch(i);
         let slot = &mut self.slots[i];
         slot.timeout_guard = None;
         Some(&mut slot.node)
@@ -363,6 +393,9 @@ impl<N: SimNode> Sim<N> {
     /// All nodes mutably with their addresses, in insertion order (crashed
     /// ones too).
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (SocketAddr, &mut N)> + '_ {
+        for i in 0..self.slots.len() {
+            self.touch(i);
+        }
         self.slots.iter_mut().map(|s| {
             s.timeout_guard = None;
             (s.addr, &mut s.node)
@@ -498,12 +531,20 @@ impl<N: SimNode> Sim<N> {
         false
     }
 
+    /// Drains the transmits of every live node that may have some: those
+    /// that had an input since they were last drained, and those whose
+    /// deadline has come (their links may send on time alone). Others have
+    /// nothing to send, so the order of what goes on the wire is that of
+    /// polling every node.
     fn collect_transmits(&mut self) {
         let now = self.now;
         for i in 0..self.slots.len() {
-            if self.slots[i].crashed {
+            let slot = &self.slots[i];
+            if slot.crashed || !(slot.dirty || slot.deadline.is_some_and(|d| d <= now)) {
                 continue;
             }
+            self.slots[i].dirty = false;
+            self.touch_deadline(i);
             let addr = self.slots[i].addr;
             let span = trace_span!("node", addr = %addr);
             loop {
@@ -592,8 +633,40 @@ impl<N: SimNode> Sim<N> {
         })
     }
 
+    /// The deadline of slot `i` must be asked again.
+    fn touch_deadline(&mut self, i: usize) {
+        let slot = &mut self.slots[i];
+        if !slot.stale {
+            slot.stale = true;
+            self.stale.push(i);
+        }
+    }
+
+    /// Asks the nodes whose deadline may have changed, and queues it.
+    fn refresh_deadlines(&mut self) {
+        for i in std::mem::take(&mut self.stale) {
+            let slot = &mut self.slots[i];
+            slot.stale = false;
+            if let Some(old) = slot.deadline.take() {
+                self.deadlines.remove(&(old, i));
+            }
+            if slot.crashed {
+                continue;
+            }
+            let timeout = {
+                let _entered = trace_span!("node", addr = %slot.addr).entered();
+                slot.node.poll_timeout()
+            };
+            slot.deadline = timeout;
+            if let Some(t) = timeout {
+                self.deadlines.insert((t, i));
+            }
+        }
+    }
+
     fn next_event(&mut self) -> Option<Event> {
         let now = self.now;
+        self.refresh_deadlines();
         // (time, kind rank, tie-breaker): arrivals before timeouts.
         let mut best: Option<((Instant, u8, u64), Event)> =
             self.in_flight.peek().map(|Reverse(f)| {
@@ -605,15 +678,10 @@ impl<N: SimNode> Sim<N> {
                     },
                 )
             });
-        for (i, slot) in self.slots.iter_mut().enumerate() {
-            if slot.crashed {
-                continue;
-            }
-            let timeout = {
-                let _entered = trace_span!("node", addr = %slot.addr).entered();
-                slot.node.poll_timeout()
-            };
-            let Some(t) = timeout else { continue };
+        // The soonest deadline that is not guarded (a node that keeps
+        // returning an expired timeout is not woken twice at one instant).
+        for &(t, i) in &self.deadlines {
+            let slot = &self.slots[i];
             if t <= now && slot.timeout_guard == Some(now) {
                 continue;
             }
@@ -627,6 +695,9 @@ impl<N: SimNode> Sim<N> {
                         kind: EventKind::Timeout(i),
                     },
                 ));
+            }
+            if t > now {
+                break;
             }
         }
         best.map(|(_, event)| event)
@@ -642,6 +713,7 @@ impl<N: SimNode> Sim<N> {
             }
             EventKind::Timeout(i) => {
                 let now = self.now;
+                self.touch(i);
                 let slot = &mut self.slots[i];
                 slot.timeout_guard = Some(now);
                 let _entered = trace_span!("node", addr = %slot.addr).entered();
@@ -672,6 +744,12 @@ impl<N: SimNode> Sim<N> {
             return;
         }
         slot.timeout_guard = None;
+        slot.dirty = true;
+        if !slot.stale {
+            slot.stale = true;
+            self.stale.push(i);
+        }
+        let slot = &mut self.slots[i];
         {
             let _entered = trace_span!("node", addr = %to).entered();
             trace!(%from, len = data.len(), "datagram received");
@@ -714,6 +792,7 @@ impl<N: SimNode> Sim<N> {
         trace!(%addr, "node crashed");
         self.slots[i].crashed = true;
         self.slots[i].timeout_guard = None;
+        self.touch_deadline(i);
         self.purge_in_flight_to(addr);
     }
 
@@ -734,6 +813,7 @@ impl<N: SimNode> Sim<N> {
         slot.node = node;
         slot.crashed = false;
         slot.timeout_guard = None;
+        self.touch(i);
     }
 
     /// Whether the node at `addr` is crashed.
