@@ -189,11 +189,7 @@ fn station_process(args: &[String]) -> ExitCode {
 
 async fn station_main(args: &[String]) -> std::result::Result<(), Box<dyn std::error::Error>> {
     let (role, name) = (args[0].as_str(), args[1].clone());
-    let process_type = match role {
-        "server" => ProcessType::Server,
-        "tool" => ProcessType::Tool,
-        _ => ProcessType::Client,
-    };
+    let process_type = role.parse().unwrap_or(ProcessType::Client);
     let config = NetConfig::new(process_type, name.clone())
         .heartbeat_interval(HEARTBEAT)
         .failure_timeout(FAILURE_TIMEOUT);

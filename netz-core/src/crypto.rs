@@ -147,16 +147,6 @@ fn id_input(id: StationId) -> [u8; 16] {
     b
 }
 
-fn process_code(p: ProcessType) -> u8 {
-    crate::session::process_type_code(p)
-}
-
-fn process_from(code: u8) -> Option<ProcessType> {
-    [ProcessType::Client, ProcessType::Server, ProcessType::Tool]
-        .into_iter()
-        .find(|p| process_code(*p) == code)
-}
-
 impl TokenIssuer {
     /// An issuer for `token_key`; `protocol_id` names the game (a token of
     /// another game does not open).
@@ -188,7 +178,7 @@ impl TokenIssuer {
         let mut plain = Vec::with_capacity(TOKEN_PLAIN_LEN);
         plain.push(TOKEN_VERSION);
         plain.extend_from_slice(&grant.client_id.to_le_bytes());
-        plain.push(process_code(grant.process_type));
+        plain.push(ProcessType::code(grant.process_type));
         plain.extend_from_slice(&grant.expires_at_ms.to_le_bytes());
         plain.extend_from_slice(&c2s);
         plain.extend_from_slice(&s2c);
@@ -239,7 +229,7 @@ impl TokenIssuer {
             b.copy_from_slice(&plain[i..i + 8]);
             u64::from_le_bytes(b)
         };
-        let process_type = process_from(plain[9]).ok_or(TokenError::Invalid)?;
+        let process_type = ProcessType::from_code(plain[9]).ok_or(TokenError::Invalid)?;
         let grant = TokenGrant {
             client_id: u64_at(1),
             process_type,

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::net::SocketAddr;
 
 /// Identifies a station (one process) inside a session. Assigned by the
 /// session master when the station joins; the session's creator is `1`.
@@ -42,6 +43,46 @@ pub enum ProcessType {
     Tool,
 }
 
+impl ProcessType {
+    /// Every process type.
+    pub const ALL: [ProcessType; 3] = [ProcessType::Client, ProcessType::Server, ProcessType::Tool];
+
+    /// Its one-byte code in station objects and connect tokens.
+    pub fn code(self) -> u8 {
+        match self {
+            ProcessType::Client => 0,
+            ProcessType::Server => 1,
+            ProcessType::Tool => 2,
+        }
+    }
+
+    /// The process type of a one-byte code.
+    pub fn from_code(code: u8) -> Option<ProcessType> {
+        ProcessType::ALL.into_iter().find(|p| p.code() == code)
+    }
+
+    /// Its lowercase name: `client`, `server` or `tool`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProcessType::Client => "client",
+            ProcessType::Server => "server",
+            ProcessType::Tool => "tool",
+        }
+    }
+}
+
+impl std::str::FromStr for ProcessType {
+    type Err = String;
+
+    /// Parses `client`, `server` or `tool`.
+    fn from_str(s: &str) -> Result<ProcessType, String> {
+        ProcessType::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| format!("`{s}` is not server, client or tool"))
+    }
+}
+
 /// A duplicated-object class id. User classes use 100..=255; lower ids are
 /// the core's own classes.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Debug)]
@@ -52,7 +93,7 @@ impl ClassId {
     pub const STATION: ClassId = ClassId(1);
     /// The core class of the session object.
     pub const SESSION: ClassId = ClassId(2);
-    /// The core class of rooms (see [`crate::session::RoomObject`]).
+    /// The core class of rooms (the `RoomObject` of the built-in classes).
     pub const ROOM: ClassId = ClassId(3);
     /// The first id handed to user classes.
     pub const FIRST_USER: u8 = 100;
@@ -187,5 +228,32 @@ mod tests {
         let bad = postcard::to_allocvec(&(100u8, 0x0100_0000u32, 1u32)).unwrap();
         assert!(postcard::from_bytes::<DOHandle>(&bad).is_err());
         assert!(postcard::from_bytes::<DOHandle>(&[100]).is_err());
+    }
+}
+
+/// What the session knows of a station (NetZ `Station`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StationInfo {
+    /// Its id.
+    pub id: StationId,
+    /// Client, server or tool.
+    pub process_type: ProcessType,
+    /// The identification token it joined with.
+    pub token: String,
+    /// Its address (as seen by the station that admitted it).
+    pub addr: SocketAddr,
+    /// In a client-server session, the server a client is attached to.
+    pub relay: Option<StationId>,
+}
+
+impl StationInfo {
+    /// NetZ `GetProcessType`.
+    pub fn process_type(&self) -> ProcessType {
+        self.process_type
+    }
+
+    /// NetZ `GetIdentificationToken`.
+    pub fn identification_token(&self) -> &str {
+        &self.token
     }
 }

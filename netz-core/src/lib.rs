@@ -1,8 +1,11 @@
 //! netz-core: the sans-IO station state machine of netz.
 //!
 //! See [`Station`] for the call contract.
+pub mod builtin;
 pub mod cluster;
+pub mod config;
 pub mod crypto;
+pub mod event;
 mod fasthash;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -11,6 +14,7 @@ pub mod limits;
 pub mod object;
 pub mod operation;
 pub mod pipeline;
+pub mod registry;
 pub mod rmc;
 pub mod session;
 pub mod sim;
@@ -19,18 +23,18 @@ pub mod time;
 pub mod transport;
 mod wire;
 
-pub use ids::{ClassId, DOHandle, MethodId, ProcessType, StationId};
+pub use builtin::{RoomData, RoomInfo, RoomObject};
+pub use config::{StationConfig, Topology};
+pub use event::{Event, JoinError, RoomError};
+pub use ids::{ClassId, DOHandle, MethodId, ProcessType, StationId, StationInfo};
 pub use object::{
     decode_value, encode_value, ActionTarget, CallContext, DataSet, DecodeError, DispatchError,
-    DoClass, Invoker, MethodInfo, MethodKind, ObjectProxy, Ref, Registry, RegistryError,
+    DoClass, Invoker, MethodInfo, MethodKind, ObjectProxy, Ref,
 };
 pub use operation::*;
 pub use pipeline::{CallbackError, CallbackId};
+pub use registry::{Registry, RegistryError};
 pub use rmc::{CallState, Completion, Outcome, RmcContext, RmcFlag};
-pub use session::{
-    Event, JoinError, RoomData, RoomError, RoomInfo, RoomObject, StationConfig, StationInfo,
-    Topology,
-};
 pub use station::{Station, StationError, StationStats};
 pub use time::Instant;
 

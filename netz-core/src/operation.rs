@@ -1,8 +1,8 @@
 //! System operations (NetZ 14.3): what happens to objects and sessions, as
 //! values that checks, callbacks and `OperationBegin`/`OperationEnd` see.
 
+use crate::ids::StationInfo;
 use crate::ids::{ClassId, DOHandle, MethodId, ProcessType, StationId};
-use crate::session::StationInfo;
 use std::any::{Any, TypeId};
 use std::fmt;
 use std::sync::Arc;

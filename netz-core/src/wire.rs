@@ -1,8 +1,9 @@
 //! Station-level messages. Each travels inside a transport message as
 //! postcard: `(seq, origin, destination, Msg)` (see [`Envelope`]).
 
+use crate::config::Topology;
+use crate::ids::StationInfo;
 use crate::ids::{DOHandle, ProcessType, StationId};
-use crate::session::{StationInfo, Topology};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 

@@ -3,10 +3,11 @@
 use crate::ids::{ClassId, DOHandle, MethodId, ProcessType, StationId};
 use crate::object::{
     new_cell, ActionTarget, CallContext, DispatchError, DoClass, DoDyn, ErasedCell, Invoker,
-    MethodKind, ObjectProxy, Ref, Registry,
+    MethodKind, ObjectProxy, Ref,
 };
 use crate::operation::*;
 use crate::pipeline::{CallbackError, CallbackId, Hooks};
+use crate::registry::Registry;
 use crate::rmc::{bits, Outcome, RmcFlag, RmcShared};
 use crate::session::*;
 use crate::transport::{Link, PacketHeader, PacketKind, TransportConfig};

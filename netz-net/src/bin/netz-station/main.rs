@@ -130,14 +130,7 @@ fn parse_args() -> Result<Args, String> {
         match flag.as_str() {
             "--bind" => a.bind = addr(&value)?,
             "--join" => a.join = Some(addr(&value)?),
-            "--type" => {
-                a.process_type = match value.as_str() {
-                    "server" => ProcessType::Server,
-                    "client" => ProcessType::Client,
-                    "tool" => ProcessType::Tool,
-                    _ => return Err(format!("--type: `{value}` is not server, client or tool")),
-                }
-            }
+            "--type" => a.process_type = value.parse().map_err(|e| format!("--type: {e}"))?,
             "--token" => a.token = Some(value),
             "--publish" => a.publish = num(&value)? as usize,
             "--recover" => {
@@ -180,14 +173,6 @@ fn parse_args() -> Result<Args, String> {
     Ok(a)
 }
 
-fn type_name(p: ProcessType) -> &'static str {
-    match p {
-        ProcessType::Server => "server",
-        ProcessType::Tool => "tool",
-        _ => "client",
-    }
-}
-
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
     println!("error {msg}");
     eprintln!("netz-station: {msg}");
@@ -223,7 +208,7 @@ async fn run(a: Args) -> ExitCode {
     let token = a
         .token
         .clone()
-        .unwrap_or_else(|| type_name(a.process_type).into());
+        .unwrap_or_else(|| a.process_type.as_str().into());
     let config = NetConfig::new(a.process_type, token.clone())
         .heartbeat_interval(Duration::from_millis(a.heartbeat_ms))
         .failure_timeout(Duration::from_millis(a.failure_ms))
@@ -373,7 +358,7 @@ fn print_event(e: &Event, migrating_since: &mut Option<std::time::Instant>) {
         Event::StationJoined(info) => println!(
             "event station-joined id={} type={} token={}",
             info.id.0,
-            type_name(info.process_type),
+            info.process_type.as_str(),
             info.token
         ),
         Event::StationLeft(id) => println!("event station-left id={}", id.0),
