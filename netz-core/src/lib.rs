@@ -17,6 +17,7 @@ pub mod sim;
 pub mod station;
 pub mod time;
 pub mod transport;
+pub mod views;
 mod wire;
 
 pub use ids::{ClassId, DOHandle, MethodId, ProcessType, StationId};
