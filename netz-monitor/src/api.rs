@@ -125,8 +125,8 @@ pub struct StatsJson {
 /// One RMC in flight.
 #[derive(Clone, Debug, Serialize)]
 pub struct RmcJson {
-    /// The called object's handle.
-    pub handle: u64,
+    /// The called object's handle (a decimal string, see [`ObjectJson::handle`]).
+    pub handle: String,
     /// The method's name, or its id.
     pub method: String,
     /// Where it was sent.
@@ -138,8 +138,9 @@ pub struct RmcJson {
 /// One object of the store (`GET /api/objects`).
 #[derive(Clone, Debug, Serialize)]
 pub struct ObjectJson {
-    /// The handle as a number (use it in `/api/objects/{handle}`).
-    pub handle: u64,
+    /// The handle's 64-bit number as a decimal string (JavaScript numbers
+    /// cannot hold it); use it in `/api/objects/{handle}`.
+    pub handle: String,
     /// The handle as people read it: `DO(class:creator/serial)`.
     pub name: String,
     /// The class id.
@@ -321,7 +322,7 @@ pub(crate) fn session_json(st: &Station, col: &Collector, local_addr: String) ->
             .into_iter()
             .take(100)
             .map(|r| RmcJson {
-                handle: r.handle.0,
+                handle: r.handle.0.to_string(),
                 method: r
                     .method_name
                     .map(str::to_string)
@@ -368,7 +369,7 @@ fn link_json(me: StationId, l: &LinkView, col: &Collector) -> LinkJson {
 
 pub(crate) fn object_json(o: &ObjectView, col: &Collector) -> ObjectJson {
     ObjectJson {
-        handle: o.handle.0,
+        handle: o.handle.0.to_string(),
         name: o.handle.to_string(),
         class_id: o.class_id.0,
         class: class_name(o),
@@ -393,7 +394,7 @@ pub(crate) fn matches(o: &ObjectJson, q: &str) -> bool {
     q.is_empty()
         || o.name.to_lowercase().contains(&q)
         || o.class.to_lowercase().contains(&q)
-        || o.handle.to_string().contains(&q)
+        || o.handle.contains(&q)
         || format!("s{}", o.master) == q
 }
 

@@ -56,8 +56,8 @@ pub struct LogEntry {
     pub text: String,
     /// The station concerned, if one.
     pub station: Option<u32>,
-    /// The object concerned, if one.
-    pub handle: Option<u64>,
+    /// The object concerned, if one (its number as a decimal string).
+    pub handle: Option<String>,
 }
 
 #[derive(Default)]
@@ -267,7 +267,7 @@ impl Collector {
             kind,
             text,
             station: station.map(|s| s.0),
-            handle: handle.map(|h| h.0),
+            handle: handle.map(|h| h.0.to_string()),
         });
         while inner.log.len() > LOG {
             inner.log.pop_front();

@@ -43,6 +43,7 @@ async fn the_api_shows_stations_objects_values_migrations_and_failures() {
         })
         .unwrap();
     let h = obj.handle();
+    let hs = serde_json::json!(h.0.to_string());
 
     let tool = join_as_tool(a.local_addr(), registry(), tool_options())
         .await
@@ -81,14 +82,14 @@ async fn the_api_shows_stations_objects_values_migrations_and_failures() {
 
     // The object: in the table, searchable, with its values.
     let objs = poll_json(addr, "/api/objects?q=counter", |v| {
-        v.as_array().unwrap().iter().any(|o| o["handle"] == h.0)
+        v.as_array().unwrap().iter().any(|o| o["handle"] == hs)
     })
     .await;
     let o = objs
         .as_array()
         .unwrap()
         .iter()
-        .find(|o| o["handle"] == h.0)
+        .find(|o| o["handle"] == hs)
         .unwrap();
     assert_eq!(o["class"], "Counter");
     assert_eq!(o["master"], a.id().0);
@@ -109,7 +110,7 @@ async fn the_api_shows_stations_objects_values_migrations_and_failures() {
         .as_array()
         .unwrap()
         .iter()
-        .any(|o| o["handle"] == h.0));
+        .any(|o| o["handle"] == hs));
 
     let (status, d) = get_json(addr, &format!("/api/objects/{}", h.0)).await;
     assert_eq!(status, 200, "{d}");
@@ -127,7 +128,7 @@ async fn the_api_shows_stations_objects_values_migrations_and_failures() {
     )
     .await;
     assert_eq!(status, 200);
-    assert_eq!(d2["object"]["handle"], h.0);
+    assert_eq!(d2["object"]["handle"], hs);
 
     // An update on the master shows in the values.
     obj.with(|c| c.tally.count = 300);
@@ -164,7 +165,7 @@ async fn the_api_shows_stations_objects_values_migrations_and_failures() {
         v.as_array()
             .unwrap()
             .iter()
-            .any(|o| o["handle"] == h.0 && o["master"] == b.id().0)
+            .any(|o| o["handle"] == hs && o["master"] == b.id().0)
     })
     .await;
     let ev = poll_json(addr, "/api/events", |v| {
@@ -172,7 +173,7 @@ async fn the_api_shows_stations_objects_values_migrations_and_failures() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|e| e["kind"] == "migration" && e["handle"] == h.0)
+            .any(|e| e["kind"] == "migration" && e["handle"] == hs)
     })
     .await;
     let next = ev["next"].as_u64().unwrap();
@@ -249,15 +250,16 @@ async fn bad_requests_get_clear_errors() {
     assert!(js.contains("EventSource"));
     // The served station is the master here: it knows the dup sets of its objects.
     let h = stations[0].publish(Counter::default()).unwrap().handle();
+    let hs = serde_json::json!(h.0.to_string());
     let objs = poll_json(addr, "/api/objects", |v| {
-        v.as_array().unwrap().iter().any(|o| o["handle"] == h.0)
+        v.as_array().unwrap().iter().any(|o| o["handle"] == hs)
     })
     .await;
     let o = objs
         .as_array()
         .unwrap()
         .iter()
-        .find(|o| o["handle"] == h.0)
+        .find(|o| o["handle"] == hs)
         .unwrap();
     assert_eq!(o["is_master"], true);
     assert_eq!(o["dup_set"], serde_json::json!([]));

@@ -46,14 +46,24 @@ function renderSession(s, objectCount) {
 }
 
 function renderGraph(s) {
-  const W = 520, H = 330, cx = W / 2, cy = H / 2 + 5;
+  const W = 520, H = 330;
   const n = s.stations.length;
-  const r = Math.min(W, H) / 2 - 45;
   const pos = {};
-  s.stations.forEach((x, i) => {
-    const a = -Math.PI / 2 + (2 * Math.PI * i) / Math.max(n, 1);
-    pos[x.id] = n === 1 ? [cx, cy] : [cx + r * 1.35 * Math.cos(a), cy + r * Math.sin(a)];
-  });
+  const kinds = new Set(s.stations.map((x) => x.process_type));
+  if (s.topology === "client_server" || kinds.size > 1) {
+    // Layers: tools on top, servers in the middle, clients below.
+    const rows = [["tool", 45], ["server", 150], ["client", 265], ["other", 265]];
+    for (const [kind, y] of rows) {
+      const row = s.stations.filter((x) => (x.process_type === kind) || (kind === "other" && !["tool", "server", "client"].includes(x.process_type)));
+      row.forEach((x, i) => { pos[x.id] = [((i + 1) * W) / (row.length + 1), y]; });
+    }
+  } else {
+    const cx = W / 2, cy = H / 2 - 5, r = Math.min(W, H) / 2 - 55;
+    s.stations.forEach((x, i) => {
+      const a = -Math.PI / 2 + (2 * Math.PI * i) / Math.max(n, 1);
+      pos[x.id] = n === 1 ? [cx, cy] : [cx + r * 1.5 * Math.cos(a), cy + r * Math.sin(a)];
+    });
+  }
   let out = "";
   for (const x of s.stations) {
     if (x.relay && pos[x.relay] && x.relay !== x.id) {
@@ -65,7 +75,7 @@ function renderGraph(s) {
     if (!pos[l.from] || !pos[l.peer]) continue;
     const [x1, y1] = pos[l.from], [x2, y2] = pos[l.peer];
     out += `<line class="link" x1="${x1}" y1="${y1}" x2="${x2}" y2="${y2}"></line>`;
-    const mx = x1 + (x2 - x1) * 0.62, my = y1 + (y2 - y1) * 0.62;
+    const mx = x1 + (x2 - x1) * 0.68, my = y1 + (y2 - y1) * 0.68;
     const label = (l.rtt_samples ? l.rtt_ms.toFixed(1) + " ms" : "- ms") + " · " + l.loss_pct.toFixed(0) + "% · " + rate(l.bytes_in_per_s + l.bytes_out_per_s);
     out += `<text class="lbl" x="${mx}" y="${my - 4}" text-anchor="middle">${label}</text>`;
   }
@@ -98,7 +108,7 @@ function renderClasses(classes, stations) {
 
 function matches(o, q) {
   q = q.trim().toLowerCase();
-  return !q || o.name.toLowerCase().includes(q) || o.class.toLowerCase().includes(q) || String(o.handle).includes(q) || ("s" + o.master) === q;
+  return !q || o.name.toLowerCase().includes(q) || o.class.toLowerCase().includes(q) || o.handle.includes(q) || ("s" + o.master) === q;
 }
 
 function renderObjects(objects) {
@@ -134,7 +144,7 @@ async function showDetail(handle) {
 $("objects").addEventListener("click", (ev) => {
   const tr = ev.target.closest("tr[data-handle]");
   if (!tr) return;
-  state.selected = Number(tr.dataset.handle);
+  state.selected = tr.dataset.handle;
   for (const row of document.querySelectorAll("#objects tr.sel")) row.classList.remove("sel");
   tr.classList.add("sel");
   showDetail(tr.dataset.handle);
