@@ -140,8 +140,13 @@ fn main() -> ExitCode {
     if let Some(i) = args.iter().position(|a| a == "--role") {
         return station_process(&args[i + 1..]);
     }
+    // --hold: keep the session (and its monitor page) open at the end until Enter.
+    let hold = args.iter().any(|a| a == "--hold");
+    if hold {
+        std::env::set_var("NETZ_DEMO_HOLD", "1");
+    }
     let mut children = Children(Vec::new());
-    let code = match story(&mut children) {
+    let code = match story(&mut children, hold) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             println!("\nthe demo failed: {e}");
@@ -174,7 +179,13 @@ fn station_process(args: &[String]) -> ExitCode {
         }
     };
     let code = rt.block_on(async {
-        match tokio::time::timeout(Duration::from_secs(120), station_main(args)).await {
+        // With --hold the session stays open for a person to look: no time limit then.
+        let limit = if std::env::var_os("NETZ_DEMO_HOLD").is_some() {
+            86_400
+        } else {
+            120
+        };
+        match tokio::time::timeout(Duration::from_secs(limit), station_main(args)).await {
             Ok(Ok(())) => ExitCode::SUCCESS,
             Ok(Err(e)) => {
                 println!("error {e}");
@@ -207,6 +218,15 @@ async fn station_main(args: &[String]) -> std::result::Result<(), Box<dyn std::e
             println!("ready addr={} id={} ms={ms:.1}", station.local_addr(), id.0);
         }
     }
+    // The tool station serves the live monitor page while it runs.
+    let _monitor = match role {
+        "tool" => {
+            let m = netz_monitor::serve(station.clone(), "127.0.0.1:0".parse()?).await?;
+            println!("monitor url={}", m.url());
+            Some(m)
+        }
+        _ => None,
+    };
     let mut stdin = stdin_lines();
     // The game loop: send what changed on our masters 20 times a second.
     let mut tick = tokio::time::interval(Duration::from_millis(50));
@@ -553,7 +573,7 @@ impl Story {
     }
 }
 
-fn story(children: &mut Children) -> Result<()> {
+fn story(children: &mut Children, hold: bool) -> Result<()> {
     let s = Story {
         start: Instant::now(),
     };
@@ -596,6 +616,13 @@ fn story(children: &mut Children) -> Result<()> {
         ));
         if role == "client" {
             p.ask("publish-avatar", &["ok"])?;
+        }
+        if role == "tool" {
+            let (_, line) = p.wait_line(0, |l| l.starts_with("monitor url="))?;
+            s.say(format!(
+                "{name:<7} serves the live monitor page at {} (pass --hold to keep it open at the end)",
+                Proc::field(&line, "url")
+            ));
         }
         children.0.push(p);
     }
@@ -725,6 +752,12 @@ fn story(children: &mut Children) -> Result<()> {
         r.split_whitespace().nth(1).unwrap_or("?"),
         Proc::field(&r, "ms")
     ));
+
+    if hold {
+        println!("\nholding the session open for the monitor page; press Enter to end the demo");
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+    }
 
     s.chapter("7. Goodbye");
     let mut order: Vec<usize> = (0..children.0.len()).rev().collect();

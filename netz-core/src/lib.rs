@@ -21,6 +21,7 @@ pub mod sim;
 pub mod station;
 pub mod time;
 pub mod transport;
+pub mod views;
 mod wire;
 
 pub use builtin::{RoomData, RoomInfo, RoomObject};

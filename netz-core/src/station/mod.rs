@@ -50,6 +50,7 @@ mod routing;
 mod stats;
 mod store;
 mod timers;
+mod views;
 
 use admission::*;
 use calls::*;
