@@ -166,7 +166,9 @@ impl Station {
         );
         let mut resend = Vec::new();
         self.run_op(op, None, false, |st, _| {
-            if let Some(m) = st.membership.members.remove(&id) {
+            let removed = st.membership.members.remove(&id);
+            st.link_changed(id);
+            if let Some(m) = removed {
                 if st.membership.addrs.get(&m.info.addr) == Some(&id) {
                     st.membership.addrs.remove(&m.info.addr);
                 }
@@ -245,6 +247,7 @@ impl Station {
             if let Some(m) = self.membership.members.get_mut(&origin) {
                 m.silent = true;
             }
+            self.link_changed(origin);
             self.master_lost(origin);
             if self.is_session_master() {
                 self.declare_gone(origin, false);

@@ -4,6 +4,11 @@ use super::*;
 
 impl Station {
     /// The next datagram to send.
+    ///
+    /// Connectionless datagrams go first, then the packets of every link
+    /// in order (members by id, closing links, a joiner's provisional
+    /// links). One pass over the links builds all their packets at once;
+    /// later calls hand them out until the pass is used up.
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
         self.advance(now);
@@ -11,47 +16,48 @@ impl Station {
             self.stats.datagrams_sent += 1;
             return Some(t);
         }
-        let tag = self.membership.session_tag;
-        let me = self.membership.id.0;
-        let max = self.tcfg.max_datagram_size;
-        let scratch = &mut self.routing.scratch;
-        let sec = &mut self.sec;
-        let mut out = None;
-        for (id, m) in self.membership.members.iter_mut() {
-            if let Some(link) = m.link.as_mut() {
-                out = next_packet(scratch, sec, tag, me, *id, link, now, max)
-                    .map(|b| (m.info.addr, b));
-                if out.is_some() {
-                    break;
-                }
-            }
+        if self.routing.packets.is_empty() {
+            self.build_packets(now);
         }
-        if out.is_none() {
-            for c in self.routing.closing.iter_mut() {
-                out = next_packet(scratch, sec, tag, me, c.id, &mut c.link, now, max)
-                    .map(|b| (c.addr, b));
-                if out.is_some() {
-                    break;
-                }
-            }
-        }
-        if out.is_none() {
-            if let State::Joining { provisional, .. } = &mut self.membership.state {
-                for (addr, (sender, link)) in provisional.iter_mut() {
-                    out = next_packet(scratch, sec, tag, me, StationId(*sender), link, now, max)
-                        .map(|b| (*addr, b));
-                    if out.is_some() {
-                        break;
-                    }
-                }
-            }
-        }
-        let (destination, contents) = out?;
+        let t = self.routing.packets.pop_front()?;
         self.stats.datagrams_sent += 1;
-        Some(Transmit {
-            destination,
-            contents,
-        })
+        Some(t)
+    }
+
+    /// Builds every packet every link has to send now into `routing.packets`.
+    fn build_packets(&mut self, now: Instant) {
+        let mut b = PacketBuilder {
+            scratch: &mut self.routing.scratch,
+            sec: &mut self.sec,
+            session: self.membership.session_tag,
+            me: self.membership.id.0,
+            max: self.tcfg.max_datagram_size,
+            now,
+            out: &mut self.routing.packets,
+        };
+        // The links something happened to, and those whose time has come.
+        let mut ids: Vec<StationId> = self.link_timers.ready.iter().copied().collect();
+        ids.extend(self.link_timers.due_links(now));
+        ids.sort_unstable();
+        ids.dedup();
+        for id in &ids {
+            if let Some(m) = self.membership.members.get_mut(id) {
+                if let Some(link) = m.link.as_mut() {
+                    b.drain(*id, m.info.addr, link);
+                }
+            }
+        }
+        for c in self.routing.closing.iter_mut() {
+            b.drain(c.id, c.addr, &mut c.link);
+        }
+        if let State::Joining { provisional, .. } = &mut self.membership.state {
+            for (addr, (sender, link)) in provisional.iter_mut() {
+                b.drain(StationId(*sender), *addr, link);
+            }
+        }
+        for id in ids {
+            self.link_drained(id);
+        }
     }
 
     /// A datagram arrived from `from`.
@@ -224,6 +230,7 @@ impl Station {
         };
         if link.handle_packet(now, payload).is_err() {
             self.stats.malformed_datagrams += 1;
+            self.link_changed(sender);
             return;
         }
         if m.silent {
@@ -237,6 +244,7 @@ impl Station {
             got.push(d);
         }
         let hop_is_client = m.info.process_type == ProcessType::Client;
+        self.link_changed(sender);
         for d in got {
             let substream = delivered_substream(d.channel);
             let Some(env) = Envelope::decode(&d.data) else {
@@ -248,33 +256,44 @@ impl Station {
     }
 }
 
-/// The next packet of `link`, built in `scratch` so that an idle poll
-/// allocates nothing; a fresh scratch buffer replaces one that is handed out.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn next_packet(
-    scratch: &mut Vec<u8>,
-    sec: &mut Option<crate::crypto::SecurityState>,
+/// Builds the packets of links (headers, frames, seals) into a queue.
+struct PacketBuilder<'a> {
+    /// Where packets are built, so that an idle link allocates nothing; a
+    /// fresh buffer replaces one that is handed out.
+    scratch: &'a mut Vec<u8>,
+    sec: &'a mut Option<crate::crypto::SecurityState>,
     session: u32,
     me: u32,
-    peer: StationId,
-    link: &mut Link,
-    now: Instant,
     max: usize,
-) -> Option<Vec<u8>> {
-    scratch.clear();
-    PacketHeader {
-        kind: PacketKind::Link,
-        session,
-        sender: me,
-        receiver: peer.0,
+    now: Instant,
+    out: &'a mut VecDeque<Transmit>,
+}
+
+impl PacketBuilder<'_> {
+    /// Every packet `link` (to `peer` at `addr`) has to send now.
+    fn drain(&mut self, peer: StationId, addr: SocketAddr, link: &mut Link) {
+        while link.may_send(self.now) {
+            self.scratch.clear();
+            PacketHeader {
+                kind: PacketKind::Link,
+                session: self.session,
+                sender: self.me,
+                receiver: peer.0,
+            }
+            .encode(self.scratch);
+            let header_len = self.scratch.len();
+            if !link.poll_packet(self.now, self.scratch) {
+                return;
+            }
+            let mut buf = std::mem::replace(self.scratch, Vec::with_capacity(self.max));
+            if seal(self.sec, peer, &mut buf, header_len) {
+                self.out.push_back(Transmit {
+                    destination: addr,
+                    contents: buf,
+                });
+            }
+        }
     }
-    .encode(scratch);
-    let header_len = scratch.len();
-    if !link.poll_packet(now, scratch) {
-        return None;
-    }
-    let mut buf = std::mem::replace(scratch, Vec::with_capacity(max));
-    seal(sec, peer, &mut buf, header_len).then_some(buf)
 }
 
 /// Seals a link datagram for `peer` when security is on; false if it must

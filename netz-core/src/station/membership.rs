@@ -84,6 +84,7 @@ impl Station {
         } else {
             None
         };
+        let id = info.id;
         self.membership.addrs.insert(info.addr, info.id);
         self.membership.gone.remove(&info.id);
         self.membership.members.insert(
@@ -95,6 +96,7 @@ impl Station {
                 heard: false,
             },
         );
+        self.link_changed(id);
     }
 
     /// Leaves the session gracefully: masters are handed to the session

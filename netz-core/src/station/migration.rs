@@ -359,6 +359,7 @@ impl Station {
                 client: info.process_type == ProcessType::Client,
             });
         }
+        self.link_changed(station);
     }
 
     pub(super) fn on_offline(&mut self, origin: StationId, drain_ms: u64) {
@@ -605,6 +606,8 @@ impl Station {
             m.link = Some(Link::new(tcfg, now));
             m.silent = false;
         }
+        self.link_changed(from);
+        self.link_changed(to);
         if let Some(m) = self.migration.client.as_mut() {
             m.phase = MigrationPhase::Switched { to };
         }

@@ -61,6 +61,7 @@ use rooms::*;
 use routing::*;
 pub use stats::{StationError, StationStats};
 use store::*;
+use timers::*;
 
 /// One station: the sans-IO state machine that keeps the DO store, runs the
 /// operation pipeline and speaks the session protocol.
@@ -94,6 +95,8 @@ pub struct Station {
     events: VecDeque<Event>,
     /// Who is in the session, the links, this station's id and state.
     membership: Membership,
+    /// The timer table of the members' links.
+    link_timers: LinkTimers,
     /// Join requests being decided (session master) or forwarded.
     admission: Admission,
     /// The DO store.
@@ -144,6 +147,7 @@ impl Station {
             hooks: Hooks::default(),
             now: Instant::ZERO,
             membership: Membership::new(),
+            link_timers: LinkTimers::default(),
             admission: Admission::default(),
             store: Store::new(rng.rotate_left(17) ^ 0xA5A5_5A5A_0F0F_F0F0),
             calls: Calls::new(rng.rotate_left(41)),

@@ -23,6 +23,8 @@ pub(super) struct Routing {
     pub(super) seq_in: BTreeMap<(StationId, u8), InOrder>,
     /// Connectionless datagrams ready to go.
     pub(super) transmits: VecDeque<Transmit>,
+    /// Link packets built by the last pass over the links, not handed out yet.
+    pub(super) packets: VecDeque<Transmit>,
     /// Where packets are built; handed out only when one is produced.
     pub(super) scratch: Vec<u8>,
 }
@@ -36,6 +38,7 @@ impl Routing {
             seq_out: crate::fasthash::FastMap::with_hasher(crate::fasthash::SeededState(seed)),
             seq_in: BTreeMap::new(),
             transmits: VecDeque::new(),
+            packets: VecDeque::new(),
             scratch: Vec::new(),
         }
     }
@@ -302,7 +305,9 @@ impl Station {
                         .hit(crate::limits::Limit::QueuedBytes, self.membership.id);
                     return false;
                 }
-                link.send_reliable(substream, bytes).is_ok()
+                let sent = link.send_reliable(substream, bytes).is_ok();
+                self.link_changed(hop);
+                sent
             }
             None => false,
         }

@@ -30,22 +30,149 @@ pub(super) enum Timer {
     Leave,
 }
 
+/// The timer table of the members' links: each link's own deadline
+/// (retransmission, delayed acknowledgement, heartbeat) and its failure
+/// deadline, kept in order; and the links that may have something to send
+/// because something happened to them. With it, an input, a timeout and a
+/// poll cost what is due, not a visit of every link.
+#[derive(Default)]
+pub(super) struct LinkTimers {
+    link: BTreeSet<(Instant, StationId)>,
+    silence: BTreeSet<(Instant, StationId)>,
+    cached: HashMap<StationId, (Option<Instant>, Option<Instant>)>,
+    /// Links changed since they were last drained.
+    pub(super) ready: BTreeSet<StationId>,
+}
+
+impl LinkTimers {
+    fn set(&mut self, id: StationId, link: Option<Instant>, silence: Option<Instant>) {
+        let new = (link, silence);
+        match self.cached.get(&id) {
+            Some(old) if *old == new => return,
+            None if new == (None, None) => return,
+            _ => {}
+        }
+        if let Some((l, s)) = self.cached.remove(&id) {
+            if let Some(t) = l {
+                self.link.remove(&(t, id));
+            }
+            if let Some(t) = s {
+                self.silence.remove(&(t, id));
+            }
+        }
+        if let Some(t) = link {
+            self.link.insert((t, id));
+        }
+        if let Some(t) = silence {
+            self.silence.insert((t, id));
+        }
+        if link.is_some() || silence.is_some() {
+            self.cached.insert(id, (link, silence));
+        }
+    }
+
+    /// Links whose own deadline is at or before `now`.
+    pub(super) fn due_links(&self, now: Instant) -> impl Iterator<Item = StationId> + '_ {
+        self.link
+            .iter()
+            .take_while(move |(t, _)| *t <= now)
+            .map(|(_, id)| *id)
+    }
+}
+
 impl Station {
+    /// Member `id`'s link changed (a packet arrived, a message was queued,
+    /// time passed, it was made or dropped): its timers are read again and
+    /// it may have something to send.
+    pub(super) fn link_changed(&mut self, id: StationId) {
+        self.refresh_link_timers(id);
+        if self.link_timers.cached.contains_key(&id) {
+            self.link_timers.ready.insert(id);
+        } else {
+            self.link_timers.ready.remove(&id);
+        }
+    }
+
+    /// Member `id`'s link sent all it had: its timers are read again.
+    pub(super) fn link_drained(&mut self, id: StationId) {
+        self.refresh_link_timers(id);
+        self.link_timers.ready.remove(&id);
+    }
+
+    fn refresh_link_timers(&mut self, id: StationId) {
+        let (link, silence) = self.link_deadlines(id);
+        self.link_timers.set(id, link, silence);
+    }
+
+    /// Member `id`'s link deadline and failure deadline, read from the link.
+    fn link_deadlines(&self, id: StationId) -> (Option<Instant>, Option<Instant>) {
+        match self.membership.members.get(&id) {
+            Some(Member {
+                link: Some(link),
+                silent,
+                ..
+            }) => (
+                link.poll_timeout(),
+                (!silent).then(|| link.last_received() + self.cfg.failure_timeout),
+            ),
+            _ => (None, None),
+        }
+    }
+
+    /// Debug builds: the table agrees with the links.
+    #[cfg(debug_assertions)]
+    fn check_link_timers(&self) {
+        for (id, m) in &self.membership.members {
+            let want = self.link_deadlines(*id);
+            let have = self
+                .link_timers
+                .cached
+                .get(id)
+                .copied()
+                .unwrap_or((None, None));
+            debug_assert_eq!(
+                have, want,
+                "the timer table of link {id} is stale ({})",
+                m.info.addr
+            );
+        }
+        debug_assert!(self
+            .link_timers
+            .cached
+            .keys()
+            .all(|id| self.membership.members.contains_key(id)));
+    }
+
     /// Calls `f` with every deadline the station has, and its source.
-    pub(super) fn for_each_timer(&self, mut f: impl FnMut(Timer, Instant)) {
-        if !self.routing.local_queue.is_empty() || !self.routing.transmits.is_empty() {
+    /// With `due_by`, every deadline at or before it; without, at least the
+    /// soonest of each source (enough for the soonest of all).
+    pub(super) fn for_each_timer(
+        &self,
+        due_by: Option<Instant>,
+        mut f: impl FnMut(Timer, Instant),
+    ) {
+        if !self.routing.local_queue.is_empty()
+            || !self.routing.transmits.is_empty()
+            || !self.routing.packets.is_empty()
+        {
             f(Timer::Pending, self.now);
         }
-        for (id, m) in &self.membership.members {
-            if let Some(link) = &m.link {
-                if let Some(x) = link.poll_timeout() {
-                    f(Timer::Link(*id), x);
+        let table = &self.link_timers;
+        match due_by {
+            Some(d) => {
+                for &(at, id) in table.link.iter().take_while(|(t, _)| *t <= d) {
+                    f(Timer::Link(id), at);
                 }
-                if !m.silent {
-                    f(
-                        Timer::Silence(*id),
-                        link.last_received() + self.cfg.failure_timeout,
-                    );
+                for &(at, id) in table.silence.iter().take_while(|(t, _)| *t <= d) {
+                    f(Timer::Silence(id), at);
+                }
+            }
+            None => {
+                if let Some(&(at, id)) = table.link.first() {
+                    f(Timer::Link(id), at);
+                }
+                if let Some(&(at, id)) = table.silence.first() {
+                    f(Timer::Silence(id), at);
                 }
             }
         }
@@ -92,8 +219,10 @@ impl Station {
     /// When [`Station::handle_timeout`] must be called next.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
+        #[cfg(debug_assertions)]
+        self.check_link_timers();
         let mut soonest: Option<Instant> = None;
-        self.for_each_timer(|_, at| {
+        self.for_each_timer(None, |_, at| {
             soonest = Some(soonest.map_or(at, |t| t.min(at)));
         });
         soonest
@@ -105,21 +234,27 @@ impl Station {
         self.advance(now);
         let now = self.now;
         let mut due = Vec::new();
-        self.for_each_timer(|timer, at| {
+        self.for_each_timer(Some(now), |timer, at| {
             if at <= now {
                 due.push(timer);
             }
         });
+        // In the order of the members (by id), as a visit of every link would.
+        due.sort_by_key(|t| match t {
+            Timer::Link(id) | Timer::Silence(id) => (0, *id),
+            _ => (1, StationId::NONE),
+        });
         for timer in &due {
-            if let Timer::Link(id) = timer {
+            if let Timer::Link(id) = *timer {
                 if let Some(link) = self
                     .membership
                     .members
-                    .get_mut(id)
+                    .get_mut(&id)
                     .and_then(|m| m.link.as_mut())
                 {
                     link.handle_timeout(now);
                 }
+                self.link_changed(id);
             }
         }
         self.routing.closing.retain_mut(|c| {
@@ -212,6 +347,7 @@ impl Station {
             if let Some(m) = self.membership.members.get_mut(&id) {
                 m.silent = true;
             }
+            self.link_changed(id);
             self.peer_silent(id);
         }
         // RMC timeouts.

@@ -161,6 +161,14 @@ struct UnreliablePartial {
     fragments: BTreeMap<u32, Vec<u8>>,
 }
 
+/// What a link has to send at some instant.
+struct Wants {
+    ack_due: bool,
+    ping_due: bool,
+    has_reliable: bool,
+    has_unreliable: bool,
+}
+
 /// A decoded frame borrowing from the packet.
 enum Frame<'a> {
     Ping,
@@ -571,6 +579,27 @@ impl Link {
         }
     }
 
+    /// What the link would send at `now`.
+    fn wants(&self, now: Instant) -> Wants {
+        let window_open = self.in_flight < self.config.max_unacked_packets;
+        Wants {
+            ack_due: self.ack_eliciting_pending > 0 && self.ack_deadline.is_some_and(|d| d <= now),
+            ping_due: now >= self.last_eliciting_sent + self.config.heartbeat_interval,
+            has_reliable: window_open
+                && (!self.retransmit.is_empty()
+                    || self.send_streams.iter().any(|s| !s.queue.is_empty())),
+            has_unreliable: !self.unreliable_queue.is_empty(),
+        }
+    }
+
+    /// Whether [`poll_packet`](Link::poll_packet) may produce a packet at
+    /// `now` (a cheap test: callers skip idle links before building a
+    /// packet header).
+    pub fn may_send(&self, now: Instant) -> bool {
+        let w = self.wants(now);
+        w.ack_due || w.ping_due || w.has_reliable || w.has_unreliable
+    }
+
     /// Append the frames of the next packet to `buf`, which already holds the
     /// packet header, never letting `buf.len()` exceed `max_datagram_size`.
     ///
@@ -586,14 +615,13 @@ impl Link {
         if start + varint_len(self.next_pn) + 1 > limit {
             return false;
         }
-        let ack_due = self.ack_eliciting_pending > 0 && self.ack_deadline.is_some_and(|d| d <= now);
-        let ping_due = now >= self.last_eliciting_sent + self.config.heartbeat_interval;
-        let window_open = self.in_flight < self.config.max_unacked_packets;
-        let has_reliable = window_open
-            && (!self.retransmit.is_empty()
-                || self.send_streams.iter().any(|s| !s.queue.is_empty()));
-        let has_unreliable = !self.unreliable_queue.is_empty();
-        if !(ack_due || ping_due || has_reliable || has_unreliable) {
+        let Wants {
+            ping_due,
+            has_reliable,
+            has_unreliable,
+            ..
+        } = self.wants(now);
+        if !self.may_send(now) {
             return false;
         }
 
