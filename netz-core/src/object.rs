@@ -173,14 +173,14 @@ pub trait DoClass: Send + Sized + 'static {
 
 /// The object-safe face of a DO class, used by the station.
 pub(crate) trait DoDyn {
-    fn ds_count(&self) -> usize;
-    fn ds(&self, i: usize) -> Option<&dyn DataSet>;
-    fn ds_mut(&mut self, i: usize) -> Option<&mut dyn DataSet>;
-    fn op_begin(&mut self, op: &Operation);
-    fn op_end(&mut self, op: &Operation);
-    fn init(&mut self);
-    fn approve(&mut self) -> bool;
-    fn call(
+    fn dataset_count(&self) -> usize;
+    fn dataset(&self, i: usize) -> Option<&dyn DataSet>;
+    fn dataset_mut(&mut self, i: usize) -> Option<&mut dyn DataSet>;
+    fn operation_begin(&mut self, op: &Operation);
+    fn operation_end(&mut self, op: &Operation);
+    fn init_do(&mut self);
+    fn approve_fault_recovery(&mut self) -> bool;
+    fn dispatch(
         &mut self,
         call: &mut CallContext<'_>,
         method: MethodId,
@@ -189,34 +189,34 @@ pub(crate) trait DoDyn {
 }
 
 impl<T: DoClass> DoDyn for T {
-    fn ds_count(&self) -> usize {
-        self.dataset_count()
+    fn dataset_count(&self) -> usize {
+        DoClass::dataset_count(self)
     }
-    fn ds(&self, i: usize) -> Option<&dyn DataSet> {
-        self.dataset(i)
+    fn dataset(&self, i: usize) -> Option<&dyn DataSet> {
+        DoClass::dataset(self, i)
     }
-    fn ds_mut(&mut self, i: usize) -> Option<&mut dyn DataSet> {
-        self.dataset_mut(i)
+    fn dataset_mut(&mut self, i: usize) -> Option<&mut dyn DataSet> {
+        DoClass::dataset_mut(self, i)
     }
-    fn op_begin(&mut self, op: &Operation) {
-        self.operation_begin(op)
+    fn operation_begin(&mut self, op: &Operation) {
+        DoClass::operation_begin(self, op)
     }
-    fn op_end(&mut self, op: &Operation) {
-        self.operation_end(op)
+    fn operation_end(&mut self, op: &Operation) {
+        DoClass::operation_end(self, op)
     }
-    fn init(&mut self) {
-        self.init_do()
+    fn init_do(&mut self) {
+        DoClass::init_do(self)
     }
-    fn approve(&mut self) -> bool {
-        self.approve_fault_recovery()
+    fn approve_fault_recovery(&mut self) -> bool {
+        DoClass::approve_fault_recovery(self)
     }
-    fn call(
+    fn dispatch(
         &mut self,
         call: &mut CallContext<'_>,
         method: MethodId,
         args: &[u8],
     ) -> Result<Vec<u8>, DispatchError> {
-        self.dispatch(call, method, args)
+        DoClass::dispatch(self, call, method, args)
     }
 }
 
@@ -345,8 +345,9 @@ pub enum ActionTarget {
     Duplicas,
 }
 
-/// What a proxy needs from a station: the station and the context of a
-/// running RMC both implement it.
+/// What a proxy needs from a station: sending RMCs and actions. The
+/// station implements it; a running RMC's [`CallContext`] reaches the
+/// station through it.
 pub trait Invoker {
     /// Sends an RMC; returns whether it was sent.
     fn invoke_rmc(

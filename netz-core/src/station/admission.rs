@@ -284,7 +284,7 @@ impl Station {
                 );
                 self.events.push_back(Event::JoinPending { station: info });
             }
-            _ => self.admit(nonce, info, contact),
+            _ => self.admit(nonce, info),
         }
     }
 
@@ -332,7 +332,7 @@ impl Station {
             .remove(&station)
             .ok_or(StationError::NoPendingJoin(station))?;
         if approve {
-            self.admit(p.nonce, p.info, p.contact);
+            self.admit(p.nonce, p.info);
         } else {
             if let Some(sec) = self.sec.as_mut() {
                 sec.forget_joiner(station);
@@ -373,9 +373,8 @@ impl Station {
     }
 
     /// Admits an approved station (JoinStation, 14.3.1.9).
-    pub(super) fn admit(&mut self, nonce: u64, info: StationInfo, contact: StationId) {
+    pub(super) fn admit(&mut self, nonce: u64, info: StationInfo) {
         debug!(station = %self.membership.id, joiner = %info.id, "admitting");
-        let _ = contact;
         self.send_link_keys(&info);
         self.add_member(info.clone(), None);
         let members = self.stations();
@@ -401,9 +400,7 @@ impl Station {
         let joiner = info.id;
         self.run_op(op, None, false, |st, _| {
             st.discover_all_for(joiner);
-            if let Some(h) = h {
-                let _ = st.migrate_inner(h, joiner);
-            }
+            let _ = st.migrate_inner(h, joiner);
         });
         self.events.push_back(Event::StationJoined(info));
     }

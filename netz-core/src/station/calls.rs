@@ -87,16 +87,7 @@ impl Station {
     ) {
         let fail = |st: &mut Station, outcome: Outcome, hint: StationId| {
             if reply {
-                st.send(
-                    origin,
-                    substream,
-                    Msg::RmcReply {
-                        call,
-                        outcome: outcome.to_wire(),
-                        result: Bytes::default(),
-                        master_hint: hint,
-                    },
-                );
+                st.reply_failure(origin, substream, call, outcome, hint);
             }
         };
         let Some(e) = self.store.entries.get(&handle) else {
@@ -132,15 +123,12 @@ impl Station {
         let Some(e) = self.store.entries.get(&handle) else {
             self.stats.unknown_object += 1;
             if reply {
-                self.send(
+                self.reply_failure(
                     origin,
                     substream,
-                    Msg::RmcReply {
-                        call,
-                        outcome: Outcome::TargetObjectNotFound.to_wire(),
-                        result: Bytes::default(),
-                        master_hint: StationId::NONE,
-                    },
+                    call,
+                    Outcome::TargetObjectNotFound,
+                    StationId::NONE,
                 );
             }
             return;
@@ -162,15 +150,12 @@ impl Station {
         if !known {
             self.stats.unknown_method += 1;
             if reply {
-                self.send(
+                self.reply_failure(
                     origin,
                     substream,
-                    Msg::RmcReply {
-                        call,
-                        outcome: Outcome::ErrorRMCDispatchFailed.to_wire(),
-                        result: Bytes::default(),
-                        master_hint: StationId::NONE,
-                    },
+                    call,
+                    Outcome::ErrorRMCDispatchFailed,
+                    StationId::NONE,
                 );
             }
             return;
@@ -187,22 +172,19 @@ impl Station {
                     handle,
                     now,
                 };
-                result = o.call(&mut ctx, method, &args);
+                result = o.dispatch(&mut ctx, method, &args);
             });
         });
         self.calls.reentrancy -= 1;
         self.stats.calls_executed += 1;
         let Some(mut op) = done else {
             if reply {
-                self.send(
+                self.reply_failure(
                     origin,
                     substream,
-                    Msg::RmcReply {
-                        call,
-                        outcome: Outcome::RejectedBySafetyExecutive.to_wire(),
-                        result: Bytes::default(),
-                        master_hint: StationId::NONE,
-                    },
+                    call,
+                    Outcome::RejectedBySafetyExecutive,
+                    StationId::NONE,
                 );
             }
             return;
@@ -242,24 +224,7 @@ impl Station {
                         .is_some_and(|e| e.master == self.membership.id)
                     && call == u64::MAX)
             {
-                let targets: Vec<StationId> = self
-                    .store
-                    .entries
-                    .get(&handle)
-                    .map(|e| e.dup_set.iter().copied().collect())
-                    .unwrap_or_default();
-                for t in targets {
-                    self.send(
-                        t,
-                        SYSTEM_STREAM,
-                        Msg::Action {
-                            handle,
-                            method: method.0,
-                            args: Bytes(args.clone()),
-                            forward: false,
-                        },
-                    );
-                }
+                self.action_to_duplicas(handle, method, &args);
             }
             return;
         }
@@ -332,11 +297,45 @@ impl Station {
             self.events.push_back(Event::RmcCompleted { outcome });
         }
     }
+}
 
-    pub(super) fn fail_now(&mut self, shared: &Arc<RmcShared>, outcome: Outcome) -> bool {
-        let g = shared.begin();
-        shared.complete(g, outcome, None);
-        false
+impl Station {
+    /// Sends an action of master `handle` to each of its duplicas.
+    fn action_to_duplicas(&mut self, handle: DOHandle, method: MethodId, args: &[u8]) {
+        let targets: Vec<StationId> = self
+            .store
+            .entries
+            .get(&handle)
+            .map(|e| e.dup_set.iter().copied().collect())
+            .unwrap_or_default();
+        for t in targets {
+            let msg = Msg::Action {
+                handle,
+                method: method.0,
+                args: Bytes(args.to_vec()),
+                forward: false,
+            };
+            self.send(t, SYSTEM_STREAM, msg);
+        }
+    }
+
+    /// Answers call `call` of `origin` with a failure (no result); `hint`
+    /// names the master when the target was not it.
+    fn reply_failure(
+        &mut self,
+        origin: StationId,
+        substream: u8,
+        call: u64,
+        outcome: Outcome,
+        hint: StationId,
+    ) {
+        let msg = Msg::RmcReply {
+            call,
+            outcome: outcome.to_wire(),
+            result: Bytes::default(),
+            master_hint: hint,
+        };
+        self.send(origin, substream, msg);
     }
 }
 
@@ -350,7 +349,10 @@ impl Invoker for Station {
         returns: bool,
     ) -> bool {
         if !self.is_in_session() {
-            return self.fail_now(ctx, Outcome::StationUnreachable);
+            {
+                refuse(ctx, Outcome::StationUnreachable);
+                return false;
+            };
         }
         let (flags, explicit, substream) = {
             let g = ctx.lock();
@@ -365,7 +367,10 @@ impl Invoker for Station {
         if bits::has(flags, RmcFlag::CallOnMaster) {
             match master {
                 Some(m) => targets.push(m),
-                None => return self.fail_now(ctx, Outcome::TargetObjectNotFound),
+                None => {
+                    refuse(ctx, Outcome::TargetObjectNotFound);
+                    return false;
+                }
             }
         }
         if bits::has(flags, RmcFlag::CallOnLocalStation) {
@@ -379,7 +384,10 @@ impl Invoker for Station {
                     Some(e) if e.master == self.membership.id => {
                         targets.extend(e.dup_set.iter().copied())
                     }
-                    _ => return self.fail_now(ctx, Outcome::ErrorInvalidContext),
+                    _ => {
+                        refuse(ctx, Outcome::ErrorInvalidContext);
+                        return false;
+                    }
                 }
             }
             if on_neigh {
@@ -392,10 +400,16 @@ impl Invoker for Station {
                 );
             }
         } else if on_dups || on_neigh || targets.len() != 1 {
-            return self.fail_now(ctx, Outcome::ErrorInvalidContext);
+            {
+                refuse(ctx, Outcome::ErrorInvalidContext);
+                return false;
+            };
         }
         if bits::has(flags, RmcFlag::RetryOnTargetValidationFailure) && returns && !one_way {
-            return self.fail_now(ctx, Outcome::ErrorInvalidContext);
+            {
+                refuse(ctx, Outcome::ErrorInvalidContext);
+                return false;
+            };
         }
         targets.sort();
         targets.dedup();
@@ -403,7 +417,10 @@ impl Invoker for Station {
             .iter()
             .any(|t| !self.membership.members.contains_key(t))
         {
-            return self.fail_now(ctx, Outcome::StationUnreachable);
+            {
+                refuse(ctx, Outcome::StationUnreachable);
+                return false;
+            };
         }
         let generation = ctx.begin();
         if one_way {
@@ -430,7 +447,10 @@ impl Invoker for Station {
             self.stats.rmcs_limited += 1;
             self.limit_state
                 .hit(crate::limits::Limit::RmcsInFlight, self.membership.id);
-            return self.fail_now(ctx, Outcome::StationUnreachable);
+            {
+                refuse(ctx, Outcome::StationUnreachable);
+                return false;
+            };
         }
         let target = targets[0];
         let call = self.calls.next_call;
@@ -512,19 +532,7 @@ impl Invoker for Station {
                 if !is_master {
                     return false;
                 }
-                let targets: Vec<StationId> = e.dup_set.iter().copied().collect();
-                for t in targets {
-                    self.send(
-                        t,
-                        SYSTEM_STREAM,
-                        Msg::Action {
-                            handle,
-                            method: method.0,
-                            args: Bytes(args.clone()),
-                            forward: false,
-                        },
-                    );
-                }
+                self.action_to_duplicas(handle, method, &args);
                 true
             }
         };
@@ -570,4 +578,10 @@ impl Station {
         let op = self.make_call_op(origin, handle, method, true);
         self.execute_call(op, 0, false, handle, args.0, SYSTEM_STREAM, forward);
     }
+}
+
+/// Completes a call that was not sent with `outcome`, at once.
+fn refuse(shared: &Arc<RmcShared>, outcome: Outcome) {
+    let g = shared.begin();
+    shared.complete(g, outcome, None);
 }

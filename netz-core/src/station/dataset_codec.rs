@@ -17,8 +17,8 @@ impl CellExt for Arc<dyn ErasedCell> {
     fn snapshot_fields(&self) -> Vec<Vec<Vec<u8>>> {
         let mut snap = Vec::new();
         self.with_dyn(&mut |o| {
-            for i in 0..o.ds_count() {
-                let Some(d) = o.ds(i) else { continue };
+            for i in 0..o.dataset_count() {
+                let Some(d) = o.dataset(i) else { continue };
                 let fields = (0..d.field_names().len().min(crate::object::MAX_DATASET_FIELDS))
                     .map(|f| {
                         let mut b = Vec::new();
@@ -34,12 +34,12 @@ impl CellExt for Arc<dyn ErasedCell> {
 }
 
 /// Encodes every field of every dataset.
-pub(super) fn encode_datasets(cell: &Arc<dyn ErasedCell>, _unused: Option<()>) -> Vec<u8> {
+pub(super) fn encode_datasets(cell: &Arc<dyn ErasedCell>) -> Vec<u8> {
     let snap = cell.snapshot_fields();
     let mut revs = Vec::new();
     cell.with_dyn(&mut |o| {
-        for i in 0..o.ds_count() {
-            revs.push(o.ds(i).map(|d| d.declared_revision()).unwrap_or(0));
+        for i in 0..o.dataset_count() {
+            revs.push(o.dataset(i).map(|d| d.declared_revision()).unwrap_or(0));
         }
     });
     let mut out = Vec::new();
@@ -70,12 +70,12 @@ pub(super) fn encode_delta(
     let mut count = 0u64;
     let mut entries = Vec::new();
     cell.with_dyn(&mut |o| {
-        if snapshot.len() != o.ds_count() {
-            snapshot.resize(o.ds_count(), Vec::new());
+        if snapshot.len() != o.dataset_count() {
+            snapshot.resize(o.dataset_count(), Vec::new());
         }
         let mut scratch = Vec::new();
-        for i in 0..o.ds_count() {
-            let Some(d) = o.ds(i) else { continue };
+        for i in 0..o.dataset_count() {
+            let Some(d) = o.dataset(i) else { continue };
             let n = d.field_names().len().min(crate::object::MAX_DATASET_FIELDS);
             let snap = &mut snapshot[i];
             snap.resize(n, Vec::new());
@@ -139,7 +139,9 @@ pub(super) fn apply_to(o: &mut dyn DoDyn, mut s: &[u8]) -> Option<()> {
         let (mut body, rest) = s.split_at(len);
         s = rest;
         // A dataset this build does not know is skipped (VER-3).
-        let Some(d) = o.ds_mut(idx) else { continue };
+        let Some(d) = o.dataset_mut(idx) else {
+            continue;
+        };
         d.set_received_revision(rev);
         let known = d.field_names().len();
         for f in 0..64usize {

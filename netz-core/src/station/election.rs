@@ -180,14 +180,9 @@ impl Station {
                 }
                 if let (false, Some(link)) = (failed, m.link) {
                     let until = st.now + st.cfg.failure_timeout;
-                    st.routing.closing.push(Closing {
-                        id,
-                        addr: m.info.addr,
-                        link,
-                        until,
-                        deliver: false,
-                        client: m.info.process_type == ProcessType::Client,
-                    });
+                    st.routing
+                        .closing
+                        .push(Closing::new(&m.info, link, until, false));
                 }
             }
             let calls: Vec<u64> = st

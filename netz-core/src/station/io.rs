@@ -83,8 +83,6 @@ impl Station {
                 };
                 self.handle_sealed_link_packet(from, header, resolved, datagram, payload);
             }
-            #[allow(unreachable_patterns)]
-            _ => self.stats.malformed_datagrams += 1,
         }
         self.drain_local();
         if self.migration.client.is_some()
@@ -165,7 +163,7 @@ impl Station {
                 }
             }
             if let Some((substream, env)) = accepted {
-                self.on_join_accepted(from, header.sender, substream, env);
+                self.on_join_accepted(header.sender, substream, env);
             }
             return;
         }

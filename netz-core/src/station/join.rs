@@ -121,13 +121,7 @@ impl Station {
         self.send_connectionless(contact, &msg);
     }
 
-    pub(super) fn on_join_accepted(
-        &mut self,
-        from: SocketAddr,
-        sender: u32,
-        substream: u8,
-        env: Envelope,
-    ) {
+    pub(super) fn on_join_accepted(&mut self, sender: u32, substream: u8, env: Envelope) {
         let (seq, origin) = (env.seq, env.origin);
         let Msg::JoinAccepted {
             nonce: n,
@@ -185,7 +179,6 @@ impl Station {
             let link = provisional.remove(&info.addr).map(|(_, l)| l);
             self.add_member(info, link);
         }
-        let _ = from;
         debug!(station = %self.membership.id, master = %session_master, "joined");
         self.events.push_back(Event::Joined { id, session_master });
         for h in self.registry.well_known_handles() {

@@ -350,14 +350,9 @@ impl Station {
                 m.silent = false;
             }
         } else if let Some(link) = m.link.take() {
-            self.routing.closing.push(Closing {
-                id: station,
-                addr: info.addr,
-                link,
-                until,
-                deliver: false,
-                client: info.process_type == ProcessType::Client,
-            });
+            self.routing
+                .closing
+                .push(Closing::new(&info, link, until, false));
         }
         self.link_changed(station);
     }
@@ -591,14 +586,9 @@ impl Station {
         if let Some(m) = self.membership.members.get_mut(&from) {
             if let Some(link) = m.link.take() {
                 // What the old server still sends us is handled.
-                self.routing.closing.push(Closing {
-                    id: from,
-                    addr: m.info.addr,
-                    link,
-                    until,
-                    deliver: true,
-                    client: m.info.process_type == ProcessType::Client,
-                });
+                self.routing
+                    .closing
+                    .push(Closing::new(&m.info, link, until, true));
             }
         }
         let tcfg = self.tcfg.clone();
@@ -626,12 +616,7 @@ impl Station {
             self.stats.bad_messages += 1;
             return;
         }
-        let Some(m) = self.migration.client.take() else {
-            return;
-        };
-        for (substream, env) in m.held {
-            self.send_envelope(substream, env);
-        }
+        self.end_migration();
         debug!(station = %self.membership.id, server = %origin, "reconnected");
         self.events.push_back(Event::Reconnected { server: origin });
     }
@@ -641,13 +626,18 @@ impl Station {
             self.stats.bad_messages += 1;
             return;
         }
-        let Some(m) = self.migration.client.take() else {
-            return;
-        };
-        for (substream, env) in m.held {
-            self.send_envelope(substream, env);
-        }
+        self.end_migration();
         self.events.push_back(Event::MigrateFailed { reason });
+    }
+
+    /// The migration is over (done or refused): what the application sent
+    /// meanwhile goes out, in order.
+    fn end_migration(&mut self) {
+        if let Some(m) = self.migration.client.take() {
+            for (substream, env) in m.held {
+                self.send_envelope(substream, env);
+            }
+        }
     }
 }
 

@@ -62,8 +62,8 @@ pub(super) fn object_hooks(
     let Some(c) = cell else { return };
     c.with_dyn(&mut |o| {
         if datasets {
-            for i in 0..o.ds_count() {
-                if let Some(d) = o.ds_mut(i) {
+            for i in 0..o.dataset_count() {
+                if let Some(d) = o.dataset_mut(i) {
                     if begin {
                         d.operation_begin(op);
                     } else {
@@ -73,9 +73,9 @@ pub(super) fn object_hooks(
             }
         }
         if begin {
-            o.op_begin(op);
+            o.operation_begin(op);
         } else {
-            o.op_end(op);
+            o.operation_end(op);
         }
     });
 }

@@ -261,8 +261,7 @@ impl Station {
             data.members = vec![by.0];
             data.properties = properties;
             let obj = RoomObject { data };
-            let handle = DOHandle::new(ClassId::ROOM, self.membership.id, self.store.next_serial);
-            self.store.next_serial += 1;
+            let handle = self.store.allocate(ClassId::ROOM, self.membership.id);
             let cell = new_cell(obj, handle, self.membership.id, self.membership.id);
             self.add_master(handle, cell, true);
             self.discover_all(handle);

@@ -58,6 +58,21 @@ pub(super) struct Closing {
     pub(super) client: bool,
 }
 
+impl Closing {
+    /// The link to `info`'s station, kept until `until`; what still arrives
+    /// on it is handled when `deliver`.
+    pub(super) fn new(info: &StationInfo, link: Link, until: Instant, deliver: bool) -> Closing {
+        Closing {
+            id: info.id,
+            addr: info.addr,
+            link,
+            until,
+            deliver,
+            client: info.process_type == ProcessType::Client,
+        }
+    }
+}
+
 /// A client's receiving order for one (sender, sub-stream).
 pub(super) struct InOrder {
     /// The number of the next message to handle.

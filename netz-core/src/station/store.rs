@@ -14,6 +14,26 @@ pub(super) struct Store {
 }
 
 impl Store {
+    /// The handle the next object of `class` created by station `me` gets.
+    pub(super) fn next_handle(&self, class: ClassId, me: StationId) -> DOHandle {
+        DOHandle::new(class, me, self.next_serial)
+    }
+
+    /// Takes the next handle of `class` for an object station `me` creates.
+    pub(super) fn allocate(&mut self, class: ClassId, me: StationId) -> DOHandle {
+        let h = self.next_handle(class, me);
+        self.next_serial += 1;
+        h
+    }
+
+    /// The Rust type of the class of `handle` (`()` for a class not registered).
+    pub(super) fn type_of(registry: &Registry, handle: DOHandle) -> TypeId {
+        registry
+            .entry(handle.class_id())
+            .map(|c| c.type_id)
+            .unwrap_or(TypeId::of::<()>())
+    }
+
     pub(super) fn new(seed: u64) -> Store {
         Store {
             entries: crate::fasthash::FastMap::with_hasher(crate::fasthash::SeededState(seed)),
@@ -49,7 +69,7 @@ impl Station {
             .registry
             .class_id::<T>()
             .ok_or(StationError::UnknownClass(T::CLASS_NAME))?;
-        let handle = DOHandle::new(class, self.membership.id, self.store.next_serial);
+        let handle = self.store.next_handle(class, self.membership.id);
         // The SafetyExecutive is consulted before the object exists.
         let probe = self.make_op(
             OperationDetail::AddToStore(AddToStoreOperation { as_master: true }),
@@ -66,7 +86,7 @@ impl Station {
             self.stats.operations_rejected += 1;
             return Err(StationError::Rejected);
         }
-        self.store.next_serial += 1;
+        self.store.allocate(class, self.membership.id);
         let cell = new_cell(object, handle, self.membership.id, self.membership.id);
         self.add_master(handle, cell.clone(), true);
         self.discover_all(handle);
@@ -86,11 +106,7 @@ impl Station {
             self.membership.id,
             Some(handle),
         );
-        let type_id = self
-            .registry
-            .entry(handle.class_id())
-            .map(|c| c.type_id)
-            .unwrap_or(TypeId::of::<()>());
+        let type_id = Store::type_of(&self.registry, handle);
         let trust = self.hooks.trust_local;
         if checked {
             // Checked by the caller already.
@@ -98,15 +114,8 @@ impl Station {
         }
         let c2 = cell.clone();
         self.run_op(op, Some(cell.clone()), true, |st, _| {
-            c2.with_dyn(&mut |o| {
-                for i in 0..o.ds_count() {
-                    if let Some(d) = o.ds_mut(i) {
-                        let r = d.declared_revision();
-                        d.set_received_revision(r);
-                    }
-                }
-                o.init();
-            });
+            reset_revisions(&c2);
+            c2.with_dyn(&mut |o| o.init_do());
             let snapshot = c2.snapshot_fields();
             c2.meta().in_store.store(true, Ordering::Release);
             st.store.entries.insert(
@@ -144,16 +153,16 @@ impl Station {
         }
     }
 
-    pub(super) fn publish_station_object(&mut self, info: &StationInfo) -> Option<DOHandle> {
-        let handle = DOHandle::new(ClassId::STATION, self.membership.id, self.store.next_serial);
-        self.store.next_serial += 1;
+    /// Publishes the station object of `info` (mastered here at first).
+    pub(super) fn publish_station_object(&mut self, info: &StationInfo) -> DOHandle {
+        let handle = self.store.allocate(ClassId::STATION, self.membership.id);
         let obj = StationObject {
             data: StationData::new(info),
         };
         let cell = new_cell(obj, handle, self.membership.id, self.membership.id);
         self.add_master(handle, cell, true);
         self.discover_all(handle);
-        Some(handle)
+        handle
     }
 
     /// Sends master `handle` to every station that lacks it (ChangeDupSet).
@@ -210,7 +219,7 @@ impl Station {
         );
         self.run_op(op, Some(cell.clone()), true, |st, _| {
             if addition {
-                let data = encode_datasets(&cell, None);
+                let data = encode_datasets(&cell);
                 st.send(
                     station,
                     SYSTEM_STREAM,
@@ -243,18 +252,14 @@ impl Station {
             self.membership.id,
             Some(handle),
         );
-        let type_id = self
-            .registry
-            .entry(handle.class_id())
-            .map(|c| c.type_id)
-            .unwrap_or(TypeId::of::<()>());
+        let type_id = Store::type_of(&self.registry, handle);
         let c2 = cell.clone();
         let mut bad = false;
         let done = self.run_op(op, Some(cell), true, |st, _| {
             if let Some(data) = data {
                 bad = apply_datasets(&c2, data).is_none();
             }
-            c2.with_dyn(&mut |o| o.init());
+            c2.with_dyn(&mut |o| o.init_do());
             c2.meta().in_store.store(true, Ordering::Release);
             st.store.entries.insert(
                 handle,
@@ -384,7 +389,7 @@ impl Station {
         };
         let mut dup_set: Vec<StationId> = e.dup_set.iter().copied().filter(|s| *s != to).collect();
         dup_set.push(self.membership.id);
-        let data = encode_datasets(&e.cell, None);
+        let data = encode_datasets(&e.cell);
         if self.change_master(handle, to, self.membership.id) {
             self.send(
                 to,
@@ -428,14 +433,7 @@ impl Station {
                 e.master = new_master;
                 if new_master == st.membership.id {
                     e.snapshot = cell.snapshot_fields();
-                    cell.with_dyn(&mut |o| {
-                        for i in 0..o.ds_count() {
-                            if let Some(d) = o.ds_mut(i) {
-                                let r = d.declared_revision();
-                                d.set_received_revision(r);
-                            }
-                        }
-                    });
+                    reset_revisions(&cell);
                 } else {
                     e.dup_set.clear();
                     e.snapshot = Vec::new();
@@ -477,7 +475,7 @@ impl Station {
         let c2 = cell.clone();
         let done = self.run_op(op, Some(cell), false, |st, op| {
             let mut approved = false;
-            c2.with_dyn(&mut |o| approved = o.approve());
+            c2.with_dyn(&mut |o| approved = o.approve_fault_recovery());
             let approved = approved || well_known;
             if let Some(fr) = op.downcast_mut::<FaultRecoveryOperation>() {
                 fr.approved = Some(approved);
@@ -627,4 +625,17 @@ impl Station {
             self.discover_all(handle);
         }
     }
+}
+
+/// A master's datasets are at their declared revision (what it writes is
+/// everything this build knows).
+fn reset_revisions(cell: &Arc<dyn ErasedCell>) {
+    cell.with_dyn(&mut |o| {
+        for i in 0..o.dataset_count() {
+            if let Some(d) = o.dataset_mut(i) {
+                let r = d.declared_revision();
+                d.set_received_revision(r);
+            }
+        }
+    });
 }

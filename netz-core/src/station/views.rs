@@ -38,7 +38,7 @@ impl Station {
     pub fn object_view(&self, handle: DOHandle) -> Option<crate::views::ObjectView> {
         let e = self.store.entries.get(&handle)?;
         let mut dataset_count = 0;
-        e.cell.with_dyn(&mut |o| dataset_count = o.ds_count());
+        e.cell.with_dyn(&mut |o| dataset_count = o.dataset_count());
         Some(crate::views::ObjectView {
             handle,
             class_id: handle.class_id(),
@@ -64,8 +64,8 @@ impl Station {
         let e = self.store.entries.get(&handle)?;
         let mut out = Vec::new();
         e.cell.with_dyn(&mut |o| {
-            for i in 0..o.ds_count() {
-                let Some(d) = o.ds(i) else { continue };
+            for i in 0..o.dataset_count() {
+                let Some(d) = o.dataset(i) else { continue };
                 let names = d.field_names();
                 let revisions = d.field_revisions();
                 let fields = names
