@@ -266,6 +266,11 @@ impl NetStation {
         })
     }
 
+    /// Whether [`NetStation::shutdown`] stopped the driver.
+    pub(crate) fn is_stopped(&self) -> bool {
+        *self.owner.stop.borrow()
+    }
+
     /// The address the socket is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.shared.local_addr
