@@ -12,6 +12,9 @@ mod car_dealer;
 #[path = "../examples/factorial.rs"]
 mod factorial;
 #[allow(dead_code)]
+#[path = "../examples/hello_net.rs"]
+mod hello_net;
+#[allow(dead_code)]
 #[path = "../examples/join_approval.rs"]
 mod join_approval;
 #[allow(dead_code)]
@@ -30,6 +33,22 @@ fn has(lines: &[String], needle: &str) -> bool {
 
 fn count(lines: &[String], needle: &str) -> usize {
     lines.iter().filter(|l| l.contains(needle)).count()
+}
+
+#[test]
+fn hello_net() {
+    let lines = hello_net::run();
+    assert!(has(&lines, "alice joined as S"), "{lines:#?}");
+    assert!(has(&lines, "bob joined as S"), "{lines:#?}");
+    assert!(
+        has(&lines, "alice shoots: hit=true points=10"),
+        "{lines:#?}"
+    );
+    assert!(
+        has(&lines, "bob's duplica shows points=10: true"),
+        "{lines:#?}"
+    );
+    assert_eq!(lines.last().map(String::as_str), Some("done"), "{lines:#?}");
 }
 
 #[test]
