@@ -3,6 +3,7 @@
 //! See [`Station`] for the call contract.
 pub mod cluster;
 pub mod crypto;
+mod crypto_text;
 mod fasthash;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -19,6 +20,9 @@ pub mod time;
 pub mod transport;
 mod wire;
 
+pub use crypto_text::{
+    key_from_bytes, key_from_text, key_to_text, TokenFormatError, CONNECT_TOKEN_LEN,
+};
 pub use ids::{ClassId, DOHandle, MethodId, ProcessType, StationId};
 pub use object::{
     decode_value, encode_value, ActionTarget, CallContext, DataSet, DecodeError, DispatchError,
