@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-const GAME: u64 = 0x6172_656e_61;
+const GAME: u64 = 0x0061_7265_6e61;
 const WAIT: Duration = Duration::from_secs(10);
 
 #[dataset]
