@@ -55,11 +55,14 @@ pub use netz_macros::{action, dataset, doclass, rmc};
 pub use netz_net as net;
 
 /// The names a game programmer needs: the macros, the object traits, the
-/// call contexts and the station.
+/// call contexts and the station; with feature `net` (default) also the
+/// networked station ([`net::NetStation`], [`net::NetConfig`], its events)
+/// and the typed calls ([`net::RmcCall`], [`net::ActionCall`],
+/// [`net::CallError`]).
 pub mod prelude {
     pub use crate::{action, dataset, doclass, rmc};
     pub use netz_core::{
-        CallContext, CallMethodOperation, ClassId, DOHandle, DataSet, DoClass, MethodId,
+        CallContext, CallMethodOperation, ClassId, DOHandle, DataSet, DoClass, Event, MethodId,
         ObjectProxy, Operation, Outcome, ProcessType, Ref, Registry, RmcContext, RmcFlag, Station,
         StationConfig, StationId,
     };

@@ -21,7 +21,8 @@ use crate::error::NetError;
 use crate::station::NetStation;
 use netz_core::rmc::{Completion, RmcContext, RmcFlag};
 use netz_core::{
-    encode_value, ActionTarget, DOHandle, DoClass, Invoker, MethodId, Outcome, Ref, StationId,
+    decode_value, encode_value, ActionTarget, DOHandle, DoClass, Invoker, MethodId, Outcome, Ref,
+    StationId,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -461,7 +462,12 @@ impl<R: DeserializeOwned> Future for RmcFuture<R> {
         if let Poll::Ready(outcome) = Pin::new(&mut this.completion).poll(cx) {
             this.done = true;
             return Poll::Ready(match CallError::from_outcome(outcome) {
-                None => this.ctx.result().ok_or(CallError::InvalidArguments),
+                // A reply with no bytes is the unit of a void RMC.
+                None => this
+                    .ctx
+                    .result()
+                    .or_else(|| decode_value::<R>(&mut &[][..], "reply").ok())
+                    .ok_or(CallError::InvalidArguments),
                 Some(e) => Err(e),
             });
         }

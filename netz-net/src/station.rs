@@ -440,6 +440,10 @@ impl NetStation {
     /// `ctx.result()`. Fails with [`NetError::NotSent`] when `send` returns
     /// false. Cancellation-safe: dropping the future leaves the call running.
     ///
+    /// The typed calls `#[doclass]` generates do the same in one line and
+    /// deliver the reply: `station.remote::<T>(h).name(args).await` (see
+    /// [`crate::call`]).
+    ///
     /// ```no_run
     /// # async fn f(station: &netz_net::NetStation, h: netz_core::DOHandle) {
     /// use netz_core::rmc::RmcContext;
