@@ -223,6 +223,26 @@ fn join_approval() {
     assert!(has(&lines, "session: 6 stations, 4 players"), "{lines:#?}");
 }
 
+/// The decisions of a join approval run: who, and approved or refused.
+fn decisions(lines: &[String]) -> Vec<(String, bool)> {
+    lines
+        .iter()
+        .filter_map(|l| {
+            let (who, rest) = l.split_once("): ")?;
+            Some((who.to_string(), rest.starts_with("approved")))
+        })
+        .collect()
+}
+
+#[test]
+fn join_approval_over_the_network() {
+    let sim = join_approval::run();
+    let net = join_approval::run_net();
+    assert_eq!(decisions(&net).len(), 7, "{net:#?}");
+    assert_eq!(decisions(&net), decisions(&sim), "{net:#?}\n{sim:#?}");
+    assert!(has(&net, "session: 6 stations, 4 players"), "{net:#?}");
+}
+
 #[test]
 fn schema_versions() {
     let (lines, seen) = schema_versions::run();
