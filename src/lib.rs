@@ -2,7 +2,11 @@
 //!
 //! Declare classes with the attribute macros [`doclass`](macro@doclass), [`dataset`](macro@dataset),
 //! [`rmc`](macro@rmc) and [`action`](macro@action); run them on the sans-IO [`Station`] of
-//! [`netz_core`] (re-exported here and as [`core`]).
+//! [`netz_core`] (re-exported here and as [`core`]), or over UDP with the tokio
+//! driver (feature `net`, on by default; re-exported as `netz::net`, its
+//! `NetStation` and `NetConfig` in the [`prelude`]). Every class then gets
+//! typed async calls: `station.remote::<Tally>(h).add(2).await` resolves with
+//! `Result<i64, CallError>` (see `netz::net::call`).
 //!
 //! ```
 //! use netz::prelude::*;
