@@ -6,10 +6,16 @@
 //! the DSL, runs RMCs and actions, kills the server with SIGKILL to show
 //! fault recovery and session-master takeover, and tells the story with
 //! timings. No outside service is needed; every process is reaped.
+//!
+//! Security is on: the server process also plays the game's backend. It
+//! draws a token key from the OS, and issues a connect token for each
+//! station before it starts (`issue ROLE NAME`); the station gets it as text
+//! in its environment and joins with it, and every link datagram is sealed.
 
+use netz::crypto::{ConnectToken, TokenIssuer};
+use netz::net::security::{new_token_key, TokenIssuerExt};
 use netz::prelude::*;
 use netz::Event;
-use netz_net::{NetConfig, NetStation};
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::process::{Child, ChildStdin, Command, ExitCode, Stdio};
@@ -131,6 +137,11 @@ fn registry() -> Arc<Registry> {
     Arc::new(r)
 }
 
+/// The game's protocol id: tokens of another game do not open.
+const GAME: u64 = 0x6e65_747a_6465_6d6f;
+/// Where a station process finds its connect token (text form).
+const TOKEN_ENV: &str = "NETZ_DEMO_CONNECT_TOKEN";
+
 const HEARTBEAT: Duration = Duration::from_millis(100);
 const FAILURE_TIMEOUT: Duration = Duration::from_millis(1000);
 const WAIT: Duration = Duration::from_secs(20);
@@ -201,9 +212,21 @@ fn station_process(args: &[String]) -> ExitCode {
 async fn station_main(args: &[String]) -> std::result::Result<(), Box<dyn std::error::Error>> {
     let (role, name) = (args[0].as_str(), args[1].clone());
     let process_type = role.parse().unwrap_or(ProcessType::Client);
-    let config = NetConfig::new(process_type, name.clone())
+    let mut config = NetConfig::new(process_type, name.clone())
         .heartbeat_interval(HEARTBEAT)
-        .failure_timeout(FAILURE_TIMEOUT);
+        .failure_timeout(FAILURE_TIMEOUT)
+        .join_timeout(Duration::from_millis(500));
+    // The session's creator is the backend: it holds the token key. Every
+    // other station joins with the token the backend issued for it.
+    let mut issuer = None;
+    if args.get(2).is_none() {
+        let key = new_token_key()?;
+        issuer = Some(TokenIssuer::new(&key, GAME));
+        config = config.secure_authority(key, GAME);
+    } else {
+        let text = std::env::var(TOKEN_ENV).map_err(|_| format!("{TOKEN_ENV} is not set"))?;
+        config = config.secure_joiner(ConnectToken::from_text(&text)?, GAME);
+    }
     let station = NetStation::bind("127.0.0.1:0".parse()?, config, registry()).await?;
     let mut events = station.events();
     let started = Instant::now();
@@ -237,7 +260,7 @@ async fn station_main(args: &[String]) -> std::result::Result<(), Box<dyn std::e
                     if line.trim() == "quit" {
                         break;
                     }
-                    let reply = command(&station, &name, line.trim()).await;
+                    let reply = command(&station, issuer.as_ref(), &name, line.trim()).await;
                     println!("{reply}");
                 }
                 // The parent is gone: stop at once.
@@ -280,9 +303,30 @@ fn board_of(st: &Station) -> Option<Ref<Scoreboard>> {
 }
 
 /// Runs one command of the parent; returns the reply line.
-async fn command(station: &NetStation, name: &str, line: &str) -> String {
+async fn command(
+    station: &NetStation,
+    issuer: Option<&TokenIssuer>,
+    name: &str,
+    line: &str,
+) -> String {
     let (cmd, rest) = line.split_once(' ').unwrap_or((line, ""));
     match cmd {
+        "issue" => {
+            // The backend's job: a token for one station, valid one minute.
+            let Some(issuer) = issuer else {
+                return "err this station is not the backend".into();
+            };
+            let process_type = match rest.split(' ').next() {
+                Some("server") => ProcessType::Server,
+                Some("tool") => ProcessType::Tool,
+                _ => ProcessType::Client,
+            };
+            let client_id = station.read(|st| st.stations().len() as u64) + 100;
+            match issuer.issue_for(client_id, process_type, Duration::from_secs(60)) {
+                Ok(t) => format!("token {}", t.to_text()),
+                Err(e) => format!("err {e}"),
+            }
+        }
         "publish-world" => {
             let board = station.publish(Scoreboard::default());
             let gold = station.publish(Crate {
@@ -453,10 +497,14 @@ impl Drop for Children {
 type Result<T> = std::result::Result<T, String>;
 
 impl Proc {
-    fn spawn(role: &str, name: &str, contact: Option<&str>) -> Result<Proc> {
+    fn spawn(role: &str, name: &str, contact: Option<&str>, token: Option<&str>) -> Result<Proc> {
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let mut cmd = Command::new(exe);
         cmd.args(["--role", role, name]);
+        match token {
+            Some(t) => cmd.env(TOKEN_ENV, t),
+            None => cmd.env_remove(TOKEN_ENV),
+        };
         if let Some(c) = contact {
             cmd.arg(c);
         }
@@ -573,6 +621,13 @@ impl Story {
     }
 }
 
+/// Asks the server process, the game's backend, for a connect token.
+fn server_token(children: &mut Children, role: &str, name: &str) -> Result<String> {
+    let server = children.0.first_mut().ok_or("no server")?;
+    let line = server.ask(&format!("issue {role} {name}"), &["token "])?;
+    Ok(line.trim_start_matches("token ").to_string())
+}
+
 fn story(children: &mut Children, hold: bool) -> Result<()> {
     let s = Story {
         start: Instant::now(),
@@ -585,7 +640,7 @@ fn story(children: &mut Children, hold: bool) -> Result<()> {
     );
 
     s.chapter("1. A session of processes");
-    let mut server = Proc::spawn("server", "server", None)?;
+    let mut server = Proc::spawn("server", "server", None, None)?;
     let (_, ready) = server.wait_line(0, |l| l.starts_with("ready"))?;
     server.id = Proc::field(&ready, "id").parse().unwrap_or(0);
     server.addr = Proc::field(&ready, "addr");
@@ -598,6 +653,7 @@ fn story(children: &mut Children, hold: bool) -> Result<()> {
     server.ask("publish-world", &["ok"])?;
     s.say("server  published a Scoreboard and two Crates: `gold` (persistent) and `smoke` (not)");
     children.0.push(server);
+    s.say("security on: the server, also the game's backend, issues a connect token to each station it admits; every link datagram is sealed");
 
     for (role, name) in [
         ("client", "alice"),
@@ -605,7 +661,8 @@ fn story(children: &mut Children, hold: bool) -> Result<()> {
         ("client", "carol"),
         ("tool", "monitor"),
     ] {
-        let mut p = Proc::spawn(role, name, Some(&contact))?;
+        let token = server_token(children, role, name)?;
+        let mut p = Proc::spawn(role, name, Some(&contact), Some(&token))?;
         let (_, ready) = p.wait_line(0, |l| l.starts_with("ready"))?;
         p.id = Proc::field(&ready, "id").parse().unwrap_or(0);
         s.say(format!(
@@ -627,6 +684,31 @@ fn story(children: &mut Children, hold: bool) -> Result<()> {
         children.0.push(p);
     }
     s.say("alice, bob and carol each published their Avatar");
+    {
+        // A token sealed under another key does not open: the join is refused.
+        let forged = new_token_key()
+            .and_then(|k| {
+                TokenIssuer::new(&k, GAME).issue_for(
+                    666,
+                    ProcessType::Client,
+                    Duration::from_secs(60),
+                )
+            })
+            .map_err(|e| e.to_string())?
+            .to_text();
+        let mut mallory = Children(vec![Proc::spawn(
+            "client",
+            "mallory",
+            Some(&contact),
+            Some(&forged),
+        )?]);
+        match mallory.0[0].wait_line(0, |l| l.starts_with("ready")) {
+            Err(e) if e.contains("join failed") => {}
+            Err(e) => return Err(e),
+            Ok(_) => return Err("mallory joined with a forged token".into()),
+        }
+        s.say("mallory (a token forged under another key) was turned away: her join got no answer");
+    }
     let monitor = 4;
     let c = children.0[monitor].census_until(|c| {
         Proc::field(c, "stations") == "1,2,3,4,5"

@@ -12,6 +12,9 @@ mod car_dealer;
 #[path = "../examples/factorial.rs"]
 mod factorial;
 #[allow(dead_code)]
+#[path = "../examples/hello_net.rs"]
+mod hello_net;
+#[allow(dead_code)]
 #[path = "../examples/join_approval.rs"]
 mod join_approval;
 #[allow(dead_code)]
@@ -30,6 +33,22 @@ fn has(lines: &[String], needle: &str) -> bool {
 
 fn count(lines: &[String], needle: &str) -> usize {
     lines.iter().filter(|l| l.contains(needle)).count()
+}
+
+#[test]
+fn hello_net() {
+    let lines = hello_net::run();
+    assert!(has(&lines, "alice joined as S"), "{lines:#?}");
+    assert!(has(&lines, "bob joined as S"), "{lines:#?}");
+    assert!(
+        has(&lines, "alice shoots: hit=true points=10"),
+        "{lines:#?}"
+    );
+    assert!(
+        has(&lines, "bob's duplica shows points=10: true"),
+        "{lines:#?}"
+    );
+    assert_eq!(lines.last().map(String::as_str), Some("done"), "{lines:#?}");
 }
 
 #[test]
@@ -202,6 +221,26 @@ fn join_approval() {
         "{lines:#?}"
     );
     assert!(has(&lines, "session: 6 stations, 4 players"), "{lines:#?}");
+}
+
+/// The decisions of a join approval run: who, and approved or refused.
+fn decisions(lines: &[String]) -> Vec<(String, bool)> {
+    lines
+        .iter()
+        .filter_map(|l| {
+            let (who, rest) = l.split_once("): ")?;
+            Some((who.to_string(), rest.starts_with("approved")))
+        })
+        .collect()
+}
+
+#[test]
+fn join_approval_over_the_network() {
+    let sim = join_approval::run();
+    let net = join_approval::run_net();
+    assert_eq!(decisions(&net).len(), 7, "{net:#?}");
+    assert_eq!(decisions(&net), decisions(&sim), "{net:#?}\n{sim:#?}");
+    assert!(has(&net, "session: 6 stations, 4 players"), "{net:#?}");
 }
 
 #[test]

@@ -5,6 +5,7 @@ pub mod builtin;
 pub mod cluster;
 pub mod config;
 pub mod crypto;
+mod crypto_text;
 pub mod event;
 mod fasthash;
 #[doc(hidden)]
@@ -26,6 +27,9 @@ mod wire;
 
 pub use builtin::{RoomData, RoomInfo, RoomObject};
 pub use config::{StationConfig, Topology};
+pub use crypto_text::{
+    key_from_bytes, key_from_text, key_to_text, TokenFormatError, CONNECT_TOKEN_LEN,
+};
 pub use event::{Event, JoinError, RoomError};
 pub use ids::{ClassId, DOHandle, MethodId, ProcessType, StationId, StationInfo};
 pub use object::{

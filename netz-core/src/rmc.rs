@@ -14,6 +14,14 @@ use std::time::Duration;
 #[non_exhaustive]
 pub enum RmcFlag {
     /// The caller waits for completion (default). Clear it for an asynchronous call.
+    ///
+    /// The sans-IO core never blocks and does not read this flag: a call
+    /// made through a `call_*` stub always runs asynchronously, and the
+    /// caller chooses how to wait ([`RmcContext::wait`],
+    /// [`RmcContext::completion`], or stepping the station). The typed calls
+    /// of netz-net give it its meaning: awaiting an `RmcCall` waits for the
+    /// reply (set), `RmcCall::detach` clears it and returns the context of a
+    /// call that goes on by itself.
     SynchronousCall,
     /// No reply is expected; the context completes when the message is sent.
     /// Allows several targets and ignores a return value.

@@ -129,6 +129,11 @@ fn check_class_id(lit: &Lit, errors: &mut Errors) -> Option<u8> {
     }
 }
 
+/// The name of the remote type (typed async calls) of class `ident`.
+pub fn remote_ident(ident: &syn::Ident) -> syn::Ident {
+    format_ident!("{}Remote", ident.to_string().trim_start_matches("r#"))
+}
+
 /// The name of the proxy type of class `ident`.
 pub fn proxy_ident(ident: &syn::Ident) -> syn::Ident {
     format_ident!("{}Proxy", ident.to_string().trim_start_matches("r#"))
@@ -140,6 +145,7 @@ fn generate(model: &Model, class_id: Option<u8>) -> TokenStream {
     let vis = &item.vis;
     let ident = &item.ident;
     let proxy = proxy_ident(ident);
+    let remote = remote_ident(ident);
     if !item.generics.params.is_empty() || item.generics.where_clause.is_some() {
         // Reported in the check step; generating would only cascade.
         return quote!(#item);
@@ -159,8 +165,37 @@ fn generate(model: &Model, class_id: Option<u8>) -> TokenStream {
          dereferences to the untyped [`ObjectProxy`]({}::ObjectProxy).",
         quote!(#krate).to_string().replace(' ', "")
     );
+    let remote_doc = format!(
+        "The typed async calls of DO class [`{ident}`] on a networked station: one method \
+         per RMC (returning an `RmcCall`, awaited for `Result<R, CallError>`) and per action \
+         (returning an `ActionCall`). Get one with `station.remote::<{ident}>(handle)`; \
+         dropping an RMC's future cancels the call."
+    );
     quote! {
         #item
+
+        #krate::__private::if_net! {
+            #[doc = #remote_doc]
+            #[derive(Clone, Debug)]
+            #vis struct #remote {
+                inner: #krate::__private::net::RemoteObject<#ident>,
+            }
+
+            impl #krate::__private::From<#krate::__private::net::RemoteObject<#ident>> for #remote {
+                fn from(inner: #krate::__private::net::RemoteObject<#ident>) -> Self {
+                    #remote { inner }
+                }
+            }
+
+            impl #krate::__private::Deref for #remote {
+                type Target = #krate::__private::net::RemoteObject<#ident>;
+                fn deref(&self) -> &Self::Target { &self.inner }
+            }
+
+            impl #krate::__private::net::RemoteClass for #ident {
+                type Remote = #remote;
+            }
+        }
 
         #[doc = #proxy_doc]
         #vis struct #proxy<'a> {

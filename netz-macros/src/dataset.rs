@@ -104,6 +104,7 @@ fn check(model: &Model, errors: &mut Errors) -> Vec<u8> {
     check_shape(model, errors);
     check_field_count(model, errors);
     check_reserved_names(model, errors);
+    check_derive_order(model, errors);
     check_revisions(model, errors)
 }
 
@@ -130,6 +131,31 @@ fn check_field_count(model: &Model, errors: &mut Errors) {
         errors.at(
             &field.ident,
             format!("a dataset has at most {MAX_FIELDS} fields; this is field number {}: split the data into two datasets", MAX_FIELDS + 1),
+        );
+    }
+}
+
+/// Whether the struct carries no `#[derive(...)]`: derives written above
+/// `#[dataset]` have already run (on the struct without the hidden field)
+/// and are gone from the item this macro sees.
+fn derives_missing(model: &Model) -> bool {
+    !model.item.attrs.iter().any(|a| is_attr(a, "derive"))
+}
+
+/// A dataset needs its derives below `#[dataset]` (at least `Default`, for
+/// duplicas): above it they miss the hidden field, and rustc's own error
+/// (``missing field `__netz_revision` ``) does not say what to move.
+fn check_derive_order(model: &Model, errors: &mut Errors) {
+    if derives_missing(model) {
+        errors.at(
+            &model.item.ident,
+            format!(
+                "`#[dataset]` sees no `#[derive(...)]` on `{0}`: write `#[dataset]` first, above the derives \
+                 (`#[dataset]` then `#[derive(Default, ...)]`). Derives written above `#[dataset]` run before it, \
+                 on the struct without the field it adds, and fail with ``missing field `__netz_revision` ``; \
+                 a dataset needs at least `#[derive(Default)]`",
+                model.item.ident
+            ),
         );
     }
 }
@@ -206,6 +232,11 @@ fn generate(model: &Model, revisions: &[u8]) -> TokenStream {
     let ident = &item.ident;
     if !item.generics.params.is_empty() || item.generics.where_clause.is_some() {
         // Reported in the check step; generating would only cascade.
+        return quote!(#item);
+    }
+    if derives_missing(model) {
+        // Reported in the check step. Without the hidden field, derives
+        // written above `#[dataset]` compile and only that error shows.
         return quote!(#item);
     }
     let hidden: syn::Field = syn::parse_quote! {

@@ -44,8 +44,9 @@ use proc_macro::TokenStream;
 /// - a hidden field `__netz_revision` holding the received revision (so a
 ///   struct literal needs `..Default::default()`; it compares equal and
 ///   hashes to nothing, so derives are unaffected). Derives must come
-///   *below* `#[dataset]` to see this field: with `#[derive(Default)]` above
-///   it, rustc reports "missing field `__netz_revision`";
+///   *below* `#[dataset]` to see this field: written above it they run
+///   first, and `#[dataset]` (which then sees no derive) reports an error
+///   that says to move it above the derives;
 /// - `impl netz::DataSet for Position` (name, field names, field revisions,
 ///   encode/decode of each field, received revision);
 /// - `pub const Position::REVISION: u8`: the declared revision (highest marker);

@@ -1,7 +1,7 @@
 //! `#[doclass]` on an impl block (`#[rmc]` / `#[action]` methods and hooks):
 //! parse -> check -> expand.
 
-use crate::class::proxy_ident;
+use crate::class::{proxy_ident, remote_ident};
 use crate::common::{crate_path, is_attr, parse_args, string_arg, Errors};
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
@@ -80,6 +80,7 @@ struct Model {
     krate: syn::Path,
     self_ty: Type,
     proxy: Option<syn::Path>,
+    remote: Option<syn::Path>,
     methods: Vec<Method>,
     hooks: Vec<String>,
     /// Every method name of the block.
@@ -119,6 +120,21 @@ fn parse(args: TokenStream, mut item: ItemImpl, errors: &mut Errors) -> Model {
             let mut path = p.path.clone();
             if let Some(last) = path.segments.last_mut() {
                 last.ident = proxy_ident(&last.ident);
+                last.arguments = syn::PathArguments::None;
+            }
+            Some(path)
+        }
+        other => {
+            // Reported just below.
+            let _ = other;
+            None
+        }
+    };
+    let remote = match &self_ty {
+        Type::Path(p) if p.qself.is_none() && !p.path.segments.is_empty() => {
+            let mut path = p.path.clone();
+            if let Some(last) = path.segments.last_mut() {
+                last.ident = remote_ident(&last.ident);
                 last.arguments = syn::PathArguments::None;
             }
             Some(path)
@@ -231,6 +247,7 @@ fn parse(args: TokenStream, mut item: ItemImpl, errors: &mut Errors) -> Model {
         krate,
         self_ty,
         proxy,
+        remote,
         methods,
         hooks,
         fn_names,
@@ -802,6 +819,66 @@ fn generate(model: &Model) -> TokenStream {
             }
         }
     });
+    let remote_fns = model.methods.iter().enumerate().map(|(id, m)| {
+        let id16 = id as u16;
+        let vis = &m.vis;
+        let ident = &m.ident;
+        let sent: Vec<&Param> = m.params.iter().filter(|p| p.mode != Mode::Out).collect();
+        let names: Vec<&syn::Ident> = sent.iter().map(|p| &p.name).collect();
+        let tys = sent.iter().map(|p| &p.stub);
+        let values = sent.iter().map(|p| {
+            let n = &p.name;
+            if p.mode == Mode::Value {
+                quote!(&#n)
+            } else {
+                quote!(#n)
+            }
+        });
+        let tuple = quote!(&(#(#values,)*));
+        match m.kind {
+            Kind::Rmc => {
+                let mut reply: Type =
+                    syn::parse2(reply_type(m)).unwrap_or_else(|_| syn::parse_quote!(()));
+                replace_self(&mut reply, self_ty);
+                let doc = format!(
+                    "Calls RMC `{class_name}::{ident}` (method id {id}), by default on the \
+                     object's master. Set targets and flags on the returned call, then `.await` \
+                     it for `Result<{}, CallError>` (the return value and the out and in-out \
+                     parameters). Dropping the future cancels the call.",
+                    reply.to_token_stream().to_string().replace(' ', "")
+                );
+                quote! {
+                    #[doc = #doc]
+                    #vis fn #ident(&self, #(#names: #tys),*) -> #p::net::RmcCall<#reply> {
+                        self.inner.rmc::<#reply>(#p::MethodId(#id16), #tuple)
+                    }
+                }
+            }
+            Kind::Action => {
+                let doc = format!(
+                    "Runs action `{class_name}::{ident}` (method id {id}): by default on the \
+                     master, which then runs it on every duplica (`.on_duplicas()` for the \
+                     duplicas only). `.await` or `.send()` the returned call."
+                );
+                quote! {
+                    #[doc = #doc]
+                    #vis fn #ident(&self, #(#names: #tys),*) -> #p::net::ActionCall {
+                        self.inner.action(#p::MethodId(#id16), #tuple)
+                    }
+                }
+            }
+        }
+    });
+    let remote_impl = model.remote.as_ref().map(|remote| {
+        quote! {
+            #p::if_net! {
+                #[allow(dead_code, clippy::too_many_arguments)]
+                impl #remote {
+                    #(#remote_fns)*
+                }
+            }
+        }
+    });
     let proxy_impl = model.proxy.as_ref().map(|proxy| {
         quote! {
             #[allow(dead_code, clippy::too_many_arguments)]
@@ -832,5 +909,7 @@ fn generate(model: &Model) -> TokenStream {
         }
 
         #proxy_impl
+
+        #remote_impl
     }
 }

@@ -1,5 +1,6 @@
 //! Station configuration as the driver sees it.
 
+use netz_core::crypto::{ConnectToken, Key, SecurityConfig};
 use netz_core::{ProcessType, StationConfig, Topology};
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hash, Hasher};
@@ -85,8 +86,45 @@ impl NetConfig {
         self
     }
 
+    /// Turns security on for a station that admits or vets joiners (the
+    /// session's creator, servers): it holds the token key of the game
+    /// `protocol_id`. Every link datagram is then sealed, and every joiner
+    /// needs a connect token issued under this key (see [`crate::security`]).
+    /// Combines with [`NetConfig::secure_joiner`] for a server that joins
+    /// with a token and vets the joiners after it.
+    pub fn secure_authority(mut self, token_key: Key, protocol_id: u64) -> Self {
+        let sec = self
+            .station
+            .security
+            .take()
+            .unwrap_or_else(|| SecurityConfig::authority(token_key, protocol_id));
+        self.station.security = Some(SecurityConfig {
+            token_key: Some(token_key),
+            protocol_id,
+            ..sec
+        });
+        self
+    }
+
+    /// Turns security on for a station that joins with `token`, issued for
+    /// the game `protocol_id` by its backend.
+    pub fn secure_joiner(mut self, token: ConnectToken, protocol_id: u64) -> Self {
+        let sec = match self.station.security.take() {
+            Some(s) => s.with_token(token),
+            None => SecurityConfig::joiner(token, protocol_id),
+        };
+        self.station.security = Some(SecurityConfig { protocol_id, ..sec });
+        self
+    }
+
     pub(crate) fn into_station_config(self, local: SocketAddr) -> StationConfig {
         let mut cfg = self.station;
+        if let Some(sec) = cfg.security.as_mut() {
+            // The driver's clock starts at zero now; tokens expire on Unix time.
+            if sec.clock_origin_ms == 0 {
+                sec.clock_origin_ms = crate::security::unix_ms();
+            }
+        }
         if self.fresh_seed {
             let mut h = RandomState::new().build_hasher();
             std::time::SystemTime::now().hash(&mut h);

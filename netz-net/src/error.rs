@@ -55,6 +55,9 @@ pub enum NetError {
     /// The driver has stopped (after `shutdown`, or the task was aborted).
     #[error("the station driver has stopped")]
     Stopped,
+    /// The operating system's random source failed (drawing a key or a token).
+    #[error("the operating system's random source failed: {0}")]
+    Random(String),
     /// A socket error.
     #[error(transparent)]
     Io(#[from] io::Error),

@@ -266,6 +266,11 @@ impl NetStation {
         })
     }
 
+    /// Whether [`NetStation::shutdown`] stopped the driver.
+    pub(crate) fn is_stopped(&self) -> bool {
+        *self.owner.stop.borrow()
+    }
+
     /// The address the socket is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.shared.local_addr
@@ -434,6 +439,10 @@ impl NetStation {
     /// most the RMC timeout and a margin; the result is then in
     /// `ctx.result()`. Fails with [`NetError::NotSent`] when `send` returns
     /// false. Cancellation-safe: dropping the future leaves the call running.
+    ///
+    /// The typed calls `#[doclass]` generates do the same in one line and
+    /// deliver the reply: `station.remote::<T>(h).name(args).await` (see
+    /// [`crate::call`]).
     ///
     /// ```no_run
     /// # async fn f(station: &netz_net::NetStation, h: netz_core::DOHandle) {

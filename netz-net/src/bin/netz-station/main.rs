@@ -16,7 +16,18 @@
 //!                               move the rooms it owns (auto, the default),
 //!                               or do nothing and be disconnected when the
 //!                               drain ends (ignore)
+//!   --token-key KEY             security on: the token key (`netz-key:..`, or
+//!                               `new` to draw one from the OS and print it as
+//!                               `token-key key=..`); this station admits joiners
+//!   --connect-token TOKEN       security on: join with this connect token
+//!                               (`netz-token-1:..`); `-` reads it from the
+//!                               environment variable NETZ_CONNECT_TOKEN
+//!   --protocol-id N             the game's protocol id for security (default 1)
+//!   --help                      prints this and exits 0
 //! ```
+//!
+//! With a token key, the command `issue TYPE CLIENT_ID SECONDS` answers
+//! `token value=netz-token-1:..`: a connect token for a station of TYPE.
 //!
 //! SIGTERM makes a server scale in (a client leaves and exits); the process
 //! exits 0 once the server has left the session.
@@ -60,6 +71,32 @@ use std::process::ExitCode;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+/// What `--help` prints.
+const USAGE: &str = "\
+usage: netz-station --bind ADDR (--create | --join CONTACT) [options]
+  --type server|client|tool   process type (default client)
+  --token TOKEN               identification token (default: the type)
+  --publish N                 publish N `Score` objects once in the session
+  --recover all|none|even     which of them the session takes over when this
+                              station fails (default even: 0, 2, ...)
+  --deny TOKEN                (session creator) refuse joins with this token
+  --heartbeat-ms N --failure-ms N --rmc-ms N --join-ms N   timeouts
+  --lifetime-s N              exit after N seconds whatever happens (default 300)
+  --topology mesh|client-server   the session's topology (default mesh)
+  --drain-ms N                (server) drain timeout of a scale-in (default 10000)
+  --migrate auto|ignore       (client) on `offline`: migrate at once (auto) or not
+  --token-key KEY|new         security on: the token key (netz-key:..); `new` draws
+                              one from the OS and prints `token-key key=..`
+  --connect-token TOKEN|-     security on: join with this token (netz-token-1:..);
+                              `-` reads it from NETZ_CONNECT_TOKEN
+  --protocol-id N             the game's protocol id for security (default 1)
+  --help                      print this and exit
+
+Commands on stdin, one a line: status, scores, set H V, add H N, bump H N, seen H,
+spam H N MS, scale-in [MS], migrate, room-create K=V.., room-join H, room-set H K V,
+room-migrate H, room-attach R H, rooms, issue TYPE CLIENT_ID SECONDS, leave, quit.
+";
+
 /// Lines of stdin, read on a thread of their own; the channel closes at EOF.
 fn stdin_lines() -> mpsc::UnboundedReceiver<String> {
     let (tx, rx) = mpsc::unbounded_channel();
@@ -91,6 +128,10 @@ struct Args {
     drain_ms: u64,
     migrate: bool,
     topology: netz_core::Topology,
+    token_key: Option<String>,
+    connect_token: Option<String>,
+    protocol_id: u64,
+    help: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -111,6 +152,10 @@ fn parse_args() -> Result<Args, String> {
         drain_ms: 10_000,
         migrate: true,
         topology: netz_core::Topology::Mesh,
+        token_key: None,
+        connect_token: None,
+        protocol_id: 1,
+        help: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -118,7 +163,36 @@ fn parse_args() -> Result<Args, String> {
             a.create = true;
             continue;
         }
-        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        if flag == "--help" || flag == "-h" {
+            a.help = true;
+            return Ok(a);
+        }
+        const WITH_VALUE: &[&str] = &[
+            "--bind",
+            "--join",
+            "--type",
+            "--token",
+            "--publish",
+            "--recover",
+            "--deny",
+            "--heartbeat-ms",
+            "--failure-ms",
+            "--rmc-ms",
+            "--join-ms",
+            "--lifetime-s",
+            "--drain-ms",
+            "--topology",
+            "--migrate",
+            "--token-key",
+            "--connect-token",
+            "--protocol-id",
+        ];
+        if !WITH_VALUE.contains(&flag.as_str()) {
+            return Err(format!("unknown option {flag} (see --help)"));
+        }
+        let value = it
+            .next()
+            .ok_or_else(|| format!("{flag} needs a value (see --help)"))?;
         let addr = |v: &str| {
             v.parse::<SocketAddr>()
                 .map_err(|_| format!("{flag}: `{v}` is not an address like 127.0.0.1:4000"))
@@ -164,13 +238,48 @@ fn parse_args() -> Result<Args, String> {
                     _ => return Err(format!("--migrate: `{value}` is not auto or ignore")),
                 }
             }
-            _ => return Err(format!("unknown option {flag}")),
+            "--token-key" => a.token_key = Some(value),
+            "--connect-token" => a.connect_token = Some(value),
+            "--protocol-id" => a.protocol_id = num(&value)?,
+            _ => return Err(format!("unknown option {flag} (see --help)")),
         }
     }
     if a.create == a.join.is_some() {
         return Err("give exactly one of --create and --join CONTACT".into());
     }
     Ok(a)
+}
+
+/// Turns security on as `--token-key` / `--connect-token` ask; returns the
+/// token issuer of a station that holds the key.
+fn secure(
+    mut config: NetConfig,
+    a: &Args,
+) -> Result<(NetConfig, Option<netz_core::crypto::TokenIssuer>), String> {
+    let mut issuer = None;
+    if let Some(k) = &a.token_key {
+        let key = if k == "new" {
+            let key = netz_net::security::new_token_key().map_err(|e| e.to_string())?;
+            println!("token-key key={}", netz_core::key_to_text(&key));
+            key
+        } else {
+            netz_core::key_from_text(k).map_err(|e| format!("--token-key: {e}"))?
+        };
+        issuer = Some(netz_core::crypto::TokenIssuer::new(&key, a.protocol_id));
+        config = config.secure_authority(key, a.protocol_id);
+    }
+    if let Some(t) = &a.connect_token {
+        let text = if t == "-" {
+            std::env::var("NETZ_CONNECT_TOKEN")
+                .map_err(|_| "--connect-token -: NETZ_CONNECT_TOKEN is not set".to_string())?
+        } else {
+            t.clone()
+        };
+        let token = netz_core::crypto::ConnectToken::from_text(&text)
+            .map_err(|e| format!("--connect-token: {e}"))?;
+        config = config.secure_joiner(token, a.protocol_id);
+    }
+    Ok((config, issuer))
 }
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
@@ -185,6 +294,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let args = match parse_args() {
+        Ok(a) if a.help => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
         Ok(a) => a,
         Err(e) => return fail(e),
     };
@@ -216,6 +329,10 @@ async fn run(a: Args) -> ExitCode {
         .join_timeout(Duration::from_millis(a.join_ms))
         .drain_timeout(Duration::from_millis(a.drain_ms))
         .topology(a.topology);
+    let (config, issuer) = match secure(config, &a) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
     let station = match NetStation::bind(a.bind, config, registry()).await {
         Ok(s) => s,
         Err(e) => return fail(e),
@@ -274,6 +391,10 @@ async fn run(a: Args) -> ExitCode {
                     }
                     if line.starts_with("scale-in") {
                         scaling_in = true;
+                    }
+                    if let Some(rest) = line.strip_prefix("issue") {
+                        issue(issuer.as_ref(), rest);
+                        continue;
                     }
                     if !command(&station, line).await {
                         break;
@@ -386,6 +507,36 @@ fn handle_arg(s: Option<&str>) -> Option<DOHandle> {
 }
 
 /// Runs one command; returns false to stop.
+/// `issue TYPE CLIENT_ID SECONDS`: a connect token from this station's key.
+fn issue(issuer: Option<&netz_core::crypto::TokenIssuer>, args: &str) {
+    use netz_net::security::TokenIssuerExt;
+    let Some(issuer) = issuer else {
+        println!("err issue: this station has no token key (--token-key)");
+        return;
+    };
+    let w: Vec<&str> = args.split_whitespace().collect();
+    let process_type = match w.first().copied() {
+        Some("server") => ProcessType::Server,
+        Some("client") => ProcessType::Client,
+        Some("tool") => ProcessType::Tool,
+        _ => {
+            println!("err usage: issue server|client|tool CLIENT_ID SECONDS");
+            return;
+        }
+    };
+    let (Some(Ok(client_id)), Some(Ok(secs))) = (
+        w.get(1).map(|v| v.parse::<u64>()),
+        w.get(2).map(|v| v.parse::<u64>()),
+    ) else {
+        println!("err usage: issue server|client|tool CLIENT_ID SECONDS");
+        return;
+    };
+    match issuer.issue_for(client_id, process_type, Duration::from_secs(secs)) {
+        Ok(t) => println!("token value={}", t.to_text()),
+        Err(e) => println!("err issue: {e}"),
+    }
+}
+
 async fn command(station: &NetStation, line: &str) -> bool {
     let mut words = line.split_whitespace();
     match words.next() {
