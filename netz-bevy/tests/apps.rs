@@ -1,0 +1,315 @@
+//! Real Bevy apps stepped by hand (`app.update()`), one station each, on
+//! loopback sockets: objects become entities, components follow the
+//! master, RMCs from systems complete with their value, and a failed
+//! station's objects are recovered or despawned.
+#![allow(missing_docs)]
+
+mod common;
+
+use bevy_app::Update;
+use bevy_ecs::prelude::*;
+use common::*;
+use netz::prelude::*;
+use netz_bevy::{
+    Netz, NetzObject, ObjectMasterChanged, ObjectRemoved, RmcCompleted, Role, StationFailed,
+};
+
+#[test]
+fn an_object_published_on_the_master_appears_as_an_entity_with_its_components() {
+    let (mut server, addr) = server();
+    let mut client = client("a", addr);
+    assert!(step_until(&mut [&mut server, &mut client], 200, |a| {
+        all_joined(a, 2)
+    }));
+
+    let handle = publish(
+        &mut server,
+        Player {
+            position: Position {
+                x: 3.0,
+                y: -1.5,
+                ..Default::default()
+            },
+            health: Health {
+                hp: 70,
+                ..Default::default()
+            },
+        },
+    );
+    assert!(step_until(&mut [&mut server, &mut client], 100, |a| {
+        entity(a[1], handle).is_some()
+    }));
+
+    // The duplica's entity carries the object's handle, its role and both datasets.
+    let e = entity(&client, handle).unwrap();
+    let obj = *client.world().get::<NetzObject>(e).unwrap();
+    assert_eq!(obj.handle, handle);
+    assert_eq!(obj.role, Role::Duplica);
+    assert_eq!(obj.master, local_id(&server));
+    let p = component::<Position>(&client, handle).unwrap();
+    assert_eq!((p.x, p.y), (3.0, -1.5));
+    assert_eq!(component::<Health>(&client, handle).unwrap().hp, 70);
+    // The master has its own entity, as master.
+    let m = entity(&server, handle).unwrap();
+    assert_eq!(
+        server.world().get::<NetzObject>(m).unwrap().role,
+        Role::Master
+    );
+    assert_eq!(component::<Health>(&server, handle).unwrap().hp, 70);
+}
+
+/// How often the duplica's `Changed` filters fired, and the last values seen.
+#[derive(Resource, Default)]
+struct Changes {
+    position: u32,
+    health: u32,
+    last_x: f32,
+}
+
+fn count_changes(
+    mut changes: ResMut<Changes>,
+    positions: Query<&Position, Changed<Position>>,
+    healths: Query<&Health, Changed<Health>>,
+) {
+    for p in &positions {
+        changes.position += 1;
+        changes.last_x = p.x;
+    }
+    changes.health += healths.iter().count() as u32;
+}
+
+/// The master's game logic: moves every master player by `Step` along x.
+#[derive(Resource, Default)]
+struct Step(f32);
+
+fn walk(step: Res<Step>, mut q: Query<(&NetzObject, &mut Position)>) {
+    if step.0 == 0.0 {
+        return;
+    }
+    for (obj, mut p) in &mut q {
+        if obj.is_master() {
+            p.x += step.0;
+        }
+    }
+}
+
+#[test]
+fn a_change_of_a_master_component_reaches_the_duplica_and_fires_change_detection_once() {
+    let (mut server, addr) = server();
+    server.init_resource::<Step>().add_systems(Update, walk);
+    let mut client = client("a", addr);
+    client
+        .init_resource::<Changes>()
+        .add_systems(Update, count_changes);
+    assert!(step_until(&mut [&mut server, &mut client], 200, |a| {
+        all_joined(a, 2)
+    }));
+
+    let handle = publish(
+        &mut server,
+        Player {
+            health: Health {
+                hp: 10,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    );
+    assert!(step_until(&mut [&mut server, &mut client], 100, |a| {
+        entity(a[1], handle).is_some()
+    }));
+    step(&mut [&mut server, &mut client], 10);
+    // Spawned once: `Added` counts as changed, then nothing changes.
+    let before = (
+        client.world().resource::<Changes>().position,
+        client.world().resource::<Changes>().health,
+    );
+    assert_eq!(before, (1, 1));
+
+    // One frame of movement on the master.
+    server.world_mut().resource_mut::<Step>().0 = 2.5;
+    server.update();
+    server.world_mut().resource_mut::<Step>().0 = 0.0;
+    assert!(step_until(&mut [&mut server, &mut client], 50, |a| {
+        component::<Position>(a[1], handle).is_some_and(|p| p.x == 2.5)
+    }));
+    step(&mut [&mut server, &mut client], 10);
+    let c = client.world().resource::<Changes>();
+    assert_eq!(c.position, 2, "the position changed once on the duplica");
+    assert_eq!(c.last_x, 2.5);
+    assert_eq!(
+        c.health, 1,
+        "the health did not change, so no change detection"
+    );
+
+    // The master's object itself follows its component.
+    let on_master = server
+        .world()
+        .resource::<netz_bevy::NetzEntities>()
+        .get(handle)
+        .unwrap();
+    let r = server
+        .world()
+        .get::<netz_bevy::NetzRef<Player>>(on_master)
+        .unwrap();
+    assert_eq!(r.0.lock().position.x, 2.5);
+
+    // Writing the same value again is no change on the wire nor on the duplica.
+    let e = entity(&server, handle).unwrap();
+    server.world_mut().get_mut::<Position>(e).unwrap().x = 2.5;
+    step(&mut [&mut server, &mut client], 20);
+    assert_eq!(client.world().resource::<Changes>().position, 2);
+}
+
+/// The client's game logic: heals the first player it sees, once.
+#[derive(Resource, Default)]
+struct Healed(Option<netz_bevy::CallId>);
+
+fn heal_first_player(
+    mut healed: ResMut<Healed>,
+    mut netz: Netz,
+    players: Query<Entity, With<netz_bevy::NetzRef<Player>>>,
+) {
+    if healed.0.is_some() {
+        return;
+    }
+    if let Some(e) = players.iter().next() {
+        let call = netz
+            .rmc::<Player, i32>(e, |p, ctx| p.call_heal(ctx, 5))
+            .expect("call sent");
+        healed.0 = Some(call.call);
+    }
+}
+
+#[test]
+fn an_rmc_from_a_system_completes_with_its_value() {
+    let (mut server, addr) = server();
+    let mut client = client("a", addr);
+    assert!(step_until(&mut [&mut server, &mut client], 200, |a| {
+        all_joined(a, 2)
+    }));
+    let handle = publish(
+        &mut server,
+        Player {
+            health: Health {
+                hp: 100,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    );
+    assert!(step_until(&mut [&mut server, &mut client], 100, |a| {
+        entity(a[1], handle).is_some()
+    }));
+
+    client
+        .init_resource::<Healed>()
+        .add_systems(Update, heal_first_player);
+    assert!(step_until(&mut [&mut server, &mut client], 100, |a| {
+        !a[1].world().resource::<Seen<RmcCompleted>>().0.is_empty()
+    }));
+    let call = client.world().resource::<Healed>().0.expect("called");
+    let done = client.world().resource::<Seen<RmcCompleted>>().0[0].clone();
+    assert_eq!(done.call, call);
+    assert_eq!(done.handle, handle);
+    assert_eq!(done.entity, entity(&client, handle).unwrap());
+    assert_eq!(done.outcome, Outcome::Success);
+    assert_eq!(done.value::<i32>(), Some(&105));
+    assert_eq!(done.value::<i64>(), None, "the value has the RMC's type");
+
+    // The RMC changed the master's object: its component and the duplica's follow.
+    assert!(step_until(&mut [&mut server, &mut client], 50, |a| {
+        component::<Health>(a[1], handle).is_some_and(|h| h.hp == 105)
+    }));
+    assert_eq!(component::<Health>(&server, handle).unwrap().hp, 105);
+}
+
+#[test]
+fn a_failed_station_s_objects_are_recovered_or_despawned_per_approve_fault_recovery() {
+    let (mut server, addr) = server();
+    let mut a = client("a", addr);
+    let mut b = client("b", addr);
+    assert!(step_until(&mut [&mut server, &mut a, &mut b], 300, |x| {
+        all_joined(x, 3)
+    }));
+    let a_id = local_id(&a);
+    let player = publish(
+        &mut a,
+        Player {
+            health: Health {
+                hp: 42,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    );
+    let bullet = publish(
+        &mut a,
+        Bullet {
+            position: Position {
+                x: 9.0,
+                ..Default::default()
+            },
+        },
+    );
+    assert!(step_until(&mut [&mut server, &mut a, &mut b], 100, |x| {
+        [player, bullet]
+            .iter()
+            .all(|h| entity(x[0], *h).is_some() && entity(x[2], *h).is_some())
+    }));
+    let server_bullet = entity(&server, bullet).unwrap();
+
+    // The client is killed: its app (and socket) is dropped without leaving.
+    drop(a);
+    let server_id = local_id(&server);
+    assert!(step_until(&mut [&mut server, &mut b], 200, |x| {
+        x.iter().all(|app| {
+            entity(app, bullet).is_none()
+                && app
+                    .world()
+                    .get::<NetzObject>(entity(app, player).unwrap())
+                    .unwrap()
+                    .master
+                    == server_id
+        })
+    }));
+
+    // The session master saw the failure, took the player over as master
+    // (its components intact) and removed the bullet (its entity despawned).
+    assert_eq!(
+        server.world().resource::<Seen<StationFailed>>().0,
+        vec![StationFailed(a_id)]
+    );
+    let p = entity(&server, player).unwrap();
+    assert_eq!(
+        server.world().get::<NetzObject>(p).unwrap().role,
+        Role::Master
+    );
+    assert_eq!(component::<Health>(&server, player).unwrap().hp, 42);
+    assert!(
+        server.world().get_entity(server_bullet).is_err(),
+        "bullet despawned"
+    );
+    let removed = &server.world().resource::<Seen<ObjectRemoved>>().0;
+    assert_eq!(
+        removed.iter().map(|r| r.handle).collect::<Vec<_>>(),
+        vec![bullet]
+    );
+    let moved = &server.world().resource::<Seen<ObjectMasterChanged>>().0;
+    assert!(
+        moved
+            .iter()
+            .any(|m| m.handle == player && m.role == Role::Master),
+        "{moved:?}"
+    );
+    // The other client keeps a duplica, now of the server's master.
+    let q = entity(&b, player).unwrap();
+    assert_eq!(b.world().get::<NetzObject>(q).unwrap().role, Role::Duplica);
+    assert_eq!(component::<Health>(&b, player).unwrap().hp, 42);
+
+    // The recovered master is live: its component changes reach the duplica.
+    server.world_mut().get_mut::<Health>(p).unwrap().hp = 43;
+    assert!(step_until(&mut [&mut server, &mut b], 50, |x| {
+        component::<Health>(x[1], player).is_some_and(|h| h.hp == 43)
+    }));
+}
