@@ -7,8 +7,10 @@
 //! ways; the session's and the objects' events are Bevy messages; and the
 //! [`Netz`] system parameter calls RMCs and actions on an entity's object.
 //!
-//! ```ignore
+//! ```
 //! use bevy_app::{App, Update};
+//! use bevy_ecs::prelude::*;
+//! use netz::prelude::*;
 //! use netz_bevy::prelude::*;
 //!
 //! #[dataset]
@@ -29,11 +31,15 @@
 //!     }
 //! }
 //!
+//! # fn main() -> std::io::Result<()> {
 //! let mut app = App::new();
 //! app.add_plugins(NetzPlugin::create(StationConfig::default(), "127.0.0.1:0")?)
 //!     .register_netz_class::<Player>()
 //!     .add_systems(Update, walk);
-//! app.update();
+//! app.update(); // the station starts and creates the session
+//! assert!(app.world().resource::<NetzSession>().is_session_master());
+//! # Ok(())
+//! # }
 //! ```
 //!
 //! # Design
