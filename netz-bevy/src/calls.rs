@@ -269,6 +269,16 @@ impl Netz<'_, '_> {
         Ok(st.delete_main_ref(now, handle)?)
     }
 
+    /// Leaves the session gracefully: the other stations see a
+    /// [`StationLeft`](crate::StationLeft), and this station's objects are
+    /// recovered or removed per `approve_fault_recovery` (as for a failed
+    /// station).
+    pub fn leave(&mut self) -> Result<(), NetzError> {
+        let now = self.clock.now();
+        let st = self.station.station().ok_or(NetzError::NotStarted)?;
+        Ok(st.leave(now)?)
+    }
+
     /// Moves the master of `entity`'s object to station `to`.
     pub fn migrate(&mut self, entity: Entity, to: netz_core::StationId) -> Result<(), NetzError> {
         let handle = self.handle(entity)?;

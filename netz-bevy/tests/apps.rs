@@ -8,10 +8,12 @@ mod common;
 
 use bevy_app::Update;
 use bevy_ecs::prelude::*;
+use bevy_ecs::system::RunSystemOnce;
 use common::*;
 use netz::prelude::*;
 use netz_bevy::{
-    Netz, NetzObject, ObjectMasterChanged, ObjectRemoved, RmcCompleted, Role, StationFailed,
+    Netz, NetzObject, ObjectMasterChanged, ObjectRemoved, RmcCompleted, Role, SessionMasterChanged,
+    StationFailed, StationLeft,
 };
 
 #[test]
@@ -311,5 +313,145 @@ fn a_failed_station_s_objects_are_recovered_or_despawned_per_approve_fault_recov
     server.world_mut().get_mut::<Health>(p).unwrap().hp = 43;
     assert!(step_until(&mut [&mut server, &mut b], 50, |x| {
         component::<Health>(x[1], player).is_some_and(|h| h.hp == 43)
+    }));
+}
+
+/// How often the duplica's position changed, and to what.
+#[derive(Resource, Default)]
+struct Moves(Vec<f32>);
+
+fn record_moves(mut moves: ResMut<Moves>, q: Query<&Position, Changed<Position>>) {
+    moves.0.extend(q.iter().map(|p| p.x));
+}
+
+#[test]
+fn an_action_from_a_system_runs_on_the_master_and_moves_every_copy() {
+    let (mut server, addr) = server();
+    let mut client = client("a", addr);
+    client
+        .init_resource::<Moves>()
+        .add_systems(Update, record_moves);
+    assert!(step_until(&mut [&mut server, &mut client], 200, |a| {
+        all_joined(a, 2)
+    }));
+    let handle = publish(&mut server, Player::default());
+    assert!(step_until(&mut [&mut server, &mut client], 100, |a| {
+        entity(a[1], handle).is_some()
+    }));
+
+    // A client system runs `teleport` on the master, which runs it on every duplica.
+    let e = entity(&client, handle).unwrap();
+    client
+        .world_mut()
+        .run_system_once(move |mut netz: Netz| {
+            netz.action::<Player>(e, |p| p.teleport_on_master(7.0))
+        })
+        .unwrap()
+        .expect("action sent");
+    assert!(step_until(&mut [&mut server, &mut client], 50, |a| {
+        component::<Position>(a[0], handle).is_some_and(|p| p.x == 7.0)
+            && component::<Position>(a[1], handle).is_some_and(|p| p.x == 7.0)
+    }));
+    step(&mut [&mut server, &mut client], 10);
+    // Spawned at 0, then one change to 7 (the action on the duplica and the
+    // master's update carry the same value: no second change).
+    assert_eq!(client.world().resource::<Moves>().0, vec![0.0, 7.0]);
+
+    // The class is checked: a player is not a bullet.
+    let wrong = client
+        .world_mut()
+        .run_system_once(move |mut netz: Netz| netz.action::<Bullet>(e, |_| true))
+        .unwrap();
+    assert!(
+        matches!(wrong, Err(netz_bevy::NetzError::WrongClass { .. })),
+        "{wrong:?}"
+    );
+}
+
+#[test]
+fn well_known_objects_are_entities_on_every_station() {
+    let (mut server, addr) = server();
+    let mut client = client("a", addr);
+    assert!(step_until(&mut [&mut server, &mut client], 200, |a| {
+        all_joined(a, 2)
+    }));
+    step(&mut [&mut server, &mut client], 5);
+    for (app, role) in [(&mut server, Role::Master), (&mut client, Role::Duplica)] {
+        let world = app.world_mut();
+        let mut q = world.query::<(&NetzObject, &netz_bevy::NetzRef<Arena>, &Size)>();
+        let found: Vec<Role> = q.iter(world).map(|(o, _, _)| o.role).collect();
+        assert_eq!(found, vec![role]);
+    }
+}
+
+#[test]
+fn a_station_that_leaves_is_seen_leaving_and_its_objects_are_recovered() {
+    let (mut server, addr) = server();
+    let mut a = client("a", addr);
+    assert!(step_until(&mut [&mut server, &mut a], 200, |x| all_joined(
+        x, 2
+    )));
+    let a_id = local_id(&a);
+    let player = publish(&mut a, Player::default());
+    let bullet = publish(&mut a, Bullet::default());
+    assert!(step_until(&mut [&mut server, &mut a], 100, |x| {
+        entity(x[0], player).is_some() && entity(x[0], bullet).is_some()
+    }));
+    a.world_mut()
+        .run_system_once(|mut netz: Netz| netz.leave())
+        .unwrap()
+        .expect("leave");
+    assert!(step_until(&mut [&mut server, &mut a], 100, |x| {
+        entity(x[0], bullet).is_none()
+            && x[0]
+                .world()
+                .get::<NetzObject>(entity(x[0], player).unwrap())
+                .unwrap()
+                .role
+                == Role::Master
+    }));
+    assert_eq!(
+        server.world().resource::<Seen<StationLeft>>().0,
+        vec![StationLeft(a_id)]
+    );
+    assert!(server
+        .world()
+        .resource::<Seen<StationFailed>>()
+        .0
+        .is_empty());
+}
+
+#[test]
+fn when_the_session_master_fails_the_lowest_station_takes_over() {
+    let (mut server, addr) = server();
+    let mut a = client("a", addr);
+    let mut b = client("b", addr);
+    assert!(step_until(&mut [&mut server, &mut a, &mut b], 300, |x| {
+        all_joined(x, 3)
+    }));
+    let a_id = local_id(&a);
+    assert!(a_id < local_id(&b));
+    drop(server);
+    assert!(step_until(&mut [&mut a, &mut b], 300, |x| {
+        x.iter().all(|app| {
+            app.world()
+                .resource::<netz_bevy::NetzSession>()
+                .session_master
+                == a_id
+        })
+    }));
+    for app in [&a, &b] {
+        let seen = &app.world().resource::<Seen<SessionMasterChanged>>().0;
+        assert_eq!(seen, &vec![SessionMasterChanged { new_master: a_id }]);
+    }
+    assert!(a
+        .world()
+        .resource::<netz_bevy::NetzSession>()
+        .is_session_master());
+    // The arena, mastered by the failed session master, is recovered by the new one.
+    assert!(step_until(&mut [&mut a, &mut b], 100, |x| {
+        let world = x[0].world_mut();
+        let mut q = world.query::<(&NetzObject, &netz_bevy::NetzRef<Arena>)>();
+        q.iter(world).any(|(o, _)| o.role == Role::Master)
     }));
 }

@@ -49,6 +49,12 @@ impl Player {
         self.health.hp
     }
 
+    /// Moves the player to `x`, on the master and every duplica.
+    #[action]
+    pub fn teleport(&mut self, x: f32) {
+        self.position.x = x;
+    }
+
     /// Players outlive their station.
     fn approve_fault_recovery(&mut self) -> bool {
         true
@@ -73,6 +79,30 @@ impl Bullet {}
 
 impl NetzClass for Bullet {
     type Datasets = (Position,);
+}
+
+/// How big the arena is.
+#[dataset]
+#[derive(Component, Default, Clone, Debug, PartialEq)]
+pub struct Size {
+    /// The side, in metres.
+    pub side: i32,
+}
+
+/// The arena: one well-known object, mastered by the session master.
+#[doclass]
+#[derive(Default)]
+pub struct Arena {
+    /// Replicated.
+    #[dataset]
+    pub size: Size,
+}
+
+#[doclass]
+impl Arena {}
+
+impl NetzClass for Arena {
+    type Datasets = (Size,);
 }
 
 /// Every message of type `M` an app saw, in order.
@@ -107,11 +137,14 @@ fn app_with(plugin: NetzPlugin) -> App {
     let mut app = App::new();
     app.add_plugins(plugin.with_clock(NetzClock::stepped(Duration::from_millis(10))))
         .register_netz_class::<Player>()
-        .register_netz_class::<Bullet>();
+        .register_netz_class::<Bullet>()
+        .register_netz_well_known::<Arena>(1);
     record::<netz_bevy::ObjectDiscovered>(&mut app);
     record::<netz_bevy::ObjectRemoved>(&mut app);
     record::<netz_bevy::ObjectMasterChanged>(&mut app);
     record::<netz_bevy::StationFailed>(&mut app);
+    record::<netz_bevy::StationLeft>(&mut app);
+    record::<netz_bevy::SessionMasterChanged>(&mut app);
     record::<netz_bevy::RmcCompleted>(&mut app);
     app
 }
