@@ -26,6 +26,10 @@ pub enum Role {
 
 /// The component of every object entity: which object it is and whether the
 /// local copy is its master.
+///
+/// The plugin spawns and despawns object entities; despawning one by hand
+/// does not delete the object (use [`Netz::delete`](crate::Netz::delete) on
+/// a master).
 #[derive(Component, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NetzObject {
     /// The object's handle.

@@ -290,7 +290,8 @@ pub(crate) fn process_events(
             }
             Event::ObjectRemoved(handle) => {
                 if let Some(entity) = entities.by_handle.remove(handle) {
-                    commands.entity(entity).despawn();
+                    // `try_`: the game may have despawned it already.
+                    commands.entity(entity).try_despawn();
                     o.removed.write(ObjectRemoved {
                         entity,
                         handle: *handle,
@@ -305,7 +306,7 @@ pub(crate) fn process_events(
                         obj.master = *master;
                     } else {
                         // Spawned this frame; its command is not applied yet.
-                        commands.entity(entity).insert(NetzObject {
+                        commands.entity(entity).try_insert(NetzObject {
                             handle: *handle,
                             role,
                             master: *master,

@@ -455,3 +455,37 @@ fn when_the_session_master_fails_the_lowest_station_takes_over() {
         q.iter(world).any(|(o, _)| o.role == Role::Master)
     }));
 }
+
+#[test]
+fn deleting_a_master_from_a_system_despawns_its_entity_everywhere() {
+    let (mut server, addr) = server();
+    let mut client = client("a", addr);
+    assert!(step_until(&mut [&mut server, &mut client], 200, |a| {
+        all_joined(a, 2)
+    }));
+    let handle = publish(&mut client, Bullet::default());
+    assert!(step_until(&mut [&mut server, &mut client], 100, |a| {
+        entity(a[0], handle).is_some()
+    }));
+    let (on_server, on_client) = (
+        entity(&server, handle).unwrap(),
+        entity(&client, handle).unwrap(),
+    );
+    client
+        .world_mut()
+        .run_system_once(move |mut netz: Netz| netz.delete(on_client))
+        .unwrap()
+        .expect("delete");
+    assert!(step_until(&mut [&mut server, &mut client], 50, |a| {
+        a.iter().all(|app| entity(app, handle).is_none())
+    }));
+    assert!(server.world().get_entity(on_server).is_err());
+    assert!(client.world().get_entity(on_client).is_err());
+    for app in [&server, &client] {
+        let removed = &app.world().resource::<Seen<ObjectRemoved>>().0;
+        assert_eq!(
+            removed.iter().map(|r| r.entity).collect::<Vec<_>>().len(),
+            1
+        );
+    }
+}
