@@ -489,3 +489,27 @@ fn deleting_a_master_from_a_system_despawns_its_entity_everywhere() {
         );
     }
 }
+
+#[test]
+fn a_join_nobody_answers_fails_with_a_message() {
+    // An address on loopback where nobody listens any more.
+    let dead = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut cfg = config(ProcessType::Client, "lost");
+    cfg.join_timeout = std::time::Duration::from_millis(300);
+    let mut app = app_with(netz_bevy::NetzPlugin::join(cfg, "127.0.0.1:0", dead).unwrap());
+    assert!(step_until(&mut [&mut app], 100, |a| {
+        !a[0]
+            .world()
+            .resource::<Seen<netz_bevy::JoinFailed>>()
+            .0
+            .is_empty()
+    }));
+    assert_eq!(
+        app.world().resource::<Seen<netz_bevy::JoinFailed>>().0,
+        vec![netz_bevy::JoinFailed(netz_core::JoinError::TimedOut)]
+    );
+    assert!(!app.world().resource::<netz_bevy::NetzSession>().in_session);
+}

@@ -133,7 +133,8 @@ pub fn config(process_type: ProcessType, token: &str) -> StationConfig {
     c
 }
 
-fn app_with(plugin: NetzPlugin) -> App {
+/// An app with the plugin, the test classes and the message logs.
+pub fn app_with(plugin: NetzPlugin) -> App {
     let mut app = App::new();
     app.add_plugins(plugin.with_clock(NetzClock::stepped(Duration::from_millis(10))))
         .register_netz_class::<Player>()
@@ -145,6 +146,7 @@ fn app_with(plugin: NetzPlugin) -> App {
     record::<netz_bevy::StationFailed>(&mut app);
     record::<netz_bevy::StationLeft>(&mut app);
     record::<netz_bevy::SessionMasterChanged>(&mut app);
+    record::<netz_bevy::JoinFailed>(&mut app);
     record::<netz_bevy::RmcCompleted>(&mut app);
     app
 }
