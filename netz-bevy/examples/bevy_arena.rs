@@ -1,6 +1,7 @@
 //! An arena of three headless Bevy apps in one process, each with its own
 //! netz station on a loopback socket: a server and the clients `ann` and
-//! `bob`.
+//! `bob`, in a client-server session (the clients talk only to the server,
+//! which relays between them).
 //!
 //! - The server publishes the scoreboard; each client publishes its avatar
 //!   and a shot, and moves them every frame in an ordinary Bevy system that
@@ -24,6 +25,7 @@
 use bevy_app::{App, TaskPoolPlugin, Update};
 use bevy_ecs::prelude::*;
 use netz::prelude::*;
+use netz::Topology;
 use netz_bevy::{
     Netz, NetzAppExt, NetzClass, NetzClock, NetzEntities, NetzObject, NetzPlugin, NetzRef,
     NetzSession, ObjectDiscovered, ObjectMasterChanged, ObjectRemoved, RmcCompleted, Role,
@@ -257,6 +259,8 @@ fn play(
 
 fn station_config(process_type: ProcessType, token: &str) -> StationConfig {
     let mut c = StationConfig::new(process_type, token);
+    // Clients talk only to the server, which relays between them.
+    c.topology = Topology::ClientServer;
     c.failure_timeout = Duration::from_millis(500);
     c
 }
