@@ -8,7 +8,7 @@ use bevy_ecs::component::{Component, Mutable};
 use bevy_ecs::entity::Entity;
 use bevy_ecs::query::Changed;
 use bevy_ecs::resource::Resource;
-use bevy_ecs::system::{Commands, EntityCommands, Query, ResMut};
+use bevy_ecs::system::{Commands, EntityCommands, Local, Query, ResMut};
 use netz_core::{ClassId, DOHandle, DataSet, DoClass, Ref, Station, StationId};
 use std::collections::HashMap;
 use std::marker::PhantomData;
@@ -214,6 +214,34 @@ fn add_dataset_systems<T: NetzClass, D: DatasetComponent>(app: &mut bevy_app::Ap
     );
 }
 
+/// The fields of `ds` whose encoding differs from `last`, with their new
+/// encoding; allocates only for those (`scratch` is reused).
+fn changed_fields(
+    ds: &dyn DataSet,
+    last: &[Vec<u8>],
+    scratch: &mut Vec<u8>,
+) -> Vec<(usize, Vec<u8>)> {
+    let mut changed = Vec::new();
+    for i in 0..ds.field_names().len() {
+        scratch.clear();
+        ds.encode_field(i, scratch);
+        if last.get(i).map(Vec::as_slice) != Some(scratch.as_slice()) {
+            changed.push((i, scratch.clone()));
+        }
+    }
+    changed
+}
+
+/// Sets `last[i]` for every changed field.
+fn remember(last: &mut Vec<Vec<u8>>, changed: Vec<(usize, Vec<u8>)>) {
+    for (i, bytes) in changed {
+        if last.len() <= i {
+            last.resize(i + 1, Vec::new());
+        }
+        last[i] = bytes;
+    }
+}
+
 /// Object -> component, for masters and duplicas alike: the fields whose
 /// object value changed since the last synchronisation (a received update,
 /// or a method run on the object) are copied into the component, and only
@@ -224,34 +252,40 @@ fn add_dataset_systems<T: NetzClass, D: DatasetComponent>(app: &mut bevy_app::Ap
 fn object_to_component<T: NetzClass, D: DatasetComponent>(
     mut q: Query<(&NetzObject, &NetzRef<T>, &mut D, &mut DatasetLink<D>)>,
     mut pending: ResMut<PendingUpdates>,
+    mut scratch: Local<Vec<u8>>,
 ) {
     for (obj, r, mut component, mut link) in &mut q {
         let link = link.bypass_change_detection();
-        let now = {
+        let (changed, revision) = {
             let guard = r.0.lock();
             let Some(ds) = guard.dataset(link.index) else {
                 continue;
             };
-            let fields = encode_fields(ds);
-            if fields == link.last && ds.received_revision() == component.received_revision() {
-                continue;
-            }
-            (fields, ds.received_revision())
+            (
+                changed_fields(ds, &link.last, &mut scratch),
+                ds.received_revision(),
+            )
         };
-        let (fields, revision) = now;
-        let current = encode_fields(&*component);
-        let mut changed = false;
-        for (i, bytes) in fields.iter().enumerate() {
-            if link.last.get(i) != Some(bytes) && current.get(i) != Some(bytes) {
-                decode_field(&mut *component, i, bytes);
-                changed = true;
+        if changed.is_empty() {
+            if component.received_revision() != revision {
+                component.set_received_revision(revision);
+            }
+            continue;
+        }
+        for (i, bytes) in &changed {
+            scratch.clear();
+            component.encode_field(*i, &mut scratch);
+            if scratch.as_slice() != bytes.as_slice() {
+                decode_field(&mut *component, *i, bytes);
             }
         }
         if component.received_revision() != revision {
             component.set_received_revision(revision);
         }
-        link.last = fields;
-        if changed && obj.is_master() {
+        remember(&mut link.last, changed);
+        // The object changed since the last synchronisation: a master's
+        // duplicas need it (even when the component held the value already).
+        if obj.is_master() {
             pending.0.insert(obj.handle);
         }
     }
@@ -264,26 +298,27 @@ fn object_to_component<T: NetzClass, D: DatasetComponent>(
 fn component_to_object<T: NetzClass, D: DatasetComponent>(
     mut q: Query<(&NetzObject, &NetzRef<T>, &D, &mut DatasetLink<D>), Changed<D>>,
     mut pending: ResMut<PendingUpdates>,
+    mut scratch: Local<Vec<u8>>,
 ) {
     for (obj, r, component, mut link) in &mut q {
         if !obj.is_master() {
             continue;
         }
-        let fields = encode_fields(component);
-        if fields == link.last {
+        let changed = changed_fields(component, &link.last, &mut scratch);
+        if changed.is_empty() {
             continue;
         }
         let link = link.bypass_change_detection();
-        let mut guard = r.0.lock();
-        let Some(ds) = guard.dataset_mut(link.index) else {
-            continue;
-        };
-        for (i, bytes) in fields.iter().enumerate() {
-            if link.last.get(i) != Some(bytes) {
-                decode_field(ds, i, bytes);
+        {
+            let mut guard = r.0.lock();
+            let Some(ds) = guard.dataset_mut(link.index) else {
+                continue;
+            };
+            for (i, bytes) in &changed {
+                decode_field(ds, *i, bytes);
             }
         }
-        link.last = fields;
+        remember(&mut link.last, changed);
         pending.0.insert(obj.handle);
     }
 }
