@@ -513,3 +513,43 @@ fn a_join_nobody_answers_fails_with_a_message() {
     );
     assert!(!app.world().resource::<netz_bevy::NetzSession>().in_session);
 }
+
+#[test]
+fn an_rmc_that_fails_completes_with_its_outcome_and_no_value() {
+    let (mut server, addr) = server();
+    let mut client = client("a", addr);
+    assert!(step_until(&mut [&mut server, &mut client], 200, |a| {
+        all_joined(a, 2)
+    }));
+    let handle = publish(&mut server, Player::default());
+    assert!(step_until(&mut [&mut server, &mut client], 100, |a| {
+        entity(a[1], handle).is_some()
+    }));
+
+    // On the client's own duplica, with "the target must be the master".
+    let e = entity(&client, handle).unwrap();
+    let me = local_id(&client);
+    let pending = client
+        .world_mut()
+        .run_system_once(move |mut netz: Netz| {
+            let ctx = RmcContext::<i32>::with_target(me, true);
+            ctx.set_flag(RmcFlag::TargetObjectMustBeMaster);
+            netz.rmc_with::<Player, i32>(e, ctx, |p, ctx| p.call_heal(ctx, 1))
+        })
+        .unwrap()
+        .expect("call sent");
+    assert!(step_until(&mut [&mut server, &mut client], 50, |a| {
+        !a[1].world().resource::<Seen<RmcCompleted>>().0.is_empty()
+    }));
+    let done = client.world().resource::<Seen<RmcCompleted>>().0[0].clone();
+    assert_eq!(done.call, pending.call);
+    assert_eq!(done.outcome, Outcome::TargetValidationFailure);
+    assert_eq!(done.value::<i32>(), None);
+    // The polled context agrees with the message.
+    assert_eq!(pending.context.outcome(), Outcome::TargetValidationFailure);
+    assert_eq!(
+        component::<Health>(&client, handle).unwrap().hp,
+        0,
+        "nothing ran"
+    );
+}
