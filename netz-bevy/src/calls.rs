@@ -10,7 +10,10 @@ use bevy_ecs::system::{Query, Res, ResMut, SystemParam};
 use netz_core::{DOHandle, DoClass, Instant, Outcome, Ref, RmcContext, Station, StationError};
 use serde::de::DeserializeOwned;
 use std::any::Any;
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 
 /// Something that completes later with an outcome and, perhaps, a value:
 /// what [`Netz::track`] watches until it completes.
@@ -33,6 +36,46 @@ impl<R: DeserializeOwned + Send + Sync + 'static> CallCompletion for RmcContext<
             .result()
             .map(|v| Arc::new(v) as Arc<dyn Any + Send + Sync>);
         Some((self.outcome(), value))
+    }
+}
+
+/// A future as a [`CallCompletion`]: the plugin polls it once per frame
+/// (with a waker that does nothing: the frame is the wake-up) and maps its
+/// output to an outcome and a value.
+///
+/// This is how a call API that returns futures (typed async calls) reaches
+/// systems: `netz.track(entity, handle, FutureCall::new(fut, map))`.
+pub struct FutureCall<F: Future, M> {
+    future: Mutex<Pin<Box<F>>>,
+    map: Option<M>,
+}
+
+impl<F: Future, M> FutureCall<F, M>
+where
+    M: FnOnce(F::Output) -> (Outcome, Option<Arc<dyn Any + Send + Sync>>),
+{
+    /// Watches `future`; `map` turns its output into the completion.
+    pub fn new(future: F, map: M) -> Self {
+        FutureCall {
+            future: Mutex::new(Box::pin(future)),
+            map: Some(map),
+        }
+    }
+}
+
+impl<F, M> CallCompletion for FutureCall<F, M>
+where
+    F: Future + Send + 'static,
+    M: FnOnce(F::Output) -> (Outcome, Option<Arc<dyn Any + Send + Sync>>) + Send + Sync + 'static,
+{
+    fn poll_completion(&mut self) -> Option<(Outcome, Option<Arc<dyn Any + Send + Sync>>)> {
+        self.map.as_ref()?;
+        let future = self.future.get_mut().unwrap_or_else(|e| e.into_inner());
+        let mut cx = Context::from_waker(Waker::noop());
+        match future.as_mut().poll(&mut cx) {
+            Poll::Ready(output) => self.map.take().map(|map| map(output)),
+            Poll::Pending => None,
+        }
     }
 }
 

@@ -86,7 +86,8 @@
 //!   plugin watches the context and writes an [`RmcCompleted`] message with
 //!   the outcome and the typed value. [`Netz::track`] and
 //!   [`CallCompletion`] are the adapter point for call handles made another
-//!   way (typed async calls).
+//!   way: [`FutureCall`] polls a future once per frame, so a call API that
+//!   returns futures (typed async calls) needs no runtime either.
 //!
 //! The core stays engine-agnostic: nothing in `netz-core` or `netz-net`
 //! knows Bevy.
@@ -100,7 +101,7 @@ pub mod station;
 
 pub use bevy_app;
 pub use bevy_ecs;
-pub use calls::{CallCompletion, Netz, NetzError, PendingRmc};
+pub use calls::{CallCompletion, FutureCall, Netz, NetzError, PendingRmc};
 pub use clock::NetzClock;
 pub use messages::*;
 pub use objects::{

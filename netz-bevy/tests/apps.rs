@@ -553,3 +553,54 @@ fn an_rmc_that_fails_completes_with_its_outcome_and_no_value() {
         "nothing ran"
     );
 }
+
+#[test]
+fn a_call_future_tracked_from_a_system_completes_as_a_message() {
+    let (mut server, addr) = server();
+    let mut client = client("a", addr);
+    assert!(step_until(&mut [&mut server, &mut client], 200, |a| {
+        all_joined(a, 2)
+    }));
+    let handle = publish(
+        &mut server,
+        Player {
+            health: Health {
+                hp: 1,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    );
+    assert!(step_until(&mut [&mut server, &mut client], 100, |a| {
+        entity(a[1], handle).is_some()
+    }));
+
+    // A call made on the station directly, watched through its future.
+    let e = entity(&client, handle).unwrap();
+    let tracked = client
+        .world_mut()
+        .run_system_once(move |mut netz: Netz| {
+            let ctx = RmcContext::<i32>::on_master();
+            let st = netz.station().expect("started");
+            assert!(st.object::<Player>(handle).call_heal(&ctx, 2));
+            let result = ctx.clone();
+            netz.track(
+                e,
+                handle,
+                netz_bevy::FutureCall::new(ctx.completion(), move |outcome| {
+                    let value = result.result().map(|v| {
+                        std::sync::Arc::new(v) as std::sync::Arc<dyn std::any::Any + Send + Sync>
+                    });
+                    (outcome, value)
+                }),
+            )
+        })
+        .unwrap();
+    assert!(step_until(&mut [&mut server, &mut client], 50, |a| {
+        !a[1].world().resource::<Seen<RmcCompleted>>().0.is_empty()
+    }));
+    let done = client.world().resource::<Seen<RmcCompleted>>().0[0].clone();
+    assert_eq!(done.call, tracked);
+    assert_eq!(done.outcome, Outcome::Success);
+    assert_eq!(done.value::<i32>(), Some(&3));
+}
