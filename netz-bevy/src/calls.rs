@@ -322,6 +322,26 @@ impl Netz<'_, '_> {
         Ok(st.leave(now)?)
     }
 
+    /// Scales this server in (client-server sessions): its clients are told
+    /// to migrate ([`MigrationEvent::Offline`](crate::MigrationEvent::Offline)),
+    /// its masters move to the surviving servers, and it leaves once its
+    /// clients are gone or `drain` is over.
+    pub fn scale_in(&mut self, drain: std::time::Duration) -> Result<(), NetzError> {
+        let now = self.clock.now();
+        let st = self.station.station().ok_or(NetzError::NotStarted)?;
+        Ok(st.scale_in(now, drain)?)
+    }
+
+    /// Moves this client to another server (client-server sessions), usually
+    /// after [`MigrationEvent::Offline`](crate::MigrationEvent::Offline)
+    /// with `ours`; reported by `MigrationEvent::Disconnected`, then
+    /// `Reconnected` (or `Failed`).
+    pub fn send_migrate(&mut self) -> Result<(), NetzError> {
+        let now = self.clock.now();
+        let st = self.station.station().ok_or(NetzError::NotStarted)?;
+        Ok(st.send_migrate(now)?)
+    }
+
     /// Moves the master of `entity`'s object to station `to`.
     pub fn migrate(&mut self, entity: Entity, to: netz_core::StationId) -> Result<(), NetzError> {
         let handle = self.handle(entity)?;

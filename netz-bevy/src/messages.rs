@@ -12,6 +12,7 @@ use bevy_ecs::message::Message;
 use netz_core::{DOHandle, Event, JoinError, Outcome, StationId, StationInfo};
 use std::any::Any;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// This station is in the session: it created it (`created`, and it is the
 /// session master) or its join was accepted.
@@ -89,12 +90,99 @@ pub struct ObjectMasterChanged {
     pub role: Role,
 }
 
-/// A server migration or room migration event (client-server sessions):
-/// one of `Event::Offline`, `MigrateDisconnected`, `Reconnected`,
-/// `MigrateFailed`, `RoomMigrateStart`, `RoomMigrateComplete` or
-/// `RoomResult`, as the station reported it.
-#[derive(Message, Clone, Debug, PartialEq)]
-pub struct MigrationEvent(pub Event);
+/// A server migration or room migration event (client-server sessions; see
+/// the README's "Server migration").
+#[derive(Message, Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MigrationEvent {
+    /// A server scales in (Diarkis `OnOffline`): a client whose server it
+    /// is (`ours`) should call [`Netz::send_migrate`](crate::Netz::send_migrate).
+    Offline {
+        /// The server going away.
+        server: StationId,
+        /// Whether it is this client's server.
+        ours: bool,
+        /// How long it waits for its clients.
+        drain: Duration,
+    },
+    /// This client left its old server and moves to `to` (Diarkis
+    /// `OnDisconnect(isReconnect = true)`): not the game's disconnect path.
+    Disconnected {
+        /// The server left.
+        from: StationId,
+        /// The server the client moves to.
+        to: StationId,
+    },
+    /// This client is on its new server, with its id, objects and
+    /// duplicas intact (Diarkis `OnConnect(reconnect = true)`).
+    Reconnected {
+        /// The new server.
+        server: StationId,
+    },
+    /// A migration could not be done; the client stays on its server.
+    Failed {
+        /// Why.
+        reason: String,
+    },
+    /// A room this station is a member of starts moving.
+    RoomStarted {
+        /// The room.
+        room: DOHandle,
+    },
+    /// A room migration ended.
+    RoomCompleted {
+        /// The room.
+        room: DOHandle,
+        /// Whether the room moved.
+        success: bool,
+        /// The room's id from now on (its old id when it failed).
+        room_id: String,
+        /// 0, or one of the `RoomError` codes.
+        error_code: u16,
+        /// What happened, for people.
+        message: String,
+    },
+}
+
+impl MigrationEvent {
+    /// The migration event of a station event, if it is one.
+    pub fn from_event(event: &Event) -> Option<Self> {
+        Some(match event {
+            Event::Offline {
+                server,
+                ours,
+                drain,
+            } => MigrationEvent::Offline {
+                server: *server,
+                ours: *ours,
+                drain: *drain,
+            },
+            Event::MigrateDisconnected { from, to } => MigrationEvent::Disconnected {
+                from: *from,
+                to: *to,
+            },
+            Event::Reconnected { server } => MigrationEvent::Reconnected { server: *server },
+            Event::MigrateFailed { reason } => MigrationEvent::Failed {
+                reason: reason.clone(),
+            },
+            Event::RoomMigrateStart { room } => MigrationEvent::RoomStarted { room: *room },
+            Event::RoomMigrateComplete {
+                room,
+                success,
+                room_id,
+                error_code,
+                message,
+            } => MigrationEvent::RoomCompleted {
+                room: *room,
+                success: *success,
+                room_id: room_id.clone(),
+                error_code: *error_code,
+                message: message.clone(),
+            },
+            _ => return None,
+        })
+    }
+}
 
 /// Every event the station reported, unchanged (for what the typed messages
 /// do not cover).

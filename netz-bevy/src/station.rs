@@ -276,15 +276,6 @@ pub(crate) fn process_events(
                     reason: reason.clone(),
                 });
             }
-            Event::Offline { .. }
-            | Event::MigrateDisconnected { .. }
-            | Event::Reconnected { .. }
-            | Event::MigrateFailed { .. }
-            | Event::RoomResult { .. }
-            | Event::RoomMigrateStart { .. }
-            | Event::RoomMigrateComplete { .. } => {
-                s.migration.write(MigrationEvent(event.clone()));
-            }
             Event::ObjectAdded { handle, .. } => {
                 spawn_object(st, &classes, &mut entities, &mut commands, *handle, &mut o);
             }
@@ -320,7 +311,11 @@ pub(crate) fn process_events(
                     });
                 }
             }
-            _ => {}
+            other => {
+                if let Some(m) = MigrationEvent::from_event(other) {
+                    s.migration.write(m);
+                }
+            }
         }
         s.raw.write(NetzEvent(event));
     }

@@ -604,3 +604,80 @@ fn a_call_future_tracked_from_a_system_completes_as_a_message() {
     assert_eq!(done.outcome, Outcome::Success);
     assert_eq!(done.value::<i32>(), Some(&3));
 }
+
+/// A client's reaction to its server scaling in: migrate at once.
+fn migrate_when_offline(mut seen: MessageReader<netz_bevy::MigrationEvent>, mut netz: Netz) {
+    for m in seen.read() {
+        if let netz_bevy::MigrationEvent::Offline { ours: true, .. } = m {
+            netz.send_migrate().expect("migrate");
+        }
+    }
+}
+
+#[test]
+fn a_client_whose_server_scales_in_migrates_from_a_system_and_keeps_its_objects() {
+    let cs = |process_type, token| {
+        let mut c = config(process_type, token);
+        c.topology = netz::Topology::ClientServer;
+        c
+    };
+    let first =
+        netz_bevy::NetzPlugin::create(cs(ProcessType::Server, "s1"), "127.0.0.1:0").unwrap();
+    let first_addr = first.local_addr();
+    let mut s1 = app_with(first);
+    let second =
+        netz_bevy::NetzPlugin::join(cs(ProcessType::Server, "s2"), "127.0.0.1:0", first_addr)
+            .unwrap();
+    let second_addr = second.local_addr();
+    let mut s2 = app_with(second);
+    assert!(step_until(&mut [&mut s1, &mut s2], 200, |a| all_joined(
+        a, 2
+    )));
+    let mut c = app_with(
+        netz_bevy::NetzPlugin::join(cs(ProcessType::Client, "c"), "127.0.0.1:0", second_addr)
+            .unwrap(),
+    );
+    record::<netz_bevy::MigrationEvent>(&mut c);
+    c.add_systems(Update, migrate_when_offline);
+    assert!(step_until(&mut [&mut s1, &mut s2, &mut c], 300, |a| {
+        all_joined(a, 3)
+    }));
+    let (id1, id2, me) = (local_id(&s1), local_id(&s2), local_id(&c));
+    let player = publish(&mut c, Player::default());
+    assert!(step_until(&mut [&mut s1, &mut s2, &mut c], 100, |a| {
+        entity(a[0], player).is_some()
+    }));
+
+    s2.world_mut()
+        .run_system_once(|mut netz: Netz| netz.scale_in(std::time::Duration::from_secs(2)))
+        .unwrap()
+        .expect("scale in");
+    assert!(step_until(&mut [&mut s1, &mut s2, &mut c], 300, |a| {
+        a[2].world()
+            .resource::<Seen<netz_bevy::MigrationEvent>>()
+            .0
+            .iter()
+            .any(|m| matches!(m, netz_bevy::MigrationEvent::Reconnected { .. }))
+    }));
+    let seen = &c.world().resource::<Seen<netz_bevy::MigrationEvent>>().0;
+    assert!(
+        matches!(seen[0], netz_bevy::MigrationEvent::Offline { server, ours: true, .. } if server == id2),
+        "{seen:?}"
+    );
+    assert_eq!(
+        seen[1],
+        netz_bevy::MigrationEvent::Disconnected { from: id2, to: id1 }
+    );
+    assert_eq!(
+        seen[2],
+        netz_bevy::MigrationEvent::Reconnected { server: id1 }
+    );
+
+    // Same station, same objects: the client's master still updates the duplica on s1.
+    assert_eq!(local_id(&c), me);
+    let e = entity(&c, player).unwrap();
+    c.world_mut().get_mut::<Position>(e).unwrap().y = 4.0;
+    assert!(step_until(&mut [&mut s1, &mut s2, &mut c], 100, |a| {
+        component::<Position>(a[0], player).is_some_and(|p| p.y == 4.0)
+    }));
+}
