@@ -681,3 +681,55 @@ fn a_client_whose_server_scales_in_migrates_from_a_system_and_keeps_its_objects(
         component::<Position>(a[0], player).is_some_and(|p| p.y == 4.0)
     }));
 }
+
+#[test]
+fn apps_on_the_machine_clock_replicate_too() {
+    // The default clock: the machine's monotonic time, read once per frame.
+    let cfg = |pt, token| {
+        let mut c = config(pt, token);
+        c.failure_timeout = std::time::Duration::from_secs(5);
+        c
+    };
+    let plugin =
+        netz_bevy::NetzPlugin::create(cfg(ProcessType::Server, "s"), "127.0.0.1:0").unwrap();
+    let addr = plugin.local_addr();
+    let mut server = bevy_app::App::new();
+    server.add_plugins(plugin);
+    netz_bevy::NetzAppExt::register_netz_class::<Player>(&mut server);
+    let mut client = bevy_app::App::new();
+    client.add_plugins(
+        netz_bevy::NetzPlugin::join(cfg(ProcessType::Client, "c"), "127.0.0.1:0", addr).unwrap(),
+    );
+    netz_bevy::NetzAppExt::register_netz_class::<Player>(&mut client);
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut handle = None;
+    loop {
+        server.update();
+        client.update();
+        if handle.is_none() && all_joined(&mut [&mut server, &mut client], 2) {
+            handle = Some(publish(
+                &mut server,
+                Player {
+                    health: Health {
+                        hp: 8,
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
+            ));
+        }
+        if let Some(h) = handle {
+            if component::<Health>(&client, h).is_some_and(|x| x.hp == 8) {
+                break;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no duplica within 10 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let now = client.world().resource::<netz_bevy::NetzClock>().now();
+    assert!(now > netz::Instant::ZERO, "the machine's clock moved");
+}
