@@ -81,6 +81,17 @@
 //!     object, which is then sent with [`netz_core::Station::update`]. When
 //!     a system changes a field of the component and a method changes the
 //!     same field of the object in the same frame, the component wins.
+//! - **The session** is the [`NetzSession`] resource (id, session master,
+//!   stations) and messages: [`SessionJoined`], [`JoinFailed`],
+//!   [`StationJoined`], [`StationLeft`], [`StationFailed`],
+//!   [`SessionMasterChanged`], [`Disconnected`], [`ObjectDiscovered`],
+//!   [`ObjectRemoved`], [`ObjectMasterChanged`], [`MigrationEvent`], and
+//!   every station event unchanged as [`NetzEvent`].
+//! - **Cost.** The core reports no per-object "an update was applied"
+//!   signal, so the input stage encodes and compares every dataset of every
+//!   object once per frame (in a reused buffer, allocating only for changed
+//!   fields): about 0.3 ms per frame for 2,000 objects of two datasets
+//!   (release build, a loaded two-core machine).
 //! - **Calls.** [`Netz::rmc`] takes a closure that makes the call on the
 //!   class's generated proxy (`call_*` stubs) with an [`RmcContext`]; the
 //!   plugin watches the context and writes an [`RmcCompleted`] message with
