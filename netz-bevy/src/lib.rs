@@ -87,11 +87,13 @@
 //!   [`SessionMasterChanged`], [`Disconnected`], [`ObjectDiscovered`],
 //!   [`ObjectRemoved`], [`ObjectMasterChanged`], [`MigrationEvent`], and
 //!   every station event unchanged as [`NetzEvent`].
-//! - **Cost.** The core reports no per-object "an update was applied"
-//!   signal, so the input stage encodes and compares every dataset of every
-//!   object once per frame (in a reused buffer, allocating only for changed
-//!   fields): about 0.3 ms per frame for 2,000 objects of two datasets
-//!   (release build, a loaded two-core machine).
+//! - **Which objects to look at.** The core reports no "this object
+//!   changed" event, so the plugin registers an operation callback (priority
+//!   1024, after everything else) for the operations that change an
+//!   object's datasets (UpdateDataSet, CallMethod, ChangeMasterStation) and
+//!   looks only at those objects in the next input stage
+//!   ([`TouchedObjects`]), plus those the game wrote through
+//!   [`NetzRef::write`]; an idle frame costs nothing per object.
 //! - **Calls.** [`Netz::rmc`] takes a closure that makes the call on the
 //!   class's generated proxy (`call_*` stubs) with an [`RmcContext`]; the
 //!   plugin watches the context and writes an [`RmcCompleted`] message with
@@ -119,7 +121,7 @@ pub use objects::{
     DatasetComponent, DatasetComponents, DatasetLink, NetzAppExt, NetzClass, NetzEntities,
     NetzObject, NetzRef, Role,
 };
-pub use station::{NetzSession, NetzSocket, NetzStation, PendingUpdates, Start};
+pub use station::{NetzSession, NetzSocket, NetzStation, PendingUpdates, Start, TouchedObjects};
 
 use bevy_app::{App, Plugin, PostUpdate, PreUpdate};
 use bevy_ecs::schedule::{IntoScheduleConfigs, SystemSet};
@@ -236,6 +238,7 @@ impl Plugin for NetzPlugin {
             .init_resource::<NetzEntities>()
             .init_resource::<NetzSession>()
             .init_resource::<PendingUpdates>()
+            .init_resource::<TouchedObjects>()
             .init_resource::<calls::PendingCalls>()
             .add_message::<SessionJoined>()
             .add_message::<JoinFailed>()
@@ -257,6 +260,7 @@ impl Plugin for NetzPlugin {
                 (
                     station::receive,
                     station::process_events,
+                    station::collect_touched,
                     station::poll_calls,
                 )
                     .chain()

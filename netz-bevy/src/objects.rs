@@ -2,13 +2,13 @@
 //! classes Bevy knows, and the systems that keep dataset components and
 //! objects equal.
 
-use crate::station::{NetzStation, PendingUpdates};
+use crate::station::{NetzStation, PendingUpdates, TouchedObjects};
 use bevy_ecs::change_detection::DetectChangesMut;
 use bevy_ecs::component::{Component, Mutable};
 use bevy_ecs::entity::Entity;
 use bevy_ecs::query::Changed;
 use bevy_ecs::resource::Resource;
-use bevy_ecs::system::{Commands, EntityCommands, Local, Query, ResMut};
+use bevy_ecs::system::{Commands, EntityCommands, Local, Query, Res, ResMut};
 use netz_core::{ClassId, DOHandle, DataSet, DoClass, Ref, Station, StationId};
 use std::collections::HashMap;
 use std::marker::PhantomData;
@@ -50,11 +50,21 @@ impl NetzObject {
 /// The object itself (a reference into the station's store), on the entities
 /// of classes registered with [`NetzAppExt::register_netz_class`].
 ///
-/// Reading or changing the object through it is allowed (a master's changes
-/// reach its dataset components and the duplicas in the next frame); the
-/// dataset components are the usual way.
+/// Read the object with `.0.lock()`. To change it directly (rather than
+/// through its dataset components, the usual way), use [`NetzRef::write`]
+/// on a `Mut<NetzRef<T>>`: that marks the component changed, and the
+/// plugin brings the dataset components (and, on a master, the duplicas)
+/// in line in the next frame.
 #[derive(Component)]
 pub struct NetzRef<T: DoClass>(pub Ref<T>);
+
+impl<T: DoClass> NetzRef<T> {
+    /// Locks the object for a change the plugin will see (through Bevy's
+    /// change detection on this component).
+    pub fn write(&mut self) -> std::sync::MutexGuard<'_, T> {
+        self.0.lock()
+    }
+}
 
 /// Where each object's entity is.
 #[derive(Resource, Default, Debug)]
@@ -242,19 +252,25 @@ fn remember(last: &mut Vec<Vec<u8>>, changed: Vec<(usize, Vec<u8>)>) {
     }
 }
 
-/// Object -> component, for masters and duplicas alike: the fields whose
-/// object value changed since the last synchronisation (a received update,
-/// or a method run on the object) are copied into the component, and only
-/// if the component does not hold that value already, so change detection
-/// fires exactly when the value changed. A master whose object changed this
-/// way is marked for update.
+/// Object -> component, for masters and duplicas alike, for the objects an
+/// operation touched ([`TouchedObjects`]) or the game wrote through
+/// [`NetzRef::write`]: the fields whose object value changed since the last
+/// synchronisation are copied into the component, and only if the component
+/// does not hold that value already, so change detection fires exactly when
+/// the value changed. A master whose object changed this way is marked for
+/// update.
 #[allow(clippy::type_complexity)]
 fn object_to_component<T: NetzClass, D: DatasetComponent>(
+    touched: Res<TouchedObjects>,
+    written: Query<Entity, Changed<NetzRef<T>>>,
     mut q: Query<(&NetzObject, &NetzRef<T>, &mut D, &mut DatasetLink<D>)>,
     mut pending: ResMut<PendingUpdates>,
     mut scratch: Local<Vec<u8>>,
 ) {
-    for (obj, r, mut component, mut link) in &mut q {
+    for entity in touched.0.iter().copied().chain(written.iter()) {
+        let Ok((obj, r, mut component, mut link)) = q.get_mut(entity) else {
+            continue;
+        };
         let link = link.bypass_change_detection();
         let (changed, revision) = {
             let guard = r.0.lock();

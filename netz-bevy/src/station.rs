@@ -8,7 +8,9 @@ use crate::objects::{NetzClasses, NetzEntities, NetzObject, Role};
 use bevy_ecs::message::MessageWriter;
 use bevy_ecs::resource::Resource;
 use bevy_ecs::system::{Commands, Query, Res, ResMut, SystemParam};
-use netz_core::{DOHandle, Event, Registry, Station, StationConfig, StationId, StationInfo};
+use netz_core::{
+    DOHandle, Event, OperationKind, Registry, Station, StationConfig, StationId, StationInfo,
+};
 use std::collections::HashSet;
 use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
@@ -51,6 +53,9 @@ enum State {
 #[derive(Resource)]
 pub struct NetzStation {
     state: State,
+    /// Objects an operation may have changed (updates applied, methods run,
+    /// masters moved), recorded by an operation callback of the station.
+    touched: Arc<Mutex<HashSet<DOHandle>>>,
 }
 
 impl NetzStation {
@@ -61,6 +66,7 @@ impl NetzStation {
                 config: Box::new(config),
                 start,
             },
+            touched: Arc::default(),
         }
     }
 
@@ -103,6 +109,24 @@ impl NetzStation {
             }
         }
         let mut station = Station::new(*config, Arc::new(registry));
+        // The core has no "this object changed" event: the operations that
+        // change an object's datasets are watched instead (last, after the
+        // operation and every other callback).
+        for kind in [
+            OperationKind::UpdateDataSet,
+            OperationKind::CallMethod,
+            OperationKind::ChangeMasterStation,
+        ] {
+            let touched = self.touched.clone();
+            let r = station.register_operation_callback(Some(kind), 1024, move |op| {
+                if let Some(h) = op.associated_do() {
+                    touched.lock().unwrap_or_else(|e| e.into_inner()).insert(h);
+                }
+            });
+            if let Err(e) = r {
+                tracing::warn!(error = %e, "cannot watch operations; datasets will not follow");
+            }
+        }
         let r = match start {
             Start::Create => station.create_session(now, local),
             Start::Join(contact) => station.join(now, local, contact),
@@ -155,6 +179,26 @@ impl NetzSession {
     pub fn is_session_master(&self) -> bool {
         self.in_session && self.local == self.session_master
     }
+}
+
+/// The entities whose objects an operation may have changed since the last
+/// frame: the input stage ([`NetzSet::SyncIn`](crate::NetzSet::SyncIn))
+/// looks at their datasets, and only at theirs.
+#[derive(Resource, Default, Debug)]
+pub struct TouchedObjects(pub Vec<bevy_ecs::entity::Entity>);
+
+/// Fills [`TouchedObjects`] for this frame (after the events, so that
+/// objects spawned this frame have their entity).
+pub(crate) fn collect_touched(
+    station: Res<NetzStation>,
+    entities: Res<NetzEntities>,
+    mut touched: ResMut<TouchedObjects>,
+) {
+    touched.0.clear();
+    let mut set = station.touched.lock().unwrap_or_else(|e| e.into_inner());
+    touched
+        .0
+        .extend(set.drain().filter_map(|h| entities.get(h)));
 }
 
 /// Objects whose master changed this frame and wait for [`Station::update`].

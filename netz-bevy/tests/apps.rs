@@ -733,3 +733,30 @@ fn apps_on_the_machine_clock_replicate_too() {
     let now = client.world().resource::<netz_bevy::NetzClock>().now();
     assert!(now > netz::Instant::ZERO, "the machine's clock moved");
 }
+
+#[test]
+fn a_master_object_written_directly_through_netz_ref_reaches_its_components_and_duplicas() {
+    let (mut server, addr) = server();
+    let mut client = client("a", addr);
+    assert!(step_until(&mut [&mut server, &mut client], 200, |a| {
+        all_joined(a, 2)
+    }));
+    let handle = publish(&mut server, Player::default());
+    assert!(step_until(&mut [&mut server, &mut client], 100, |a| {
+        entity(a[1], handle).is_some()
+    }));
+    step(&mut [&mut server, &mut client], 5);
+
+    let e = entity(&server, handle).unwrap();
+    server
+        .world_mut()
+        .get_mut::<netz_bevy::NetzRef<Player>>(e)
+        .unwrap()
+        .write()
+        .health
+        .hp = 77;
+    assert!(step_until(&mut [&mut server, &mut client], 50, |a| {
+        component::<Health>(a[0], handle).is_some_and(|h| h.hp == 77)
+            && component::<Health>(a[1], handle).is_some_and(|h| h.hp == 77)
+    }));
+}
