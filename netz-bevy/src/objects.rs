@@ -107,8 +107,9 @@ impl<D: DataSet + Component<Mutability = Mutable> + Default + Sync> DatasetCompo
 /// ```
 pub trait NetzClass: DoClass + Sync {
     /// The dataset types of the class that are components of its entities:
-    /// a tuple of up to eight [`DatasetComponent`]s (`()` for none). A type
-    /// the class holds twice maps to its datasets in declaration order.
+    /// a tuple of up to eight [`DatasetComponent`]s (`()` for none), each
+    /// type once (an entity holds one component of a type); a type the
+    /// class holds twice stands for its first dataset of that type.
     type Datasets: DatasetComponents;
 }
 
@@ -123,9 +124,19 @@ pub trait DatasetComponents: Send + Sync + 'static {
 macro_rules! tuple_components {
     ($($d:ident),*) => {
         impl<$($d: DatasetComponent),*> DatasetComponents for ($($d,)*) {
-            #[allow(unused_variables)]
+            #[allow(unused_variables, unused_mut)]
             fn add_systems<T: NetzClass>(app: &mut bevy_app::App) {
-                $( add_dataset_systems::<T, $d>(app); )*
+                let mut seen = Vec::<std::any::TypeId>::new();
+                $(
+                    assert!(
+                        !seen.contains(&std::any::TypeId::of::<$d>()),
+                        "class `{}`: dataset `{}` is listed twice in NetzClass::Datasets",
+                        T::CLASS_NAME,
+                        std::any::type_name::<$d>(),
+                    );
+                    seen.push(std::any::TypeId::of::<$d>());
+                    add_dataset_systems::<T, $d>(app);
+                )*
             }
             #[allow(unused_variables, unused_mut)]
             fn insert<T: NetzClass>(object: &T, entity: &mut EntityCommands<'_>) {

@@ -760,3 +760,32 @@ fn a_master_object_written_directly_through_netz_ref_reaches_its_components_and_
             && component::<Health>(a[1], handle).is_some_and(|h| h.hp == 77)
     }));
 }
+
+/// A class holding two datasets of one type.
+#[doclass]
+#[derive(Default)]
+pub struct Segment {
+    /// One end.
+    #[dataset]
+    pub from: Position,
+    /// The other end.
+    #[dataset]
+    pub to: Position,
+}
+
+#[doclass]
+impl Segment {}
+
+impl netz_bevy::NetzClass for Segment {
+    type Datasets = (Position, Position);
+}
+
+#[test]
+#[should_panic(expected = "is listed twice in NetzClass::Datasets")]
+fn a_dataset_type_listed_twice_is_refused_at_registration() {
+    let plugin =
+        netz_bevy::NetzPlugin::create(config(ProcessType::Server, "s"), "127.0.0.1:0").unwrap();
+    let mut app = bevy_app::App::new();
+    app.add_plugins(plugin);
+    netz_bevy::NetzAppExt::register_netz_class::<Segment>(&mut app);
+}
