@@ -9,9 +9,11 @@ pub mod sdk;
 
 pub mod api;
 pub mod config;
+pub mod files;
+pub mod host;
 pub mod process;
 pub mod supervisor;
 pub mod test_server;
 
 pub use config::{Config, ConfigError};
-pub use supervisor::run;
+pub use host::run;

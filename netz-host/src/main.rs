@@ -33,7 +33,10 @@ Client commands (talk to a running supervisor):
     shutdown                                  stop every server and the supervisor
 
 The API address is --api, else the control.listen of --config, else
-$NETZ_HOST_API, else 127.0.0.1:7800.";
+$NETZ_HOST_API, else 127.0.0.1:7800. The API token is read from
+--token-file, else $NETZ_HOST_TOKEN_FILE, else <work_dir>/api-token of
+--config, else the copy the supervisor left for this user under
+~/.local/state/netz-host/tokens (or $XDG_RUNTIME_DIR/netz-host/tokens).";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -103,6 +106,7 @@ fn real_main(argv: Vec<String>) -> Result<ExitCode, String> {
     }
     let api_opt = args.option("--api")?;
     let config_opt = args.option("--config")?;
+    let token_opt = args.option("--token-file")?;
     let cmd = args.positional().unwrap_or_default();
     match cmd.as_str() {
         "run" | "check" => {
@@ -122,15 +126,17 @@ fn real_main(argv: Vec<String>) -> Result<ExitCode, String> {
         "" => return Err(format!("no command given\n\n{USAGE}")),
         _ => {}
     }
+    let token = api_token(token_opt, config_opt.as_deref());
     let addr = api_address(api_opt, config_opt)?;
+    let seg = |s: &str| api::percent_encode(s);
     let (method, path, body): (&str, String, Option<Value>) = match cmd.as_str() {
         "machine" => ("GET", "/machine".into(), None),
         "servers" => match args.positional() {
-            Some(id) => ("GET", format!("/servers/{id}"), None),
+            Some(id) => ("GET", format!("/servers/{}", seg(&id)), None),
             None => ("GET", "/servers".into(), None),
         },
         "allocations" => match args.positional() {
-            Some(id) => ("GET", format!("/allocations/{id}"), None),
+            Some(id) => ("GET", format!("/allocations/{}", seg(&id)), None),
             None => ("GET", "/allocations".into(), None),
         },
         "allocate" => {
@@ -160,7 +166,7 @@ fn real_main(argv: Vec<String>) -> Result<ExitCode, String> {
             let id = args
                 .positional()
                 .ok_or("deallocate needs an ALLOCATION_ID")?;
-            ("DELETE", format!("/allocations/{id}"), None)
+            ("DELETE", format!("/allocations/{}", seg(&id)), None)
         }
         "reserve" => {
             let ms = parse_ms("--for-ms", args.option("--for-ms")?)?;
@@ -175,14 +181,14 @@ fn real_main(argv: Vec<String>) -> Result<ExitCode, String> {
         }
         "unreserve" => {
             let id = args.positional().ok_or("unreserve needs a SERVER_ID")?;
-            ("DELETE", format!("/reservations/{id}"), None)
+            ("DELETE", format!("/reservations/{}", seg(&id)), None)
         }
         "hold" => {
             let ms = parse_ms("--for-ms", args.option("--for-ms")?)?;
             let id = args.positional().ok_or("hold needs a SERVER_ID")?;
             (
                 "POST",
-                format!("/servers/{id}/hold"),
+                format!("/servers/{}/hold", seg(&id)),
                 Some(json!({ "duration_ms": ms })),
             )
         }
@@ -190,7 +196,7 @@ fn real_main(argv: Vec<String>) -> Result<ExitCode, String> {
             let id = args
                 .positional()
                 .ok_or_else(|| format!("{cmd} needs a SERVER_ID"))?;
-            ("POST", format!("/servers/{id}/{cmd}"), None)
+            ("POST", format!("/servers/{}/{cmd}", seg(&id)), None)
         }
         "build-config" => match args.positional() {
             Some(name) => ("PUT", "/build-config".into(), Some(json!({ "name": name }))),
@@ -201,8 +207,10 @@ fn real_main(argv: Vec<String>) -> Result<ExitCode, String> {
         other => return Err(format!("unknown command {other:?}\n\n{USAGE}")),
     };
     args.finish()?;
+    let token = token.or_else(|| api::token_for(addr));
     let (code, reply) =
-        api::request(addr, method, &path, body.as_ref()).map_err(|e| e.to_string())?;
+        api::request_with_token(addr, token.as_deref(), method, &path, body.as_ref())
+            .map_err(|e| e.to_string())?;
     let pretty = serde_json::to_string_pretty(&reply).unwrap_or_default();
     if (200..300).contains(&code) {
         println!("{pretty}");
@@ -230,7 +238,7 @@ fn api_address(api: Option<String>, config: Option<String>) -> Result<SocketAddr
         if listen.port() != 0 {
             return Ok(listen);
         }
-        let file = cfg.work_dir().join("api-addr");
+        let file = cfg.work_dir().join(netz_host::host::API_ADDR_FILE);
         let text = std::fs::read_to_string(&file).map_err(|e| {
             format!(
                 "cannot read {}: {e} (is the supervisor running?)",
@@ -245,6 +253,17 @@ fn api_address(api: Option<String>, config: Option<String>) -> Result<SocketAddr
     let a = std::env::var("NETZ_HOST_API").unwrap_or_else(|_| DEFAULT_LISTEN.to_owned());
     a.parse()
         .map_err(|_| format!("NETZ_HOST_API {a:?} is not an address"))
+}
+
+/// The token from `--token-file`, `$NETZ_HOST_TOKEN_FILE` or the work
+/// folder of `--config`; `None` leaves the look-up by address.
+fn api_token(file: Option<String>, config: Option<&str>) -> Option<String> {
+    let file = file.or_else(|| std::env::var("NETZ_HOST_TOKEN_FILE").ok());
+    if let Some(f) = file {
+        return api::read_token(std::path::Path::new(&f));
+    }
+    let cfg = Config::load(config?).ok()?;
+    api::read_token(&cfg.work_dir().join(netz_host::host::API_TOKEN_FILE))
 }
 
 fn run(cfg: Config) -> Result<ExitCode, String> {

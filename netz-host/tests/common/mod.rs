@@ -18,6 +18,7 @@ pub struct Opts {
     pub start_on_provision: bool,
     pub build_config: &'static str,
     pub idle_ttl_ms: Option<u64>,
+    pub max_connections: Option<usize>,
 }
 
 impl Default for Opts {
@@ -27,6 +28,7 @@ impl Default for Opts {
             start_on_provision: true,
             build_config: "sqp",
             idle_ttl_ms: None,
+            max_connections: None,
         }
     }
 }
@@ -55,6 +57,7 @@ work_dir = "{dir}"
 
 [control]
 listen = "127.0.0.1:0"
+{maxc}
 
 [machine]
 cpu_cores = {slots}
@@ -81,6 +84,10 @@ name = "test"
 executable = "{exe}"
 "#,
         bc = o.build_config,
+        maxc = o
+            .max_connections
+            .map(|n| format!("max_connections = {n}"))
+            .unwrap_or_default(),
         sop = o.start_on_provision,
         dir = dir.display(),
         slots = o.slots,
