@@ -12,7 +12,7 @@
 //! | `POST /servers/{id}/stop` | stop a server; refused (409) when allocated |
 //! | `POST /servers/{id}/hold` `{"duration_ms"}` | keep a server running for a time |
 //! | `GET /allocations`, `GET /allocations/{id}` | allocations |
-//! | `POST /allocations` `{"allocation_id", "build_config"?, "payload"?, "server_id"?}` | allocate |
+//! | `POST /allocations` `{"allocation_id", "build_config"?, "payload"?, "server_id"?, "metadata"?: {"labels", "annotations"}}` | allocate |
 //! | `DELETE /allocations/{id}` | deallocate |
 //! | `POST /reservations` `{"duration_ms", "server_id"?}` | reserve a server |
 //! | `DELETE /reservations/{server_id}` | release a reservation |
@@ -29,8 +29,7 @@
 //! the API. Path segments are percent-decoded; allocation ids are limited
 //! to `A-Z a-z 0-9 - _ . :` (see [`crate::supervisor::validate_allocation_id`]).
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -156,7 +155,7 @@ impl From<HostError> for Refusal {
         let status = match e {
             HostError::BadRequest(_) => 400,
             HostError::NotFound(_) => 404,
-            HostError::Conflict(_) => 409,
+            HostError::Conflict(_) | HostError::AlreadyExists(_) | HostError::OutOfRange(_) => 409,
             HostError::TooLarge(_) => 413,
             HostError::Unavailable(_) => 503,
         };
@@ -510,6 +509,18 @@ struct AllocateBody {
     payload: Option<Value>,
     #[serde(default)]
     server_id: Option<u64>,
+    #[serde(default)]
+    metadata: Option<MetadataBody>,
+}
+
+/// Agones' allocation metadata: what the allocated GameServer gets.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct MetadataBody {
+    #[serde(default)]
+    labels: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -564,11 +575,14 @@ pub fn execute(s: &mut Supervisor, route: Route, body: &Value) -> (u16, Value) {
             Route::Allocation(id) => (200, allocation_json(&s.allocation(&id)?)),
             Route::Allocate => {
                 let b: AllocateBody = parse_body(body)?;
+                let meta = b.metadata.unwrap_or_default();
                 let a = s.allocate(AllocateRequest {
                     allocation_id: b.allocation_id,
                     build_config: b.build_config,
                     payload: b.payload,
                     server_id: b.server_id,
+                    labels: meta.labels,
+                    annotations: meta.annotations,
                 })?;
                 (201, allocation_json(&a))
             }
@@ -627,6 +641,7 @@ pub fn server_json(v: &ServerView) -> Value {
         "last_exit": v.last_exit,
         "memory_kb": v.memory_kb,
         "dir": v.dir.to_string_lossy(),
+        "players": v.players,
     })
 }
 
@@ -671,21 +686,7 @@ pub fn event_json(e: &Event) -> Value {
 
 // ----- client ----------------------------------------------------------------------
 
-/// Errors from the API client.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    /// Could not reach the supervisor.
-    #[error("cannot reach the netz-host control API at {addr}: {source}")]
-    Connect {
-        /// The address.
-        addr: SocketAddr,
-        /// The cause.
-        source: std::io::Error,
-    },
-    /// The reply was not HTTP/JSON.
-    #[error("bad reply from the control API: {0}")]
-    BadReply(String),
-}
+pub use crate::http_client::{raw_request, ClientError};
 
 /// The token of the supervisor listening on `addr`, as it left it for the
 /// same user (see [`crate::files::token_file_for`]).
@@ -720,43 +721,9 @@ pub fn request_with_token(
     path: &str,
     body: Option<&Value>,
 ) -> Result<(u16, Value), ClientError> {
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let out = raw_request(addr, req.as_bytes())?;
-    let text = String::from_utf8_lossy(&out);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| ClientError::BadReply("no header end".into()))?;
-    let code: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| ClientError::BadReply(format!("bad status line: {head:?}")))?;
-    let v = if body.trim().is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(body).map_err(|e| ClientError::BadReply(e.to_string()))?
-    };
-    Ok((code, v))
-}
-
-/// Sends `bytes` as they are and returns everything the server answers
-/// until it closes the connection.
-pub fn raw_request(addr: SocketAddr, bytes: &[u8]) -> Result<Vec<u8>, ClientError> {
-    let connect = |source| ClientError::Connect { addr, source };
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(connect)?;
-    s.set_read_timeout(Some(Duration::from_secs(15)))
-        .map_err(connect)?;
-    s.set_write_timeout(Some(Duration::from_secs(15)))
-        .map_err(connect)?;
-    s.write_all(bytes).map_err(connect)?;
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).map_err(connect)?;
-    Ok(out)
+    let headers: Vec<String> = token
+        .map(|t| format!("Authorization: Bearer {t}"))
+        .into_iter()
+        .collect();
+    crate::http_client::request(addr, method, path, &headers, body)
 }

@@ -71,6 +71,28 @@ pub struct Config {
     /// protocol and port ranges.
     #[serde(default)]
     pub build_configs: Vec<BuildConfiguration>,
+    /// The Agones-compatible SDK server of each slot; none when absent.
+    #[serde(default)]
+    pub agones: Option<AgonesConfig>,
+}
+
+/// `[agones]`: each slot gets an Agones SDK server (gRPC and REST) on
+/// loopback; its ports reach the game server in `AGONES_SDK_GRPC_PORT` and
+/// `AGONES_SDK_HTTP_PORT`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgonesConfig {
+    /// gRPC ports: slot `i` gets `start + i`. Inclusive `[start, end]`.
+    pub grpc_port_range: [u16; 2],
+    /// REST ports: slot `i` gets `start + i`. Inclusive `[start, end]`.
+    pub http_port_range: [u16; 2],
+    /// Capacity of the predefined `players` counter and list.
+    #[serde(default = "default_player_capacity")]
+    pub player_capacity: i64,
+}
+
+fn default_player_capacity() -> i64 {
+    100
 }
 
 /// `[fleet]`.
@@ -332,6 +354,11 @@ pub struct BuildConfiguration {
     /// Custom variables written into `server.json`.
     #[serde(default)]
     pub variables: BTreeMap<String, String>,
+    /// The server says when it is ready through the Agones SDK (`Ready`):
+    /// until then the slot is `Scheduled`, whatever its query protocol
+    /// answers. Needs `[agones]`.
+    #[serde(default)]
+    pub sdk_ready: bool,
 }
 
 fn default_query_type() -> String {
@@ -606,6 +633,21 @@ impl Config {
                         "is a reserved server.json field",
                     ));
                 }
+            }
+        }
+        if let Some(a) = &self.agones {
+            check_range("agones.grpc_port_range", a.grpc_port_range, slots)?;
+            check_range("agones.http_port_range", a.http_port_range, slots)?;
+            if a.player_capacity < 0 {
+                return Err(invalid("agones.player_capacity", "must not be negative"));
+            }
+        }
+        if let Some(bc) = self.build_configs.iter().find(|b| b.sdk_ready) {
+            if self.agones.is_none() {
+                return Err(invalid(
+                    format!("build configuration {}: sdk_ready", bc.name),
+                    "needs an [agones] section",
+                ));
             }
         }
         if self.build_config(&self.fleet.build_config).is_none() {

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::agones;
 use crate::api::{self, Access};
 use crate::config::Config;
 use crate::files;
@@ -74,6 +75,24 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
     files::write_atomic(&addr_file, addr.to_string().as_bytes()).map_err(io(&addr_file))?;
 
     let (handle, jobs) = Handle::channel();
+    // Every slot's Agones SDK server, bound before any server starts.
+    let mut sdk_tasks = Vec::new();
+    if let Some(a) = &cfg.agones {
+        for i in 0..cfg.slot_count() {
+            let (g, h) = (
+                a.grpc_port_range[0] + i as u16,
+                a.http_port_range[0] + i as u16,
+            );
+            let (grpc, http) = agones::bind(g, h)
+                .await
+                .map_err(|source| RunError::Listen {
+                    addr: SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, g)),
+                    source,
+                })?;
+            let sdk = agones::SlotSdk::new(handle.clone(), i);
+            sdk_tasks.push(tokio::spawn(agones::serve(sdk, grpc, http)));
+        }
+    }
     let supervisor = Supervisor::provision(cfg.clone(), &work, addr).map_err(io(&work))?;
     let open_connections = Arc::new(AtomicUsize::new(0));
     let access = Access {
@@ -89,6 +108,9 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
     ));
     supervisor.run(jobs).await;
     api_task.abort();
+    for t in &sdk_tasks {
+        t.abort();
+    }
     // Replies already decided (the one to `POST /shutdown` among them) are
     // written before the runtime, and with it their tasks, goes away;
     // requests that came too late are answered 503 at once.

@@ -7,10 +7,14 @@
 
 pub mod sdk;
 
+pub mod agones;
 pub mod api;
 pub mod config;
+pub mod error;
 pub mod files;
+pub mod gameserver;
 pub mod host;
+pub mod http_client;
 pub mod process;
 pub mod supervisor;
 pub mod test_server;

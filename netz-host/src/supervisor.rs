@@ -2,7 +2,7 @@
 //! (HOST-1..8). One task owns all state; the control API, child watchers
 //! and health probes talk to it through a channel.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -13,6 +13,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::{BuildConfiguration, Config};
+use crate::gameserver::{self, Counter, GameServerRecord, List};
 use crate::process::{rss_kb, supervise_child, ExitInfo, ProcControl};
 use crate::sdk::{self, QueryType, ServerJson};
 
@@ -56,26 +57,7 @@ impl Handle {
     }
 }
 
-/// Why the supervisor refused a request. The control API maps each kind
-/// onto an HTTP status.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum HostError {
-    /// The request itself is wrong (400).
-    #[error("{0}")]
-    BadRequest(String),
-    /// The named server or allocation does not exist (404).
-    #[error("{0}")]
-    NotFound(String),
-    /// The request conflicts with the current state (409).
-    #[error("{0}")]
-    Conflict(String),
-    /// A payload is over its limit (413).
-    #[error("{0}")]
-    TooLarge(String),
-    /// The supervisor is shutting down (503).
-    #[error("{0}")]
-    Unavailable(String),
-}
+pub use crate::error::HostError;
 
 /// A server slot's lifecycle state, named as Multiplay and Agones name
 /// theirs.
@@ -178,6 +160,8 @@ pub struct ServerView {
     pub memory_kb: Option<u64>,
     /// The slot folder.
     pub dir: PathBuf,
+    /// Players in the `players` list of the Agones SDK.
+    pub players: usize,
 }
 
 /// A read-only picture of one allocation.
@@ -237,6 +221,48 @@ pub struct Event {
     pub message: String,
 }
 
+pub use crate::sdk::ANNOTATION_ALLOCATION_ID;
+/// The annotation of an allocated GameServer that holds its payload.
+pub const ANNOTATION_ALLOCATION_PAYLOAD: &str = "netz.dev/allocation-payload";
+
+/// A slot as Agones' `GameServer` resource shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GameServerView {
+    /// `<fleet id>-<server id>`.
+    pub name: String,
+    /// The region id.
+    pub namespace: String,
+    /// Unique per process.
+    pub uid: String,
+    /// Bumped on every change the SDK makes.
+    pub generation: u64,
+    /// When the process started, Unix seconds.
+    pub creation_timestamp: i64,
+    /// Labels: the allocation's and the SDK's.
+    pub labels: BTreeMap<String, String>,
+    /// Annotations: the allocation's (with its id and payload) and the
+    /// SDK's.
+    pub annotations: BTreeMap<String, String>,
+    /// The state, named as Agones names it.
+    pub state: SlotState,
+    /// IPv4 address.
+    pub address: String,
+    /// IPv6 address, when configured.
+    pub ipv6: String,
+    /// Game port.
+    pub port: u16,
+    /// Health probe interval, seconds.
+    pub health_period_seconds: i32,
+    /// Failures that stop the server.
+    pub health_failure_threshold: i32,
+    /// Startup grace, seconds.
+    pub health_initial_delay_seconds: i32,
+    /// Counters.
+    pub counters: BTreeMap<String, Counter>,
+    /// Lists.
+    pub lists: BTreeMap<String, List>,
+}
+
 /// An allocation request.
 #[derive(Debug, Clone, Default)]
 pub struct AllocateRequest {
@@ -248,6 +274,10 @@ pub struct AllocateRequest {
     pub payload: Option<Value>,
     /// A specific server, or any.
     pub server_id: Option<u64>,
+    /// Labels the allocated GameServer gets (Agones' allocation metadata).
+    pub labels: BTreeMap<String, String>,
+    /// Annotations the allocated GameServer gets.
+    pub annotations: BTreeMap<String, String>,
 }
 
 enum Internal {
@@ -273,6 +303,9 @@ enum StopReason {
     Expired,
     MachineIdle,
     Shutdown,
+    /// The server called `Shutdown` through the Agones SDK: ends like an
+    /// exit with code 0.
+    SdkShutdown,
 }
 
 struct Proc {
@@ -293,6 +326,8 @@ struct Allocation {
     build_config: String,
     payload: Option<Value>,
     allocated_at_ms: u64,
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
 }
 
 struct Slot {
@@ -313,6 +348,10 @@ struct Slot {
     memory_failures: VecDeque<Instant>,
     starts: u64,
     last_exit: Option<String>,
+    /// What the server said through the Agones SDK.
+    record: GameServerRecord,
+    /// When the current process started, Unix ms.
+    started_ms: u64,
 }
 
 impl Slot {
@@ -326,7 +365,9 @@ impl Slot {
         self.proc.as_ref().is_some_and(|p| p.stopping.is_none())
     }
 
-    fn state(&self, has_query: bool) -> SlotState {
+    /// `has_query`: the build configuration names a query protocol;
+    /// `sdk_ready`: it waits for the SDK's `Ready` instead.
+    fn state(&self, has_query: bool, sdk_ready: bool) -> SlotState {
         if self.backoff {
             SlotState::Error
         } else if self.unhealthy {
@@ -338,7 +379,12 @@ impl Slot {
         } else {
             match &self.proc {
                 Some(p) if p.stopping.is_none() => {
-                    if p.answered || !has_query {
+                    let ready = if sdk_ready {
+                        self.record.sdk_ready
+                    } else {
+                        p.answered || !has_query || self.record.sdk_ready
+                    };
+                    if ready {
                         SlotState::Ready
                     } else {
                         SlotState::Scheduled
@@ -512,6 +558,12 @@ impl Supervisor {
             .args(bc.args.iter().map(|a| subst(a)))
             .envs(&bc.env)
             .env(sdk::ENV_SERVER_JSON, &sj)
+            .envs(self.sdk_ports(i).iter().flat_map(|(g, h)| {
+                [
+                    ("AGONES_SDK_GRPC_PORT", g.to_string()),
+                    ("AGONES_SDK_HTTP_PORT", h.to_string()),
+                ]
+            }))
             .current_dir(&s.dir)
             .stdin(Stdio::null())
             .process_group(0)
@@ -549,6 +601,9 @@ impl Supervisor {
         let now = Instant::now();
         let slot = &mut self.slots[i];
         slot.starts += 1;
+        slot.record =
+            GameServerRecord::new(self.cfg.agones.as_ref().map_or(0, |a| a.player_capacity));
+        slot.started_ms = unix_ms();
         slot.query_failures.clear();
         slot.memory_failures.clear();
         slot.proc = Some(Proc {
@@ -667,6 +722,16 @@ impl Supervisor {
                 );
                 self.record_crash(i, format!("malfunction: {why}"));
             }
+            Some(StopReason::SdkShutdown) if !self.shutting_down => {
+                self.log(
+                    Some(id),
+                    format!(
+                        "pid {} stopped ({info}) after Shutdown through the SDK",
+                        p.pid
+                    ),
+                );
+                self.session_over(i, "Shutdown through the SDK");
+            }
             Some(reason) => {
                 self.log(
                     Some(id),
@@ -679,24 +744,30 @@ impl Supervisor {
                     Some(id),
                     format!("pid {} exited with code 0 (intentional)", p.pid),
                 );
-                if let Some(a) = self.slots[i].allocation.take() {
-                    self.log(Some(id), format!("deallocated {} after exit 0", a.id));
-                    self.write_payload(i);
-                }
-                self.slots[i].want_config = self.active_config.clone();
-                self.write_server_json(i);
-                self.slots[i].unhealthy = false;
-                if self.wants_running_idle(i) {
-                    self.start(i);
-                }
-                let id = self.slots[i].server_id;
-                self.log(Some(id), "slot ready".into());
+                self.session_over(i, "exit 0");
             }
             None => {
                 self.log(Some(id), format!("pid {} crashed ({info})", p.pid));
                 self.record_crash(i, format!("crash ({info})"));
             }
         }
+    }
+
+    /// The intentional end of a server: its allocation ends, the slot is
+    /// ready for the next one (and runs a fresh server if idle slots do).
+    fn session_over(&mut self, i: usize, why: &str) {
+        let id = self.slots[i].server_id;
+        if let Some(a) = self.slots[i].allocation.take() {
+            self.log(Some(id), format!("deallocated {} after {why}", a.id));
+            self.write_payload(i);
+        }
+        self.slots[i].want_config = self.active_config.clone();
+        self.write_server_json(i);
+        self.slots[i].unhealthy = false;
+        if self.wants_running_idle(i) {
+            self.start(i);
+        }
+        self.log(Some(id), "slot ready".into());
     }
 
     fn on_health(&mut self, i: usize, gen: u64, query_ok: Option<bool>, rss: Option<u64>) {
@@ -734,6 +805,20 @@ impl Supervisor {
                 msgs.push("no answer to the query protocol".to_string());
             }
             _ => {}
+        }
+        // The SDK's Health pings are a second health source: once a server
+        // has pinged, a probe that finds no ping within the last interval
+        // (plus the query timeout) counts as a failure.
+        if let Some(t) = slot.record.last_health {
+            let allowed =
+                cfg.health_interval() + Duration::from_millis(cfg.health.query_timeout_ms);
+            if now.duration_since(t) > allowed {
+                slot.query_failures.push_back(now);
+                msgs.push(format!(
+                    "no Health ping through the SDK for {} ms",
+                    now.duration_since(t).as_millis()
+                ));
+            }
         }
         if let Some(kb) = rss {
             if kb > limit {
@@ -885,7 +970,7 @@ impl Supervisor {
         ServerView {
             server_id: s.server_id,
             slot: s.index,
-            state: s.state(bc.query().is_some()),
+            state: s.state(bc.query().is_some(), bc.sdk_ready),
             process,
             pid: s.proc.as_ref().map(|p| p.pid),
             build_config: bc_name.clone(),
@@ -902,6 +987,11 @@ impl Supervisor {
             last_exit: s.last_exit.clone(),
             memory_kb: s.proc.as_ref().and_then(|p| p.rss_kb),
             dir: s.dir.clone(),
+            players: s
+                .record
+                .lists
+                .get(gameserver::PLAYERS)
+                .map_or(0, |l| l.values.len()),
         }
     }
 
@@ -919,7 +1009,7 @@ impl Supervisor {
             query_port: bc.query().map(|_| qport),
             payload: a.payload.clone(),
             allocated_at_ms: a.allocated_at_ms,
-            state: s.state(bc.query().is_some()),
+            state: s.state(bc.query().is_some(), bc.sdk_ready),
         })
     }
 
@@ -1012,6 +1102,16 @@ impl Supervisor {
                 )));
             }
         }
+        for k in req.labels.keys().chain(req.annotations.keys()) {
+            if k.is_empty()
+                || k.len() > 253
+                || k.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                return Err(HostError::BadRequest(format!(
+                    "metadata key {k:?} is invalid"
+                )));
+            }
+        }
         if self.find_allocation(&id).is_some() {
             return Err(HostError::Conflict(format!(
                 "allocation {id:?} already exists"
@@ -1072,11 +1172,22 @@ impl Supervisor {
                     })?
             }
         };
-        self.allocate_slot(i, id, name, req.payload);
+        self.allocate_slot(
+            i,
+            Allocation {
+                id,
+                build_config: name,
+                payload: req.payload,
+                allocated_at_ms: unix_ms(),
+                labels: req.labels,
+                annotations: req.annotations,
+            },
+        );
         Ok(self.allocation_view(i).expect("just allocated"))
     }
 
-    fn allocate_slot(&mut self, i: usize, id: String, name: String, payload: Option<Value>) {
+    fn allocate_slot(&mut self, i: usize, a: Allocation) {
+        let (id, name) = (a.id.clone(), a.build_config.clone());
         if self.machine == MachineState::Stopped {
             self.machine = MachineState::Running;
             self.last_busy = Instant::now();
@@ -1085,12 +1196,9 @@ impl Supervisor {
         let sid = self.slots[i].server_id;
         let slot = &mut self.slots[i];
         slot.reserved_until = None;
-        slot.allocation = Some(Allocation {
-            id: id.clone(),
-            build_config: name.clone(),
-            payload,
-            allocated_at_ms: unix_ms(),
-        });
+        slot.record.sdk_ready = false;
+        slot.record.generation += 1;
+        slot.allocation = Some(a);
         slot.want_config = name.clone();
         self.write_payload(i);
         self.write_server_json(i);
@@ -1297,6 +1405,259 @@ impl Supervisor {
         }
     }
 
+    // ----- the Agones SDK of a slot ------------------------------------------------
+
+    /// The gRPC and REST ports of slot `i`'s SDK server, when `[agones]`
+    /// is configured.
+    pub fn sdk_ports(&self, i: usize) -> Option<(u16, u16)> {
+        let a = self.cfg.agones.as_ref()?;
+        Some((
+            a.grpc_port_range[0] + i as u16,
+            a.http_port_range[0] + i as u16,
+        ))
+    }
+
+    fn sdk_slot(&mut self, i: usize) -> Result<&mut Slot, HostError> {
+        let s = self
+            .slots
+            .get_mut(i)
+            .ok_or_else(|| HostError::NotFound(format!("no slot {i}")))?;
+        if !s.running() {
+            return Err(HostError::Conflict(format!(
+                "server {} has no running process",
+                s.server_id
+            )));
+        }
+        Ok(s)
+    }
+
+    /// `Ready`: the server is ready for an allocation. Called while
+    /// allocated, it ends the allocation and the process stays (Agones'
+    /// way of reusing a server).
+    pub fn sdk_ready(&mut self, i: usize) -> Result<(), HostError> {
+        let s = self.sdk_slot(i)?;
+        let id = s.server_id;
+        let first = !s.record.sdk_ready;
+        s.record.sdk_ready = true;
+        s.record.generation += 1;
+        s.reserved_until = None;
+        if let Some(a) = s.allocation.take() {
+            self.log(
+                Some(id),
+                format!("Ready through the SDK: allocation {} ends", a.id),
+            );
+            self.write_payload(i);
+            self.slots[i].want_config = self.active_config.clone();
+            self.write_server_json(i);
+        } else if first {
+            self.log(Some(id), "Ready through the SDK".into());
+        }
+        Ok(())
+    }
+
+    /// `Health`: one ping.
+    pub fn sdk_health(&mut self, i: usize) -> Result<(), HostError> {
+        let s = self.sdk_slot(i)?;
+        s.record.last_health = Some(Instant::now());
+        if s.unhealthy && s.proc.as_ref().is_some_and(|p| p.stopping.is_none()) {
+            s.unhealthy = false;
+        }
+        Ok(())
+    }
+
+    /// `Allocate`: the server allocates itself (an allocation named
+    /// `sdk-<server id>-<n>`); nothing when it is allocated already.
+    pub fn sdk_allocate(&mut self, i: usize) -> Result<(), HostError> {
+        self.refuse_when_shutting_down()?;
+        let s = self.sdk_slot(i)?;
+        if s.allocation.is_some() {
+            return Ok(());
+        }
+        let name = s
+            .proc
+            .as_ref()
+            .map(|p| p.build_config.clone())
+            .unwrap_or_else(|| s.want_config.clone());
+        let id = format!("sdk-{}-{}", s.server_id, s.starts);
+        let id = if self.find_allocation(&id).is_some() {
+            format!("{id}-{}", unix_ms())
+        } else {
+            id
+        };
+        self.allocate_slot(
+            i,
+            Allocation {
+                id,
+                build_config: name,
+                payload: None,
+                allocated_at_ms: unix_ms(),
+                labels: BTreeMap::new(),
+                annotations: BTreeMap::new(),
+            },
+        );
+        Ok(())
+    }
+
+    /// `Reserve(seconds)`: held back from allocations for that long; 0
+    /// means until allocated. Nothing while allocated.
+    pub fn sdk_reserve(&mut self, i: usize, seconds: i64) -> Result<(), HostError> {
+        if seconds < 0 {
+            return Err(HostError::BadRequest(format!(
+                "cannot reserve for {seconds} seconds"
+            )));
+        }
+        let s = self.sdk_slot(i)?;
+        if s.allocation.is_some() {
+            return Ok(());
+        }
+        let id = s.server_id;
+        // "Until allocated" is ten years: far enough, and no overflow.
+        let d = if seconds == 0 {
+            Duration::from_secs(10 * 365 * 86_400)
+        } else {
+            Duration::from_secs(seconds as u64)
+        };
+        s.reserved_until = Some(Instant::now() + d);
+        s.record.sdk_ready = false;
+        s.record.generation += 1;
+        let how = if seconds == 0 {
+            "until allocated".to_string()
+        } else {
+            format!("for {seconds} s")
+        };
+        self.log(Some(id), format!("reserved {how} through the SDK"));
+        Ok(())
+    }
+
+    /// `Shutdown`: the server is done; it is stopped, and the slot ends
+    /// like after an exit with code 0.
+    pub fn sdk_shutdown(&mut self, i: usize) -> Result<(), HostError> {
+        let id = self.sdk_slot(i)?.server_id;
+        self.log(Some(id), "Shutdown through the SDK".into());
+        self.stop(i, StopReason::SdkShutdown);
+        Ok(())
+    }
+
+    /// `SetLabel`.
+    pub fn sdk_set_label(&mut self, i: usize, key: &str, value: &str) -> Result<(), HostError> {
+        self.sdk_slot(i)?.record.set_label(key, value)
+    }
+
+    /// `SetAnnotation`.
+    pub fn sdk_set_annotation(
+        &mut self,
+        i: usize,
+        key: &str,
+        value: &str,
+    ) -> Result<(), HostError> {
+        self.sdk_slot(i)?.record.set_annotation(key, value)
+    }
+
+    /// `GetCounter`.
+    pub fn sdk_counter(&mut self, i: usize, name: &str) -> Result<Counter, HostError> {
+        self.sdk_slot(i)?.record.counter(name)
+    }
+
+    /// `UpdateCounter`.
+    pub fn sdk_update_counter(
+        &mut self,
+        i: usize,
+        name: &str,
+        count: Option<i64>,
+        capacity: Option<i64>,
+        diff: i64,
+    ) -> Result<Counter, HostError> {
+        self.sdk_slot(i)?
+            .record
+            .update_counter(name, count, capacity, diff)
+    }
+
+    /// `GetList`.
+    pub fn sdk_list(&mut self, i: usize, name: &str) -> Result<List, HostError> {
+        self.sdk_slot(i)?.record.list(name)
+    }
+
+    /// `UpdateList`.
+    pub fn sdk_update_list(
+        &mut self,
+        i: usize,
+        name: &str,
+        capacity: Option<i64>,
+        values: Option<Vec<String>>,
+    ) -> Result<List, HostError> {
+        self.sdk_slot(i)?.record.update_list(name, capacity, values)
+    }
+
+    /// `AddListValue`.
+    pub fn sdk_add_list_value(
+        &mut self,
+        i: usize,
+        name: &str,
+        value: &str,
+    ) -> Result<List, HostError> {
+        self.sdk_slot(i)?.record.add_list_value(name, value)
+    }
+
+    /// `RemoveListValue`.
+    pub fn sdk_remove_list_value(
+        &mut self,
+        i: usize,
+        name: &str,
+        value: &str,
+    ) -> Result<List, HostError> {
+        self.sdk_slot(i)?.record.remove_list_value(name, value)
+    }
+
+    /// Slot `i` as Agones' `GameServer` shows it (`None` for no such slot).
+    pub fn game_server(&self, i: usize) -> Option<GameServerView> {
+        let s = self.slots.get(i)?;
+        let bc_name = s
+            .proc
+            .as_ref()
+            .map(|p| p.build_config.clone())
+            .unwrap_or_else(|| s.want_config.clone());
+        let bc = self.bc(&bc_name);
+        let (port, _) = self.ports(i, bc);
+        let mut labels = s.record.labels.clone();
+        let mut annotations = s.record.annotations.clone();
+        if let Some(a) = &s.allocation {
+            labels.extend(a.labels.clone());
+            annotations.extend(a.annotations.clone());
+            annotations.insert(ANNOTATION_ALLOCATION_ID.into(), a.id.clone());
+            if let Some(p) = &a.payload {
+                let text = match p {
+                    Value::String(t) => t.clone(),
+                    v => v.to_string(),
+                };
+                annotations.insert(ANNOTATION_ALLOCATION_PAYLOAD.into(), text);
+            }
+        }
+        let gen = s.proc.as_ref().map_or(0, |p| p.gen);
+        Some(GameServerView {
+            name: format!("{}-{}", self.cfg.fleet.id, s.server_id),
+            namespace: self.cfg.fleet.region_id.clone(),
+            uid: format!("{}-{}-{gen}", self.cfg.fleet.machine_id, s.server_id),
+            generation: s.record.generation,
+            creation_timestamp: (s.started_ms / 1000) as i64,
+            labels,
+            annotations,
+            state: s.state(bc.query().is_some(), bc.sdk_ready),
+            address: self.cfg.fleet.ip.clone(),
+            ipv6: self.cfg.fleet.ipv6.clone(),
+            port,
+            health_period_seconds: (self.cfg.health.interval_ms / 1000).max(1) as i32,
+            health_failure_threshold: self.cfg.health.failure_threshold as i32,
+            health_initial_delay_seconds: (self.cfg.health.startup_grace_ms / 1000) as i32,
+            counters: s.record.counters.clone(),
+            lists: s.record.lists.clone(),
+        })
+    }
+
+    /// The number of slots.
+    pub fn slot_count(&self) -> usize {
+        self.slots.len()
+    }
+
     // ----- the task --------------------------------------------------------------
 
     /// Provisions the slots in `work` (their folders, `server.json`) and
@@ -1332,6 +1693,8 @@ impl Supervisor {
                 memory_failures: VecDeque::new(),
                 starts: 0,
                 last_exit: None,
+                record: GameServerRecord::new(cfg.agones.as_ref().map_or(0, |a| a.player_capacity)),
+                started_ms: 0,
             });
         }
         let mut sup = Supervisor {

@@ -19,11 +19,16 @@
 //! ```
 
 pub mod a2s;
+mod backend;
 mod query;
 mod server_json;
 pub mod sqp;
 mod udp;
 
+pub use backend::{
+    choose_backend, connect, AgonesSdk, Backend, HostSdk, NetzHostSdk, ANNOTATION_ALLOCATION_ID,
+    ENV_AGONES_GRPC_PORT, ENV_AGONES_HTTP_PORT, ENV_BACKEND,
+};
 pub use query::{GameServer, QueryDetails, QueryInfo, QueryPlayer, QueryServer, QueryTeam};
 pub use server_json::{
     read_payload, server_json_path, write_atomic, AllocationEvent, AllocationWatcher, QueryType,

@@ -19,6 +19,9 @@ pub struct Opts {
     pub build_config: &'static str,
     pub idle_ttl_ms: Option<u64>,
     pub max_connections: Option<usize>,
+    /// Appended to the generated config (an `[agones]` section, more
+    /// builds and build configurations).
+    pub extra_config: String,
 }
 
 impl Default for Opts {
@@ -29,6 +32,7 @@ impl Default for Opts {
             build_config: "sqp",
             idle_ttl_ms: None,
             max_connections: None,
+            extra_config: String::new(),
         }
     }
 }
@@ -121,6 +125,7 @@ variables = {{ marker = "{cname}" }}
             qe = p + 19,
         ));
     }
+    s.push_str(&o.extra_config);
     s
 }
 
