@@ -18,6 +18,7 @@ pub mod http_client;
 pub mod process;
 pub mod supervisor;
 pub mod test_server;
+pub mod wrap;
 
 pub use config::{Config, ConfigError};
 pub use host::run;

@@ -14,6 +14,11 @@ USAGE:
   netz-host run --config FILE          run the supervisor (Ctrl-C stops it and every server)
   netz-host check --config FILE        validate a config file and show the slot count
   netz-host test-server [OPTIONS]      run the test game server (used by the example fleet)
+  netz-host wrap [--ready-line PREFIX] -- PROGRAM [ARGS...]
+                                       run a game server that knows no SDK, speaking for it
+                                       (Ready on its first output line starting with PREFIX,
+                                       default ready; Health every second; Shutdown on exit 0)
+                                       to netz-host or Agones, whichever hosts it
 
 Client commands (talk to a running supervisor):
   netz-host [--api ADDR | --config FILE] COMMAND
@@ -98,6 +103,9 @@ fn real_main(argv: Vec<String>) -> Result<ExitCode, String> {
     if argv.first().map(String::as_str) == Some("test-server") {
         let code = netz_host::test_server::main(&argv[1..]);
         return Ok(ExitCode::from(code.clamp(0, 255) as u8));
+    }
+    if argv.first().map(String::as_str) == Some("wrap") {
+        return wrap(&argv[1..]);
     }
     let mut args = Args { rest: argv };
     if args.rest.iter().any(|a| a == "--help" || a == "-h") || args.rest.is_empty() {
@@ -264,6 +272,25 @@ fn api_token(file: Option<String>, config: Option<&str>) -> Option<String> {
     }
     let cfg = Config::load(config?).ok()?;
     api::read_token(&cfg.work_dir().join(netz_host::host::API_TOKEN_FILE))
+}
+
+fn wrap(argv: &[String]) -> Result<ExitCode, String> {
+    let sep = argv
+        .iter()
+        .position(|a| a == "--")
+        .ok_or("wrap needs -- PROGRAM [ARGS...]")?;
+    let mut opts = Args {
+        rest: argv[..sep].to_vec(),
+    };
+    let prefix = opts
+        .option("--ready-line")?
+        .unwrap_or_else(|| "ready".into());
+    opts.finish()?;
+    let (program, args) = argv[sep + 1..]
+        .split_first()
+        .ok_or("wrap needs a PROGRAM after --")?;
+    let code = netz_host::wrap::main(program, args, &prefix);
+    Ok(ExitCode::from(code.clamp(0, 255) as u8))
 }
 
 fn run(cfg: Config) -> Result<ExitCode, String> {

@@ -130,6 +130,9 @@ fn game() -> i32 {
 
 // ----- the tests ----------------------------------------------------------------
 
+/// The `[agones]` section (ports `base + 80 ..= base + 89`) and the
+/// `agones` build configuration (game ports `base + 90 ..= base + 94`),
+/// then `extra`.
 fn agones_config(base: u16, extra: &str) -> String {
     let exe = std::env::current_exe().unwrap();
     format!(
@@ -504,11 +507,62 @@ fn the_backend_comes_from_the_environment() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+fn a_game_without_an_sdk_runs_wrapped() {
+    let base = 44200;
+    let extra = format!(
+        r#"
+[[builds]]
+name = "wrapper"
+executable = "{host}"
+args = ["wrap", "--ready-line", "test server", "--", "{game}"]
+
+[[build_configs]]
+name = "wrapped"
+build = "wrapper"
+sdk_ready = true
+env = {{ NETZ_HOST_SDK = "agones" }}
+port_range = [{p}, {pe}]
+"#,
+        host = env!("CARGO_BIN_EXE_netz-host"),
+        game = env!("CARGO_BIN_EXE_netz-test-server"),
+        p = base + 95,
+        pe = base + 99,
+    );
+    let f = Fleet::start(
+        "agones-wrap",
+        base,
+        Opts {
+            build_config: "wrapped",
+            extra_config: agones_config(base, &extra),
+            ..Opts::default()
+        },
+    );
+    // Ready only through the SDK (sdk_ready): the wrapper said it when the
+    // game printed its ready line.
+    let s = f.wait_server(1, "Ready", |s| s["state"] == "Ready");
+    assert!(f.events().contains("Ready through the SDK"));
+    let first = s["pid"].as_u64();
+    f.allocate("m-wrap", json!({}));
+    f.wait_until("the game saw it", |f| f.status(1)["allocation"] == "m-wrap");
+    // The game ends its session with exit 0; the wrapper tells the host.
+    f.command(1, "exit0");
+    let s = f.wait_server(1, "a fresh server", |s| {
+        s["process"] == "running" && s["pid"].as_u64() != first
+    });
+    assert!(s["allocation_id"].is_null(), "{s}");
+    let events = f.events();
+    assert!(events.contains("deallocated m-wrap after"), "{events}");
+}
+
 fn main() {
     if std::env::var_os(GAME_ENV).is_some() {
         std::process::exit(game());
     }
-    let tests: [(&str, fn()); 3] = [
+    let tests: [(&str, fn()); 4] = [
+        (
+            "a_game_without_an_sdk_runs_wrapped",
+            a_game_without_an_sdk_runs_wrapped,
+        ),
         (
             "the_backend_comes_from_the_environment",
             the_backend_comes_from_the_environment,
