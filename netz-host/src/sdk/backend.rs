@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use serde_json::{json, Value};
 
 use super::query::{GameServer, QueryPlayer};
-use super::server_json::{server_json_path, AllocationEvent, ENV_SERVER_JSON};
+use super::server_json::{server_json_path, AllocationEvent, AllocationTracker, ENV_SERVER_JSON};
 
 /// `AGONES_SDK_HTTP_PORT`: the Agones SDK's REST port (default 9358).
 pub const ENV_AGONES_HTTP_PORT: &str = "AGONES_SDK_HTTP_PORT";
@@ -146,9 +146,7 @@ impl HostSdk for NetzHostSdk {
 #[derive(Debug)]
 pub struct AgonesSdk {
     addr: SocketAddr,
-    /// The allocation last seen (`None`: not allocated).
-    current: Option<String>,
-    pending: std::collections::VecDeque<AllocationEvent>,
+    tracker: AllocationTracker,
 }
 
 impl AgonesSdk {
@@ -156,8 +154,7 @@ impl AgonesSdk {
     pub fn new(addr: SocketAddr) -> AgonesSdk {
         AgonesSdk {
             addr,
-            current: None,
-            pending: Default::default(),
+            tracker: AllocationTracker::default(),
         }
     }
 
@@ -191,7 +188,7 @@ impl HostSdk for AgonesSdk {
         self.call("POST", "/health", json!({})).map(drop)
     }
     fn poll(&mut self) -> io::Result<Option<AllocationEvent>> {
-        if let Some(e) = self.pending.pop_front() {
+        if let Some(e) = self.tracker.take_pending() {
             return Ok(Some(e));
         }
         let gs = self.game_server()?;
@@ -209,17 +206,7 @@ impl HostSdk for AgonesSdk {
                     )
                 })
         });
-        if now != self.current {
-            if let Some(old) = self.current.take() {
-                self.pending.push_back(AllocationEvent::Deallocated(old));
-            }
-            if let Some(new) = &now {
-                self.pending
-                    .push_back(AllocationEvent::Allocated(new.clone()));
-            }
-            self.current = now;
-        }
-        Ok(self.pending.pop_front())
+        Ok(self.tracker.observe(now))
     }
     fn set_players(&mut self, players: &[String]) -> io::Result<()> {
         self.call(

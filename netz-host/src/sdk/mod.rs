@@ -31,6 +31,6 @@ pub use backend::{
 };
 pub use query::{GameServer, QueryDetails, QueryInfo, QueryPlayer, QueryServer, QueryTeam};
 pub use server_json::{
-    read_payload, server_json_path, write_atomic, AllocationEvent, AllocationWatcher, QueryType,
-    ServerJson, ENV_SERVER_JSON, FILE_NAME, PAYLOAD_FILE_NAME,
+    read_payload, server_json_path, write_atomic, AllocationEvent, AllocationTracker,
+    AllocationWatcher, QueryType, ServerJson, ENV_SERVER_JSON, FILE_NAME, PAYLOAD_FILE_NAME,
 };
