@@ -1517,8 +1517,8 @@ impl Supervisor {
         } else {
             Duration::from_secs(seconds as u64)
         };
+        // Ready again by itself when the reservation ends, as on Agones.
         s.reserved_until = Some(Instant::now() + d);
-        s.record.sdk_ready = false;
         s.record.generation += 1;
         let how = if seconds == 0 {
             "until allocated".to_string()

@@ -206,13 +206,14 @@ fn official_agones_crate_game_runs_under_netz_host() {
     tell(&f, "reserve:1");
     f.wait_server(1, "Reserved", |s| s["state"] == "Reserved");
     f.wait_until("Reserved seen", |f| watched(f)["state"] == "Reserved");
-    f.wait_server(1, "back from the reservation", |s| {
-        s["state"] != "Reserved" && s["reserved_for_ms"].is_null()
+    f.wait_server(1, "Ready again after the reservation", |s| {
+        s["state"] == "Ready" && s["reserved_for_ms"].is_null()
+    });
+    f.wait_until("Ready seen again", |f| {
+        watched(f)["states"] == json!(["Scheduled", "Ready", "Reserved", "Ready"])
     });
 
     // An allocation made through netz-host's API, with Agones' metadata.
-    tell(&f, "ready");
-    f.wait_server(1, "Ready", |s| s["state"] == "Ready");
     f.ok(
         "POST",
         "/allocations",
