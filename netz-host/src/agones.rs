@@ -569,6 +569,11 @@ async fn rest_connection(mut stream: TcpStream, sdk: SlotSdk) {
         let msg = format!("requests from web pages (Origin {o:?}) are refused");
         return write_json(&mut stream, 403, &json!({"code": 7, "message": msg})).await;
     }
+    if let Some(host) = h.host.as_deref().filter(|h| !loopback_host(h)) {
+        // A page that rebound its DNS name to 127.0.0.1 still sends that name.
+        let msg = format!("Host {host:?} is not a loopback name");
+        return write_json(&mut stream, 403, &json!({"code": 7, "message": msg})).await;
+    }
     let mut body = buf[head_end + 4..].to_vec();
     let read_body = async {
         while body.len() < h.content_length {
@@ -606,6 +611,18 @@ async fn rest_connection(mut stream: TcpStream, sdk: SlotSdk) {
         Err(e) => error_json(&e),
     };
     write_json(&mut stream, code, &v).await;
+}
+
+/// Whether a `Host` header names loopback (`localhost`, `127.0.0.1` or
+/// `[::1]`, with or without a port).
+fn loopback_host(host: &str) -> bool {
+    let name = match host.rsplit_once(':') {
+        Some((n, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => n,
+        _ => host,
+    };
+    ["localhost", "127.0.0.1", "[::1]"]
+        .iter()
+        .any(|n| n.eq_ignore_ascii_case(name))
 }
 
 /// `GET /watch/gameserver`: newline-delimited `{"result": GameServer}`

@@ -415,6 +415,17 @@ fn rest_paths_answer_plain_http() {
     )
     .unwrap();
     assert_eq!(out.0, 403);
+    // Nor one that rebound its name to 127.0.0.1 (it sends its own Host).
+    let raw = http_client::raw_request(
+        sdk_port(base),
+        b"GET /gameserver HTTP/1.1\r\nHost: evil.example:9358\r\n\r\n",
+    )
+    .unwrap();
+    assert!(
+        raw.starts_with(b"HTTP/1.1 403"),
+        "{}",
+        String::from_utf8_lossy(&raw)
+    );
 
     // Reserve(0): until allocated; then a self-allocation.
     let (code, _) = rest(base, "POST", "/reserve", json!({"seconds": "0"}));
