@@ -427,14 +427,34 @@ pub async fn serve(sdk: SlotSdk, grpc: TcpListener, http: TcpListener) {
 
 // ----- the REST gateway ----------------------------------------------------------
 
+/// REST connections one slot's SDK answers at the same time (watch
+/// streams count); more are refused.
+const MAX_REST_CONNECTIONS: usize = 32;
+
 async fn serve_rest(sdk: SlotSdk, listener: TcpListener) {
+    let open = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let Ok((mut stream, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
-        let sdk = sdk.clone();
-        tokio::spawn(async move { rest_connection(stream, sdk).await });
+        if open.load(std::sync::atomic::Ordering::SeqCst) >= MAX_REST_CONNECTIONS {
+            tokio::spawn(async move {
+                let msg = json!({"code": 8, "message": "too many connections to the SDK"});
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(1),
+                    write_json(&mut stream, 503, &msg),
+                )
+                .await;
+            });
+            continue;
+        }
+        open.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let (sdk, open) = (sdk.clone(), open.clone());
+        tokio::spawn(async move {
+            rest_connection(stream, sdk).await;
+            open.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        });
     }
 }
 
