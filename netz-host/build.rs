@@ -13,7 +13,11 @@ fn main() {
         .build_client(false)
         .build_server(true)
         .compile_protos(
-            &["proto/agones_sdk.proto", "proto/agones_sdk_beta.proto"],
+            &[
+                "proto/agones_sdk.proto",
+                "proto/agones_sdk_alpha.proto",
+                "proto/agones_sdk_beta.proto",
+            ],
             &[std::path::PathBuf::from("proto"), include],
         )
         .expect("compile the Agones SDK protos");

@@ -10,8 +10,9 @@
 //! `Shutdown` (the exit-0 path: deallocated, slot ready), labels and
 //! annotations (prefixed `agones.dev/sdk-`), `GetGameServer` /
 //! `WatchGameServer` (states named as Agones names them, the allocation's
-//! metadata among labels and annotations) and the predefined `players`
-//! counter and list.
+//! metadata among labels and annotations), the predefined `players`
+//! counter and list, and the alpha player tracking
+//! (`agones.dev.sdk.alpha.SDK`, kept in that list).
 
 // tonic's generated traits return `Result<_, tonic::Status>`; its size is
 // not ours to choose.
@@ -29,7 +30,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::api::{parse_head, percent_decode};
 use crate::error::HostError;
-use crate::gameserver::{Counter, List};
+use crate::gameserver::{Counter, List, PLAYERS};
 use crate::supervisor::{GameServerView, Handle, Supervisor};
 
 /// The generated gRPC types.
@@ -38,6 +39,10 @@ pub mod proto {
     /// `agones.dev.sdk`.
     pub mod sdk {
         tonic::include_proto!("agones.dev.sdk");
+    }
+    /// `agones.dev.sdk.alpha`.
+    pub mod alpha {
+        tonic::include_proto!("agones.dev.sdk.alpha");
     }
     /// `agones.dev.sdk.beta`.
     pub mod beta {
@@ -134,7 +139,7 @@ pub fn to_proto(g: &GameServerView) -> GameServer {
     let map = |m: &std::collections::BTreeMap<String, String>| -> HashMap<String, String> {
         m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     };
-    let players = g.lists.get(crate::gameserver::PLAYERS);
+    let players = g.lists.get(PLAYERS);
     let mut addresses = vec![status::Address {
         r#type: "InternalIP".into(),
         address: g.address.clone(),
@@ -404,6 +409,88 @@ impl proto::beta::sdk_server::Sdk for SlotSdk {
     }
 }
 
+/// Agones' alpha player tracking, kept in the `players` list.
+#[tonic::async_trait]
+impl proto::alpha::sdk_server::Sdk for SlotSdk {
+    async fn player_connect(
+        &self,
+        req: Request<proto::alpha::PlayerId>,
+    ) -> GrpcResult<proto::alpha::Bool> {
+        let id = req.into_inner().player_id;
+        let r = self
+            .call(move |s, i| match s.sdk_add_list_value(i, PLAYERS, &id) {
+                Ok(_) => Ok(true),
+                Err(HostError::AlreadyExists(_)) => Ok(false),
+                Err(e) => Err(e),
+            })
+            .await;
+        reply(r.map(|b| proto::alpha::Bool { bool: b }))
+    }
+
+    async fn player_disconnect(
+        &self,
+        req: Request<proto::alpha::PlayerId>,
+    ) -> GrpcResult<proto::alpha::Bool> {
+        let id = req.into_inner().player_id;
+        let r = self
+            .call(move |s, i| match s.sdk_remove_list_value(i, PLAYERS, &id) {
+                Ok(_) => Ok(true),
+                Err(HostError::NotFound(m)) if m.contains("is not in list") => Ok(false),
+                Err(e) => Err(e),
+            })
+            .await;
+        reply(r.map(|b| proto::alpha::Bool { bool: b }))
+    }
+
+    async fn set_player_capacity(
+        &self,
+        req: Request<proto::alpha::Count>,
+    ) -> GrpcResult<proto::alpha::Empty> {
+        let n = req.into_inner().count;
+        let r = self
+            .call(move |s, i| s.sdk_update_list(i, PLAYERS, Some(n), None))
+            .await;
+        reply(r.map(|_| proto::alpha::Empty {}))
+    }
+
+    async fn get_player_capacity(
+        &self,
+        _: Request<proto::alpha::Empty>,
+    ) -> GrpcResult<proto::alpha::Count> {
+        let r = self.call(|s, i| s.sdk_list(i, PLAYERS)).await;
+        reply(r.map(|l| proto::alpha::Count { count: l.capacity }))
+    }
+
+    async fn get_player_count(
+        &self,
+        _: Request<proto::alpha::Empty>,
+    ) -> GrpcResult<proto::alpha::Count> {
+        let r = self.call(|s, i| s.sdk_list(i, PLAYERS)).await;
+        reply(r.map(|l| proto::alpha::Count {
+            count: l.values.len() as i64,
+        }))
+    }
+
+    async fn is_player_connected(
+        &self,
+        req: Request<proto::alpha::PlayerId>,
+    ) -> GrpcResult<proto::alpha::Bool> {
+        let id = req.into_inner().player_id;
+        let r = self.call(|s, i| s.sdk_list(i, PLAYERS)).await;
+        reply(r.map(|l| proto::alpha::Bool {
+            bool: l.values.contains(&id),
+        }))
+    }
+
+    async fn get_connected_players(
+        &self,
+        _: Request<proto::alpha::Empty>,
+    ) -> GrpcResult<proto::alpha::PlayerIdList> {
+        let r = self.call(|s, i| s.sdk_list(i, PLAYERS)).await;
+        reply(r.map(|l| proto::alpha::PlayerIdList { list: l.values }))
+    }
+}
+
 /// Binds slot `slot`'s gRPC and REST ports on loopback.
 pub async fn bind(grpc_port: u16, http_port: u16) -> std::io::Result<(TcpListener, TcpListener)> {
     let lo = std::net::Ipv4Addr::LOCALHOST;
@@ -416,6 +503,7 @@ pub async fn bind(grpc_port: u16, http_port: u16) -> std::io::Result<(TcpListene
 pub async fn serve(sdk: SlotSdk, grpc: TcpListener, http: TcpListener) {
     let grpc_server = tonic::transport::Server::builder()
         .add_service(proto::sdk::sdk_server::SdkServer::new(sdk.clone()))
+        .add_service(proto::alpha::sdk_server::SdkServer::new(sdk.clone()))
         .add_service(proto::beta::sdk_server::SdkServer::new(sdk.clone()))
         .serve_with_incoming(TcpListenerStream::new(grpc));
     let rest = serve_rest(sdk, http);

@@ -80,6 +80,7 @@ fn game() -> i32 {
             }
         });
         let mut beta = sdk.beta().clone();
+        let mut alpha = sdk.alpha().clone();
         loop {
             if std::os::unix::process::parent_id() != parent {
                 return 0;
@@ -109,6 +110,23 @@ fn game() -> i32 {
                         .append_list_value("players", name)
                         .await
                         .map_err(|e| e.to_string()),
+                    Some(("connect", name)) => match alpha.player_connect(name).await {
+                        Ok(true) => Ok(()),
+                        Ok(false) => Err("PlayerConnect returned false".into()),
+                        Err(e) => Err(e.to_string()),
+                    },
+                    Some(("connect-again", name)) => match alpha.player_connect(name).await {
+                        Ok(false) => Ok(()),
+                        other => Err(format!("PlayerConnect of a connected player: {other:?}")),
+                    },
+                    Some(("disconnect", name)) => match alpha.player_disconnect(name).await {
+                        Ok(true) => Ok(()),
+                        other => Err(format!("PlayerDisconnect: {other:?}")),
+                    },
+                    Some(("alpha-count", n)) => match alpha.get_player_count().await {
+                        Ok(c) if c.to_string() == n => Ok(()),
+                        other => Err(format!("GetPlayerCount: {other:?}")),
+                    },
                     Some(("count", n)) => beta
                         .increment_counter("players", n.parse().unwrap_or(1))
                         .await
@@ -246,6 +264,15 @@ fn official_agones_crate_game_runs_under_netz_host() {
     });
     assert_eq!(f.server(1)["players"], 2);
     tell(&f, "count:3");
+    // The alpha player tracking keeps the same list.
+    tell(&f, "alpha-count:2");
+    tell(&f, "connect:carol");
+    tell(&f, "connect-again:carol");
+    tell(&f, "disconnect:alice");
+    tell(&f, "alpha-count:2");
+    f.wait_until("the alpha calls seen in the list", |f| {
+        watched(f)["lists"]["players"] == json!(["bob", "carol"])
+    });
 
     // Shutdown: the allocation ends, the slot gets a fresh server (the
     // game is stopped before it can write its result, so none is awaited).
