@@ -66,11 +66,33 @@ pub struct Config {
     pub crash: CrashConfig,
     /// Builds: executables and their arguments.
     #[serde(default)]
-    pub builds: Vec<BuildConfig>,
+    pub builds: Vec<Build>,
     /// Build configurations: a build plus arguments, environment, query
     /// protocol and port ranges.
     #[serde(default)]
     pub build_configs: Vec<BuildConfiguration>,
+    /// The Agones-compatible SDK server of each slot; none when absent.
+    #[serde(default)]
+    pub agones: Option<AgonesConfig>,
+}
+
+/// `[agones]`: each slot gets an Agones SDK server (gRPC and REST) on
+/// loopback; its ports reach the game server in `AGONES_SDK_GRPC_PORT` and
+/// `AGONES_SDK_HTTP_PORT`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgonesConfig {
+    /// gRPC ports: slot `i` gets `start + i`. Inclusive `[start, end]`.
+    pub grpc_port_range: [u16; 2],
+    /// REST ports: slot `i` gets `start + i`. Inclusive `[start, end]`.
+    pub http_port_range: [u16; 2],
+    /// Capacity of the predefined `players` counter and list.
+    #[serde(default = "default_player_capacity")]
+    pub player_capacity: i64,
+}
+
+fn default_player_capacity() -> i64 {
+    100
 }
 
 /// `[fleet]`.
@@ -172,14 +194,22 @@ pub struct ControlConfig {
     /// the bound address is written to `<work_dir>/api-addr`).
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// Connections answered at the same time; more are refused with 503.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
 }
 
 impl Default for ControlConfig {
     fn default() -> Self {
         ControlConfig {
             listen: default_listen(),
+            max_connections: default_max_connections(),
         }
     }
+}
+
+fn default_max_connections() -> usize {
+    32
 }
 
 /// The default control API address.
@@ -193,7 +223,14 @@ fn default_listen() -> SocketAddr {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HealthConfig {
-    /// Time between checks (query answered, memory within the limit).
+    /// Time between checks (query answered, memory within the limit),
+    /// from the start of one probe to the start of the next: a probe that
+    /// waits out `query_timeout_ms` does not push the next one back (unless
+    /// the timeout is longer than the interval, when the next probe starts
+    /// as the previous one gives up). With the defaults (60 s, threshold 3)
+    /// a server that stops answering is stopped about
+    /// `failure_threshold * interval_ms + query_timeout_ms` after its last
+    /// answer.
     #[serde(default = "default_health_interval")]
     pub interval_ms: u64,
     /// Failures of the same check within the window that stop the server.
@@ -277,7 +314,7 @@ fn default_restart_delay() -> u64 {
 /// `[[builds]]`: an executable.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct BuildConfig {
+pub struct Build {
     /// Name referenced by build configurations.
     pub name: String,
     /// Executable path. `{self}` means the `netz-host` executable itself
@@ -317,6 +354,11 @@ pub struct BuildConfiguration {
     /// Custom variables written into `server.json`.
     #[serde(default)]
     pub variables: BTreeMap<String, String>,
+    /// The server says when it is ready through the Agones SDK (`Ready`):
+    /// until then the slot is `Scheduled`, whatever its query protocol
+    /// answers. Needs `[agones]`.
+    #[serde(default)]
+    pub sdk_ready: bool,
 }
 
 fn default_query_type() -> String {
@@ -419,15 +461,17 @@ impl Config {
     }
 
     /// The build with this name.
-    pub fn build(&self, name: &str) -> Option<&BuildConfig> {
+    pub fn build(&self, name: &str) -> Option<&Build> {
         self.builds.iter().find(|b| b.name == name)
     }
 
-    /// The folder holding the slot folders.
+    /// The folder holding the slot folders: `fleet.work_dir`, else a
+    /// folder private to the user, `<state_dir>/fleets/<fleet id>` (see
+    /// [`crate::files::state_dir`]).
     pub fn work_dir(&self) -> PathBuf {
         self.fleet.work_dir.clone().unwrap_or_else(|| {
-            std::env::temp_dir()
-                .join("netz-host")
+            crate::files::state_dir()
+                .join("fleets")
                 .join(sanitize(&self.fleet.id))
         })
     }
@@ -436,6 +480,9 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.fleet.id.trim().is_empty() {
             return Err(invalid("fleet.id", "must not be empty"));
+        }
+        if self.control.max_connections == 0 {
+            return Err(invalid("control.max_connections", "must be at least 1"));
         }
         if !self.control.listen.ip().is_loopback() {
             return Err(invalid(
@@ -586,6 +633,21 @@ impl Config {
                         "is a reserved server.json field",
                     ));
                 }
+            }
+        }
+        if let Some(a) = &self.agones {
+            check_range("agones.grpc_port_range", a.grpc_port_range, slots)?;
+            check_range("agones.http_port_range", a.http_port_range, slots)?;
+            if a.player_capacity < 0 {
+                return Err(invalid("agones.player_capacity", "must not be negative"));
+            }
+        }
+        if let Some(bc) = self.build_configs.iter().find(|b| b.sdk_ready) {
+            if self.agones.is_none() {
+                return Err(invalid(
+                    format!("build configuration {}: sdk_ready", bc.name),
+                    "needs an [agones] section",
+                ));
             }
         }
         if self.build_config(&self.fleet.build_config).is_none() {

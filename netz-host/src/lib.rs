@@ -7,11 +7,18 @@
 
 pub mod sdk;
 
+pub mod agones;
 pub mod api;
 pub mod config;
+pub mod error;
+pub mod files;
+pub mod gameserver;
+pub mod host;
+pub mod http_client;
 pub mod process;
 pub mod supervisor;
 pub mod test_server;
+pub mod wrap;
 
 pub use config::{Config, ConfigError};
-pub use supervisor::run;
+pub use host::run;

@@ -14,6 +14,11 @@ USAGE:
   netz-host run --config FILE          run the supervisor (Ctrl-C stops it and every server)
   netz-host check --config FILE        validate a config file and show the slot count
   netz-host test-server [OPTIONS]      run the test game server (used by the example fleet)
+  netz-host wrap [--ready-line PREFIX] -- PROGRAM [ARGS...]
+                                       run a game server that knows no SDK, speaking for it
+                                       (Ready on its first output line starting with PREFIX,
+                                       default ready; Health every second; Shutdown on exit 0)
+                                       to netz-host or Agones, whichever hosts it
 
 Client commands (talk to a running supervisor):
   netz-host [--api ADDR | --config FILE] COMMAND
@@ -33,7 +38,10 @@ Client commands (talk to a running supervisor):
     shutdown                                  stop every server and the supervisor
 
 The API address is --api, else the control.listen of --config, else
-$NETZ_HOST_API, else 127.0.0.1:7800.";
+$NETZ_HOST_API, else 127.0.0.1:7800. The API token is read from
+--token-file, else $NETZ_HOST_TOKEN_FILE, else <work_dir>/api-token of
+--config, else the copy the supervisor left for this user under
+~/.local/state/netz-host/tokens (or $XDG_RUNTIME_DIR/netz-host/tokens).";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -96,6 +104,9 @@ fn real_main(argv: Vec<String>) -> Result<ExitCode, String> {
         let code = netz_host::test_server::main(&argv[1..]);
         return Ok(ExitCode::from(code.clamp(0, 255) as u8));
     }
+    if argv.first().map(String::as_str) == Some("wrap") {
+        return wrap(&argv[1..]);
+    }
     let mut args = Args { rest: argv };
     if args.rest.iter().any(|a| a == "--help" || a == "-h") || args.rest.is_empty() {
         println!("{USAGE}");
@@ -103,6 +114,7 @@ fn real_main(argv: Vec<String>) -> Result<ExitCode, String> {
     }
     let api_opt = args.option("--api")?;
     let config_opt = args.option("--config")?;
+    let token_opt = args.option("--token-file")?;
     let cmd = args.positional().unwrap_or_default();
     match cmd.as_str() {
         "run" | "check" => {
@@ -122,15 +134,17 @@ fn real_main(argv: Vec<String>) -> Result<ExitCode, String> {
         "" => return Err(format!("no command given\n\n{USAGE}")),
         _ => {}
     }
+    let token = api_token(token_opt, config_opt.as_deref());
     let addr = api_address(api_opt, config_opt)?;
+    let seg = |s: &str| api::percent_encode(s);
     let (method, path, body): (&str, String, Option<Value>) = match cmd.as_str() {
         "machine" => ("GET", "/machine".into(), None),
         "servers" => match args.positional() {
-            Some(id) => ("GET", format!("/servers/{id}"), None),
+            Some(id) => ("GET", format!("/servers/{}", seg(&id)), None),
             None => ("GET", "/servers".into(), None),
         },
         "allocations" => match args.positional() {
-            Some(id) => ("GET", format!("/allocations/{id}"), None),
+            Some(id) => ("GET", format!("/allocations/{}", seg(&id)), None),
             None => ("GET", "/allocations".into(), None),
         },
         "allocate" => {
@@ -160,7 +174,7 @@ fn real_main(argv: Vec<String>) -> Result<ExitCode, String> {
             let id = args
                 .positional()
                 .ok_or("deallocate needs an ALLOCATION_ID")?;
-            ("DELETE", format!("/allocations/{id}"), None)
+            ("DELETE", format!("/allocations/{}", seg(&id)), None)
         }
         "reserve" => {
             let ms = parse_ms("--for-ms", args.option("--for-ms")?)?;
@@ -175,14 +189,14 @@ fn real_main(argv: Vec<String>) -> Result<ExitCode, String> {
         }
         "unreserve" => {
             let id = args.positional().ok_or("unreserve needs a SERVER_ID")?;
-            ("DELETE", format!("/reservations/{id}"), None)
+            ("DELETE", format!("/reservations/{}", seg(&id)), None)
         }
         "hold" => {
             let ms = parse_ms("--for-ms", args.option("--for-ms")?)?;
             let id = args.positional().ok_or("hold needs a SERVER_ID")?;
             (
                 "POST",
-                format!("/servers/{id}/hold"),
+                format!("/servers/{}/hold", seg(&id)),
                 Some(json!({ "duration_ms": ms })),
             )
         }
@@ -190,7 +204,7 @@ fn real_main(argv: Vec<String>) -> Result<ExitCode, String> {
             let id = args
                 .positional()
                 .ok_or_else(|| format!("{cmd} needs a SERVER_ID"))?;
-            ("POST", format!("/servers/{id}/{cmd}"), None)
+            ("POST", format!("/servers/{}/{cmd}", seg(&id)), None)
         }
         "build-config" => match args.positional() {
             Some(name) => ("PUT", "/build-config".into(), Some(json!({ "name": name }))),
@@ -201,8 +215,10 @@ fn real_main(argv: Vec<String>) -> Result<ExitCode, String> {
         other => return Err(format!("unknown command {other:?}\n\n{USAGE}")),
     };
     args.finish()?;
+    let token = token.or_else(|| api::token_for(addr));
     let (code, reply) =
-        api::request(addr, method, &path, body.as_ref()).map_err(|e| e.to_string())?;
+        api::request_with_token(addr, token.as_deref(), method, &path, body.as_ref())
+            .map_err(|e| e.to_string())?;
     let pretty = serde_json::to_string_pretty(&reply).unwrap_or_default();
     if (200..300).contains(&code) {
         println!("{pretty}");
@@ -230,7 +246,7 @@ fn api_address(api: Option<String>, config: Option<String>) -> Result<SocketAddr
         if listen.port() != 0 {
             return Ok(listen);
         }
-        let file = cfg.work_dir().join("api-addr");
+        let file = cfg.work_dir().join(netz_host::host::API_ADDR_FILE);
         let text = std::fs::read_to_string(&file).map_err(|e| {
             format!(
                 "cannot read {}: {e} (is the supervisor running?)",
@@ -245,6 +261,36 @@ fn api_address(api: Option<String>, config: Option<String>) -> Result<SocketAddr
     let a = std::env::var("NETZ_HOST_API").unwrap_or_else(|_| DEFAULT_LISTEN.to_owned());
     a.parse()
         .map_err(|_| format!("NETZ_HOST_API {a:?} is not an address"))
+}
+
+/// The token from `--token-file`, `$NETZ_HOST_TOKEN_FILE` or the work
+/// folder of `--config`; `None` leaves the look-up by address.
+fn api_token(file: Option<String>, config: Option<&str>) -> Option<String> {
+    let file = file.or_else(|| std::env::var("NETZ_HOST_TOKEN_FILE").ok());
+    if let Some(f) = file {
+        return api::read_token(std::path::Path::new(&f));
+    }
+    let cfg = Config::load(config?).ok()?;
+    api::read_token(&cfg.work_dir().join(netz_host::host::API_TOKEN_FILE))
+}
+
+fn wrap(argv: &[String]) -> Result<ExitCode, String> {
+    let sep = argv
+        .iter()
+        .position(|a| a == "--")
+        .ok_or("wrap needs -- PROGRAM [ARGS...]")?;
+    let mut opts = Args {
+        rest: argv[..sep].to_vec(),
+    };
+    let prefix = opts
+        .option("--ready-line")?
+        .unwrap_or_else(|| "ready".into());
+    opts.finish()?;
+    let (program, args) = argv[sep + 1..]
+        .split_first()
+        .ok_or("wrap needs a PROGRAM after --")?;
+    let code = netz_host::wrap::main(program, args, &prefix);
+    Ok(ExitCode::from(code.clamp(0, 255) as u8))
 }
 
 fn run(cfg: Config) -> Result<ExitCode, String> {

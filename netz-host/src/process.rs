@@ -23,6 +23,21 @@ pub fn signal_group(pgid: u32, signal: i32) {
     }
 }
 
+/// Sends `signal` to the process `pid`. Errors are ignored.
+#[allow(unsafe_code)]
+pub fn signal_pid(pid: u32, signal: i32) {
+    let Ok(pid) = i32::try_from(pid) else {
+        return;
+    };
+    if pid <= 1 {
+        return;
+    }
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
+    unsafe {
+        libc::kill(pid, signal);
+    }
+}
+
 /// Makes the child get SIGKILL when the thread that spawned it (the
 /// supervisor's main loop) dies, so servers are not left behind even when
 /// the supervisor itself is killed with SIGKILL. Linux only; elsewhere a

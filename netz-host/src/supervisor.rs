@@ -2,18 +2,18 @@
 //! (HOST-1..8). One task owns all state; the control API, child watchers
 //! and health probes talk to it through a channel.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::{BuildConfiguration, Config};
+use crate::gameserver::{self, Counter, GameServerRecord, List};
 use crate::process::{rss_kb, supervise_child, ExitInfo, ProcControl};
 use crate::sdk::{self, QueryType, ServerJson};
 
@@ -24,17 +24,260 @@ const TICK: Duration = Duration::from_millis(25);
 /// Events kept for the API.
 const MAX_EVENTS: usize = 2000;
 
-/// An API request handed to the supervisor task.
-#[derive(Debug)]
-pub struct ApiRequest {
-    /// HTTP method.
-    pub method: String,
-    /// Path without query string.
-    pub path: String,
-    /// Parsed JSON body (`Null` when empty).
-    pub body: Value,
-    /// Where the `(status, body)` reply goes.
-    pub reply: oneshot::Sender<(u16, Value)>,
+/// Work handed to the supervisor task: it runs with the whole state and
+/// nothing else runs meanwhile.
+pub type Job = Box<dyn FnOnce(&mut Supervisor) + Send>;
+
+/// A cloneable way into the supervisor task (the control API and the SDK
+/// servers hold one).
+#[derive(Clone, Debug)]
+pub struct Handle {
+    jobs: mpsc::UnboundedSender<Job>,
+}
+
+impl Handle {
+    /// A handle and the receiving end the supervisor task reads.
+    pub fn channel() -> (Handle, mpsc::UnboundedReceiver<Job>) {
+        let (jobs, rx) = mpsc::unbounded_channel();
+        (Handle { jobs }, rx)
+    }
+
+    /// Runs `f` on the supervisor's state and returns its result; `None`
+    /// when the supervisor has stopped.
+    pub async fn call<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Supervisor) -> R + Send + 'static,
+    ) -> Option<R> {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |s| {
+            let _ = tx.send(f(s));
+        });
+        self.jobs.send(job).ok()?;
+        rx.await.ok()
+    }
+}
+
+pub use crate::error::HostError;
+
+/// A server slot's lifecycle state, named as Multiplay and Agones name
+/// theirs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotState {
+    /// Starting, or restarting; not answering its query protocol yet.
+    Scheduled,
+    /// Running and answering, ready for an allocation.
+    Ready,
+    /// Held back from allocations for a time.
+    Reserved,
+    /// Hosting a match.
+    Allocated,
+    /// Failed its health checks; being restarted.
+    Unhealthy,
+    /// In crash backoff: not restarted until started or deallocated.
+    Error,
+    /// No process, none planned.
+    Shutdown,
+}
+
+impl SlotState {
+    /// The name used by the API and in events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SlotState::Scheduled => "Scheduled",
+            SlotState::Ready => "Ready",
+            SlotState::Reserved => "Reserved",
+            SlotState::Allocated => "Allocated",
+            SlotState::Unhealthy => "Unhealthy",
+            SlotState::Error => "Error",
+            SlotState::Shutdown => "Shutdown",
+        }
+    }
+}
+
+/// What a slot's process is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessState {
+    /// Running.
+    Running,
+    /// Told to stop, not reaped yet.
+    Stopping,
+    /// Not running; a restart is planned.
+    RestartPending,
+    /// Not running.
+    Stopped,
+}
+
+impl ProcessState {
+    /// The name used by the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProcessState::Running => "running",
+            ProcessState::Stopping => "stopping",
+            ProcessState::RestartPending => "restart-pending",
+            ProcessState::Stopped => "stopped",
+        }
+    }
+}
+
+/// A read-only picture of one slot.
+#[derive(Debug, Clone)]
+pub struct ServerView {
+    /// Server id.
+    pub server_id: u64,
+    /// Slot index.
+    pub slot: usize,
+    /// Lifecycle state.
+    pub state: SlotState,
+    /// Process state.
+    pub process: ProcessState,
+    /// Process id while running.
+    pub pid: Option<u32>,
+    /// Build configuration running (or wanted when none runs).
+    pub build_config: String,
+    /// Address the server binds.
+    pub ip: String,
+    /// Game port.
+    pub port: u16,
+    /// Query port, when a query protocol is configured.
+    pub query_port: Option<u16>,
+    /// The query protocol.
+    pub query_type: Option<QueryType>,
+    /// Current allocation id.
+    pub allocation_id: Option<String>,
+    /// Milliseconds left of a reservation.
+    pub reserved_for_ms: Option<u64>,
+    /// Milliseconds left of a hold.
+    pub held_for_ms: Option<u64>,
+    /// Whether crash backoff is engaged.
+    pub backoff: bool,
+    /// Crashes within the crash window.
+    pub recent_crashes: usize,
+    /// Processes started in this slot.
+    pub starts: u64,
+    /// How the last process ended.
+    pub last_exit: Option<String>,
+    /// Resident memory of the process, KiB.
+    pub memory_kb: Option<u64>,
+    /// The slot folder.
+    pub dir: PathBuf,
+    /// Players in the `players` list of the Agones SDK.
+    pub players: usize,
+}
+
+/// A read-only picture of one allocation.
+#[derive(Debug, Clone)]
+pub struct AllocationView {
+    /// Allocation id.
+    pub allocation_id: String,
+    /// The server hosting it.
+    pub server_id: u64,
+    /// Build configuration it runs.
+    pub build_config: String,
+    /// Address.
+    pub ip: String,
+    /// Game port.
+    pub port: u16,
+    /// Query port, when a query protocol is configured.
+    pub query_port: Option<u16>,
+    /// The payload given at allocation.
+    pub payload: Option<Value>,
+    /// When it was made, Unix milliseconds.
+    pub allocated_at_ms: u64,
+    /// The slot's state.
+    pub state: SlotState,
+}
+
+/// A read-only picture of the machine.
+#[derive(Debug, Clone)]
+pub struct MachineView {
+    /// Whether the machine runs servers (HOST-8).
+    pub running: bool,
+    /// Whether a shutdown is under way.
+    pub shutting_down: bool,
+    /// Fleet id.
+    pub fleet_id: String,
+    /// Machine id.
+    pub machine_id: String,
+    /// Number of slots.
+    pub slots: usize,
+    /// Active build configuration.
+    pub active_build_config: String,
+    /// Whether idle slots run a server.
+    pub start_on_provision: bool,
+    /// Time since the supervisor started, ms.
+    pub uptime_ms: u64,
+}
+
+/// One line of the transition log.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// Sequence number, from 1.
+    pub seq: u64,
+    /// Unix milliseconds.
+    pub time_ms: u64,
+    /// The server concerned, if one.
+    pub server_id: Option<u64>,
+    /// What happened.
+    pub message: String,
+}
+
+pub use crate::sdk::ANNOTATION_ALLOCATION_ID;
+/// The annotation of an allocated GameServer that holds its payload.
+pub const ANNOTATION_ALLOCATION_PAYLOAD: &str = "netz.dev/allocation-payload";
+
+/// A slot as Agones' `GameServer` resource shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GameServerView {
+    /// `<fleet id>-<server id>`.
+    pub name: String,
+    /// The region id.
+    pub namespace: String,
+    /// Unique per process.
+    pub uid: String,
+    /// Bumped on every change the SDK makes.
+    pub generation: u64,
+    /// When the process started, Unix seconds.
+    pub creation_timestamp: i64,
+    /// Labels: the allocation's and the SDK's.
+    pub labels: BTreeMap<String, String>,
+    /// Annotations: the allocation's (with its id and payload) and the
+    /// SDK's.
+    pub annotations: BTreeMap<String, String>,
+    /// The state, named as Agones names it.
+    pub state: SlotState,
+    /// IPv4 address.
+    pub address: String,
+    /// IPv6 address, when configured.
+    pub ipv6: String,
+    /// Game port.
+    pub port: u16,
+    /// Health probe interval, seconds.
+    pub health_period_seconds: i32,
+    /// Failures that stop the server.
+    pub health_failure_threshold: i32,
+    /// Startup grace, seconds.
+    pub health_initial_delay_seconds: i32,
+    /// Counters.
+    pub counters: BTreeMap<String, Counter>,
+    /// Lists.
+    pub lists: BTreeMap<String, List>,
+}
+
+/// An allocation request.
+#[derive(Debug, Clone, Default)]
+pub struct AllocateRequest {
+    /// Allocation id (validated: 1..=128 characters of `A-Z a-z 0-9 - _ . :`).
+    pub allocation_id: String,
+    /// Build configuration; the active one when `None`.
+    pub build_config: Option<String>,
+    /// Payload handed to the server.
+    pub payload: Option<Value>,
+    /// A specific server, or any.
+    pub server_id: Option<u64>,
+    /// Labels the allocated GameServer gets (Agones' allocation metadata).
+    pub labels: BTreeMap<String, String>,
+    /// Annotations the allocated GameServer gets.
+    pub annotations: BTreeMap<String, String>,
 }
 
 enum Internal {
@@ -60,6 +303,9 @@ enum StopReason {
     Expired,
     MachineIdle,
     Shutdown,
+    /// The server called `Shutdown` through the Agones SDK: ends like an
+    /// exit with code 0.
+    SdkShutdown,
 }
 
 struct Proc {
@@ -80,6 +326,8 @@ struct Allocation {
     build_config: String,
     payload: Option<Value>,
     allocated_at_ms: u64,
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
 }
 
 struct Slot {
@@ -100,6 +348,10 @@ struct Slot {
     memory_failures: VecDeque<Instant>,
     starts: u64,
     last_exit: Option<String>,
+    /// What the server said through the Agones SDK.
+    record: GameServerRecord,
+    /// When the current process started, Unix ms.
+    started_ms: u64,
 }
 
 impl Slot {
@@ -113,27 +365,34 @@ impl Slot {
         self.proc.as_ref().is_some_and(|p| p.stopping.is_none())
     }
 
-    fn state(&self, has_query: bool) -> &'static str {
+    /// `has_query`: the build configuration names a query protocol;
+    /// `sdk_ready`: it waits for the SDK's `Ready` instead.
+    fn state(&self, has_query: bool, sdk_ready: bool) -> SlotState {
         if self.backoff {
-            "Error"
+            SlotState::Error
         } else if self.unhealthy {
-            "Unhealthy"
+            SlotState::Unhealthy
         } else if self.allocation.is_some() {
-            "Allocated"
+            SlotState::Allocated
         } else if self.reserved_until.is_some() {
-            "Reserved"
+            SlotState::Reserved
         } else {
             match &self.proc {
                 Some(p) if p.stopping.is_none() => {
-                    if p.answered || !has_query {
-                        "Ready"
+                    let ready = if sdk_ready {
+                        self.record.sdk_ready
                     } else {
-                        "Scheduled"
+                        p.answered || !has_query || self.record.sdk_ready
+                    };
+                    if ready {
+                        SlotState::Ready
+                    } else {
+                        SlotState::Scheduled
                     }
                 }
-                Some(p) if p.stopping == Some(StopReason::Restart) => "Scheduled",
-                _ if self.start_at.is_some() => "Scheduled",
-                _ => "Shutdown",
+                Some(p) if p.stopping == Some(StopReason::Restart) => SlotState::Scheduled,
+                _ if self.start_at.is_some() => SlotState::Scheduled,
+                _ => SlotState::Shutdown,
             }
         }
     }
@@ -146,11 +405,13 @@ enum MachineState {
     Stopped,
 }
 
-struct Core {
+/// The supervisor's whole state: slots, processes, allocations. Its
+/// methods are the operations the control API and the SDK servers use.
+pub struct Supervisor {
     cfg: Arc<Config>,
     active_config: String,
     slots: Vec<Slot>,
-    events: VecDeque<Value>,
+    events: VecDeque<Event>,
     event_seq: u64,
     started: Instant,
     machine: MachineState,
@@ -159,6 +420,7 @@ struct Core {
     next_gen: u64,
     self_exe: PathBuf,
     tx: mpsc::UnboundedSender<Internal>,
+    internal: Option<mpsc::UnboundedReceiver<Internal>>,
 }
 
 fn unix_ms() -> u64 {
@@ -168,64 +430,19 @@ fn unix_ms() -> u64 {
         .unwrap_or(0)
 }
 
-fn err(status: u16, msg: impl Into<String>) -> (u16, Value) {
-    (status, json!({ "error": msg.into() }))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AllocateBody {
-    allocation_id: String,
-    #[serde(default)]
-    build_config: Option<String>,
-    #[serde(default)]
-    payload: Option<Value>,
-    #[serde(default)]
-    server_id: Option<u64>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReserveBody {
-    duration_ms: u64,
-    #[serde(default)]
-    server_id: Option<u64>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DurationBody {
-    duration_ms: u64,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct BuildConfigBody {
-    name: String,
-}
-
-fn parse_body<T: for<'de> Deserialize<'de>>(body: &Value) -> Result<T, (u16, Value)> {
-    let b = if body.is_null() {
-        json!({})
-    } else {
-        body.clone()
-    };
-    serde_json::from_value(b).map_err(|e| err(400, format!("bad request body: {e}")))
-}
-
-impl Core {
+impl Supervisor {
     fn log(&mut self, server: Option<u64>, msg: String) {
         match server {
             Some(id) => tracing::info!(server = id, "{msg}"),
             None => tracing::info!("{msg}"),
         }
         self.event_seq += 1;
-        self.events.push_back(json!({
-            "seq": self.event_seq,
-            "time_ms": unix_ms(),
-            "server_id": server,
-            "message": msg,
-        }));
+        self.events.push_back(Event {
+            seq: self.event_seq,
+            time_ms: unix_ms(),
+            server_id: server,
+            message: msg,
+        });
         while self.events.len() > MAX_EVENTS {
             self.events.pop_front();
         }
@@ -341,17 +558,18 @@ impl Core {
             .args(bc.args.iter().map(|a| subst(a)))
             .envs(&bc.env)
             .env(sdk::ENV_SERVER_JSON, &sj)
+            .envs(self.sdk_ports(i).iter().flat_map(|(g, h)| {
+                [
+                    ("AGONES_SDK_GRPC_PORT", g.to_string()),
+                    ("AGONES_SDK_HTTP_PORT", h.to_string()),
+                ]
+            }))
             .current_dir(&s.dir)
             .stdin(Stdio::null())
             .process_group(0)
             .kill_on_drop(true);
         crate::process::die_with_parent(&mut cmd);
-        let log_file = |name: &str| {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(s.log_dir.join(name))
-        };
+        let log_file = |name: &str| crate::files::open_append_no_follow(&s.log_dir.join(name));
         match (log_file("stdout.log"), log_file("stderr.log")) {
             (Ok(o), Ok(e)) => {
                 cmd.stdout(o).stderr(e);
@@ -383,6 +601,9 @@ impl Core {
         let now = Instant::now();
         let slot = &mut self.slots[i];
         slot.starts += 1;
+        slot.record =
+            GameServerRecord::new(self.cfg.agones.as_ref().map_or(0, |a| a.player_capacity));
+        slot.started_ms = unix_ms();
         slot.query_failures.clear();
         slot.memory_failures.clear();
         slot.proc = Some(Proc {
@@ -501,6 +722,16 @@ impl Core {
                 );
                 self.record_crash(i, format!("malfunction: {why}"));
             }
+            Some(StopReason::SdkShutdown) if !self.shutting_down => {
+                self.log(
+                    Some(id),
+                    format!(
+                        "pid {} stopped ({info}) after Shutdown through the SDK",
+                        p.pid
+                    ),
+                );
+                self.session_over(i, "Shutdown through the SDK");
+            }
             Some(reason) => {
                 self.log(
                     Some(id),
@@ -513,24 +744,30 @@ impl Core {
                     Some(id),
                     format!("pid {} exited with code 0 (intentional)", p.pid),
                 );
-                if let Some(a) = self.slots[i].allocation.take() {
-                    self.log(Some(id), format!("deallocated {} after exit 0", a.id));
-                    self.write_payload(i);
-                }
-                self.slots[i].want_config = self.active_config.clone();
-                self.write_server_json(i);
-                self.slots[i].unhealthy = false;
-                if self.wants_running_idle(i) {
-                    self.start(i);
-                }
-                let id = self.slots[i].server_id;
-                self.log(Some(id), "slot ready".into());
+                self.session_over(i, "exit 0");
             }
             None => {
                 self.log(Some(id), format!("pid {} crashed ({info})", p.pid));
                 self.record_crash(i, format!("crash ({info})"));
             }
         }
+    }
+
+    /// The intentional end of a server: its allocation ends, the slot is
+    /// ready for the next one (and runs a fresh server if idle slots do).
+    fn session_over(&mut self, i: usize, why: &str) {
+        let id = self.slots[i].server_id;
+        if let Some(a) = self.slots[i].allocation.take() {
+            self.log(Some(id), format!("deallocated {} after {why}", a.id));
+            self.write_payload(i);
+        }
+        self.slots[i].want_config = self.active_config.clone();
+        self.write_server_json(i);
+        self.slots[i].unhealthy = false;
+        if self.wants_running_idle(i) {
+            self.start(i);
+        }
+        self.log(Some(id), "slot ready".into());
     }
 
     fn on_health(&mut self, i: usize, gen: u64, query_ok: Option<bool>, rss: Option<u64>) {
@@ -547,8 +784,9 @@ impl Core {
         if p.gen != gen {
             return;
         }
+        // The next probe was planned when this one was sent, so probes
+        // come every interval whatever the query timeout.
         p.check_in_flight = false;
-        p.next_check = now + cfg.health_interval();
         if p.stopping.is_some() {
             return;
         }
@@ -567,6 +805,20 @@ impl Core {
                 msgs.push("no answer to the query protocol".to_string());
             }
             _ => {}
+        }
+        // The SDK's Health pings are a second health source: once a server
+        // has pinged, a probe that finds no ping within the last interval
+        // (plus the query timeout) counts as a failure.
+        if let Some(t) = slot.record.last_health {
+            let allowed =
+                cfg.health_interval() + Duration::from_millis(cfg.health.query_timeout_ms);
+            if now.duration_since(t) > allowed {
+                slot.query_failures.push_back(now);
+                msgs.push(format!(
+                    "no Health ping through the SDK for {} ms",
+                    now.duration_since(t).as_millis()
+                ));
+            }
         }
         if let Some(kb) = rss {
             if kb > limit {
@@ -673,8 +925,10 @@ impl Core {
         let timeout = Duration::from_millis(cfg.health.query_timeout_ms);
         let (pid, gen) = (p.pid, p.gen);
         let tx = self.tx.clone();
+        let interval = cfg.health_interval();
         if let Some(p) = self.slots[i].proc.as_mut() {
             p.check_in_flight = true;
+            p.next_check = now + interval;
         }
         tokio::task::spawn_blocking(move || {
             let query_ok = query.map(|q| match q {
@@ -691,9 +945,9 @@ impl Core {
         });
     }
 
-    // ----- API -------------------------------------------------------------
+    // ----- read-only views ---------------------------------------------------
 
-    fn server_view(&self, i: usize) -> Value {
+    fn server_view(&self, i: usize) -> ServerView {
         let s = &self.slots[i];
         let now = Instant::now();
         let bc_name = s
@@ -708,123 +962,110 @@ impl Core {
                 .map(|t| t.duration_since(now).as_millis() as u64)
         };
         let process = match &s.proc {
-            Some(p) if p.stopping.is_some() => "stopping",
-            Some(_) => "running",
-            None if s.start_at.is_some() => "restart-pending",
-            None => "stopped",
+            Some(p) if p.stopping.is_some() => ProcessState::Stopping,
+            Some(_) => ProcessState::Running,
+            None if s.start_at.is_some() => ProcessState::RestartPending,
+            None => ProcessState::Stopped,
         };
-        json!({
-            "server_id": s.server_id,
-            "slot": s.index,
-            "state": s.state(bc.query().is_some()),
-            "process": process,
-            "pid": s.proc.as_ref().map(|p| p.pid),
-            "build_config": bc_name,
-            "ip": self.cfg.fleet.ip,
-            "port": port,
-            "query_port": if bc.query().is_some() { Some(qport) } else { None },
-            "query_type": bc.query().map(|q| q.as_str()),
-            "allocation_id": s.allocation.as_ref().map(|a| a.id.clone()),
-            "reserved_for_ms": remaining(s.reserved_until),
-            "held_for_ms": remaining(s.held_until),
-            "backoff": s.backoff,
-            "recent_crashes": s.crashes.len(),
-            "starts": s.starts,
-            "last_exit": s.last_exit,
-            "memory_kb": s.proc.as_ref().and_then(|p| p.rss_kb),
-            "dir": s.dir.to_string_lossy(),
-        })
+        ServerView {
+            server_id: s.server_id,
+            slot: s.index,
+            state: s.state(bc.query().is_some(), bc.sdk_ready),
+            process,
+            pid: s.proc.as_ref().map(|p| p.pid),
+            build_config: bc_name.clone(),
+            ip: self.cfg.fleet.ip.clone(),
+            port,
+            query_port: bc.query().map(|_| qport),
+            query_type: bc.query(),
+            allocation_id: s.allocation.as_ref().map(|a| a.id.clone()),
+            reserved_for_ms: remaining(s.reserved_until),
+            held_for_ms: remaining(s.held_until),
+            backoff: s.backoff,
+            recent_crashes: s.crashes.len(),
+            starts: s.starts,
+            last_exit: s.last_exit.clone(),
+            memory_kb: s.proc.as_ref().and_then(|p| p.rss_kb),
+            dir: s.dir.clone(),
+            players: s
+                .record
+                .lists
+                .get(gameserver::PLAYERS)
+                .map_or(0, |l| l.values.len()),
+        }
     }
 
-    fn allocation_view(&self, i: usize) -> Option<Value> {
+    fn allocation_view(&self, i: usize) -> Option<AllocationView> {
         let s = &self.slots[i];
         let a = s.allocation.as_ref()?;
         let bc = self.bc(&a.build_config);
         let (port, qport) = self.ports(i, bc);
-        Some(json!({
-            "allocation_id": a.id,
-            "server_id": s.server_id,
-            "build_config": a.build_config,
-            "ip": self.cfg.fleet.ip,
-            "port": port,
-            "query_port": if bc.query().is_some() { Some(qport) } else { None },
-            "payload": a.payload,
-            "allocated_at_ms": a.allocated_at_ms,
-            "state": s.state(bc.query().is_some()),
-        }))
-    }
-
-    fn slot_by_id(&self, id: &str) -> Result<usize, (u16, Value)> {
-        let n: u64 = id
-            .parse()
-            .map_err(|_| err(400, format!("server id {id:?} is not a number")))?;
-        self.slots
-            .iter()
-            .position(|s| s.server_id == n)
-            .ok_or_else(|| err(404, format!("no server with id {n}")))
-    }
-
-    fn machine_view(&self) -> Value {
-        json!({
-            "state": match self.machine { MachineState::Running => "running", MachineState::Stopped => "stopped" },
-            "shutting_down": self.shutting_down,
-            "fleet_id": self.cfg.fleet.id,
-            "machine_id": self.cfg.fleet.machine_id,
-            "slots": self.slots.len(),
-            "active_build_config": self.active_config,
-            "start_on_provision": self.cfg.fleet.start_on_provision,
-            "uptime_ms": self.started.elapsed().as_millis() as u64,
+        Some(AllocationView {
+            allocation_id: a.id.clone(),
+            server_id: s.server_id,
+            build_config: a.build_config.clone(),
+            ip: self.cfg.fleet.ip.clone(),
+            port,
+            query_port: bc.query().map(|_| qport),
+            payload: a.payload.clone(),
+            allocated_at_ms: a.allocated_at_ms,
+            state: s.state(bc.query().is_some(), bc.sdk_ready),
         })
     }
 
-    fn handle(&mut self, method: &str, path: &str, body: &Value) -> (u16, Value) {
-        let parts: Vec<&str> = path
-            .trim_matches('/')
-            .split('/')
-            .filter(|p| !p.is_empty())
-            .collect();
-        let result = match (method, parts.as_slice()) {
-            ("GET", ["machine"]) | ("GET", []) => Ok((200, self.machine_view())),
-            ("GET", ["servers"]) => Ok((
-                200,
-                Value::Array((0..self.slots.len()).map(|i| self.server_view(i)).collect()),
-            )),
-            ("GET", ["servers", id]) => self.slot_by_id(id).map(|i| (200, self.server_view(i))),
-            ("POST", ["servers", id, "stop"]) => self.api_stop(id),
-            ("POST", ["servers", id, "start"]) => self.api_start(id),
-            ("POST", ["servers", id, "hold"]) => self.api_hold(id, body),
-            ("GET", ["allocations"]) => Ok((
-                200,
-                Value::Array(
-                    (0..self.slots.len())
-                        .filter_map(|i| self.allocation_view(i))
-                        .collect(),
-                ),
-            )),
-            ("GET", ["allocations", id]) => self
-                .find_allocation(id)
-                .and_then(|i| self.allocation_view(i))
-                .map(|v| (200, v))
-                .ok_or_else(|| err(404, format!("no allocation with id {id:?}"))),
-            ("POST", ["allocations"]) => self.api_allocate(body),
-            ("DELETE", ["allocations", id]) => self.api_deallocate(id),
-            ("POST", ["reservations"]) => self.api_reserve(body),
-            ("DELETE", ["reservations", id]) => self.api_unreserve(id),
-            ("GET", ["build-config"]) => Ok((200, json!({ "name": self.active_config }))),
-            ("PUT", ["build-config"]) | ("POST", ["build-config"]) => self.api_build_config(body),
-            ("GET", ["events"]) => Ok((200, Value::Array(self.events.iter().cloned().collect()))),
-            ("POST", ["shutdown"]) => {
-                self.shutdown("shutdown requested through the API");
-                Ok((202, json!({ "shutting_down": true })))
-            }
-            (
-                _,
-                ["machine" | "servers" | "allocations" | "reservations" | "build-config" | "events"
-                | "shutdown", ..],
-            ) => Err(err(405, format!("method {method} not allowed on {path}"))),
-            _ => Err(err(404, format!("no such endpoint: {method} {path}"))),
-        };
-        result.unwrap_or_else(|e| e)
+    fn slot_by_id(&self, id: u64) -> Result<usize, HostError> {
+        self.slots
+            .iter()
+            .position(|s| s.server_id == id)
+            .ok_or_else(|| HostError::NotFound(format!("no server with id {id}")))
+    }
+
+    /// The machine.
+    pub fn machine(&self) -> MachineView {
+        MachineView {
+            running: self.machine == MachineState::Running,
+            shutting_down: self.shutting_down,
+            fleet_id: self.cfg.fleet.id.clone(),
+            machine_id: self.cfg.fleet.machine_id.clone(),
+            slots: self.slots.len(),
+            active_build_config: self.active_config.clone(),
+            start_on_provision: self.cfg.fleet.start_on_provision,
+            uptime_ms: self.started.elapsed().as_millis() as u64,
+        }
+    }
+
+    /// Every slot.
+    pub fn servers(&self) -> Vec<ServerView> {
+        (0..self.slots.len()).map(|i| self.server_view(i)).collect()
+    }
+
+    /// One slot.
+    pub fn server(&self, id: u64) -> Result<ServerView, HostError> {
+        self.slot_by_id(id).map(|i| self.server_view(i))
+    }
+
+    /// Every allocation.
+    pub fn allocations(&self) -> Vec<AllocationView> {
+        (0..self.slots.len())
+            .filter_map(|i| self.allocation_view(i))
+            .collect()
+    }
+
+    /// One allocation.
+    pub fn allocation(&self, id: &str) -> Result<AllocationView, HostError> {
+        self.find_allocation(id)
+            .and_then(|i| self.allocation_view(i))
+            .ok_or_else(|| no_allocation(id))
+    }
+
+    /// The transition log, oldest first.
+    pub fn events(&self) -> Vec<Event> {
+        self.events.iter().cloned().collect()
+    }
+
+    /// The active build configuration.
+    pub fn active_build_config(&self) -> &str {
+        &self.active_config
     }
 
     fn find_allocation(&self, id: &str) -> Option<usize> {
@@ -833,56 +1074,72 @@ impl Core {
             .position(|s| s.allocation.as_ref().is_some_and(|a| a.id == id))
     }
 
-    fn api_allocate(&mut self, body: &Value) -> Result<(u16, Value), (u16, Value)> {
+    // ----- operations ----------------------------------------------------------
+
+    fn refuse_when_shutting_down(&self) -> Result<(), HostError> {
         if self.shutting_down {
-            return Err(err(503, "the supervisor is shutting down"));
+            Err(HostError::Unavailable(
+                "the supervisor is shutting down".into(),
+            ))
+        } else {
+            Ok(())
         }
-        let b: AllocateBody = parse_body(body)?;
-        let id = b.allocation_id.trim().to_owned();
-        if id.is_empty() {
-            return Err(err(400, "allocation_id must not be empty"));
-        }
-        if id.len() > 128 || id.chars().any(|c| c.is_control()) {
-            return Err(err(
-                400,
-                "allocation_id must be at most 128 printable characters",
-            ));
-        }
-        if let Some(p) = &b.payload {
+    }
+
+    /// Allocates a server (HOST-3).
+    pub fn allocate(&mut self, req: AllocateRequest) -> Result<AllocationView, HostError> {
+        self.refuse_when_shutting_down()?;
+        let id = req.allocation_id.trim().to_owned();
+        validate_allocation_id(&id)?;
+        if let Some(p) = &req.payload {
             let n = match p {
                 Value::String(s) => s.len(),
                 v => v.to_string().len(),
             };
             if n > MAX_PAYLOAD_BYTES {
-                return Err(err(
-                    413,
-                    format!("allocation payload is {n} bytes; the limit is {MAX_PAYLOAD_BYTES} bytes (10 KB)"),
-                ));
+                return Err(HostError::TooLarge(format!(
+                    "allocation payload is {n} bytes; the limit is {MAX_PAYLOAD_BYTES} bytes (10 KB)"
+                )));
+            }
+        }
+        for k in req.labels.keys().chain(req.annotations.keys()) {
+            if k.is_empty()
+                || k.len() > 253
+                || k.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                return Err(HostError::BadRequest(format!(
+                    "metadata key {k:?} is invalid"
+                )));
             }
         }
         if self.find_allocation(&id).is_some() {
-            return Err(err(409, format!("allocation {id:?} already exists")));
+            return Err(HostError::Conflict(format!(
+                "allocation {id:?} already exists"
+            )));
         }
-        let name = b.build_config.unwrap_or_else(|| self.active_config.clone());
+        let name = req
+            .build_config
+            .unwrap_or_else(|| self.active_config.clone());
         if self.cfg.build_config(&name).is_none() {
-            return Err(err(400, format!("unknown build configuration {name:?}")));
+            return Err(HostError::BadRequest(format!(
+                "unknown build configuration {name:?}"
+            )));
         }
         let now = Instant::now();
-        let i = match b.server_id {
+        let i = match req.server_id {
             Some(sid) => {
-                let i = self.slot_by_id(&sid.to_string())?;
+                let i = self.slot_by_id(sid)?;
                 let s = &self.slots[i];
                 if let Some(a) = &s.allocation {
-                    return Err(err(
-                        409,
-                        format!("server {sid} is already allocated ({})", a.id),
-                    ));
+                    return Err(HostError::Conflict(format!(
+                        "server {sid} is already allocated ({})",
+                        a.id
+                    )));
                 }
                 if s.backoff {
-                    return Err(err(
-                        409,
-                        format!("server {sid} is in crash backoff; start it first"),
-                    ));
+                    return Err(HostError::Conflict(format!(
+                        "server {sid} is in crash backoff; start it first"
+                    )));
                 }
                 i
             }
@@ -910,23 +1167,38 @@ impl Core {
                     .filter_map(|(i, s)| rank(s).map(|r| (r, i)))
                     .min()
                     .map(|(_, i)| i)
-                    .ok_or_else(|| err(409, "no server available for allocation"))?
+                    .ok_or_else(|| {
+                        HostError::Conflict("no server available for allocation".into())
+                    })?
             }
         };
+        self.allocate_slot(
+            i,
+            Allocation {
+                id,
+                build_config: name,
+                payload: req.payload,
+                allocated_at_ms: unix_ms(),
+                labels: req.labels,
+                annotations: req.annotations,
+            },
+        );
+        Ok(self.allocation_view(i).expect("just allocated"))
+    }
+
+    fn allocate_slot(&mut self, i: usize, a: Allocation) {
+        let (id, name) = (a.id.clone(), a.build_config.clone());
         if self.machine == MachineState::Stopped {
             self.machine = MachineState::Running;
-            self.last_busy = now;
+            self.last_busy = Instant::now();
             self.log(None, "machine started again for an allocation".into());
         }
         let sid = self.slots[i].server_id;
         let slot = &mut self.slots[i];
         slot.reserved_until = None;
-        slot.allocation = Some(Allocation {
-            id: id.clone(),
-            build_config: name.clone(),
-            payload: b.payload,
-            allocated_at_ms: unix_ms(),
-        });
+        slot.record.sdk_ready = false;
+        slot.record.generation += 1;
+        slot.allocation = Some(a);
         slot.want_config = name.clone();
         self.write_payload(i);
         self.write_server_json(i);
@@ -935,7 +1207,6 @@ impl Core {
             format!("allocated {id} (build configuration {name})"),
         );
         self.ensure_config(i);
-        Ok((201, self.allocation_view(i).unwrap_or(Value::Null)))
     }
 
     /// Makes the slot run its wanted build configuration: start it, or
@@ -962,10 +1233,9 @@ impl Core {
         }
     }
 
-    fn api_deallocate(&mut self, id: &str) -> Result<(u16, Value), (u16, Value)> {
-        let i = self
-            .find_allocation(id)
-            .ok_or_else(|| err(404, format!("no allocation with id {id:?}")))?;
+    /// Ends an allocation; the slot goes back to the pool.
+    pub fn deallocate(&mut self, id: &str) -> Result<Option<AllocationView>, HostError> {
+        let i = self.find_allocation(id).ok_or_else(|| no_allocation(id))?;
         let view = self.allocation_view(i);
         let sid = self.slots[i].server_id;
         self.slots[i].allocation = None;
@@ -983,88 +1253,77 @@ impl Core {
         } else {
             self.stop(i, StopReason::Deallocated);
         }
-        Ok((200, json!({ "deallocated": view })))
+        Ok(view)
     }
 
-    fn api_stop(&mut self, id: &str) -> Result<(u16, Value), (u16, Value)> {
+    /// Stops a server; refused when it is allocated.
+    pub fn stop_server(&mut self, id: u64) -> Result<ServerView, HostError> {
         let i = self.slot_by_id(id)?;
-        let sid = self.slots[i].server_id;
         if let Some(a) = &self.slots[i].allocation {
             let msg = format!(
-                "server {sid} is allocated ({}); stopping an allocated server is refused: deallocate it instead",
+                "server {id} is allocated ({}); stopping an allocated server is refused: deallocate it instead",
                 a.id
             );
-            self.log(
-                Some(sid),
-                format!("refused manual stop: allocated to {}", a.id),
-            );
-            return Err(err(409, msg));
+            let log = format!("refused manual stop: allocated to {}", a.id);
+            self.log(Some(id), log);
+            return Err(HostError::Conflict(msg));
         }
         self.slots[i].start_at = None;
         if self.slots[i].proc.is_some() {
             self.stop(i, StopReason::Manual);
         }
-        Ok((202, self.server_view(i)))
+        Ok(self.server_view(i))
     }
 
-    fn api_start(&mut self, id: &str) -> Result<(u16, Value), (u16, Value)> {
+    /// Starts a server, clearing its crash backoff.
+    pub fn start_server(&mut self, id: u64) -> Result<ServerView, HostError> {
         let i = self.slot_by_id(id)?;
-        if self.shutting_down {
-            return Err(err(503, "the supervisor is shutting down"));
-        }
-        let sid = self.slots[i].server_id;
-        if self.machine == MachineState::Stopped {
-            self.machine = MachineState::Running;
-            self.last_busy = Instant::now();
-            self.log(
-                None,
-                "machine started again by a manual server start".into(),
-            );
-        }
+        self.refuse_when_shutting_down()?;
+        self.wake_machine("machine started again by a manual server start");
         if self.slots[i].backoff {
             self.slots[i].backoff = false;
             self.slots[i].crashes.clear();
-            self.log(Some(sid), "crash backoff cleared by a manual start".into());
+            self.log(Some(id), "crash backoff cleared by a manual start".into());
         }
         self.ensure_config(i);
-        Ok((202, self.server_view(i)))
+        Ok(self.server_view(i))
     }
 
-    fn api_hold(&mut self, id: &str, body: &Value) -> Result<(u16, Value), (u16, Value)> {
+    /// Keeps a server running for `duration_ms`.
+    pub fn hold(&mut self, id: u64, duration_ms: u64) -> Result<ServerView, HostError> {
         let i = self.slot_by_id(id)?;
-        let b: DurationBody = parse_body(body)?;
-        if b.duration_ms == 0 {
-            return Err(err(400, "duration_ms must be greater than zero"));
-        }
-        let sid = self.slots[i].server_id;
-        self.slots[i].held_until = Some(Instant::now() + Duration::from_millis(b.duration_ms));
-        self.log(Some(sid), format!("held for {} ms", b.duration_ms));
+        positive_duration(duration_ms)?;
+        self.slots[i].held_until = Some(Instant::now() + Duration::from_millis(duration_ms));
+        self.log(Some(id), format!("held for {duration_ms} ms"));
         if self.slots[i].proc.is_none() && !self.slots[i].backoff && !self.shutting_down {
-            self.wake_machine();
+            self.wake_machine("machine started again");
             self.start(i);
         }
-        Ok((200, self.server_view(i)))
+        Ok(self.server_view(i))
     }
 
-    fn wake_machine(&mut self) {
+    fn wake_machine(&mut self, why: &str) {
         if self.machine == MachineState::Stopped {
             self.machine = MachineState::Running;
             self.last_busy = Instant::now();
-            self.log(None, "machine started again".into());
+            self.log(None, why.into());
         }
     }
 
-    fn api_reserve(&mut self, body: &Value) -> Result<(u16, Value), (u16, Value)> {
-        let b: ReserveBody = parse_body(body)?;
-        if b.duration_ms == 0 {
-            return Err(err(400, "duration_ms must be greater than zero"));
-        }
+    /// Reserves a server (a given one, or the best free one) for
+    /// `duration_ms`.
+    pub fn reserve(
+        &mut self,
+        duration_ms: u64,
+        server_id: Option<u64>,
+    ) -> Result<ServerView, HostError> {
+        positive_duration(duration_ms)?;
         let now = Instant::now();
-        let i = match b.server_id {
+        let i = match server_id {
             Some(sid) => {
-                let i = self.slot_by_id(&sid.to_string())?;
+                let i = self.slot_by_id(sid)?;
                 if self.slots[i].allocation.is_some() {
-                    return Err(err(409, format!("server {sid} is allocated")));
+                    return Err(HostError::Conflict(format!("server {sid} is allocated")));
                 }
                 i
             }
@@ -1079,63 +1338,62 @@ impl Core {
                 })
                 .min_by_key(|(i, s)| (!s.running(), *i))
                 .map(|(i, _)| i)
-                .ok_or_else(|| err(409, "no server available for a reservation"))?,
+                .ok_or_else(|| {
+                    HostError::Conflict("no server available for a reservation".into())
+                })?,
         };
         if self.slots[i].backoff {
-            return Err(err(409, "the server is in crash backoff"));
+            return Err(HostError::Conflict("the server is in crash backoff".into()));
         }
         let sid = self.slots[i].server_id;
-        self.slots[i].reserved_until = Some(now + Duration::from_millis(b.duration_ms));
-        self.log(Some(sid), format!("reserved for {} ms", b.duration_ms));
+        self.slots[i].reserved_until = Some(now + Duration::from_millis(duration_ms));
+        self.log(Some(sid), format!("reserved for {duration_ms} ms"));
         if self.slots[i].proc.is_none() && !self.shutting_down {
-            self.wake_machine();
+            self.wake_machine("machine started again");
             self.start(i);
         }
-        Ok((200, self.server_view(i)))
+        Ok(self.server_view(i))
     }
 
-    fn api_unreserve(&mut self, id: &str) -> Result<(u16, Value), (u16, Value)> {
+    /// Releases a reservation.
+    pub fn unreserve(&mut self, id: u64) -> Result<ServerView, HostError> {
         let i = self.slot_by_id(id)?;
-        let sid = self.slots[i].server_id;
         if self.slots[i].reserved_until.take().is_none() {
-            return Err(err(404, format!("server {sid} is not reserved")));
+            return Err(HostError::NotFound(format!("server {id} is not reserved")));
         }
-        self.log(Some(sid), "reservation released".into());
+        self.log(Some(id), "reservation released".into());
         self.after_release(i);
-        Ok((200, self.server_view(i)))
+        Ok(self.server_view(i))
     }
 
-    fn api_build_config(&mut self, body: &Value) -> Result<(u16, Value), (u16, Value)> {
-        let b: BuildConfigBody = parse_body(body)?;
-        if self.cfg.build_config(&b.name).is_none() {
-            return Err(err(
-                400,
-                format!("unknown build configuration {:?}", b.name),
-            ));
+    /// Changes the active build configuration (HOST-6).
+    pub fn set_build_config(&mut self, name: &str) -> Result<(), HostError> {
+        if self.cfg.build_config(name).is_none() {
+            return Err(HostError::BadRequest(format!(
+                "unknown build configuration {name:?}"
+            )));
         }
-        let old = std::mem::replace(&mut self.active_config, b.name.clone());
+        let old = std::mem::replace(&mut self.active_config, name.to_owned());
         self.log(
             None,
-            format!(
-                "active build configuration changed from {old} to {}",
-                b.name
-            ),
+            format!("active build configuration changed from {old} to {name}"),
         );
         for i in 0..self.slots.len() {
             if self.slots[i].allocation.is_some() {
                 continue;
             }
-            self.slots[i].want_config = b.name.clone();
+            self.slots[i].want_config = name.to_owned();
             if self.slots[i].proc.is_some() {
                 self.ensure_config(i);
             } else {
                 self.write_server_json(i);
             }
         }
-        Ok((200, json!({ "name": self.active_config })))
+        Ok(())
     }
 
-    fn shutdown(&mut self, why: &str) {
+    /// Stops every server; the supervisor exits when they are reaped.
+    pub fn shutdown(&mut self, why: &str) {
         if self.shutting_down {
             return;
         }
@@ -1146,161 +1404,399 @@ impl Core {
             self.stop(i, StopReason::Shutdown);
         }
     }
-}
 
-/// Errors from running the supervisor.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    /// Setting up the work folder failed.
-    #[error("cannot prepare {path}: {source}")]
-    Io {
-        /// The path.
-        path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
-    },
-    /// Binding the control API failed.
-    #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        /// The address.
-        addr: SocketAddr,
-        /// The cause.
-        source: std::io::Error,
-    },
-}
+    // ----- the Agones SDK of a slot ------------------------------------------------
 
-/// Runs the supervisor until it is told to shut down (API `shutdown`,
-/// SIGTERM or SIGINT). Every child is stopped and reaped before this
-/// returns.
-///
-/// On Linux children also get SIGKILL if the thread polling this future
-/// dies, so run it with `block_on` (as the binary does) or on a runtime
-/// worker, not on a short-lived thread.
-pub async fn run(cfg: Config) -> Result<(), RunError> {
-    let cfg = Arc::new(cfg);
-    let work = cfg.work_dir();
-    let io = |path: &std::path::Path| {
-        let path = path.to_owned();
-        move |source| RunError::Io { path, source }
-    };
-    std::fs::create_dir_all(&work).map_err(io(&work))?;
-    let listener = tokio::net::TcpListener::bind(cfg.control.listen)
-        .await
-        .map_err(|source| RunError::Listen {
-            addr: cfg.control.listen,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(io(&work))?;
-    let addr_file = work.join("api-addr");
-    sdk::write_atomic(&addr_file, addr.to_string().as_bytes()).map_err(io(&addr_file))?;
-
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let (api_tx, mut api_rx) = mpsc::unbounded_channel::<ApiRequest>();
-    let now = Instant::now();
-    let mut slots = Vec::new();
-    for i in 0..cfg.slot_count() {
-        let server_id = cfg.fleet.first_server_id + i as u64;
-        let dir = work.join(format!("server-{server_id}"));
-        let log_dir = dir.join("logs");
-        std::fs::create_dir_all(&log_dir).map_err(io(&log_dir))?;
-        slots.push(Slot {
-            index: i,
-            server_id,
-            dir,
-            log_dir,
-            want_config: cfg.fleet.build_config.clone(),
-            proc: None,
-            start_at: None,
-            allocation: None,
-            reserved_until: None,
-            held_until: None,
-            backoff: false,
-            unhealthy: false,
-            crashes: VecDeque::new(),
-            query_failures: VecDeque::new(),
-            memory_failures: VecDeque::new(),
-            starts: 0,
-            last_exit: None,
-        });
+    /// The gRPC and REST ports of slot `i`'s SDK server, when `[agones]`
+    /// is configured.
+    pub fn sdk_ports(&self, i: usize) -> Option<(u16, u16)> {
+        let a = self.cfg.agones.as_ref()?;
+        Some((
+            a.grpc_port_range[0] + i as u16,
+            a.http_port_range[0] + i as u16,
+        ))
     }
-    let mut core = Core {
-        active_config: cfg.fleet.build_config.clone(),
-        cfg: cfg.clone(),
-        slots,
-        events: VecDeque::new(),
-        event_seq: 0,
-        started: now,
-        machine: MachineState::Running,
-        last_busy: now,
-        shutting_down: false,
-        next_gen: 0,
-        self_exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("netz-host")),
-        tx,
-    };
-    core.log(
-        None,
-        format!(
-            "provisioned {} server slots in {} (control API on http://{addr})",
-            core.slots.len(),
-            work.display()
-        ),
-    );
-    for i in 0..core.slots.len() {
-        core.write_payload(i);
-        core.write_server_json(i);
-        if cfg.fleet.start_on_provision {
-            core.start(i);
+
+    fn sdk_slot(&mut self, i: usize) -> Result<&mut Slot, HostError> {
+        let s = self
+            .slots
+            .get_mut(i)
+            .ok_or_else(|| HostError::NotFound(format!("no slot {i}")))?;
+        if !s.running() {
+            return Err(HostError::Conflict(format!(
+                "server {} has no running process",
+                s.server_id
+            )));
         }
+        Ok(s)
     }
 
-    let open_connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let api_task = tokio::spawn(crate::api::serve(
-        listener,
-        api_tx,
-        open_connections.clone(),
-    ));
-    let mut sigterm =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
-    let mut tick = tokio::time::interval(TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            Some(ev) = rx.recv() => match ev {
-                Internal::Exited { slot, gen, info } => core.on_exit(slot, gen, info),
-                Internal::Health { slot, gen, query_ok, rss_kb } => core.on_health(slot, gen, query_ok, rss_kb),
+    /// `Ready`: the server is ready for an allocation. Called while
+    /// allocated, it ends the allocation and the process stays (Agones'
+    /// way of reusing a server).
+    pub fn sdk_ready(&mut self, i: usize) -> Result<(), HostError> {
+        let s = self.sdk_slot(i)?;
+        let id = s.server_id;
+        let first = !s.record.sdk_ready;
+        s.record.sdk_ready = true;
+        s.record.generation += 1;
+        s.reserved_until = None;
+        if let Some(a) = s.allocation.take() {
+            self.log(
+                Some(id),
+                format!("Ready through the SDK: allocation {} ends", a.id),
+            );
+            self.write_payload(i);
+            self.slots[i].want_config = self.active_config.clone();
+            self.write_server_json(i);
+        } else if first {
+            self.log(Some(id), "Ready through the SDK".into());
+        }
+        Ok(())
+    }
+
+    /// `Health`: one ping.
+    pub fn sdk_health(&mut self, i: usize) -> Result<(), HostError> {
+        let s = self.sdk_slot(i)?;
+        s.record.last_health = Some(Instant::now());
+        if s.unhealthy && s.proc.as_ref().is_some_and(|p| p.stopping.is_none()) {
+            s.unhealthy = false;
+        }
+        Ok(())
+    }
+
+    /// `Allocate`: the server allocates itself (an allocation named
+    /// `sdk-<server id>-<n>`); nothing when it is allocated already.
+    pub fn sdk_allocate(&mut self, i: usize) -> Result<(), HostError> {
+        self.refuse_when_shutting_down()?;
+        let s = self.sdk_slot(i)?;
+        if s.allocation.is_some() {
+            return Ok(());
+        }
+        let name = s
+            .proc
+            .as_ref()
+            .map(|p| p.build_config.clone())
+            .unwrap_or_else(|| s.want_config.clone());
+        let id = format!("sdk-{}-{}", s.server_id, s.starts);
+        let id = if self.find_allocation(&id).is_some() {
+            format!("{id}-{}", unix_ms())
+        } else {
+            id
+        };
+        self.allocate_slot(
+            i,
+            Allocation {
+                id,
+                build_config: name,
+                payload: None,
+                allocated_at_ms: unix_ms(),
+                labels: BTreeMap::new(),
+                annotations: BTreeMap::new(),
             },
-            Some(req) = api_rx.recv() => {
-                let r = core.handle(&req.method, &req.path, &req.body);
-                let _ = req.reply.send(r);
-            }
-            _ = tick.tick() => core.tick(),
-            Some(_) = async { match sigterm.as_mut() { Some(s) => s.recv().await, None => std::future::pending().await } } => {
-                core.shutdown("SIGTERM");
-            }
-            Some(_) = async { match sigint.as_mut() { Some(s) => s.recv().await, None => std::future::pending().await } } => {
-                core.shutdown("SIGINT");
-            }
-        }
-        if core.shutting_down && core.slots.iter().all(|s| s.proc.is_none()) {
-            break;
-        }
+        );
+        Ok(())
     }
-    core.log(
-        None,
-        "every server stopped and reaped; supervisor exiting".into(),
-    );
-    api_task.abort();
-    // Requests that came too late are answered 503 at once.
-    drop(api_rx);
-    // Replies already decided (the one to `POST /shutdown` among them) are
-    // written before the runtime, and with it their tasks, goes away.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-    while open_connections.load(std::sync::atomic::Ordering::SeqCst) > 0
-        && tokio::time::Instant::now() < deadline
+
+    /// `Reserve(seconds)`: held back from allocations for that long; 0
+    /// means until allocated. Nothing while allocated.
+    pub fn sdk_reserve(&mut self, i: usize, seconds: i64) -> Result<(), HostError> {
+        if seconds < 0 {
+            return Err(HostError::BadRequest(format!(
+                "cannot reserve for {seconds} seconds"
+            )));
+        }
+        let s = self.sdk_slot(i)?;
+        if s.allocation.is_some() {
+            return Ok(());
+        }
+        let id = s.server_id;
+        // "Until allocated" is ten years: far enough, and no overflow.
+        let d = if seconds == 0 {
+            Duration::from_secs(10 * 365 * 86_400)
+        } else {
+            Duration::from_secs(seconds as u64)
+        };
+        // Ready again by itself when the reservation ends, as on Agones.
+        s.reserved_until = Some(Instant::now() + d);
+        s.record.generation += 1;
+        let how = if seconds == 0 {
+            "until allocated".to_string()
+        } else {
+            format!("for {seconds} s")
+        };
+        self.log(Some(id), format!("reserved {how} through the SDK"));
+        Ok(())
+    }
+
+    /// `Shutdown`: the server is done; it is stopped, and the slot ends
+    /// like after an exit with code 0.
+    pub fn sdk_shutdown(&mut self, i: usize) -> Result<(), HostError> {
+        let id = self.sdk_slot(i)?.server_id;
+        self.log(Some(id), "Shutdown through the SDK".into());
+        self.stop(i, StopReason::SdkShutdown);
+        Ok(())
+    }
+
+    /// `SetLabel`.
+    pub fn sdk_set_label(&mut self, i: usize, key: &str, value: &str) -> Result<(), HostError> {
+        self.sdk_slot(i)?.record.set_label(key, value)
+    }
+
+    /// `SetAnnotation`.
+    pub fn sdk_set_annotation(
+        &mut self,
+        i: usize,
+        key: &str,
+        value: &str,
+    ) -> Result<(), HostError> {
+        self.sdk_slot(i)?.record.set_annotation(key, value)
+    }
+
+    /// `GetCounter`.
+    pub fn sdk_counter(&mut self, i: usize, name: &str) -> Result<Counter, HostError> {
+        self.sdk_slot(i)?.record.counter(name)
+    }
+
+    /// `UpdateCounter`.
+    pub fn sdk_update_counter(
+        &mut self,
+        i: usize,
+        name: &str,
+        count: Option<i64>,
+        capacity: Option<i64>,
+        diff: i64,
+    ) -> Result<Counter, HostError> {
+        self.sdk_slot(i)?
+            .record
+            .update_counter(name, count, capacity, diff)
+    }
+
+    /// `GetList`.
+    pub fn sdk_list(&mut self, i: usize, name: &str) -> Result<List, HostError> {
+        self.sdk_slot(i)?.record.list(name)
+    }
+
+    /// `UpdateList`.
+    pub fn sdk_update_list(
+        &mut self,
+        i: usize,
+        name: &str,
+        capacity: Option<i64>,
+        values: Option<Vec<String>>,
+    ) -> Result<List, HostError> {
+        self.sdk_slot(i)?.record.update_list(name, capacity, values)
+    }
+
+    /// `AddListValue`.
+    pub fn sdk_add_list_value(
+        &mut self,
+        i: usize,
+        name: &str,
+        value: &str,
+    ) -> Result<List, HostError> {
+        self.sdk_slot(i)?.record.add_list_value(name, value)
+    }
+
+    /// `RemoveListValue`.
+    pub fn sdk_remove_list_value(
+        &mut self,
+        i: usize,
+        name: &str,
+        value: &str,
+    ) -> Result<List, HostError> {
+        self.sdk_slot(i)?.record.remove_list_value(name, value)
+    }
+
+    /// Slot `i` as Agones' `GameServer` shows it (`None` for no such slot).
+    pub fn game_server(&self, i: usize) -> Option<GameServerView> {
+        let s = self.slots.get(i)?;
+        let bc_name = s
+            .proc
+            .as_ref()
+            .map(|p| p.build_config.clone())
+            .unwrap_or_else(|| s.want_config.clone());
+        let bc = self.bc(&bc_name);
+        let (port, _) = self.ports(i, bc);
+        let mut labels = s.record.labels.clone();
+        let mut annotations = s.record.annotations.clone();
+        if let Some(a) = &s.allocation {
+            labels.extend(a.labels.clone());
+            annotations.extend(a.annotations.clone());
+            annotations.insert(ANNOTATION_ALLOCATION_ID.into(), a.id.clone());
+            if let Some(p) = &a.payload {
+                let text = match p {
+                    Value::String(t) => t.clone(),
+                    v => v.to_string(),
+                };
+                annotations.insert(ANNOTATION_ALLOCATION_PAYLOAD.into(), text);
+            }
+        }
+        let gen = s.proc.as_ref().map_or(0, |p| p.gen);
+        Some(GameServerView {
+            name: format!("{}-{}", self.cfg.fleet.id, s.server_id),
+            namespace: self.cfg.fleet.region_id.clone(),
+            uid: format!("{}-{}-{gen}", self.cfg.fleet.machine_id, s.server_id),
+            generation: s.record.generation,
+            creation_timestamp: (s.started_ms / 1000) as i64,
+            labels,
+            annotations,
+            state: s.state(bc.query().is_some(), bc.sdk_ready),
+            address: self.cfg.fleet.ip.clone(),
+            ipv6: self.cfg.fleet.ipv6.clone(),
+            port,
+            health_period_seconds: (self.cfg.health.interval_ms / 1000).max(1) as i32,
+            health_failure_threshold: self.cfg.health.failure_threshold as i32,
+            health_initial_delay_seconds: (self.cfg.health.startup_grace_ms / 1000) as i32,
+            counters: s.record.counters.clone(),
+            lists: s.record.lists.clone(),
+        })
+    }
+
+    /// The number of slots.
+    pub fn slot_count(&self) -> usize {
+        self.slots.len()
+    }
+
+    // ----- the task --------------------------------------------------------------
+
+    /// Provisions the slots in `work` (their folders, `server.json`) and
+    /// starts the servers that should run.
+    pub fn provision(
+        cfg: Arc<Config>,
+        work: &Path,
+        api: SocketAddr,
+    ) -> std::io::Result<Supervisor> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let now = Instant::now();
+        let mut slots = Vec::new();
+        for i in 0..cfg.slot_count() {
+            let server_id = cfg.fleet.first_server_id + i as u64;
+            let dir = work.join(format!("server-{server_id}"));
+            let log_dir = dir.join("logs");
+            crate::files::create_private_dir(&log_dir)?;
+            slots.push(Slot {
+                index: i,
+                server_id,
+                dir,
+                log_dir,
+                want_config: cfg.fleet.build_config.clone(),
+                proc: None,
+                start_at: None,
+                allocation: None,
+                reserved_until: None,
+                held_until: None,
+                backoff: false,
+                unhealthy: false,
+                crashes: VecDeque::new(),
+                query_failures: VecDeque::new(),
+                memory_failures: VecDeque::new(),
+                starts: 0,
+                last_exit: None,
+                record: GameServerRecord::new(cfg.agones.as_ref().map_or(0, |a| a.player_capacity)),
+                started_ms: 0,
+            });
+        }
+        let mut sup = Supervisor {
+            active_config: cfg.fleet.build_config.clone(),
+            cfg: cfg.clone(),
+            slots,
+            events: VecDeque::new(),
+            event_seq: 0,
+            started: now,
+            machine: MachineState::Running,
+            last_busy: now,
+            shutting_down: false,
+            next_gen: 0,
+            self_exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("netz-host")),
+            tx,
+            internal: Some(rx),
+        };
+        sup.log(
+            None,
+            format!(
+                "provisioned {} server slots in {} (control API on http://{api})",
+                sup.slots.len(),
+                work.display()
+            ),
+        );
+        for i in 0..sup.slots.len() {
+            sup.write_payload(i);
+            sup.write_server_json(i);
+            if cfg.fleet.start_on_provision {
+                sup.start(i);
+            }
+        }
+        Ok(sup)
+    }
+
+    /// Runs the supervisor until it is told to shut down (a job calling
+    /// [`Supervisor::shutdown`], SIGTERM or SIGINT) and every child is
+    /// stopped and reaped.
+    pub async fn run(mut self, mut jobs: mpsc::UnboundedReceiver<Job>) {
+        let mut rx = self.internal.take().expect("run is called once");
+        let mut sigterm =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let mut sigint =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                Some(ev) = rx.recv() => match ev {
+                    Internal::Exited { slot, gen, info } => self.on_exit(slot, gen, info),
+                    Internal::Health { slot, gen, query_ok, rss_kb } => self.on_health(slot, gen, query_ok, rss_kb),
+                },
+                Some(job) = jobs.recv() => job(&mut self),
+                _ = tick.tick() => self.tick(),
+                Some(_) = async { match sigterm.as_mut() { Some(s) => s.recv().await, None => std::future::pending().await } } => {
+                    self.shutdown("SIGTERM");
+                }
+                Some(_) = async { match sigint.as_mut() { Some(s) => s.recv().await, None => std::future::pending().await } } => {
+                    self.shutdown("SIGINT");
+                }
+            }
+            if self.shutting_down && self.slots.iter().all(|s| s.proc.is_none()) {
+                break;
+            }
+        }
+        self.log(
+            None,
+            "every server stopped and reaped; supervisor exiting".into(),
+        );
+    }
+}
+
+fn no_allocation(id: &str) -> HostError {
+    HostError::NotFound(format!("no allocation with id {id:?}"))
+}
+
+fn positive_duration(ms: u64) -> Result<(), HostError> {
+    if ms == 0 {
+        Err(HostError::BadRequest(
+            "duration_ms must be greater than zero".into(),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// Checks an allocation id: 1 to 128 characters of `A-Z a-z 0-9 - _ . :`,
+/// so that it stands in a URL path and a file unchanged.
+pub fn validate_allocation_id(id: &str) -> Result<(), HostError> {
+    if id.is_empty() {
+        return Err(HostError::BadRequest(
+            "allocation_id must not be empty".into(),
+        ));
+    }
+    if id.len() > 128
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
     {
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        return Err(HostError::BadRequest(format!(
+            "allocation_id {id:?} is invalid: use 1 to 128 characters of A-Z a-z 0-9 - _ . :"
+        )));
     }
-    let _ = std::fs::remove_file(&addr_file);
     Ok(())
 }

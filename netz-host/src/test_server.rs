@@ -19,7 +19,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::sdk::{AllocationEvent, GameServer};
+use crate::sdk::{AllocationEvent, GameServer, QueryPlayer};
+
+/// Player capacity the test server reports unless `server.json` has a
+/// `maxPlayers` variable.
+pub const DEFAULT_MAX_PLAYERS: u16 = 16;
+/// Map the test server reports unless `server.json` has a `map` variable.
+pub const DEFAULT_MAP: &str = "netz-test-arena";
 
 /// Name of the command file in the slot folder.
 pub const COMMAND_FILE: &str = "test-command";
@@ -68,6 +74,21 @@ pub fn main(args: &[String]) -> i32 {
         .get("marker")
         .cloned()
         .unwrap_or_default();
+    server.update_info(|i| {
+        if i.max_players == 0 {
+            i.max_players = DEFAULT_MAX_PLAYERS;
+        }
+        if i.map.is_empty() {
+            i.map = DEFAULT_MAP.into();
+        }
+        if i.game_type.is_empty() {
+            i.game_type = "netz-test".into();
+        }
+        if i.build_id.is_empty() {
+            i.build_id = env!("CARGO_PKG_VERSION").into();
+        }
+    });
+    server.set_rules(vec![("marker".into(), marker.clone())]);
     let parent = std::os::unix::process::parent_id();
     let mut sessions = 0u32;
     let mut resets = 0u32;
@@ -99,7 +120,15 @@ pub fn main(args: &[String]) -> i32 {
                         return 3;
                     }
                     sessions += 1;
-                    server.set_players(1);
+                    server.set_player_list(vec![QueryPlayer {
+                        name: format!("player-of-{id}"),
+                        score: 0,
+                        seconds: 0,
+                    }]);
+                    server.set_rules(vec![
+                        ("marker".into(), marker.clone()),
+                        ("allocation".into(), id.clone()),
+                    ]);
                     if single_session {
                         session_end = Some(Instant::now() + session);
                     }
@@ -107,7 +136,8 @@ pub fn main(args: &[String]) -> i32 {
                 AllocationEvent::Deallocated(id) => {
                     println!("deallocated {id}: resetting state");
                     resets += 1;
-                    server.set_players(0);
+                    server.set_player_list(Vec::new());
+                    server.set_rules(vec![("marker".into(), marker.clone())]);
                     session_end = None;
                 }
             }

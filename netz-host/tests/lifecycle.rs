@@ -539,11 +539,25 @@ fn shutdown_stops_and_reaps_every_child() {
     assert!(log.contains("every server stopped and reaped"), "{log}");
 }
 
+/// Sends `request` as it is, with the Host and Authorization headers a
+/// legitimate client sends added after its first line.
 fn raw_http(addr: SocketAddr, request: &[u8]) -> String {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(request).unwrap();
+    let token = netz_host::api::token_for(addr).expect("the supervisor's token");
+    let request = match request.windows(2).position(|w| w == b"\r\n") {
+        Some(p) => {
+            let mut r = request[..p + 2].to_vec();
+            r.extend_from_slice(
+                format!("Host: {addr}\r\nAuthorization: Bearer {token}\r\n").as_bytes(),
+            );
+            r.extend_from_slice(&request[p + 2..]);
+            r
+        }
+        None => request.to_vec(),
+    };
+    s.write_all(&request).unwrap();
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
     out

@@ -1,5 +1,7 @@
-//! Valve A2S_INFO server query (UDP, little-endian), including the challenge
-//! step that Valve added in December 2020.
+//! Valve A2S server queries (UDP, little-endian): A2S_INFO, A2S_PLAYER and
+//! A2S_RULES, with the challenge step (Valve added it to A2S_INFO in
+//! December 2020; A2S_PLAYER and A2S_RULES always had it) and the Source
+//! split-packet format for replies over [`MAX_PACKET`] bytes.
 //!
 //! A request is `FF FF FF FF 54 "Source Engine Query\0"` (25 bytes). This
 //! responder always asks for a challenge first: a request without a challenge,
@@ -12,8 +14,10 @@
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::io;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+
+use super::udp::{client_socket, recv_until};
 
 /// The header every connectionless packet starts with.
 pub const HEADER: [u8; 4] = [0xFF; 4];
@@ -21,6 +25,21 @@ pub const HEADER: [u8; 4] = [0xFF; 4];
 pub const INFO_REQUEST: u8 = 0x54;
 /// Response type byte of A2S_INFO (`'I'`).
 pub const INFO_RESPONSE: u8 = 0x49;
+/// Request type byte of A2S_PLAYER (`'U'`).
+pub const PLAYER_REQUEST: u8 = 0x55;
+/// Response type byte of A2S_PLAYER (`'D'`).
+pub const PLAYER_RESPONSE: u8 = 0x44;
+/// Request type byte of A2S_RULES (`'V'`).
+pub const RULES_REQUEST: u8 = 0x56;
+/// Response type byte of A2S_RULES (`'E'`).
+pub const RULES_RESPONSE: u8 = 0x45;
+/// The header of one part of a split reply (`-2` as a little-endian i32).
+pub const SPLIT_HEADER: [u8; 4] = [0xFE, 0xFF, 0xFF, 0xFF];
+/// Bytes of a split part's header: `-2`, id (i32), total (u8), number (u8),
+/// part size (u16).
+pub const SPLIT_HEADER_LEN: usize = 12;
+/// Most parts a split reply has (larger replies lose their last entries).
+pub const MAX_PARTS: usize = 32;
 /// Response type byte of a challenge (`'A'`).
 pub const CHALLENGE_RESPONSE: u8 = 0x41;
 /// The payload of an A2S_INFO request, with its terminating NUL.
@@ -120,8 +139,24 @@ pub enum A2sError {
     #[error("A2S packet truncated")]
     Truncated,
     /// The packet does not start with the expected header and type.
-    #[error("not an A2S_INFO reply (type byte {0:#04x})")]
+    #[error("not the expected A2S reply (type byte {0:#04x})")]
     WrongType(u8),
+    /// The parts of a split reply do not fit together.
+    #[error("bad split A2S reply: {0}")]
+    BadSplit(&'static str),
+}
+
+/// One player of an A2S_PLAYER reply.
+#[derive(Debug, Clone, PartialEq)]
+pub struct A2sPlayer {
+    /// Index of the entry (0 for most servers).
+    pub index: u8,
+    /// Player name.
+    pub name: String,
+    /// Score.
+    pub score: i32,
+    /// Seconds connected.
+    pub duration: f32,
 }
 
 fn clean(s: &str) -> String {
@@ -274,6 +309,11 @@ impl Reader<'_> {
         let b = self.bytes(2)?;
         Ok(u16::from_le_bytes([b[0], b[1]]))
     }
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], A2sError> {
+        let mut a = [0u8; N];
+        a.copy_from_slice(self.bytes(N)?);
+        Ok(a)
+    }
     fn u64(&mut self) -> Result<u64, A2sError> {
         let mut a = [0u8; 8];
         a.copy_from_slice(self.bytes(8)?);
@@ -343,6 +383,154 @@ pub fn decode_info(packet: &[u8]) -> Result<A2sInfo, A2sError> {
     Ok(info)
 }
 
+/// Encodes an A2S_PLAYER reply (`FF FF FF FF 44`, count, then index,
+/// name, score and duration of each player); at most 255 players.
+pub fn encode_players(players: &[A2sPlayer]) -> Vec<u8> {
+    let players = &players[..players.len().min(255)];
+    let mut out = Vec::new();
+    out.extend_from_slice(&HEADER);
+    out.push(PLAYER_RESPONSE);
+    out.push(players.len() as u8);
+    for p in players {
+        out.push(p.index);
+        out.extend_from_slice(clean(&p.name).as_bytes());
+        out.push(0);
+        out.extend_from_slice(&p.score.to_le_bytes());
+        out.extend_from_slice(&p.duration.to_le_bytes());
+    }
+    out
+}
+
+/// Decodes an A2S_PLAYER reply.
+pub fn decode_players(packet: &[u8]) -> Result<Vec<A2sPlayer>, A2sError> {
+    let mut r = Reader {
+        buf: packet,
+        pos: 0,
+    };
+    expect_type(&mut r, PLAYER_RESPONSE)?;
+    let n = r.u8()?;
+    (0..n)
+        .map(|_| {
+            Ok(A2sPlayer {
+                index: r.u8()?,
+                name: r.cstr()?,
+                score: i32::from_le_bytes(r.array()?),
+                duration: f32::from_le_bytes(r.array()?),
+            })
+        })
+        .collect()
+}
+
+/// Encodes an A2S_RULES reply (`FF FF FF FF 45`, `u16` count, then name and
+/// value of each rule).
+pub fn encode_rules(rules: &[(String, String)]) -> Vec<u8> {
+    let rules = &rules[..rules.len().min(u16::MAX as usize)];
+    let mut out = Vec::new();
+    out.extend_from_slice(&HEADER);
+    out.push(RULES_RESPONSE);
+    out.extend_from_slice(&(rules.len() as u16).to_le_bytes());
+    for (k, v) in rules {
+        for s in [k, v] {
+            out.extend_from_slice(clean(s).as_bytes());
+            out.push(0);
+        }
+    }
+    out
+}
+
+/// Decodes an A2S_RULES reply.
+pub fn decode_rules(packet: &[u8]) -> Result<Vec<(String, String)>, A2sError> {
+    let mut r = Reader {
+        buf: packet,
+        pos: 0,
+    };
+    expect_type(&mut r, RULES_RESPONSE)?;
+    let n = r.u16()?;
+    (0..n).map(|_| Ok((r.cstr()?, r.cstr()?))).collect()
+}
+
+fn expect_type(r: &mut Reader<'_>, kind: u8) -> Result<(), A2sError> {
+    if r.bytes(4)? != HEADER {
+        return Err(A2sError::WrongType(0));
+    }
+    let k = r.u8()?;
+    if k != kind {
+        return Err(A2sError::WrongType(k));
+    }
+    Ok(())
+}
+
+/// Cuts a reply into datagrams: itself when it fits in [`MAX_PACKET`]
+/// bytes, else Source split parts (`FE FF FF FF`, `id`, total, number,
+/// part size, then a piece of the reply), at most [`MAX_PARTS`] of them.
+pub fn split(reply: &[u8], id: i32) -> Vec<Vec<u8>> {
+    if reply.len() <= MAX_PACKET {
+        return vec![reply.to_vec()];
+    }
+    let piece = MAX_PACKET - SPLIT_HEADER_LEN;
+    let pieces: Vec<&[u8]> = reply.chunks(piece).take(MAX_PARTS).collect();
+    let total = pieces.len() as u8;
+    pieces
+        .iter()
+        .enumerate()
+        .map(|(n, p)| {
+            let mut out = Vec::with_capacity(SPLIT_HEADER_LEN + p.len());
+            out.extend_from_slice(&SPLIT_HEADER);
+            // The high bit would mean bzip2; ids stay below it.
+            out.extend_from_slice(&(id & 0x7FFF_FFFF).to_le_bytes());
+            out.push(total);
+            out.push(n as u8);
+            out.extend_from_slice(&(MAX_PACKET as u16).to_le_bytes());
+            out.extend_from_slice(p);
+            out
+        })
+        .collect()
+}
+
+/// Puts split parts (in any order) back together; `Ok(None)` while parts
+/// are missing. A single (unsplit) reply is returned as it is.
+pub fn reassemble(parts: &[Vec<u8>]) -> Result<Option<Vec<u8>>, A2sError> {
+    let Some(first) = parts.first() else {
+        return Ok(None);
+    };
+    if first.get(..4) == Some(&HEADER[..]) {
+        return Ok(Some(first.clone()));
+    }
+    let mut pieces: Vec<Option<&[u8]>> = Vec::new();
+    let mut id = None;
+    for p in parts {
+        if p.len() < SPLIT_HEADER_LEN || p[..4] != SPLIT_HEADER {
+            return Err(A2sError::BadSplit("not a split part"));
+        }
+        let this = i32::from_le_bytes([p[4], p[5], p[6], p[7]]);
+        if *id.get_or_insert(this) != this {
+            return Err(A2sError::BadSplit("parts of two replies"));
+        }
+        let (total, n) = (p[8] as usize, p[9] as usize);
+        if total == 0 || n >= total || (!pieces.is_empty() && pieces.len() != total) {
+            return Err(A2sError::BadSplit("part numbers do not fit"));
+        }
+        pieces.resize(total, None);
+        pieces[n] = Some(&p[SPLIT_HEADER_LEN..]);
+    }
+    if pieces.iter().any(Option::is_none) {
+        return Ok(None);
+    }
+    Ok(Some(
+        pieces.into_iter().flatten().flatten().copied().collect(),
+    ))
+}
+
+/// Builds an A2S_PLAYER (`kind` [`PLAYER_REQUEST`]) or A2S_RULES
+/// ([`RULES_REQUEST`]) request; `-1` asks for a challenge.
+pub fn encode_challenged_request(kind: u8, challenge: i32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(9);
+    out.extend_from_slice(&HEADER);
+    out.push(kind);
+    out.extend_from_slice(&challenge.to_le_bytes());
+    out
+}
+
 /// Builds an A2S_INFO request, with the challenge appended when given.
 pub fn encode_request(challenge: Option<i32>) -> Vec<u8> {
     let mut out = Vec::with_capacity(REQUEST_WITH_CHALLENGE_LEN);
@@ -364,7 +552,7 @@ pub fn encode_challenge(challenge: i32) -> Vec<u8> {
     out
 }
 
-/// Answers A2S_INFO requests; stateless apart from a random key.
+/// Answers A2S requests; stateless apart from a random key.
 #[derive(Debug, Default)]
 pub struct A2sResponder {
     keys: RandomState,
@@ -381,10 +569,10 @@ impl A2sResponder {
         self.keys.hash_one(peer) as i32
     }
 
-    /// Returns the reply to `packet` from `peer`: a challenge when the
-    /// request has no challenge or a wrong one, the info reply when the
-    /// challenge matches, and nothing for packets that are not A2S_INFO
-    /// requests.
+    /// Returns the reply to an A2S_INFO request `packet` from `peer`: a
+    /// challenge when the request has no challenge or a wrong one, the info
+    /// reply when the challenge matches, and nothing for anything else
+    /// (see [`A2sResponder::respond_all`] for A2S_PLAYER and A2S_RULES).
     pub fn respond(&self, packet: &[u8], peer: SocketAddr, info: &A2sInfo) -> Option<Vec<u8>> {
         if packet.len() < REQUEST_LEN
             || packet[..4] != HEADER
@@ -403,39 +591,84 @@ impl A2sResponder {
         }
         Some(encode_challenge(expected))
     }
+
+    /// Answers A2S_INFO, A2S_PLAYER and A2S_RULES: the datagrams to send
+    /// back (a challenge, one reply, or the parts of a split reply), none
+    /// for anything else.
+    pub fn respond_all(
+        &self,
+        packet: &[u8],
+        peer: SocketAddr,
+        info: &A2sInfo,
+        players: &[A2sPlayer],
+        rules: &[(String, String)],
+    ) -> Vec<Vec<u8>> {
+        if let Some(r) = self.respond(packet, peer, info) {
+            return split(&r, self.challenge_for(peer));
+        }
+        if packet.len() != 9 || packet[..4] != HEADER {
+            return Vec::new();
+        }
+        let expected = self.challenge_for(peer);
+        let given = i32::from_le_bytes([packet[5], packet[6], packet[7], packet[8]]);
+        let reply = match packet[4] {
+            PLAYER_REQUEST | RULES_REQUEST if given != expected => encode_challenge(expected),
+            PLAYER_REQUEST => encode_players(players),
+            RULES_REQUEST => encode_rules(rules),
+            _ => return Vec::new(),
+        };
+        split(&reply, expected)
+    }
+}
+
+/// Sends `request`, follows a challenge if one comes back, and returns the
+/// whole (reassembled) reply.
+fn exchange(
+    server: SocketAddr,
+    timeout: Duration,
+    request: impl Fn(Option<i32>) -> Vec<u8>,
+) -> io::Result<Vec<u8>> {
+    let sock = client_socket(server)?;
+    let deadline = Instant::now() + timeout;
+    sock.send(&request(None))?;
+    let mut parts = Vec::new();
+    let mut challenges = 0;
+    loop {
+        let p = recv_until(&sock, deadline, "A2S")?;
+        if p.len() == 9 && p[..4] == HEADER && p[4] == CHALLENGE_RESPONSE && challenges < 3 {
+            challenges += 1;
+            let c = i32::from_le_bytes([p[5], p[6], p[7], p[8]]);
+            sock.send(&request(Some(c)))?;
+            continue;
+        }
+        parts.push(p);
+        let bad = |e| io::Error::new(io::ErrorKind::InvalidData, e);
+        if let Some(whole) = reassemble(&parts).map_err(bad)? {
+            return Ok(whole);
+        }
+    }
 }
 
 /// Queries an A2S server: sends the request, follows a challenge if one
 /// comes back, and decodes the info reply. Every receive is bounded by
 /// `timeout`.
 pub fn query(server: SocketAddr, timeout: Duration) -> io::Result<A2sInfo> {
-    let bind: SocketAddr = if server.is_ipv6() {
-        "[::1]:0".parse().expect("valid address")
-    } else {
-        "127.0.0.1:0".parse().expect("valid address")
-    };
-    let sock = UdpSocket::bind(bind)?;
-    sock.connect(server)?;
-    let deadline = Instant::now() + timeout;
-    sock.send(&encode_request(None))?;
-    let mut buf = [0u8; 2048];
-    for _ in 0..4 {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            break;
-        }
-        sock.set_read_timeout(Some(left))?;
-        let n = sock.recv(&mut buf)?;
-        let p = &buf[..n];
-        if n == 9 && p[..4] == HEADER && p[4] == CHALLENGE_RESPONSE {
-            let c = i32::from_le_bytes([p[5], p[6], p[7], p[8]]);
-            sock.send(&encode_request(Some(c)))?;
-            continue;
-        }
-        return decode_info(p).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e));
-    }
-    Err(io::Error::new(
-        io::ErrorKind::TimedOut,
-        "A2S query timed out",
-    ))
+    let r = exchange(server, timeout, encode_request)?;
+    decode_info(&r).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// Asks an A2S server for its players (A2S_PLAYER, with the challenge).
+pub fn query_players(server: SocketAddr, timeout: Duration) -> io::Result<Vec<A2sPlayer>> {
+    let r = exchange(server, timeout, |c| {
+        encode_challenged_request(PLAYER_REQUEST, c.unwrap_or(-1))
+    })?;
+    decode_players(&r).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// Asks an A2S server for its rules (A2S_RULES, with the challenge).
+pub fn query_rules(server: SocketAddr, timeout: Duration) -> io::Result<Vec<(String, String)>> {
+    let r = exchange(server, timeout, |c| {
+        encode_challenged_request(RULES_REQUEST, c.unwrap_or(-1))
+    })?;
+    decode_rules(&r).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }

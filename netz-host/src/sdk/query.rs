@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::a2s::{A2sInfo, A2sResponder};
+use super::a2s::{A2sInfo, A2sPlayer, A2sResponder};
 use super::server_json::{server_json_path, AllocationWatcher, QueryType, ServerJson};
-use super::sqp::{SqpResponder, SqpServerInfo};
+use super::sqp::{SqpExtras, SqpRecords, SqpResponder, SqpServerInfo, SqpValue};
 
 /// What a server reports through its query protocol.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -59,24 +59,104 @@ impl QueryInfo {
     }
 }
 
+/// A player as the query protocols report it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QueryPlayer {
+    /// Name.
+    pub name: String,
+    /// Score.
+    pub score: i32,
+    /// Seconds connected.
+    pub seconds: u32,
+}
+
+/// A team as SQP's TeamInfo reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueryTeam {
+    /// Name.
+    pub name: String,
+    /// Score.
+    pub score: i32,
+}
+
+/// What the query protocols report besides [`QueryInfo`]: A2S_PLAYER and
+/// SQP PlayerInfo, A2S_RULES and SQP ServerRules, SQP TeamInfo.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QueryDetails {
+    /// The players.
+    pub players: Vec<QueryPlayer>,
+    /// Rules: name and value.
+    pub rules: Vec<(String, String)>,
+    /// Teams.
+    pub teams: Vec<QueryTeam>,
+}
+
+impl QueryDetails {
+    fn to_a2s_players(&self) -> Vec<A2sPlayer> {
+        self.players
+            .iter()
+            .map(|p| A2sPlayer {
+                index: 0,
+                name: p.name.clone(),
+                score: p.score,
+                duration: p.seconds as f32,
+            })
+            .collect()
+    }
+
+    fn to_sqp(&self) -> SqpExtras {
+        // SQP has no signed type: scores are sent as their u32 bit pattern.
+        SqpExtras {
+            rules: self
+                .rules
+                .iter()
+                .map(|(k, v)| (k.clone(), SqpValue::Str(v.clone())))
+                .collect(),
+            players: SqpRecords {
+                fields: vec!["name".into(), "score".into(), "time".into()],
+                records: self
+                    .players
+                    .iter()
+                    .map(|p| {
+                        vec![
+                            SqpValue::Str(p.name.clone()),
+                            SqpValue::U32(p.score as u32),
+                            SqpValue::U32(p.seconds),
+                        ]
+                    })
+                    .collect(),
+            },
+            teams: SqpRecords {
+                fields: vec!["name".into(), "score".into()],
+                records: self
+                    .teams
+                    .iter()
+                    .map(|t| vec![SqpValue::Str(t.name.clone()), SqpValue::U32(t.score as u32)])
+                    .collect(),
+            },
+        }
+    }
+}
+
 struct Shared {
     info: Mutex<QueryInfo>,
+    details: Mutex<QueryDetails>,
     responding: AtomicBool,
     stop: AtomicBool,
 }
 
-/// Answers A2S_INFO or SQP on a UDP socket from a background thread, until
-/// dropped.
+/// Answers A2S or SQP on one or more UDP sockets (IPv4 and IPv6, say)
+/// from background threads, until dropped.
 pub struct QueryServer {
     shared: Arc<Shared>,
-    local_addr: SocketAddr,
-    thread: Option<JoinHandle<()>>,
+    local_addrs: Vec<SocketAddr>,
+    threads: Vec<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for QueryServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("QueryServer")
-            .field("local_addr", &self.local_addr)
+            .field("local_addrs", &self.local_addrs)
             .finish()
     }
 }
@@ -84,28 +164,68 @@ impl std::fmt::Debug for QueryServer {
 impl QueryServer {
     /// Binds `addr` and starts answering `protocol` queries with `info`.
     pub fn bind(addr: SocketAddr, protocol: QueryType, info: QueryInfo) -> io::Result<QueryServer> {
-        let sock = UdpSocket::bind(addr)?;
-        sock.set_read_timeout(Some(Duration::from_millis(100)))?;
-        let local_addr = sock.local_addr()?;
+        QueryServer::bind_all(&[addr], protocol, info)
+    }
+
+    /// Binds every address of `addrs` (at least one) and answers on each.
+    pub fn bind_all(
+        addrs: &[SocketAddr],
+        protocol: QueryType,
+        info: QueryInfo,
+    ) -> io::Result<QueryServer> {
+        if addrs.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "no address to answer queries on",
+            ));
+        }
         let shared = Arc::new(Shared {
             info: Mutex::new(info),
+            details: Mutex::new(QueryDetails::default()),
             responding: AtomicBool::new(true),
             stop: AtomicBool::new(false),
         });
-        let s2 = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("netz-query".into())
-            .spawn(move || serve(sock, protocol, s2))?;
-        Ok(QueryServer {
-            shared,
-            local_addr,
-            thread: Some(thread),
-        })
+        let mut sockets = Vec::new();
+        for a in addrs {
+            let sock = UdpSocket::bind(a)?;
+            sock.set_read_timeout(Some(Duration::from_millis(100)))?;
+            sockets.push(sock);
+        }
+        let mut server = QueryServer {
+            shared: shared.clone(),
+            local_addrs: Vec::new(),
+            threads: Vec::new(),
+        };
+        for sock in sockets {
+            server.local_addrs.push(sock.local_addr()?);
+            let s2 = shared.clone();
+            server.threads.push(
+                std::thread::Builder::new()
+                    .name("netz-query".into())
+                    .spawn(move || serve(sock, protocol, s2))?,
+            );
+        }
+        Ok(server)
     }
 
-    /// The bound address.
+    /// The first bound address.
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.local_addrs[0]
+    }
+
+    /// Every bound address.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local_addrs
+    }
+
+    /// Changes the players, rules and teams reported.
+    pub fn update_details(&self, f: impl FnOnce(&mut QueryDetails)) {
+        let mut g = self
+            .shared
+            .details
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        f(&mut g);
     }
 
     /// Sets the reported player count.
@@ -128,7 +248,7 @@ impl QueryServer {
 impl Drop for QueryServer {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
+        for t in self.threads.drain(..) {
             let _ = t.join();
         }
     }
@@ -151,11 +271,22 @@ fn serve(sock: UdpSocket, protocol: QueryType, shared: Arc<Shared>) {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        let reply = match protocol {
-            QueryType::A2s => a2s.respond(&buf[..n], peer, &info.to_a2s()),
-            QueryType::Sqp => sqp.respond(&buf[..n], peer, &info.to_sqp()),
+        let details = shared
+            .details
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let replies = match protocol {
+            QueryType::A2s => a2s.respond_all(
+                &buf[..n],
+                peer,
+                &info.to_a2s(),
+                &details.to_a2s_players(),
+                &details.rules,
+            ),
+            QueryType::Sqp => sqp.respond_all(&buf[..n], peer, &info.to_sqp(), &details.to_sqp()),
         };
-        if let Some(r) = reply {
+        for r in replies {
             let _ = sock.send_to(&r, peer);
         }
     }
@@ -190,16 +321,24 @@ impl GameServer {
         let query = match config.query_type() {
             Some(q) => {
                 let ip: IpAddr = config.ip.parse().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+                let mut addrs = vec![SocketAddr::new(ip, config.query_port)];
+                if let Ok(v6) = config.ipv6.trim().parse::<std::net::Ipv6Addr>() {
+                    addrs.push(SocketAddr::new(IpAddr::V6(v6), config.query_port));
+                }
+                let var = |k: &str| config.variables.get(k).cloned().unwrap_or_default();
                 let info = QueryInfo {
-                    name: format!("netz server {}", config.server_id),
+                    name: match var("serverName") {
+                        n if n.is_empty() => format!("netz server {}", config.server_id),
+                        n => n,
+                    },
+                    map: var("map"),
+                    game_type: var("gameType"),
+                    build_id: var("buildID"),
+                    players: 0,
+                    max_players: var("maxPlayers").parse().unwrap_or(0),
                     port: config.port,
-                    ..QueryInfo::default()
                 };
-                Some(QueryServer::bind(
-                    SocketAddr::new(ip, config.query_port),
-                    q,
-                    info,
-                )?)
+                Some(QueryServer::bind_all(&addrs, q, info)?)
             }
             None => None,
         };
@@ -216,6 +355,29 @@ impl GameServer {
     pub fn set_players(&self, players: u16) {
         if let Some(q) = &self.query {
             q.set_players(players);
+        }
+    }
+
+    /// Changes what queries report (map, capacity, ...).
+    pub fn update_info(&self, f: impl FnOnce(&mut QueryInfo)) {
+        if let Some(q) = &self.query {
+            q.update(f);
+        }
+    }
+
+    /// Sets the players reported by A2S_PLAYER and SQP PlayerInfo; the
+    /// player count follows.
+    pub fn set_player_list(&self, players: Vec<QueryPlayer>) {
+        if let Some(q) = &self.query {
+            q.set_players(players.len().min(u16::MAX as usize) as u16);
+            q.update_details(|d| d.players = players);
+        }
+    }
+
+    /// Sets the rules reported by A2S_RULES and SQP ServerRules.
+    pub fn set_rules(&self, rules: Vec<(String, String)>) {
+        if let Some(q) = &self.query {
+            q.update_details(|d| d.rules = rules);
         }
     }
 }

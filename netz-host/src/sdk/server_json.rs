@@ -154,18 +154,7 @@ impl ServerJson {
     }
 }
 
-/// Writes `bytes` to `path` via a temporary file and a rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(".tmp");
-    let tmp = path.with_file_name(tmp_name);
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
-}
+pub use crate::files::write_atomic;
 
 /// The path of `server.json` for this process: `NETZ_SERVER_JSON`, or
 /// `server.json` in the working directory.
@@ -200,37 +189,32 @@ pub enum AllocationEvent {
 #[derive(Debug)]
 pub struct AllocationWatcher {
     path: PathBuf,
-    current: Option<String>,
-    pending: VecDeque<AllocationEvent>,
+    tracker: AllocationTracker,
     interval: Duration,
 }
 
-impl AllocationWatcher {
-    /// Watches the file at `path`, polling every `interval` in [`Self::wait`].
-    pub fn new(path: impl Into<PathBuf>, interval: Duration) -> Self {
-        AllocationWatcher {
-            path: path.into(),
-            current: None,
-            pending: VecDeque::new(),
-            interval,
-        }
-    }
+/// Turns a sequence of "allocated as X / not allocated" observations into
+/// [`AllocationEvent`]s (a change of id is a deallocation, then an
+/// allocation).
+#[derive(Debug, Default)]
+pub struct AllocationTracker {
+    current: Option<String>,
+    pending: VecDeque<AllocationEvent>,
+}
 
-    /// The allocation id seen by the last poll.
+impl AllocationTracker {
+    /// The allocation id last observed.
     pub fn current(&self) -> Option<&str> {
         self.current.as_deref()
     }
 
-    /// Reads the file once and returns the next change, if any. A file that
-    /// is missing or unreadable for a moment is not a change.
-    pub fn poll(&mut self) -> Option<AllocationEvent> {
-        if let Some(e) = self.pending.pop_front() {
-            return Some(e);
-        }
-        let Ok(json) = ServerJson::read(&self.path) else {
-            return None;
-        };
-        let now = json.allocation().map(str::to_owned);
+    /// An event not handed out yet.
+    pub fn take_pending(&mut self) -> Option<AllocationEvent> {
+        self.pending.pop_front()
+    }
+
+    /// Records what is seen now and returns the next event.
+    pub fn observe(&mut self, now: Option<String>) -> Option<AllocationEvent> {
         if now != self.current {
             if let Some(old) = self.current.take() {
                 self.pending.push_back(AllocationEvent::Deallocated(old));
@@ -242,6 +226,34 @@ impl AllocationWatcher {
             self.current = now;
         }
         self.pending.pop_front()
+    }
+}
+
+impl AllocationWatcher {
+    /// Watches the file at `path`, polling every `interval` in [`Self::wait`].
+    pub fn new(path: impl Into<PathBuf>, interval: Duration) -> Self {
+        AllocationWatcher {
+            path: path.into(),
+            tracker: AllocationTracker::default(),
+            interval,
+        }
+    }
+
+    /// The allocation id seen by the last poll.
+    pub fn current(&self) -> Option<&str> {
+        self.tracker.current()
+    }
+
+    /// Reads the file once and returns the next change, if any. A file that
+    /// is missing or unreadable for a moment is not a change.
+    pub fn poll(&mut self) -> Option<AllocationEvent> {
+        if let Some(e) = self.tracker.take_pending() {
+            return Some(e);
+        }
+        let Ok(json) = ServerJson::read(&self.path) else {
+            return None;
+        };
+        self.tracker.observe(json.allocation().map(str::to_owned))
     }
 
     /// Polls until a change is seen or `timeout` passes.

@@ -18,6 +18,10 @@ pub struct Opts {
     pub start_on_provision: bool,
     pub build_config: &'static str,
     pub idle_ttl_ms: Option<u64>,
+    pub max_connections: Option<usize>,
+    /// Appended to the generated config (an `[agones]` section, more
+    /// builds and build configurations).
+    pub extra_config: String,
 }
 
 impl Default for Opts {
@@ -27,6 +31,8 @@ impl Default for Opts {
             start_on_provision: true,
             build_config: "sqp",
             idle_ttl_ms: None,
+            max_connections: None,
+            extra_config: String::new(),
         }
     }
 }
@@ -55,6 +61,7 @@ work_dir = "{dir}"
 
 [control]
 listen = "127.0.0.1:0"
+{maxc}
 
 [machine]
 cpu_cores = {slots}
@@ -81,6 +88,10 @@ name = "test"
 executable = "{exe}"
 "#,
         bc = o.build_config,
+        maxc = o
+            .max_connections
+            .map(|n| format!("max_connections = {n}"))
+            .unwrap_or_default(),
         sop = o.start_on_provision,
         dir = dir.display(),
         slots = o.slots,
@@ -114,6 +125,7 @@ variables = {{ marker = "{cname}" }}
             qe = p + 19,
         ));
     }
+    s.push_str(&o.extra_config);
     s
 }
 
