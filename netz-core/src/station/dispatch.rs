@@ -35,7 +35,7 @@ impl Station {
                 nonce,
                 addr,
                 reason,
-            } => self.on_join_deny_forward(nonce, addr, reason),
+            } => self.on_join_deny_forward(origin, nonce, addr, reason),
             Msg::LinkKeys {
                 station,
                 send,

@@ -133,18 +133,18 @@ impl Station {
         else {
             return;
         };
+        // Only the answer to our own request: anyone who does not know its
+        // nonce (a stranger, or a replay of an older join's answer) is ignored.
+        if !matches!(&self.membership.state, State::Joining { nonce, .. } if *nonce == n) {
+            self.stats.join_messages_refused += 1;
+            return;
+        }
         let State::Joining {
-            nonce,
-            provisional,
-            early,
-            ..
+            provisional, early, ..
         } = std::mem::replace(&mut self.membership.state, State::InSession)
         else {
             return;
         };
-        if n != nonce {
-            self.stats.bad_messages += 1;
-        }
         self.membership.id = id;
         self.membership.session_master = session_master;
         self.membership.session_tag = session;
