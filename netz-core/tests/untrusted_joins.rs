@@ -83,6 +83,21 @@ fn drain(st: &mut Station, now: Instant) -> Vec<(SocketAddr, Vec<u8>)> {
     out
 }
 
+/// Hands `request` to `st` as if from `from`, and answers the challenge
+/// that comes back (the cookie is the request's last 16 bytes): the request
+/// as it arrives from a station that receives at `from`.
+fn with_cookie(st: &mut Station, now: Instant, from: SocketAddr, request: &[u8]) -> Vec<u8> {
+    st.handle_datagram(now, from, request);
+    let challenge = drain(st, now)
+        .into_iter()
+        .find(|(to, d)| *to == from && is_connectionless(d))
+        .expect("a challenge")
+        .1;
+    let mut out = request[..request.len() - 16].to_vec();
+    out.extend_from_slice(&challenge[challenge.len() - 16..]);
+    out
+}
+
 fn joined(events: &[Event]) -> bool {
     events.iter().any(|e| matches!(e, Event::Joined { .. }))
 }
@@ -105,6 +120,7 @@ fn a_join_accepted_with_the_wrong_nonce_is_dropped() {
     b.join(now, addr, c.addrs[0]).unwrap();
     // The session master answers a request whose nonce is not b's.
     let request = flip_nonce(&take_request(&mut b, now));
+    let request = with_cookie(c.station_mut(0), now, addr, &request);
     c.station_mut(0).handle_datagram(now, addr, &request);
     c.sim.add_node_at(addr, b);
     c.run_for(Duration::from_secs(2));
@@ -308,8 +324,8 @@ fn a_join_request_from_a_members_address_does_not_remove_it() {
     // c2's own request, one nonce bit flipped, sent from c1's address.
     let now = c.now();
     let c1 = c.addrs[1];
-    c.station_mut(0)
-        .handle_datagram(now, c1, &flip_nonce(&request));
+    let request = with_cookie(c.station_mut(0), now, c1, &flip_nonce(&request));
+    c.station_mut(0).handle_datagram(now, c1, &request);
     c.run_for(Duration::from_millis(300));
     assert_eq!(member_ids(&c, 0), before);
     assert!(c.station(0).stats().join_restarts_refused >= 1);
@@ -332,4 +348,69 @@ fn a_join_forward_naming_a_members_address_does_not_remove_it() {
     );
     c.run_for(Duration::from_millis(300));
     assert_eq!(member_ids(&c, 0), before);
+}
+
+#[test]
+fn a_spoofed_join_request_gets_at_most_three_times_its_size_back() {
+    let mut now = Instant::ZERO;
+    let master_addr: SocketAddr = "10.1.0.1:4000".parse().unwrap();
+    let spoofed: SocketAddr = "10.66.0.1:4000".parse().unwrap();
+    let mut master = Station::new(plain(ProcessType::Server, "s", Topology::Mesh), registry());
+    master.create_session(now, master_addr).unwrap();
+    drain(&mut master, now);
+    let mut joiner = Station::new(plain(ProcessType::Client, "j", Topology::Mesh), registry());
+    joiner.join(now, spoofed, master_addr).unwrap();
+    let request = take_request(&mut joiner, now);
+    // The request arrives with the victim's address as its source; the
+    // victim never answers.
+    master.handle_datagram(now, spoofed, &request);
+    let mut sent = 0;
+    for _ in 0..300 {
+        for (to, data) in drain(&mut master, now) {
+            if to == spoofed {
+                sent += data.len();
+            }
+        }
+        now += Duration::from_millis(10);
+        master.handle_timeout(now);
+    }
+    assert!(
+        sent <= 3 * request.len(),
+        "{sent} bytes sent for a request of {}",
+        request.len()
+    );
+    assert_eq!(master.stations().len(), 1, "nobody admitted");
+}
+
+#[test]
+fn replayed_join_requests_from_new_ports_admit_no_ghost() {
+    let mut c = Cluster::start(
+        SimConfig::seeded(6),
+        registry(),
+        vec![plain(ProcessType::Server, "s", Topology::Mesh)],
+    )
+    .unwrap();
+    c.sim.set_recording(true);
+    c.join(plain(ProcessType::Client, "c", Topology::Mesh), 0)
+        .unwrap();
+    let master = c.addrs[0];
+    // Every request the real joiner sent (with and without its cookie).
+    let requests: Vec<Vec<u8>> = c
+        .sim
+        .take_deliveries()
+        .into_iter()
+        .filter(|d| d.to == master && is_connectionless(&d.data))
+        .map(|d| d.data)
+        .collect();
+    assert!(!requests.is_empty());
+    let ip = c.addrs[1].ip();
+    for i in 0..200u16 {
+        let now = c.now();
+        let from = SocketAddr::new(ip, 20_000 + i);
+        let r = &requests[usize::from(i) % requests.len()];
+        c.station_mut(0).handle_datagram(now, from, r);
+        c.run_for(Duration::from_millis(5));
+    }
+    c.run_for(Duration::from_millis(500));
+    assert_eq!(c.station(0).stations().len(), 2, "no ghost admitted");
 }

@@ -11,7 +11,15 @@ pub(super) struct Admission {
     pub(super) join_dedup: HashMap<SocketAddr, u64>,
     /// Joins whose approval was postponed (`PostponeDecision`).
     pub(super) pending: BTreeMap<StationId, PendingJoin>,
+    /// The key of this station's challenge cookies, drawn from the
+    /// station's random sequence when first needed.
+    cookie_key: Option<crate::crypto::Key>,
+    /// While joining: the cookie the contact challenged us with.
+    pub(super) join_cookie: [u8; 16],
 }
+
+/// How long a challenge cookie is valid: its time bucket (and the one before).
+const COOKIE_BUCKET_MS: u64 = 10_000;
 
 /// The longest reason a `JoinDenied` carries, in bytes.
 pub(super) const MAX_DENY_REASON: usize = 200;
@@ -42,6 +50,7 @@ impl Station {
                 token,
                 topology,
                 connect,
+                cookie,
             } => {
                 if !matches!(self.membership.state, State::InSession) {
                     self.stats.unknown_sender += 1;
@@ -53,6 +62,13 @@ impl Station {
                     return;
                 }
                 if !self.allow_join_from(from) {
+                    return;
+                }
+                // Nothing but a challenge goes to an address that has not
+                // shown that it receives there.
+                if !self.cookie_valid(from, nonce, &cookie) {
+                    let cookie = self.cookie_for(from, nonce, self.cookie_bucket());
+                    self.send_connectionless(from, &Msg::JoinChallenge { nonce, cookie });
                     return;
                 }
                 if self.migration.scale_in.is_some() {
@@ -75,6 +91,22 @@ impl Station {
                     connect.0,
                 );
             }
+            Msg::JoinChallenge { nonce: n, cookie } => {
+                let retry = match &self.membership.state {
+                    State::Joining { nonce, contact, .. } if *nonce == n && *contact == from => {
+                        Some(*contact)
+                    }
+                    _ => None,
+                };
+                match retry {
+                    Some(contact) if self.admission.join_cookie != cookie => {
+                        self.admission.join_cookie = cookie;
+                        self.send_join_request(contact, n);
+                    }
+                    Some(_) => {}
+                    None => self.stats.bad_messages += 1,
+                }
+            }
             Msg::JoinDenied { nonce: n, reason } => {
                 if let State::Joining { nonce, contact, .. } = &self.membership.state {
                     if *nonce == n && *contact == from {
@@ -88,6 +120,40 @@ impl Station {
             }
             _ => self.stats.bad_messages += 1,
         }
+    }
+
+    fn cookie_bucket(&self) -> u64 {
+        self.now.as_micros() / 1000 / COOKIE_BUCKET_MS
+    }
+
+    /// The challenge cookie of a request with `nonce` from `addr` in time
+    /// bucket `bucket`: a MAC under this station's cookie key, so that
+    /// nothing needs to be kept per address.
+    fn cookie_for(&mut self, addr: SocketAddr, nonce: u64, bucket: u64) -> [u8; 16] {
+        let key = match self.admission.cookie_key {
+            Some(k) => k,
+            None => {
+                let mut k = [0u8; 32];
+                for chunk in k.chunks_mut(8) {
+                    chunk.copy_from_slice(&self.next_random().to_le_bytes());
+                }
+                self.admission.cookie_key = Some(k);
+                k
+            }
+        };
+        crate::crypto::challenge_cookie(&key, addr, nonce, bucket)
+    }
+
+    /// Whether `cookie` is the one this station gave `addr` for `nonce`
+    /// in this time bucket or the one before.
+    fn cookie_valid(&mut self, addr: SocketAddr, nonce: u64, cookie: &[u8; 16]) -> bool {
+        if *cookie == [0; 16] {
+            return false;
+        }
+        let bucket = self.cookie_bucket();
+        let now = self.cookie_for(addr, nonce, bucket);
+        let before = self.cookie_for(addr, nonce, bucket.wrapping_sub(1));
+        crate::crypto::ct_eq(&now, cookie) | crate::crypto::ct_eq(&before, cookie)
     }
 
     /// Charges a join request from `from` to the join-rate limit; false

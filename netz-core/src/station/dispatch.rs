@@ -19,9 +19,10 @@ impl Station {
         }
         match msg {
             // Connectionless only: never on a link.
-            Msg::JoinRequest { .. } | Msg::JoinDenied { .. } | Msg::JoinAccepted { .. } => {
-                self.stats.bad_messages += 1
-            }
+            Msg::JoinRequest { .. }
+            | Msg::JoinDenied { .. }
+            | Msg::JoinAccepted { .. }
+            | Msg::JoinChallenge { .. } => self.stats.bad_messages += 1,
             // Admission.
             Msg::JoinForward {
                 nonce,

@@ -95,6 +95,7 @@ impl Station {
         }
         self.membership.local_addr = Some(local_addr);
         let nonce = self.next_random();
+        self.admission.join_cookie = [0; 16];
         if let Some(sec) = self.sec.as_mut() {
             sec.set_joining(true);
         }
@@ -117,6 +118,7 @@ impl Station {
             token: self.cfg.token.clone(),
             topology: self.cfg.topology,
             connect: Bytes(self.sec.as_ref().map(|s| s.own_token()).unwrap_or_default()),
+            cookie: self.admission.join_cookie,
         };
         self.send_connectionless(contact, &msg);
     }
