@@ -141,6 +141,34 @@ fn stream(key: &Key, nonce: &[u8; 24]) -> Key {
     out
 }
 
+/// A join challenge cookie: a MAC under `key` over the joiner's address,
+/// its request's nonce and a time bucket.
+pub(crate) fn challenge_cookie(
+    key: &Key,
+    addr: std::net::SocketAddr,
+    nonce: u64,
+    bucket: u64,
+) -> [u8; 16] {
+    let ip = match addr.ip() {
+        std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        std::net::IpAddr::V6(v6) => v6.octets(),
+    };
+    let k = kdf(key, b"netzcook", &ip);
+    let mut input = [0u8; 16];
+    input[..2].copy_from_slice(&addr.port().to_le_bytes());
+    input[2..8].copy_from_slice(&bucket.to_le_bytes()[..6]);
+    input[8..].copy_from_slice(&nonce.to_le_bytes());
+    let full = kdf(&k, b"netzcoo2", &input);
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&full[..16]);
+    out
+}
+
+/// Compares two byte strings in time that does not depend on where they differ.
+pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 fn id_input(id: StationId) -> [u8; 16] {
     let mut b = [0u8; 16];
     b[..4].copy_from_slice(&id.0.to_le_bytes());

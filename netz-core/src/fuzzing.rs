@@ -264,6 +264,7 @@ pub fn join_request_datagram(
         token: token.into(),
         topology,
         connect: crate::wire::Bytes(connect.to_vec()),
+        cookie: [0; 16],
     };
     postcard::to_extend(&msg, buf).unwrap_or_default()
 }

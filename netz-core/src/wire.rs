@@ -57,6 +57,9 @@ pub(crate) enum Msg {
         topology: Topology,
         /// The sealed connect token (empty without security).
         connect: Bytes,
+        /// The contact's challenge cookie for this address (zeros until
+        /// the contact sent one: see `JoinChallenge`).
+        cookie: [u8; 16],
     },
     /// Connectionless: the join was refused.
     JoinDenied { nonce: u64, reason: String },
@@ -204,6 +207,9 @@ pub(crate) enum Msg {
         code: u16,
         message: String,
     },
+    /// Connectionless, contact -> joiner: prove that you receive at your
+    /// address; send the request again with this cookie.
+    JoinChallenge { nonce: u64, cookie: [u8; 16] },
 }
 
 /// What a room request asks for.
@@ -221,6 +227,7 @@ impl Msg {
         match self {
             Msg::JoinRequest { .. } => "JoinRequest",
             Msg::JoinDenied { .. } => "JoinDenied",
+            Msg::JoinChallenge { .. } => "JoinChallenge",
             Msg::JoinForward { .. } => "JoinForward",
             Msg::JoinDenyForward { .. } => "JoinDenyForward",
             Msg::JoinAccepted { .. } => "JoinAccepted",

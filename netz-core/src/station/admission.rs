@@ -11,6 +11,28 @@ pub(super) struct Admission {
     pub(super) join_dedup: HashMap<SocketAddr, u64>,
     /// Joins whose approval was postponed (`PostponeDecision`).
     pub(super) pending: BTreeMap<StationId, PendingJoin>,
+    /// The key of this station's challenge cookies, drawn from the
+    /// station's random sequence when first needed.
+    cookie_key: Option<crate::crypto::Key>,
+    /// While joining: the cookie the contact challenged us with.
+    pub(super) join_cookie: [u8; 16],
+}
+
+/// How long a challenge cookie is valid: its time bucket (and the one before).
+const COOKIE_BUCKET_MS: u64 = 10_000;
+
+/// The longest reason a `JoinDenied` carries, in bytes.
+pub(super) const MAX_DENY_REASON: usize = 200;
+
+/// Cuts `reason` to [`MAX_DENY_REASON`] bytes, on a character boundary.
+pub(super) fn truncate_reason(reason: &mut String) {
+    if reason.len() > MAX_DENY_REASON {
+        let mut end = MAX_DENY_REASON;
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        reason.truncate(end);
+    }
 }
 
 pub(super) struct PendingJoin {
@@ -28,21 +50,25 @@ impl Station {
                 token,
                 topology,
                 connect,
+                cookie,
             } => {
                 if !matches!(self.membership.state, State::InSession) {
                     self.stats.unknown_sender += 1;
                     return;
                 }
-                if !self
-                    .limit_state
-                    .allow_join(&self.cfg.limits, from, self.now)
-                {
-                    self.stats.join_rate_limited += 1;
-                    self.limit_state
-                        .hit(crate::limits::Limit::JoinRate, self.membership.id);
+                // The token first: a flood of bad tokens is dropped without
+                // using up the rate that real joiners need.
+                if !self.vet_token(&connect.0, process_type) {
                     return;
                 }
-                if !self.vet_token(&connect.0, process_type) {
+                if !self.allow_join_from(from) {
+                    return;
+                }
+                // Nothing but a challenge goes to an address that has not
+                // shown that it receives there.
+                if !self.cookie_valid(from, nonce, &cookie) {
+                    let cookie = self.cookie_for(from, nonce, self.cookie_bucket());
+                    self.send_connectionless(from, &Msg::JoinChallenge { nonce, cookie });
                     return;
                 }
                 if self.migration.scale_in.is_some() {
@@ -65,6 +91,22 @@ impl Station {
                     connect.0,
                 );
             }
+            Msg::JoinChallenge { nonce: n, cookie } => {
+                let retry = match &self.membership.state {
+                    State::Joining { nonce, contact, .. } if *nonce == n && *contact == from => {
+                        Some(*contact)
+                    }
+                    _ => None,
+                };
+                match retry {
+                    Some(contact) if self.admission.join_cookie != cookie => {
+                        self.admission.join_cookie = cookie;
+                        self.send_join_request(contact, n);
+                    }
+                    Some(_) => {}
+                    None => self.stats.bad_messages += 1,
+                }
+            }
             Msg::JoinDenied { nonce: n, reason } => {
                 if let State::Joining { nonce, contact, .. } = &self.membership.state {
                     if *nonce == n && *contact == from {
@@ -78,6 +120,55 @@ impl Station {
             }
             _ => self.stats.bad_messages += 1,
         }
+    }
+
+    fn cookie_bucket(&self) -> u64 {
+        self.now.as_micros() / 1000 / COOKIE_BUCKET_MS
+    }
+
+    /// The challenge cookie of a request with `nonce` from `addr` in time
+    /// bucket `bucket`: a MAC under this station's cookie key, so that
+    /// nothing needs to be kept per address.
+    fn cookie_for(&mut self, addr: SocketAddr, nonce: u64, bucket: u64) -> [u8; 16] {
+        let key = match self.admission.cookie_key {
+            Some(k) => k,
+            None => {
+                let mut k = [0u8; 32];
+                for chunk in k.chunks_mut(8) {
+                    chunk.copy_from_slice(&self.next_random().to_le_bytes());
+                }
+                self.admission.cookie_key = Some(k);
+                k
+            }
+        };
+        crate::crypto::challenge_cookie(&key, addr, nonce, bucket)
+    }
+
+    /// Whether `cookie` is the one this station gave `addr` for `nonce`
+    /// in this time bucket or the one before.
+    fn cookie_valid(&mut self, addr: SocketAddr, nonce: u64, cookie: &[u8; 16]) -> bool {
+        if *cookie == [0; 16] {
+            return false;
+        }
+        let bucket = self.cookie_bucket();
+        let now = self.cookie_for(addr, nonce, bucket);
+        let before = self.cookie_for(addr, nonce, bucket.wrapping_sub(1));
+        crate::crypto::ct_eq(&now, cookie) | crate::crypto::ct_eq(&before, cookie)
+    }
+
+    /// Charges a join request from `from` to the join-rate limit; false
+    /// (counted) if the limit is reached.
+    pub(super) fn allow_join_from(&mut self, from: SocketAddr) -> bool {
+        if self
+            .limit_state
+            .allow_join(&self.cfg.limits, from, self.now)
+        {
+            return true;
+        }
+        self.stats.join_rate_limited += 1;
+        self.limit_state
+            .hit(crate::limits::Limit::JoinRate, self.membership.id);
+        false
     }
 
     /// With security on, whether a join request's connect token may be
@@ -129,10 +220,14 @@ impl Station {
             if self.sec.is_some() {
                 return;
             }
-            // The station at that address restarted: the old one is gone.
-            if self.is_session_master() && id != self.membership.id {
+            // The station at that address may have restarted, but anyone
+            // can send a request from its address: only a member that
+            // failure detection already finds silent is taken as gone.
+            let silent = self.membership.members.get(&id).is_some_and(|m| m.silent);
+            if self.is_session_master() && id != self.membership.id && silent {
                 self.declare_gone(id, true);
             } else {
+                self.stats.join_restarts_refused += 1;
                 return;
             }
         }
@@ -309,7 +404,15 @@ impl Station {
             .keys()
             .filter(|a| !self.membership.addrs.contains_key(a))
             .count();
-        if self.admission.pending.len() >= max || unanswered >= max {
+        // Admitted stations never heard from count too: a ghost (admitted
+        // from a spoofed address) holds its place until it is dropped.
+        let unheard = self
+            .membership
+            .members
+            .values()
+            .filter(|m| m.link.is_some() && !m.heard)
+            .count();
+        if self.admission.pending.len() >= max || unanswered + unheard >= max {
             self.stats.pending_joins_limited += 1;
             self.limit_state
                 .hit(crate::limits::Limit::PendingJoins, self.membership.id);
@@ -355,6 +458,8 @@ impl Station {
         addr: SocketAddr,
         reason: String,
     ) {
+        let mut reason = reason;
+        truncate_reason(&mut reason);
         debug!(station = %self.membership.id, %addr, %reason, "join denied");
         self.admission.join_dedup.remove(&addr);
         if contact == self.membership.id {
@@ -459,7 +564,20 @@ impl Station {
         topology: Topology,
         connect: Bytes,
     ) {
+        // Only a member that may be a contact forwards: in a client-server
+        // session, a server; the request gets the checks of a direct one.
+        let may_contact = self.membership.members.get(&origin).is_some_and(|m| {
+            self.cfg.topology != Topology::ClientServer
+                || m.info.process_type == ProcessType::Server
+        });
+        if !may_contact || origin == self.membership.id {
+            self.stats.join_messages_refused += 1;
+            return;
+        }
         if self.is_session_master() {
+            if !self.vet_token(&connect.0, process_type) || !self.allow_join_from(addr) {
+                return;
+            }
             self.on_join_request(
                 origin,
                 nonce,
@@ -475,8 +593,26 @@ impl Station {
     }
 
     /// `JoinDenyForward`: the session master refuses a joiner that asked here.
-    pub(super) fn on_join_deny_forward(&mut self, nonce: u64, addr: SocketAddr, reason: String) {
+    ///
+    /// Only from the session master, and only for a request this station
+    /// forwarded and that is still unanswered: it is never a reflector
+    /// towards an address nobody asked from. The reason is cut to
+    /// [`MAX_DENY_REASON`] bytes.
+    pub(super) fn on_join_deny_forward(
+        &mut self,
+        origin: StationId,
+        nonce: u64,
+        addr: SocketAddr,
+        mut reason: String,
+    ) {
+        let forwarded = self.admission.join_dedup.get(&addr) == Some(&nonce)
+            && !self.membership.addrs.contains_key(&addr);
+        if origin != self.membership.session_master || origin == self.membership.id || !forwarded {
+            self.stats.join_messages_refused += 1;
+            return;
+        }
         self.admission.join_dedup.remove(&addr);
+        truncate_reason(&mut reason);
         self.send_connectionless(addr, &Msg::JoinDenied { nonce, reason });
     }
 }
@@ -499,5 +635,64 @@ impl Station {
             }
             _ => self.stats.bad_messages += 1,
         }
+    }
+}
+
+/// A join message as a member could send it over its authenticated link:
+/// for tests that attack from inside (a cheating member with a valid token).
+#[doc(hidden)]
+#[derive(Clone, Debug)]
+pub enum ForgedJoinMsg {
+    /// `JoinForward` of a request from `addr`.
+    Forward {
+        /// The request's nonce.
+        nonce: u64,
+        /// The joiner's address it names.
+        addr: SocketAddr,
+        /// The process type asked for.
+        process_type: ProcessType,
+    },
+    /// `JoinDenyForward` towards `addr`.
+    DenyForward {
+        /// The request's nonce.
+        nonce: u64,
+        /// Where the `JoinDenied` would go.
+        addr: SocketAddr,
+        /// Its reason.
+        reason: String,
+    },
+}
+
+impl Station {
+    /// Handles `msg` as if member `from` had sent it on its authenticated
+    /// link (tests that attack from inside).
+    #[doc(hidden)]
+    pub fn deliver_forged_join_msg(&mut self, now: Instant, from: StationId, msg: ForgedJoinMsg) {
+        self.advance(now);
+        let msg = match msg {
+            ForgedJoinMsg::Forward {
+                nonce,
+                addr,
+                process_type,
+            } => Msg::JoinForward {
+                nonce,
+                addr,
+                process_type,
+                token: String::new(),
+                topology: self.cfg.topology,
+                connect: Bytes(Vec::new()),
+            },
+            ForgedJoinMsg::DenyForward {
+                nonce,
+                addr,
+                reason,
+            } => Msg::JoinDenyForward {
+                nonce,
+                addr,
+                reason,
+            },
+        };
+        self.handle_msg(from, msg);
+        self.drain_local();
     }
 }

@@ -19,9 +19,10 @@ impl Station {
         }
         match msg {
             // Connectionless only: never on a link.
-            Msg::JoinRequest { .. } | Msg::JoinDenied { .. } | Msg::JoinAccepted { .. } => {
-                self.stats.bad_messages += 1
-            }
+            Msg::JoinRequest { .. }
+            | Msg::JoinDenied { .. }
+            | Msg::JoinAccepted { .. }
+            | Msg::JoinChallenge { .. } => self.stats.bad_messages += 1,
             // Admission.
             Msg::JoinForward {
                 nonce,
@@ -35,7 +36,7 @@ impl Station {
                 nonce,
                 addr,
                 reason,
-            } => self.on_join_deny_forward(nonce, addr, reason),
+            } => self.on_join_deny_forward(origin, nonce, addr, reason),
             Msg::LinkKeys {
                 station,
                 send,

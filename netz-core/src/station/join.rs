@@ -95,6 +95,7 @@ impl Station {
         }
         self.membership.local_addr = Some(local_addr);
         let nonce = self.next_random();
+        self.admission.join_cookie = [0; 16];
         if let Some(sec) = self.sec.as_mut() {
             sec.set_joining(true);
         }
@@ -117,6 +118,7 @@ impl Station {
             token: self.cfg.token.clone(),
             topology: self.cfg.topology,
             connect: Bytes(self.sec.as_ref().map(|s| s.own_token()).unwrap_or_default()),
+            cookie: self.admission.join_cookie,
         };
         self.send_connectionless(contact, &msg);
     }
@@ -133,18 +135,18 @@ impl Station {
         else {
             return;
         };
+        // Only the answer to our own request: anyone who does not know its
+        // nonce (a stranger, or a replay of an older join's answer) is ignored.
+        if !matches!(&self.membership.state, State::Joining { nonce, .. } if *nonce == n) {
+            self.stats.join_messages_refused += 1;
+            return;
+        }
         let State::Joining {
-            nonce,
-            provisional,
-            early,
-            ..
+            provisional, early, ..
         } = std::mem::replace(&mut self.membership.state, State::InSession)
         else {
             return;
         };
-        if n != nonce {
-            self.stats.bad_messages += 1;
-        }
         self.membership.id = id;
         self.membership.session_master = session_master;
         self.membership.session_tag = session;

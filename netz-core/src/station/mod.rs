@@ -52,6 +52,8 @@ mod store;
 mod timers;
 mod views;
 
+#[doc(hidden)]
+pub use admission::ForgedJoinMsg;
 use admission::*;
 use calls::*;
 use dataset_codec::*;

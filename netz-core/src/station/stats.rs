@@ -62,6 +62,14 @@ pub struct StationStats {
     /// Messages to this client given up on: a gap in a sender's numbering
     /// that was not filled in time (lost with a crashed server).
     pub sequence_gaps: u64,
+    /// Join messages dropped because their sender had no right to send
+    /// them: a `JoinAccepted` with the wrong nonce, a `JoinForward` or
+    /// `JoinDenyForward` from a station that may not send it or for a
+    /// request it never forwarded.
+    pub join_messages_refused: u64,
+    /// Join requests from a member's address not taken as its restart
+    /// (the member is still heard from).
+    pub join_restarts_refused: u64,
 }
 
 /// Errors of station API calls.
