@@ -179,6 +179,9 @@ impl RoomError {
     pub const MIGRATING: u16 = 5;
     /// Only members may do this.
     pub const NOT_MEMBER: u16 = 6;
+    /// A room quota was reached (rooms per station, properties per room,
+    /// the size of a property).
+    pub const LIMIT: u16 = 7;
 
     pub(crate) fn new(code: u16, message: impl Into<String>) -> Self {
         RoomError {

@@ -9,6 +9,8 @@ mod crypto_text;
 pub mod event;
 mod fasthash;
 #[doc(hidden)]
+pub mod forge;
+#[doc(hidden)]
 pub mod fuzzing;
 pub mod ids;
 pub mod limits;

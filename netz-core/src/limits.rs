@@ -43,6 +43,12 @@ pub struct Limits {
     /// Messages a joining station buffers before its join is accepted.
     /// Default 1024.
     pub max_early_messages: usize,
+    /// Rooms one station may own on one server at once. Default 16.
+    pub max_rooms_per_station: usize,
+    /// Properties of one room. Default 64.
+    pub max_room_properties: usize,
+    /// Bytes of one room property, key and value together. Default 1024.
+    pub max_room_property_bytes: usize,
 }
 
 impl Default for Limits {
@@ -57,6 +63,9 @@ impl Default for Limits {
             max_postponed_calls: 4096,
             max_queued_bytes_per_link: 8 << 20,
             max_early_messages: 1024,
+            max_rooms_per_station: 16,
+            max_room_properties: 64,
+            max_room_property_bytes: 1024,
         }
     }
 }

@@ -105,3 +105,24 @@ pub struct RmcView {
     /// How often it was sent again to another station.
     pub retries: u32,
 }
+
+/// The sizes of a station's tables that remote input can grow (each is
+/// bounded); for tests and monitoring.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Bookkeeping {
+    /// Rooms whose migration start or completion was reported.
+    pub room_reports: usize,
+    /// Relayed messages kept for stations not known yet.
+    pub early_relayed: usize,
+    /// Their encoded bytes.
+    pub early_relayed_bytes: usize,
+    /// Messages to this client held behind a gap in their sender's order.
+    pub held_in_order: usize,
+    /// Master changes waiting for the old master's word.
+    pub pending_masters: usize,
+    /// RMCs in flight.
+    pub pending_calls: usize,
+    /// Postponed calls.
+    pub postponed_calls: usize,
+}

@@ -250,17 +250,35 @@ impl Station {
         }
     }
 
+    ///
+    /// Believed only from the station the call was sent to; a retry goes to
+    /// the master this station's store knows, never to whoever the reply
+    /// names.
     pub(super) fn on_rmc_reply(
         &mut self,
+        origin: StationId,
         call: u64,
         outcome: Outcome,
         result: Vec<u8>,
         hint: StationId,
     ) {
+        match self.calls.pending.get(&call) {
+            Some(p) if p.target == origin => {}
+            Some(_) => {
+                self.refuse("RmcReply", origin, "not the station the call went to");
+                return;
+            }
+            None => return,
+        }
         let Some(mut p) = self.calls.pending.remove(&call) else {
             return;
         };
         self.calls.deadlines.remove(&(p.deadline, call));
+        let known_master = self.master_of(p.handle);
+        let hint = match known_master {
+            Some(m) if m == hint || (m != p.target && hint.is_some()) => m,
+            _ => StationId::NONE,
+        };
         if outcome == Outcome::TargetValidationFailure
             && bits::has(p.flags, RmcFlag::RetryOnTargetValidationFailure)
             && p.retries < self.cfg.max_rmc_retries
@@ -321,7 +339,7 @@ impl Station {
 
     /// Answers call `call` of `origin` with a failure (no result); `hint`
     /// names the master when the target was not it.
-    fn reply_failure(
+    pub(super) fn reply_failure(
         &mut self,
         origin: StationId,
         substream: u8,
@@ -560,6 +578,15 @@ impl Station {
             self.stats.unknown_object += 1;
             return;
         };
+        if !forward && origin != e.master {
+            // To the duplicas only from the master (to the master, anyone).
+            self.refuse(
+                "Action",
+                origin,
+                "an action on duplicas not from the master",
+            );
+            return;
+        }
         if forward && e.master != self.membership.id {
             // The master moved: pass it on.
             let m = e.master;

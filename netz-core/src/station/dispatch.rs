@@ -13,6 +13,10 @@ impl Station {
     /// or vouched for by a server that relayed it).
     pub(super) fn handle_msg(&mut self, origin: StationId, msg: Msg) {
         trace!(station = %self.membership.id, from = %origin, msg = msg.name(), "recv");
+        if !self.may_send(origin, &msg) {
+            self.refuse(msg.name(), origin, "not entitled to send it");
+            return;
+        }
         if self.store.system_lock > 0 && needs_unlocked(&msg) {
             self.store.deferred.push(Deferred::Msg(origin, msg));
             return;
@@ -87,7 +91,13 @@ impl Station {
                 outcome,
                 result,
                 master_hint,
-            } => self.on_rmc_reply(call, Outcome::from_wire(outcome), result.0, master_hint),
+            } => self.on_rmc_reply(
+                origin,
+                call,
+                Outcome::from_wire(outcome),
+                result.0,
+                master_hint,
+            ),
             Msg::Action {
                 handle,
                 method,
@@ -131,6 +141,122 @@ impl Station {
                 code,
                 message,
             } => self.on_room_migrate_complete(room, epoch, success, room_id, code, message),
+        }
+    }
+}
+
+/// Who may send a message kind. [`Station::handle_msg`] checks the rule
+/// against the authenticated origin before the handler runs; handlers
+/// whose rule is `Handler` check the sender against their own state (and
+/// every handler checks what depends on the object or the session).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sender {
+    /// Nobody: the kind never travels on a link.
+    Nobody,
+    /// The session master (elected, never claimed).
+    SessionMaster,
+    /// A server of the session.
+    Server,
+    /// A station that may take join requests: any member in a mesh, a
+    /// server in a client-server session.
+    Contact,
+    /// Any member, about itself (its own duplicas, its own calls, its own
+    /// requests); the pipeline's checks judge the rest.
+    Member,
+    /// The handler decides, from its part's state.
+    Handler,
+}
+
+/// The authority table: who may send each message kind.
+///
+/// | kind | who | and what the handler checks |
+/// |---|---|---|
+/// | JoinRequest, JoinDenied, JoinAccepted, JoinChallenge | nobody (connectionless only) | |
+/// | JoinForward | a contact | the same token, rate and capacity checks as a direct request |
+/// | JoinDenyForward, LinkKeys, StationJoined, StationGone, RecoveryDone | the session master | |
+/// | ReportFailure | a server | the failed station is that server's client |
+/// | Leaving | any member | about itself |
+/// | NewSessionMaster | handler | the sender is the one this station's own view of the election picks, and every station it names as failed has been silent here |
+/// | Create | handler | a new object is created by its sender, or re-discovered by its master; an existing duplica's master changes only with its old master's word or the session master's recovery |
+/// | Delete | handler | the object's master, or the session master |
+/// | DuplicaRemoved | any member | about its own duplica |
+/// | MasterChanged | handler | the object's current master hands it over, or the session master recovers it, or the new master names itself once the old one is gone |
+/// | Migrate | handler | the object's current master |
+/// | Update, Updates | handler | the object's master |
+/// | Rmc | any member | the pipeline's checks |
+/// | RmcReply | handler | the station the call was sent to |
+/// | Action | handler | to the master: any member; to duplicas: the object's master |
+/// | Offline, Handover, HandoverAck, RoomReply, RoomAdopt, RoomMigrateStart, RoomMigrateComplete | a server | |
+/// | MigrateRequest, Reconnect | handler | a client this server relays (or adopted) |
+/// | MigrateRefused, MigrateGo, Kick, Welcome | handler | this client's server |
+/// | Reattach | handler | at the session master: a server; elsewhere: the session master |
+/// | RoomRequest | handler | the requester itself, or a server passing it on |
+fn sender_rule(msg: &Msg) -> Sender {
+    match msg {
+        Msg::JoinRequest { .. }
+        | Msg::JoinDenied { .. }
+        | Msg::JoinAccepted { .. }
+        | Msg::JoinChallenge { .. } => Sender::Nobody,
+        Msg::JoinForward { .. } => Sender::Contact,
+        Msg::JoinDenyForward { .. }
+        | Msg::LinkKeys { .. }
+        | Msg::StationJoined(_)
+        | Msg::StationGone { .. }
+        | Msg::RecoveryDone { .. } => Sender::SessionMaster,
+        Msg::ReportFailure { .. }
+        | Msg::Offline { .. }
+        | Msg::Handover { .. }
+        | Msg::HandoverAck { .. }
+        | Msg::RoomReply { .. }
+        | Msg::RoomAdopt { .. }
+        | Msg::RoomMigrateStart { .. }
+        | Msg::RoomMigrateComplete { .. } => Sender::Server,
+        Msg::Leaving | Msg::DuplicaRemoved { .. } | Msg::Rmc { .. } => Sender::Member,
+        Msg::NewSessionMaster { .. }
+        | Msg::Create { .. }
+        | Msg::Delete { .. }
+        | Msg::MasterChanged { .. }
+        | Msg::Migrate { .. }
+        | Msg::Update { .. }
+        | Msg::Updates { .. }
+        | Msg::RmcReply { .. }
+        | Msg::Action { .. }
+        | Msg::MigrateRequest
+        | Msg::MigrateRefused { .. }
+        | Msg::MigrateGo { .. }
+        | Msg::Reconnect
+        | Msg::Welcome
+        | Msg::Reattach { .. }
+        | Msg::Kick { .. }
+        | Msg::RoomRequest { .. } => Sender::Handler,
+    }
+}
+
+impl Station {
+    /// Whether `origin` may send `msg` at all (the table above); this
+    /// station's own messages always may.
+    fn may_send(&self, origin: StationId, msg: &Msg) -> bool {
+        if origin == self.membership.id {
+            return !matches!(sender_rule(msg), Sender::Nobody);
+        }
+        let is_server = self.process_type_of(origin) == Some(ProcessType::Server);
+        match sender_rule(msg) {
+            Sender::Nobody => false,
+            Sender::SessionMaster => origin == self.membership.session_master,
+            Sender::Server => is_server,
+            Sender::Contact => self.cfg.topology == Topology::Mesh || is_server,
+            Sender::Member => self.membership.members.contains_key(&origin),
+            Sender::Handler => true,
+        }
+    }
+
+    /// Drops a message `origin` had no right to send: counted per kind,
+    /// logged once per kind.
+    pub(super) fn refuse(&mut self, kind: &'static str, origin: StationId, why: &'static str) {
+        self.stats.unauthorized_messages += 1;
+        *self.stats.unauthorized_by_kind.entry(kind).or_default() += 1;
+        if self.refusals_logged.insert(kind) {
+            debug!(station = %self.membership.id, from = %origin, msg = kind, why, "message refused");
         }
     }
 }

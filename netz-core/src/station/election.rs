@@ -223,6 +223,7 @@ impl Station {
                 _ => {}
             }
         }
+        self.expire_pending_masters();
         self.migration.offline.remove(&id);
         self.migration.handovers.remove(&id);
         self.room_member_gone(id);
@@ -283,8 +284,51 @@ impl Station {
     }
 
     /// `NewSessionMaster`: the sender took over as session master.
+    ///
+    /// Believed only when this station's own view agrees: the sender is
+    /// eligible, every station it names as failed has been silent here for
+    /// at least half the failure timeout (or is gone, or is not linked to
+    /// this station), and with those out the election picks the sender.
     pub(super) fn on_new_session_master(&mut self, origin: StationId, failed: Vec<StationId>) {
-        if !self.membership.members.contains_key(&origin) {
+        let Some(m) = self.membership.members.get(&origin) else {
+            self.refuse("NewSessionMaster", origin, "not a member");
+            return;
+        };
+        if !self.eligible_master(&m.info) {
+            self.refuse("NewSessionMaster", origin, "not eligible");
+            return;
+        }
+        let now = self.now;
+        let suspect_after = self.cfg.failure_timeout / 2;
+        let suspected = |id: &StationId| match self.membership.members.get(id) {
+            None => true,
+            Some(m) => {
+                m.silent
+                    || self.membership.gone.contains(id)
+                    || m.link
+                        .as_ref()
+                        .is_none_or(|l| now >= l.last_received() + suspect_after)
+            }
+        };
+        if failed.contains(&self.membership.id) || !failed.iter().all(suspected) {
+            self.refuse("NewSessionMaster", origin, "names a live station as failed");
+            return;
+        }
+        let candidate = self
+            .membership
+            .members
+            .values()
+            .filter(|m| {
+                let id = m.info.id;
+                !(self.membership.gone.contains(&id)
+                    || failed.contains(&id)
+                    || (m.silent && id != self.membership.id))
+                    && self.eligible_master(&m.info)
+            })
+            .map(|m| m.info.id)
+            .min();
+        if candidate != Some(origin) && !(self.is_session_master() && origin > self.membership.id) {
+            self.refuse("NewSessionMaster", origin, "not the one the election picks");
             return;
         }
         if self.is_session_master() && origin > self.membership.id {

@@ -196,7 +196,7 @@ impl Station {
                 while let Some(d) = c.link.poll_message() {
                     got.push(d);
                 }
-                let (deliver, client) = (c.deliver, c.client);
+                let (deliver, relays) = (c.deliver, c.relays);
                 for d in got {
                     let substream = delivered_substream(d.channel);
                     match Envelope::decode(&d.data) {
@@ -205,7 +205,7 @@ impl Station {
                         // unless the link is a migrating client's old
                         // server's: all of it is handled.
                         Some(env) if deliver || env.seq != 0 => {
-                            self.route(sender, client, substream, env)
+                            self.route(sender, relays, substream, env)
                         }
                         Some(_) => {}
                         None => self.stats.bad_messages += 1,
@@ -241,7 +241,7 @@ impl Station {
         while let Some(d) = link.poll_message() {
             got.push(d);
         }
-        let hop_is_client = m.info.process_type == ProcessType::Client;
+        let relays = m.info.process_type == ProcessType::Server;
         self.link_changed(sender);
         for d in got {
             let substream = delivered_substream(d.channel);
@@ -249,7 +249,7 @@ impl Station {
                 self.stats.bad_messages += 1;
                 continue;
             };
-            self.route(sender, hop_is_client, substream, env);
+            self.route(sender, relays, substream, env);
         }
     }
 }

@@ -194,7 +194,8 @@ impl Station {
         }
         for (addr, substream, env) in early {
             if let Some(&sid) = self.membership.addrs.get(&addr) {
-                self.route(sid, false, substream, env);
+                let relays = self.process_type_of(sid) == Some(ProcessType::Server);
+                self.route(sid, relays, substream, env);
             }
         }
     }

@@ -168,9 +168,10 @@ impl Station {
                 .into_iter()
                 .partition(mine);
             self.routing.early_relayed = later;
+            self.recount_early();
             for (_, hop, substream, env) in now {
-                let hop_is_client = self.process_type_of(hop) == Some(ProcessType::Client);
-                self.route(hop, hop_is_client, substream, env);
+                let relays = self.process_type_of(hop) == Some(ProcessType::Server);
+                self.route(hop, relays, substream, env);
             }
         }
     }

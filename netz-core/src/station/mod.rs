@@ -28,6 +28,8 @@ const MAX_PROVISIONAL_LINKS: usize = 16;
 /// How many relayed messages from stations not known yet are kept until
 /// their `StationJoined` arrives.
 const MAX_EARLY_RELAYED: usize = 1024;
+/// How many bytes of such messages are kept at most.
+const MAX_EARLY_RELAYED_BYTES: usize = 1 << 20;
 /// Why a server that scales in refuses joins.
 const OFFLINE_REASON: &str = "the server is going offline (scale-in); join through another server";
 /// Why a server that scaled in disconnects the clients that did not migrate.
@@ -44,6 +46,7 @@ mod join;
 mod membership;
 mod migration;
 mod ops;
+mod referee;
 mod replication;
 mod rooms;
 mod routing;
@@ -111,6 +114,8 @@ pub struct Station {
     migration: Migrations,
     /// What this station reported of rooms, and its room request ids.
     rooms: Rooms,
+    /// Message kinds whose refusal was logged already (each is logged once).
+    refusals_logged: BTreeSet<&'static str>,
 }
 
 impl std::fmt::Debug for Station {
@@ -156,6 +161,7 @@ impl Station {
             routing: Routing::new(rng.rotate_left(7)),
             migration: Migrations::default(),
             rooms: Rooms::default(),
+            refusals_logged: BTreeSet::new(),
             events: VecDeque::new(),
             rng,
             stats: StationStats::default(),
@@ -437,5 +443,22 @@ impl crate::sim::SimNode for Station {
     }
     fn poll_timeout(&mut self) -> Option<Instant> {
         Station::poll_timeout(self)
+    }
+}
+
+// Hand-made messages for the tests of `crate::forge`.
+impl Station {
+    pub(crate) fn forge_send(&mut self, now: Instant, dest: StationId, msg: Msg) -> bool {
+        self.advance(now);
+        let sent = self.send(dest, SYSTEM_STREAM, msg);
+        self.drain_local();
+        sent
+    }
+
+    pub(crate) fn forge_datasets(&self, handle: DOHandle) -> Option<Vec<u8>> {
+        self.store
+            .entries
+            .get(&handle)
+            .map(|e| dataset_codec::encode_datasets(&e.cell))
     }
 }

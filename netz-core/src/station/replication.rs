@@ -97,7 +97,13 @@ impl Station {
             return;
         };
         if e.master != origin || e.master == self.membership.id {
-            self.stats.bad_messages += 1;
+            let msg = Msg::Update {
+                handle,
+                data: Bytes(data.to_vec()),
+            };
+            if !self.hold_if_pending(origin, handle, msg) {
+                self.refuse("Update", origin, "not the object's master");
+            }
             return;
         }
         let cell = e.cell.clone();

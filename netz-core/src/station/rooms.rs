@@ -237,6 +237,16 @@ impl Station {
                 },
             );
         };
+        if let Err(why) = self.room_quota(by, room, &op) {
+            self.stats.rooms_limited += 1;
+            let e = RoomError::new(RoomError::LIMIT, why);
+            if matches!(op, RoomOp::Create { .. }) {
+                reply(self, DOHandle::NULL, Err(e));
+            } else {
+                reply(self, room, Err(e));
+            }
+            return;
+        }
         if let RoomOp::Create { mut properties } = op {
             if self.cfg.process_type != ProcessType::Server {
                 let e = RoomError::new(RoomError::NO_SERVER, "rooms are hosted by servers");
@@ -522,6 +532,10 @@ impl Station {
 
     /// `RoomMigrateStart`: a room starts moving.
     pub(super) fn on_room_migrate_start(&mut self, room: DOHandle, epoch: u32) {
+        if !self.is_room(room) {
+            self.stats.unknown_object += 1;
+            return;
+        }
         let started = self.rooms.started.entry(room).or_insert(0);
         if epoch > *started {
             *started = epoch;
@@ -539,6 +553,10 @@ impl Station {
         code: u16,
         message: String,
     ) {
+        if success && !self.is_room(room) {
+            self.stats.unknown_object += 1;
+            return;
+        }
         if success {
             if self.rooms.completed.get(&room).is_some_and(|e| *e >= epoch) {
                 return;
@@ -558,5 +576,61 @@ impl Station {
             error_code: code,
             message,
         });
+    }
+}
+
+// ---- room quotas
+impl Station {
+    /// Whether `room` is a room in the store.
+    fn is_room(&self, room: DOHandle) -> bool {
+        room.class_id() == ClassId::ROOM && self.store.entries.contains_key(&room)
+    }
+
+    /// Whether a room request of `by` stays within the room quotas.
+    fn room_quota(&self, by: StationId, room: DOHandle, op: &RoomOp) -> Result<(), String> {
+        let limits = &self.cfg.limits;
+        let too_big = |k: &str, v: &str| k.len() + v.len() > limits.max_room_property_bytes;
+        match op {
+            RoomOp::Create { properties } => {
+                let owned = self.hosted_rooms().iter().filter(|r| r.owner == by).count();
+                if owned >= limits.max_rooms_per_station {
+                    return Err(format!(
+                        "station {by} owns {owned} rooms here already (at most {})",
+                        limits.max_rooms_per_station
+                    ));
+                }
+                if properties.len() > limits.max_room_properties {
+                    return Err(format!(
+                        "a room has at most {} properties",
+                        limits.max_room_properties
+                    ));
+                }
+                if properties.iter().any(|(k, v)| too_big(k, v)) {
+                    return Err(format!(
+                        "a room property has at most {} bytes",
+                        limits.max_room_property_bytes
+                    ));
+                }
+            }
+            RoomOp::SetProperty { key, value } => {
+                if too_big(key, value) {
+                    return Err(format!(
+                        "a room property has at most {} bytes",
+                        limits.max_room_property_bytes
+                    ));
+                }
+                if let Some(info) = self.room(room) {
+                    let new = !info.properties.iter().any(|(k, _)| k == key);
+                    if new && info.properties.len() >= limits.max_room_properties {
+                        return Err(format!(
+                            "a room has at most {} properties",
+                            limits.max_room_properties
+                        ));
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
     }
 }

@@ -15,6 +15,8 @@ pub(super) struct Routing {
     /// Messages a server relays from or to a station whose `StationJoined`
     /// has not arrived yet (it took another path): (received, hop, sub-stream).
     pub(super) early_relayed: Vec<(Instant, StationId, u8, Envelope)>,
+    /// The encoded size of `early_relayed`.
+    pub(super) early_relayed_bytes: usize,
     /// Client-server sessions: the number of the last message this station
     /// sent to a client, per (client, sub-stream).
     pub(super) seq_out: crate::fasthash::FastMap<(StationId, u8), u64>,
@@ -35,6 +37,7 @@ impl Routing {
             local_queue: VecDeque::new(),
             closing: Vec::new(),
             early_relayed: Vec::new(),
+            early_relayed_bytes: 0,
             seq_out: crate::fasthash::FastMap::with_hasher(crate::fasthash::SeededState(seed)),
             seq_in: BTreeMap::new(),
             transmits: VecDeque::new(),
@@ -54,8 +57,9 @@ pub(super) struct Closing {
     /// Whether messages still arriving on it are handled (the old server's
     /// link of a migrating client) or dropped.
     pub(super) deliver: bool,
-    /// Whether the peer is a client (which may only speak for itself).
-    pub(super) client: bool,
+    /// Whether the peer is a server (which may relay for others; anyone
+    /// else speaks only for itself).
+    pub(super) relays: bool,
 }
 
 impl Closing {
@@ -68,7 +72,7 @@ impl Closing {
             link,
             until,
             deliver,
-            client: info.process_type == ProcessType::Client,
+            relays: info.process_type == ProcessType::Server,
         }
     }
 }
@@ -108,30 +112,50 @@ pub(super) fn delivered_substream(channel: crate::transport::Channel) -> u8 {
 pub(super) const MAX_HELD_IN_ORDER: usize = 4096;
 
 impl Station {
-    pub(super) fn route(
-        &mut self,
-        hop: StationId,
-        hop_is_client: bool,
-        substream: u8,
-        env: Envelope,
-    ) {
-        // A client may only speak for itself (no spoofed origins through relays).
-        let origin_ok = env.origin == hop
-            || (self.cfg.topology == Topology::ClientServer
-                && !hop_is_client
-                && self.membership.members.contains_key(&env.origin));
+    /// Keeps a relayed message for a station not known yet, within the
+    /// count and byte bounds.
+    fn keep_early(&mut self, hop: StationId, substream: u8, env: Envelope) {
+        let size = postcard::experimental::serialized_size(&env).unwrap_or(usize::MAX);
+        if self.routing.early_relayed.len() >= MAX_EARLY_RELAYED
+            || self.routing.early_relayed_bytes.saturating_add(size) > MAX_EARLY_RELAYED_BYTES
+        {
+            self.stats.early_messages_limited += 1;
+            return;
+        }
+        self.routing.early_relayed_bytes += size;
+        self.routing
+            .early_relayed
+            .push((self.now, hop, substream, env));
+    }
+
+    /// Counts the bytes of the relayed messages kept again (after some left).
+    pub(super) fn recount_early(&mut self) {
+        self.routing.early_relayed_bytes = self
+            .routing
+            .early_relayed
+            .iter()
+            .map(|e| postcard::experimental::serialized_size(&e.3).unwrap_or(0))
+            .sum();
+    }
+
+    /// Handles an envelope that arrived from `hop` (a server when
+    /// `relays`): only a server of a client-server session speaks for
+    /// others; what is for another station is passed on (a server checks
+    /// what its clients send first: [`Station::referee`]). Relays change
+    /// only on the session master's word (`Reattach`), so they cannot be
+    /// made to loop.
+    pub(super) fn route(&mut self, hop: StationId, relays: bool, substream: u8, env: Envelope) {
+        let relays = relays && self.cfg.topology == Topology::ClientServer;
+        let origin_ok =
+            env.origin == hop || (relays && self.membership.members.contains_key(&env.origin));
         if !origin_ok {
             // A server may relay what a new client sent before the session
             // master's `StationJoined` for it reached us: keep it briefly.
-            let early = self.cfg.topology == Topology::ClientServer
-                && !hop_is_client
+            let early = relays
                 && !self.membership.members.contains_key(&env.origin)
-                && !self.membership.gone.contains(&env.origin)
-                && self.routing.early_relayed.len() < MAX_EARLY_RELAYED;
+                && !self.membership.gone.contains(&env.origin);
             if early {
-                self.routing
-                    .early_relayed
-                    .push((self.now, hop, substream, env));
+                self.keep_early(hop, substream, env);
             } else {
                 self.stats.bad_messages += 1;
             }
@@ -139,16 +163,16 @@ impl Station {
         }
         if env.dest.is_some() && env.dest != self.membership.id {
             if self.membership.members.contains_key(&env.dest) {
+                if env.origin == hop && !relays && !self.referee(substream, &env) {
+                    return;
+                }
                 self.stats.relayed += 1;
                 self.send_envelope(substream, env);
             } else if self.cfg.topology == Topology::ClientServer
                 && !self.membership.gone.contains(&env.dest)
-                && self.routing.early_relayed.len() < MAX_EARLY_RELAYED
             {
                 // For a new client whose `StationJoined` took another path.
-                self.routing
-                    .early_relayed
-                    .push((self.now, hop, substream, env));
+                self.keep_early(hop, substream, env);
             } else {
                 self.stats.unknown_sender += 1;
             }
@@ -173,6 +197,15 @@ impl Station {
             .or_insert_with(|| InOrder::expecting(1));
         if env.seq < order.next || order.held.contains_key(&env.seq) {
             self.stats.duplicate_messages += 1;
+            return;
+        }
+        if env.seq - order.next > 4 * MAX_HELD_IN_ORDER as u64 {
+            // Far beyond anything a sender can have outstanding.
+            self.refuse(
+                env.msg.name(),
+                env.origin,
+                "numbered far ahead of its sender",
+            );
             return;
         }
         if env.seq > order.next {

@@ -8,6 +8,15 @@ use super::*;
 pub struct StationStats {
     /// Datagrams handed to `handle_datagram`.
     pub datagrams_received: u64,
+    /// Messages from a member that had no right to send them (see the
+    /// authority rules next to the station's dispatch): dropped, changing
+    /// nothing.
+    pub unauthorized_messages: u64,
+    /// [`StationStats::unauthorized_messages`] by message kind.
+    pub unauthorized_by_kind: std::collections::BTreeMap<&'static str, u64>,
+    /// Room requests refused by a room quota (rooms per station, properties
+    /// per room, sizes).
+    pub rooms_limited: u64,
     /// Datagrams produced by `poll_transmit`.
     pub datagrams_sent: u64,
     /// Datagrams whose header or frames did not parse.

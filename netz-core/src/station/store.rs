@@ -11,7 +11,36 @@ pub(super) struct Store {
     pub(super) system_lock: u32,
     /// What waits for the system lock to be released.
     pub(super) deferred: Vec<Deferred>,
+    /// Objects whose new master named itself before the old master's word
+    /// arrived: what it sent is held until then (see
+    /// [`Station::master_change_rule`]).
+    pub(super) pending_master: HashMap<DOHandle, PendingMaster>,
 }
+
+/// A master change announced by the new master alone, and what it sent
+/// for the object meanwhile.
+pub(super) struct PendingMaster {
+    pub(super) master: StationId,
+    pub(super) since: Instant,
+    pub(super) held: Vec<Msg>,
+    pub(super) bytes: usize,
+}
+
+/// What a station may do about a claimed change of an object's master.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum MasterRule {
+    /// Believe it.
+    Yes,
+    /// It is so already.
+    Already,
+    /// Wait for the old master's word (or its departure).
+    Hold,
+    /// Refuse it.
+    No,
+}
+
+/// What a held master change may keep of what its claimed master sends.
+const MAX_HELD_FOR_NEW_MASTER: usize = 64 * 1024;
 
 impl Store {
     /// The handle the next object of `class` created by station `me` gets.
@@ -40,6 +69,7 @@ impl Store {
             next_serial: 1,
             system_lock: 0,
             deferred: Vec::new(),
+            pending_master: HashMap::new(),
         }
     }
 }
@@ -315,6 +345,9 @@ impl Station {
                     }
                 }
                 cell.meta().in_store.store(false, Ordering::Release);
+                st.rooms.started.remove(&handle);
+                st.rooms.completed.remove(&handle);
+                st.store.pending_master.remove(&handle);
             }
         });
         if done.is_some() {
@@ -388,9 +421,15 @@ impl Station {
             return Err(StationError::NoSuchObject(handle));
         };
         let mut dup_set: Vec<StationId> = e.dup_set.iter().copied().filter(|s| *s != to).collect();
+        let told = dup_set.clone();
         dup_set.push(self.membership.id);
         let data = encode_datasets(&e.cell);
         if self.change_master(handle, to, self.membership.id) {
+            // The old master's word: the duplicas believe the new master's
+            // own announcement only with it.
+            for s in told {
+                self.send(s, SYSTEM_STREAM, Msg::MasterChanged { handle, master: to });
+            }
             self.send(
                 to,
                 SYSTEM_STREAM,
@@ -510,18 +549,42 @@ impl Station {
         data: &[u8],
     ) {
         if master != origin {
-            self.stats.bad_messages += 1;
+            self.refuse("Create", origin, "names another station as master");
             return;
         }
-        if let Some(e) = self.store.entries.get(&handle) {
-            if e.master == self.membership.id {
-                self.stats.bad_messages += 1;
-                return;
-            }
-            if e.master != master {
-                self.change_master(handle, master, origin);
+        if self.store.entries.contains_key(&handle) {
+            match self.master_change_rule(origin, handle, master) {
+                MasterRule::Yes => {
+                    if self.change_master(handle, master, origin) {
+                        self.master_confirmed(handle, master);
+                    }
+                }
+                MasterRule::Already => {}
+                MasterRule::Hold => {
+                    let msg = Msg::Create {
+                        handle,
+                        master,
+                        data: Bytes(data.to_vec()),
+                    };
+                    self.hold_for_new_master(handle, master, Some(msg));
+                    return;
+                }
+                MasterRule::No => {
+                    self.refuse("Create", origin, "not entitled to master the object");
+                    return;
+                }
             }
             self.on_update(origin, handle, data);
+            return;
+        }
+        // A new object: not a well-known one (those exist from the start),
+        // not one in this station's own id space that it never created.
+        let forged_well_known = handle.is_well_known() && origin != self.membership.session_master;
+        let forged_own = handle.creator() == self.membership.id
+            && handle.serial() >= self.store.next_serial
+            && !handle.is_well_known();
+        if forged_well_known || forged_own {
+            self.refuse("Create", origin, "a handle the sender cannot have");
             return;
         }
         let Some(entry) = self.registry.entry(handle.class_id()) else {
@@ -566,7 +629,7 @@ impl Station {
         if e.master == self.membership.id
             || (origin != e.master && origin != self.membership.session_master)
         {
-            self.stats.bad_messages += 1;
+            self.refuse("Delete", origin, "not the object's master");
             return;
         }
         self.remove_from_store(handle, origin, RemoveReason::Deleted, false);
@@ -579,14 +642,22 @@ impl Station {
         handle: DOHandle,
         master: StationId,
     ) {
-        let Some(e) = self.store.entries.get(&handle) else {
+        if !self.store.entries.contains_key(&handle) {
             self.stats.unknown_object += 1;
             return;
-        };
-        if origin != master || e.master == master {
-            return;
         }
-        self.change_master(handle, master, origin);
+        match self.master_change_rule(origin, handle, master) {
+            MasterRule::Yes => {
+                if self.change_master(handle, master, origin) {
+                    self.master_confirmed(handle, master);
+                }
+            }
+            MasterRule::Already => {}
+            MasterRule::Hold => self.hold_for_new_master(handle, master, None),
+            MasterRule::No => {
+                self.refuse("MasterChanged", origin, "not entitled to move the object")
+            }
+        }
     }
 
     /// `Migrate`: the old master hands an object over to this station.
@@ -597,14 +668,18 @@ impl Station {
         data: Bytes,
         dup_set: Vec<StationId>,
     ) {
-        if !self.store.entries.contains_key(&handle) {
+        let Some(e) = self.store.entries.get(&handle) else {
             self.stats.unknown_object += 1;
             return;
+        };
+        if e.master != origin || origin == self.membership.id {
+            self.refuse("Migrate", origin, "not the object's master");
+            return;
         }
-        if let Some(e) = self.store.entries.get(&handle) {
-            apply_datasets(&e.cell, &data.0);
-        }
+        let cell = e.cell.clone();
         if self.change_master(handle, self.membership.id, origin) {
+            apply_datasets(&cell, &data.0);
+            self.store.pending_master.remove(&handle);
             let set: BTreeSet<StationId> = dup_set
                 .into_iter()
                 .filter(|s| *s != self.membership.id && self.membership.members.contains_key(s))
@@ -638,4 +713,153 @@ fn reset_revisions(cell: &Arc<dyn ErasedCell>) {
             }
         }
     });
+}
+
+// ---- who may change an object's master
+impl Station {
+    /// Whether `origin` may make `master` the master of `handle` here: the
+    /// current master may hand it over, the session master may recover it,
+    /// and the new master's own word counts once the old master is gone;
+    /// before that it waits for the old master's.
+    pub(super) fn master_change_rule(
+        &self,
+        origin: StationId,
+        handle: DOHandle,
+        master: StationId,
+    ) -> MasterRule {
+        let Some(e) = self.store.entries.get(&handle) else {
+            return MasterRule::No;
+        };
+        if e.master == self.membership.id {
+            // Ours: only the session master's recovery takes it (it
+            // believes our predecessor failed before its word reached us).
+            let recovery = origin == self.membership.session_master && master == origin;
+            return if recovery {
+                MasterRule::Yes
+            } else {
+                MasterRule::No
+            };
+        }
+        if e.master == master {
+            return MasterRule::Already;
+        }
+        if !self.membership.members.contains_key(&master) {
+            return MasterRule::No;
+        }
+        if origin == e.master || origin == self.membership.session_master {
+            return MasterRule::Yes;
+        }
+        if origin != master {
+            return MasterRule::No;
+        }
+        let old_gone = self.membership.gone.contains(&e.master)
+            || !self.membership.members.contains_key(&e.master);
+        if old_gone {
+            MasterRule::Yes
+        } else {
+            MasterRule::Hold
+        }
+    }
+
+    /// Holds a master change `master` announced for itself, with `msg`
+    /// (what it sent for the object) when there is one.
+    pub(super) fn hold_for_new_master(
+        &mut self,
+        handle: DOHandle,
+        master: StationId,
+        msg: Option<Msg>,
+    ) {
+        let now = self.now;
+        let p = self
+            .store
+            .pending_master
+            .entry(handle)
+            .or_insert_with(|| PendingMaster {
+                master,
+                since: now,
+                held: Vec::new(),
+                bytes: 0,
+            });
+        if p.master != master {
+            // Another claim for the same object: only the first waits.
+            self.refuse(
+                "MasterChanged",
+                master,
+                "a second claim for the same object",
+            );
+            return;
+        }
+        if let Some(msg) = msg {
+            let size = postcard::experimental::serialized_size(&msg).unwrap_or(usize::MAX);
+            if p.bytes.saturating_add(size) > MAX_HELD_FOR_NEW_MASTER {
+                self.refuse(
+                    msg.name(),
+                    master,
+                    "too much held for an unconfirmed master",
+                );
+                return;
+            }
+            p.bytes += size;
+            p.held.push(msg);
+        }
+    }
+
+    /// What `origin` sent for `handle` while its claim to master it waits.
+    /// Returns false when it is not the pending claimant.
+    pub(super) fn hold_if_pending(
+        &mut self,
+        origin: StationId,
+        handle: DOHandle,
+        msg: Msg,
+    ) -> bool {
+        if self
+            .store
+            .pending_master
+            .get(&handle)
+            .is_some_and(|p| p.master == origin)
+        {
+            self.hold_for_new_master(handle, origin, Some(msg));
+            true
+        } else {
+            false
+        }
+    }
+
+    /// `handle`'s master changed to `master` here: what a pending claim of
+    /// `master` held is handled now; a pending claim of another is dropped.
+    pub(super) fn master_confirmed(&mut self, handle: DOHandle, master: StationId) {
+        if let Some(p) = self.store.pending_master.remove(&handle) {
+            if p.master == master {
+                for msg in p.held {
+                    self.handle_msg(master, msg);
+                }
+            }
+        }
+    }
+
+    /// Forgets pending claims older than twice the failure timeout, those
+    /// about objects no longer here, and those whose old master is gone
+    /// (the session master's recovery decides about its objects).
+    pub(super) fn expire_pending_masters(&mut self) {
+        let now = self.now;
+        let keep = self.cfg.failure_timeout * 2;
+        let entries = &self.store.entries;
+        let members = &self.membership.members;
+        self.store.pending_master.retain(|h, p| {
+            now < p.since + keep
+                && entries
+                    .get(h)
+                    .is_some_and(|e| members.contains_key(&e.master))
+        });
+    }
+
+    /// When the oldest pending claim expires.
+    pub(super) fn pending_master_deadline(&self) -> Option<Instant> {
+        let keep = self.cfg.failure_timeout * 2;
+        self.store
+            .pending_master
+            .values()
+            .map(|p| p.since + keep)
+            .min()
+    }
 }

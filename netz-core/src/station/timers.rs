@@ -28,6 +28,8 @@ pub(super) enum Timer {
     Join,
     /// Leaving: the deadline for the goodbye to be acknowledged.
     Leave,
+    /// A new master's claim that waits for the old master's word expires.
+    PendingMaster,
 }
 
 /// The timer table of the members' links: each link's own deadline
@@ -196,6 +198,9 @@ impl Station {
         for p in &self.calls.postponed {
             f(Timer::Postponed, p.due);
         }
+        if let Some(at) = self.pending_master_deadline() {
+            f(Timer::PendingMaster, at);
+        }
         match &self.membership.state {
             State::Joining {
                 deadline,
@@ -262,7 +267,14 @@ impl Station {
             now < c.until
         });
         let keep = self.cfg.failure_timeout;
+        let before = self.routing.early_relayed.len();
         self.routing.early_relayed.retain(|e| now < e.0 + keep);
+        if self.routing.early_relayed.len() != before {
+            self.recount_early();
+        }
+        if due.contains(&Timer::PendingMaster) {
+            self.expire_pending_masters();
+        }
         for timer in &due {
             if let Timer::Gap(origin, substream) = *timer {
                 self.skip_gap((origin, substream));

@@ -123,3 +123,18 @@ impl Station {
         v
     }
 }
+
+impl Station {
+    /// The sizes of the tables remote input can grow.
+    pub fn bookkeeping(&self) -> crate::views::Bookkeeping {
+        crate::views::Bookkeeping {
+            room_reports: self.rooms.started.len() + self.rooms.completed.len(),
+            early_relayed: self.routing.early_relayed.len(),
+            early_relayed_bytes: self.routing.early_relayed_bytes,
+            held_in_order: self.routing.seq_in.values().map(|o| o.held.len()).sum(),
+            pending_masters: self.store.pending_master.len(),
+            pending_calls: self.calls.pending.len(),
+            postponed_calls: self.calls.postponed.len(),
+        }
+    }
+}

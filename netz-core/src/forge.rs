@@ -1,0 +1,216 @@
+//! Messages made by hand, for tests that play a cheating member.
+//!
+//! A real station sends them to `dest` on its own authenticated links, as
+//! if its own code had: the receiver sees a member with every right a
+//! member has, and nothing more. Tests use this to show that each message
+//! kind is believed only from those entitled to send it.
+
+use crate::ids::{DOHandle, StationId};
+use crate::rmc::Outcome;
+use crate::wire::{Bytes, Msg, RoomOp};
+use crate::{Instant, Station};
+
+/// A message a cheating member may send.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Forged {
+    /// "I took over as session master after these failed."
+    NewSessionMaster {
+        /// The stations it claims failed.
+        failed: Vec<StationId>,
+    },
+    /// "Station `id` is out of the session."
+    StationGone {
+        /// The station.
+        id: StationId,
+        /// Failed (or left).
+        failed: bool,
+    },
+    /// "The master of `handle` is `master` now."
+    MasterChanged {
+        /// The object.
+        handle: DOHandle,
+        /// Its claimed master.
+        master: StationId,
+    },
+    /// "Take the master of `handle` over, with these datasets."
+    Migrate {
+        /// The object.
+        handle: DOHandle,
+        /// Dataset bytes (see [`datasets_of`]).
+        data: Vec<u8>,
+        /// The duplica set it hands over.
+        dup_set: Vec<StationId>,
+    },
+    /// "Create a duplica of `handle`, mastered by `master`."
+    Create {
+        /// The object.
+        handle: DOHandle,
+        /// Its claimed master.
+        master: StationId,
+        /// Dataset bytes.
+        data: Vec<u8>,
+    },
+    /// "`handle` is deleted."
+    Delete {
+        /// The object.
+        handle: DOHandle,
+    },
+    /// "The datasets of `handle` changed."
+    Update {
+        /// The object.
+        handle: DOHandle,
+        /// Dataset bytes.
+        data: Vec<u8>,
+    },
+    /// An action on `handle`.
+    Action {
+        /// The object.
+        handle: DOHandle,
+        /// The method id.
+        method: u16,
+        /// Postcard arguments.
+        args: Vec<u8>,
+        /// Asks the master to run it on every duplica.
+        forward: bool,
+    },
+    /// The reply to call `call`.
+    RmcReply {
+        /// The call id.
+        call: u64,
+        /// Its outcome.
+        outcome: Outcome,
+        /// Postcard result.
+        result: Vec<u8>,
+        /// Where the master is said to be.
+        master_hint: StationId,
+    },
+    /// "`station` is relayed by `relay` from now on."
+    Reattach {
+        /// The client.
+        station: StationId,
+        /// Its claimed relay.
+        relay: StationId,
+    },
+    /// A request to create a room with `properties`.
+    CreateRoom {
+        /// The request id.
+        request: u64,
+        /// The room's properties.
+        properties: Vec<(String, String)>,
+    },
+    /// A request to set a property of `room`.
+    SetRoomProperty {
+        /// The request id.
+        request: u64,
+        /// The room.
+        room: DOHandle,
+        /// The key.
+        key: String,
+        /// The value.
+        value: String,
+    },
+    /// Room server -> members: a room starts moving.
+    RoomMigrateStart {
+        /// The room.
+        room: DOHandle,
+        /// Its migration epoch.
+        epoch: u32,
+    },
+    /// Any message, postcard-encoded as the wire has it (for fuzzing);
+    /// bytes that do not decode are not sent.
+    Raw(Vec<u8>),
+}
+
+impl Forged {
+    fn into_msg(self, by: StationId) -> Option<Msg> {
+        Some(match self {
+            Forged::NewSessionMaster { failed } => Msg::NewSessionMaster { failed },
+            Forged::StationGone { id, failed } => Msg::StationGone { id, failed },
+            Forged::MasterChanged { handle, master } => Msg::MasterChanged { handle, master },
+            Forged::Migrate {
+                handle,
+                data,
+                dup_set,
+            } => Msg::Migrate {
+                handle,
+                data: Bytes(data),
+                dup_set,
+            },
+            Forged::Create {
+                handle,
+                master,
+                data,
+            } => Msg::Create {
+                handle,
+                master,
+                data: Bytes(data),
+            },
+            Forged::Delete { handle } => Msg::Delete { handle },
+            Forged::Update { handle, data } => Msg::Update {
+                handle,
+                data: Bytes(data),
+            },
+            Forged::Action {
+                handle,
+                method,
+                args,
+                forward,
+            } => Msg::Action {
+                handle,
+                method,
+                args: Bytes(args),
+                forward,
+            },
+            Forged::RmcReply {
+                call,
+                outcome,
+                result,
+                master_hint,
+            } => Msg::RmcReply {
+                call,
+                outcome: outcome.to_wire(),
+                result: Bytes(result),
+                master_hint,
+            },
+            Forged::Reattach { station, relay } => Msg::Reattach { station, relay },
+            Forged::CreateRoom {
+                request,
+                properties,
+            } => Msg::RoomRequest {
+                request,
+                by,
+                room: DOHandle::NULL,
+                op: RoomOp::Create { properties },
+            },
+            Forged::SetRoomProperty {
+                request,
+                room,
+                key,
+                value,
+            } => Msg::RoomRequest {
+                request,
+                by,
+                room,
+                op: RoomOp::SetProperty { key, value },
+            },
+            Forged::RoomMigrateStart { room, epoch } => Msg::RoomMigrateStart { room, epoch },
+            Forged::Raw(bytes) => postcard::from_bytes(&bytes).ok()?,
+        })
+    }
+}
+
+/// Sends `msg` from `st` to `dest` (relayed as any message of `st` would
+/// be); returns whether it was queued.
+pub fn send_as(st: &mut Station, now: Instant, dest: StationId, msg: Forged) -> bool {
+    let by = st.id();
+    match msg.into_msg(by) {
+        Some(m) => st.forge_send(now, dest, m),
+        None => false,
+    }
+}
+
+/// The dataset bytes of a local object, as a `Create` carries them.
+pub fn datasets_of(st: &Station, handle: DOHandle) -> Option<Vec<u8>> {
+    st.forge_datasets(handle)
+}

@@ -1,0 +1,137 @@
+//! The dedicated server as referee: what a client sends to others passes
+//! the server's own checks first.
+//!
+//! In a client-server session everything a client sends to another station
+//! goes through its server. Before passing it on, the server checks it the
+//! way the receivers would, against its own store (a client publishes only
+//! in its own name and updates, moves or deletes only what it masters), and
+//! runs its SafetyExecutive and the user's checks on the operation it
+//! carries. What it refuses goes nowhere; a refused RMC is answered
+//! `RejectedBySafetyExecutive`.
+
+use super::*;
+
+impl Station {
+    /// Whether the message `env` a client sent (through this server) to
+    /// another station may be passed on.
+    pub(super) fn referee(&mut self, substream: u8, env: &Envelope) -> bool {
+        let origin = env.origin;
+        let master_of = |st: &Station, h: DOHandle| st.store.entries.get(&h).map(|e| e.master);
+        let (detail, handle, structural) = match &env.msg {
+            Msg::Create { handle, master, .. } => {
+                let own = *master == origin
+                    && match master_of(self, *handle) {
+                        Some(m) => m == origin,
+                        None => handle.creator() == origin && !handle.is_well_known(),
+                    };
+                let op = OperationDetail::AddToStore(AddToStoreOperation { as_master: false });
+                (op, *handle, own)
+            }
+            Msg::Update { handle, data } => {
+                let revision = peek_revision(&data.0);
+                let op = OperationDetail::UpdateDataSet(UpdateDataSetOperation { revision });
+                (op, *handle, master_of(self, *handle) == Some(origin))
+            }
+            Msg::Updates { items } => {
+                for (handle, data) in items {
+                    let revision = peek_revision(&data.0);
+                    let op = OperationDetail::UpdateDataSet(UpdateDataSetOperation { revision });
+                    let mastered = master_of(self, *handle) == Some(origin);
+                    if !self.referee_op("Updates", op, origin, env.dest, *handle, mastered) {
+                        return false;
+                    }
+                }
+                return true;
+            }
+            Msg::Delete { handle } => {
+                let op = OperationDetail::RemoveFromStore(RemoveFromStoreOperation {
+                    was_master: false,
+                    reason: RemoveReason::Deleted,
+                });
+                (op, *handle, master_of(self, *handle) == Some(origin))
+            }
+            Msg::MasterChanged { handle, .. } | Msg::Migrate { handle, .. } => {
+                let new_master = match &env.msg {
+                    Msg::MasterChanged { master, .. } => *master,
+                    _ => env.dest,
+                };
+                let old_master = master_of(self, *handle).unwrap_or(StationId::NONE);
+                let op = OperationDetail::ChangeMasterStation(ChangeMasterStationOperation {
+                    old_master,
+                    new_master,
+                });
+                (op, *handle, old_master == origin || new_master == origin)
+            }
+            Msg::Rmc {
+                call,
+                handle,
+                method,
+                reply,
+                ..
+            } => {
+                let op = OperationDetail::CallMethod(CallMethodOperation {
+                    method: MethodId(*method),
+                    attempt: 1,
+                    user_context: None,
+                    postpone: None,
+                    is_action: false,
+                });
+                if !self.referee_op("Rmc", op, origin, env.dest, *handle, true) {
+                    if *reply {
+                        let outcome = Outcome::RejectedBySafetyExecutive;
+                        self.reply_failure(origin, substream, *call, outcome, StationId::NONE);
+                    }
+                    return false;
+                }
+                return true;
+            }
+            Msg::Action {
+                handle,
+                method,
+                forward,
+                ..
+            } => {
+                let op = OperationDetail::CallMethod(CallMethodOperation {
+                    method: MethodId(*method),
+                    attempt: 1,
+                    user_context: None,
+                    postpone: None,
+                    is_action: true,
+                });
+                let ok = *forward || master_of(self, *handle) == Some(origin);
+                (op, *handle, ok)
+            }
+            _ => return true,
+        };
+        self.referee_op(env.msg.name(), detail, origin, env.dest, handle, structural)
+    }
+
+    /// Checks one operation a client's message carries: the structural rule
+    /// (`structural`), then the SafetyExecutive and the user's checks.
+    fn referee_op(
+        &mut self,
+        kind: &'static str,
+        detail: OperationDetail,
+        origin: StationId,
+        target: StationId,
+        handle: DOHandle,
+        structural: bool,
+    ) -> bool {
+        if !structural {
+            self.refuse(kind, origin, "a client acting on what is not its own");
+            return false;
+        }
+        let op = self.make_op(detail, origin, target, Some(handle));
+        if self.hooks.is_trusted(origin, self.membership.id) || self.hooks.check(&op) {
+            return true;
+        }
+        debug!(station = %self.membership.id, op = op.class_name(), %origin, "relayed operation rejected");
+        self.hooks.rejected(&op);
+        self.stats.operations_rejected += 1;
+        self.events.push_back(Event::OperationRejected {
+            kind: op.class_name(),
+            origin,
+        });
+        false
+    }
+}

@@ -1,0 +1,414 @@
+//! Members that cheat: an authenticated station sends well-formed messages
+//! it has no right to send. Each is dropped, counted, and changes nothing.
+mod common;
+use common::*;
+use netz_core::cluster::Cluster;
+use netz_core::forge::{self, Forged};
+use netz_core::sim::SimConfig;
+use netz_core::*;
+use std::time::Duration;
+
+fn mesh(n: usize) -> Cluster {
+    let cfgs = (0..n)
+        .map(|i| StationConfig::new(ProcessType::Server, format!("s{i}")))
+        .collect();
+    Cluster::start(SimConfig::seeded(3), registry(), cfgs).unwrap()
+}
+
+fn client_server(clients: usize) -> Cluster {
+    let mut cfgs = vec![{
+        let mut c = StationConfig::new(ProcessType::Server, "server");
+        c.topology = Topology::ClientServer;
+        c
+    }];
+    for i in 0..clients {
+        let mut c = StationConfig::new(ProcessType::Client, format!("c{i}"));
+        c.topology = Topology::ClientServer;
+        cfgs.push(c);
+    }
+    Cluster::start(SimConfig::seeded(5), registry(), cfgs).unwrap()
+}
+
+fn forge(c: &mut Cluster, by: usize, to: usize, msg: Forged) {
+    let dest = c.station(to).id();
+    let now = c.now();
+    assert!(forge::send_as(c.station_mut(by), now, dest, msg));
+}
+
+fn refused(c: &Cluster, i: usize) -> u64 {
+    c.station(i).stats().unauthorized_messages
+}
+
+#[test]
+fn a_member_cannot_make_itself_session_master() {
+    // Station 2 is the lowest id after the real session master: the one a
+    // claim that the master failed would make master, if claims were believed.
+    let mut c = mesh(4);
+    let master = c.station(0).id();
+    // Told to everyone but the real master (who would contradict it).
+    for to in [2, 3] {
+        forge(
+            &mut c,
+            1,
+            to,
+            Forged::NewSessionMaster {
+                failed: vec![master],
+            },
+        );
+    }
+    c.run_for(Duration::from_millis(500));
+    for i in [0, 2, 3] {
+        assert_eq!(c.station(i).session_master(), master, "station {i}");
+    }
+    for i in [2, 3] {
+        assert!(refused(&c, i) >= 1, "station {i} counted the claim");
+    }
+    assert!(c.station(0).is_session_master());
+    assert_eq!(c.station(3).stations().len(), 4, "nobody was declared gone");
+}
+
+#[test]
+fn a_member_cannot_take_over_an_object_with_master_changed() {
+    let mut c = mesh(3);
+    let now = c.now();
+    let h = c
+        .station_mut(0)
+        .publish(now, Counter::new(1, "x"))
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_millis(200));
+    let cheater = c.station(1).id();
+    for to in [0, 2] {
+        forge(
+            &mut c,
+            1,
+            to,
+            Forged::MasterChanged {
+                handle: h,
+                master: cheater,
+            },
+        );
+    }
+    c.run_for(Duration::from_millis(300));
+    assert_eq!(c.station(0).master_of(h), Some(c.station(0).id()));
+    assert_eq!(c.station(2).master_of(h), Some(c.station(0).id()));
+    assert!(refused(&c, 0) >= 1, "the real master refused it");
+    // The duplica waits for the real master's word, which never comes, and
+    // forgets the claim.
+    c.run_for(Duration::from_secs(4));
+    assert_eq!(c.station(2).master_of(h), Some(c.station(0).id()));
+    assert_eq!(c.station(2).bookkeeping().pending_masters, 0);
+}
+
+#[test]
+fn a_create_for_an_existing_duplica_does_not_switch_its_master() {
+    let mut c = mesh(3);
+    let now = c.now();
+    let h = c
+        .station_mut(0)
+        .publish(now, Counter::new(1, "x"))
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_millis(200));
+    let data = forge::datasets_of(c.station(2), h).unwrap();
+    let cheater = c.station(1).id();
+    forge(
+        &mut c,
+        1,
+        2,
+        Forged::Create {
+            handle: h,
+            master: cheater,
+            data,
+        },
+    );
+    c.run_for(Duration::from_secs(4));
+    assert_eq!(c.station(2).master_of(h), Some(c.station(0).id()));
+    assert_eq!(c.station(2).bookkeeping().pending_masters, 0);
+    // The real master's updates still arrive.
+    c.station(0).get::<Counter>(h).unwrap().lock().data.value = 9;
+    let now = c.now();
+    c.station_mut(0).update(now, h).unwrap();
+    c.run_for(Duration::from_millis(200));
+    assert_eq!(c.station(2).get::<Counter>(h).unwrap().lock().data.value, 9);
+}
+
+#[test]
+fn a_migrate_from_a_non_master_changes_nothing() {
+    let mut c = mesh(3);
+    let now = c.now();
+    let h = c
+        .station_mut(0)
+        .publish(now, Counter::new(1, "x"))
+        .unwrap()
+        .handle();
+    // The cheater's own object gives it well-formed dataset bytes to send.
+    let fake = c
+        .station_mut(1)
+        .publish(now, Counter::new(666, "evil"))
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_millis(200));
+    let data = forge::datasets_of(c.station(1), fake).unwrap();
+    let ids: Vec<StationId> = (0..3).map(|i| c.station(i).id()).collect();
+    for to in [0, 2] {
+        forge(
+            &mut c,
+            1,
+            to,
+            Forged::Migrate {
+                handle: h,
+                data: data.clone(),
+                dup_set: ids.clone(),
+            },
+        );
+    }
+    c.run_for(Duration::from_millis(300));
+    for i in [0, 2] {
+        assert_eq!(c.station(i).master_of(h), Some(ids[0]), "station {i}");
+        let v = c.station(i).get::<Counter>(h).unwrap();
+        assert_eq!(
+            v.lock().data.value,
+            1,
+            "station {i} kept the master's value"
+        );
+    }
+    assert!(refused(&c, 0) >= 1 && refused(&c, 2) >= 1);
+}
+
+#[test]
+fn rmc_replies_are_believed_only_from_the_called_station() {
+    let mut c = mesh(3);
+    let now = c.now();
+    let h = c
+        .station_mut(0)
+        .publish(now, Counter::new(5, "x"))
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_millis(200));
+    let ctx: RmcContext<i64> = RmcContext::on_master();
+    assert!(c
+        .station_mut(2)
+        .object::<Counter>(h)
+        .call(&ctx, ADD, &(1i64,)));
+    // The forged reply travels one hop, the real one two: it comes first.
+    for call in 0..4 {
+        forge(
+            &mut c,
+            1,
+            2,
+            Forged::RmcReply {
+                call,
+                outcome: Outcome::Success,
+                result: postcard::to_allocvec(&999i64).unwrap(),
+                master_hint: StationId::NONE,
+            },
+        );
+    }
+    assert!(c.wait(&ctx, Duration::from_secs(2)));
+    assert_eq!(ctx.outcome(), Outcome::Success);
+    assert_eq!(ctx.result(), Some(6));
+    assert!(refused(&c, 2) >= 1);
+}
+
+#[test]
+fn an_action_on_duplicas_is_believed_only_from_the_master() {
+    let mut c = mesh(3);
+    let now = c.now();
+    let h = c
+        .station_mut(0)
+        .publish(now, Counter::new(5, "x"))
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_millis(200));
+    forge(
+        &mut c,
+        1,
+        2,
+        Forged::Action {
+            handle: h,
+            method: BUMP.0,
+            args: postcard::to_allocvec(&(7i64,)).unwrap(),
+            forward: false,
+        },
+    );
+    c.run_for(Duration::from_millis(300));
+    assert_eq!(c.station(2).get::<Counter>(h).unwrap().lock().bumps, 0);
+    assert!(refused(&c, 2) >= 1);
+}
+
+#[test]
+fn a_client_cannot_close_a_station_or_delete_its_objects() {
+    let mut c = client_server(3);
+    let now = c.now();
+    let h = c
+        .station_mut(2)
+        .publish(now, Counter::new(5, "b"))
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_millis(300));
+    let victim = c.station(2).id();
+    forge(
+        &mut c,
+        1,
+        3,
+        Forged::StationGone {
+            id: victim,
+            failed: true,
+        },
+    );
+    forge(&mut c, 1, 3, Forged::Delete { handle: h });
+    c.run_for(Duration::from_millis(300));
+    assert!(c.station(3).contains(h));
+    assert_eq!(c.station(3).stations().len(), 4);
+    assert!(refused(&c, 3) + refused(&c, 0) >= 2);
+}
+
+#[test]
+fn an_operation_the_server_rejects_reaches_no_client() {
+    // The dedicated server referees: its SafetyExecutive refuses objects
+    // published by client 1, and what it refuses it does not relay.
+    let mut c = client_server(3);
+    let cheat = c.station(1).id();
+    c.station_mut(0).register_custom_operation_check(move |op| {
+        !(op.get_type() == OperationKind::AddToStore && op.origin() == cheat)
+    });
+    let now = c.now();
+    let h = c
+        .station_mut(1)
+        .publish(now, Counter::new(5, "alice"))
+        .unwrap()
+        .handle();
+    let ok = c
+        .station_mut(2)
+        .publish(now, Counter::new(6, "bob"))
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_millis(500));
+    assert!(!c.station(0).contains(h), "the server refused it");
+    for i in [2, 3] {
+        assert!(
+            !c.station(i).contains(h),
+            "client {i} never got the refused object"
+        );
+        assert!(
+            c.station(i).contains(ok) || i == 2,
+            "other objects still arrive"
+        );
+    }
+    assert!(c.station(3).contains(ok));
+    assert!(c.station(0).stats().operations_rejected >= 2);
+}
+
+#[test]
+fn a_client_cannot_update_anothers_object_through_the_server() {
+    let mut c = client_server(3);
+    let now = c.now();
+    let h = c
+        .station_mut(2)
+        .publish(now, Counter::new(5, "bob"))
+        .unwrap()
+        .handle();
+    let fake = c
+        .station_mut(1)
+        .publish(now, Counter::new(666, "evil"))
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_millis(400));
+    let data = forge::datasets_of(c.station(1), fake).unwrap();
+    forge(
+        &mut c,
+        1,
+        3,
+        Forged::Update {
+            handle: h,
+            data: data.clone(),
+        },
+    );
+    forge(&mut c, 1, 0, Forged::Update { handle: h, data });
+    c.run_for(Duration::from_millis(300));
+    for i in [0, 3] {
+        assert_eq!(
+            c.station(i).get::<Counter>(h).unwrap().lock().data.value,
+            5,
+            "station {i}"
+        );
+    }
+    assert!(refused(&c, 0) >= 2, "the server counted both");
+}
+
+#[test]
+fn rooms_and_their_properties_are_bounded_per_client() {
+    let mut c = client_server(1);
+    let limits = netz_core::limits::Limits::default();
+    for request in 0..200 {
+        let properties = if request == 0 {
+            (0..300)
+                .map(|k| (format!("k{k}"), "v".repeat(10)))
+                .collect()
+        } else {
+            vec![("mode".to_string(), "duel".to_string())]
+        };
+        forge(
+            &mut c,
+            1,
+            0,
+            Forged::CreateRoom {
+                request,
+                properties,
+            },
+        );
+    }
+    c.run_for(Duration::from_millis(500));
+    let rooms = c.station(0).rooms();
+    assert_eq!(
+        rooms.len(),
+        limits.max_rooms_per_station,
+        "{} rooms",
+        rooms.len()
+    );
+    let room = rooms[0].handle;
+    for k in 0..200u64 {
+        forge(
+            &mut c,
+            1,
+            0,
+            Forged::SetRoomProperty {
+                request: 1000 + k,
+                room,
+                key: format!("key{k}"),
+                value: "x".repeat(if k == 0 { 5000 } else { 8 }),
+            },
+        );
+    }
+    c.run_for(Duration::from_millis(500));
+    let r = c.station(0).room(room).unwrap();
+    assert!(
+        r.properties.len() <= limits.max_room_properties,
+        "{}",
+        r.properties.len()
+    );
+    assert!(r
+        .properties
+        .iter()
+        .all(|(k, v)| k.len() + v.len() <= limits.max_room_property_bytes));
+    assert!(c.station(0).stats().rooms_limited > 100);
+}
+
+#[test]
+fn room_migration_reports_for_unknown_rooms_are_not_remembered() {
+    let mut c = client_server(2);
+    for k in 0..5000u64 {
+        forge(
+            &mut c,
+            0,
+            1,
+            Forged::RoomMigrateStart {
+                room: DOHandle((3u64 << 56) | (k + 1)),
+                epoch: 1,
+            },
+        );
+    }
+    c.run_for(Duration::from_millis(500));
+    assert!(c.station(1).bookkeeping().room_reports <= 64);
+}
