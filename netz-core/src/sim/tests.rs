@@ -461,6 +461,7 @@ fn chaotic_trace(seed: u64) -> (Vec<Delivery>, SimStats, Vec<Received>) {
         reorder: 0.2,
         reorder_delay: ms(10),
         mtu: 1500,
+        ..SimConfig::default()
     });
     sim.set_recording(true);
     let addrs: Vec<SocketAddr> = (0..4)
