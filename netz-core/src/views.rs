@@ -36,6 +36,16 @@ pub struct LinkView {
     pub bytes_received: u64,
     /// Packets sent and not yet acknowledged or declared lost.
     pub packets_in_flight: usize,
+    /// The round-trip time variation.
+    pub rttvar: Duration,
+    /// The congestion window, in bytes.
+    pub cwnd: u64,
+    /// Bytes of ack-eliciting packets in flight.
+    pub bytes_in_flight: u64,
+    /// Times the congestion window was reduced after a loss.
+    pub congestion_events: u64,
+    /// Reliable segments waiting to be sent again.
+    pub retransmit_backlog: u64,
     /// Bytes queued to send, not yet in a packet.
     pub queued_bytes: usize,
     /// How long ago the last packet from the peer arrived.

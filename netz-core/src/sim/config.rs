@@ -43,6 +43,15 @@ pub struct SimConfig {
     /// Datagrams with more bytes than this are dropped (and counted in
     /// [`SimStats::dropped_mtu`]). Default 1500.
     pub mtu: usize,
+    /// Rate of every link, in bytes per second in each direction: a
+    /// datagram is serialized onto the link after the ones before it
+    /// (taking `len / bandwidth`), then travels for its delay. `None`
+    /// (the default): infinitely fast. See [`Sim::set_link_bandwidth`](super::Sim::set_link_bandwidth).
+    pub bandwidth: Option<u64>,
+    /// With a `bandwidth`, the bytes each direction of a link holds waiting
+    /// to be serialized; a datagram that does not fit is dropped (tail
+    /// drop, counted in [`SimStats::dropped_queue`]). Default 64 KiB.
+    pub queue_bytes: usize,
 }
 
 impl Default for SimConfig {
@@ -56,6 +65,8 @@ impl Default for SimConfig {
             reorder: 0.0,
             reorder_delay: Duration::from_millis(20),
             mtu: 1500,
+            bandwidth: None,
+            queue_bytes: 64 << 10,
         }
     }
 }
@@ -127,6 +138,8 @@ impl SimConfig {
 /// once; otherwise it (and its duplicate, counted in `duplicated`) is each
 /// counted once in `delivered`, `dropped_partition`, `dropped_crashed` or
 /// `to_unknown_address` when it arrives or is purged — or is still in flight.
+/// A datagram refused by a full link queue is counted in `dropped_queue`
+/// (random loss is drawn before the queue: a lost datagram takes no room).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SimStats {
     /// Datagrams emitted by nodes (`poll_transmit` results).
@@ -150,6 +163,10 @@ pub struct SimStats {
     pub to_unknown_address: u64,
     /// Timeouts handled (`handle_timeout` calls).
     pub timeouts: u64,
+    /// Datagrams dropped because the queue of a link with a bandwidth was full.
+    pub dropped_queue: u64,
+    /// The most bytes any link's queue held at once (links with a bandwidth).
+    pub max_queue_bytes: u64,
 }
 
 /// One datagram handed to a node, as recorded by

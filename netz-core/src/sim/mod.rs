@@ -149,6 +149,52 @@ impl Ord for InFlight {
 struct LinkOverride {
     loss: Option<f64>,
     latency: Option<Duration>,
+    /// Bytes per second and queue size in bytes.
+    bandwidth: Option<(u64, usize)>,
+}
+
+/// The transmitter of one direction of a link with a bandwidth.
+#[derive(Debug, Clone, Copy)]
+struct Queue {
+    /// When the last admitted datagram is completely on the link.
+    busy_until: Instant,
+}
+
+/// Bytes a link of `rate` bytes per second serializes in `d`.
+fn bytes_in(d: Duration, rate: u64) -> u64 {
+    u64::try_from(d.as_micros().saturating_mul(u128::from(rate)) / 1_000_000).unwrap_or(u64::MAX)
+}
+
+/// Time a link of `rate` bytes per second takes for `len` bytes (rounded up).
+fn serialization(len: usize, rate: u64) -> Duration {
+    let rate = u128::from(rate.max(1));
+    let micros = (len as u128 * 1_000_000).div_ceil(rate);
+    Duration::from_micros(u64::try_from(micros).unwrap_or(u64::MAX))
+}
+
+impl Queue {
+    /// Bytes waiting at `now` (the one being serialized included).
+    fn backlog(&self, now: Instant, rate: u64) -> u64 {
+        bytes_in(self.busy_until.saturating_duration_since(now), rate)
+    }
+
+    /// Admits `len` bytes at `now` and returns when they are on the link,
+    /// or `None` when the queue has no room for them.
+    fn admit(
+        &mut self,
+        now: Instant,
+        len: usize,
+        rate: u64,
+        capacity: usize,
+    ) -> Option<(Instant, u64)> {
+        let backlog = self.backlog(now, rate);
+        let after = backlog.saturating_add(len as u64);
+        if after > capacity as u64 {
+            return None;
+        }
+        self.busy_until = self.busy_until.max(now) + serialization(len, rate);
+        Some((self.busy_until, after))
+    }
 }
 
 /// The next thing that happens.
@@ -199,6 +245,8 @@ pub struct Sim<N: SimNode> {
     next_seq: u64,
     partitions: Vec<(BTreeSet<SocketAddr>, BTreeSet<SocketAddr>)>,
     links: BTreeMap<(SocketAddr, SocketAddr), LinkOverride>,
+    /// Transmit queues of links with a bandwidth, per direction `(from, to)`.
+    queues: BTreeMap<(SocketAddr, SocketAddr), Queue>,
     stats: SimStats,
     recording: bool,
     deliveries: Vec<Delivery>,
@@ -251,6 +299,7 @@ impl<N: SimNode> Sim<N> {
             next_seq: 0,
             partitions: Vec::new(),
             links: BTreeMap::new(),
+            queues: BTreeMap::new(),
             stats: SimStats::default(),
             recording: false,
             deliveries: Vec::new(),
@@ -588,19 +637,52 @@ impl<N: SimNode> Sim<N> {
             return;
         }
         let latency = link.latency.unwrap_or(self.config.latency);
+        let bandwidth = link.bandwidth.or(self
+            .config
+            .bandwidth
+            .map(|rate| (rate, self.config.queue_bytes)));
+        let depart = match bandwidth {
+            None => self.now,
+            Some((rate, capacity)) => {
+                let now = self.now;
+                let queue = self
+                    .queues
+                    .entry((from, to))
+                    .or_insert(Queue { busy_until: now });
+                match queue.admit(now, data.len(), rate, capacity) {
+                    Some((depart, backlog)) => {
+                        self.stats.max_queue_bytes = self.stats.max_queue_bytes.max(backlog);
+                        depart
+                    }
+                    None => {
+                        self.stats.dropped_queue += 1;
+                        trace!(%from, %to, len = data.len(), "link queue full, dropped");
+                        return;
+                    }
+                }
+            }
+        };
         let duplicate = self.rng.gen_bool(self.config.duplicate);
         if duplicate {
             self.stats.duplicated += 1;
         }
         if duplicate {
-            self.enqueue(from, to, data.clone(), latency);
+            self.enqueue(from, to, data.clone(), depart, latency);
         }
-        self.enqueue(from, to, data, latency);
+        self.enqueue(from, to, data, depart, latency);
     }
 
-    /// Puts one copy of a datagram on the wire with a freshly drawn delay.
-    fn enqueue(&mut self, from: SocketAddr, to: SocketAddr, data: Vec<u8>, latency: Duration) {
-        let at = self.now + self.draw_delay(latency);
+    /// Puts one copy of a datagram on the wire, leaving at `depart`, with a
+    /// freshly drawn delay.
+    fn enqueue(
+        &mut self,
+        from: SocketAddr,
+        to: SocketAddr,
+        data: Vec<u8>,
+        depart: Instant,
+        latency: Duration,
+    ) {
+        let at = depart + self.draw_delay(latency);
         trace!(%from, %to, len = data.len(), ?at, "datagram in flight");
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -863,6 +945,43 @@ impl<N: SimNode> Sim<N> {
     /// directions). Jitter and reordering still apply.
     pub fn set_link_latency(&mut self, a: SocketAddr, b: SocketAddr, latency: Duration) {
         self.links.entry(link_key(a, b)).or_default().latency = Some(latency);
+    }
+
+    /// Gives the link between `a` and `b` a rate of `bytes_per_sec` in
+    /// each direction and a queue of `queue_bytes` per direction: datagrams
+    /// are serialized one after the other at that rate, then travel for
+    /// their delay; one that finds its queue full is dropped (tail drop,
+    /// counted in [`SimStats::dropped_queue`]). Random loss is drawn before
+    /// the queue. Overrides [`SimConfig::bandwidth`] for this link.
+    pub fn set_link_bandwidth(
+        &mut self,
+        a: SocketAddr,
+        b: SocketAddr,
+        bytes_per_sec: u64,
+        queue_bytes: usize,
+    ) {
+        self.links.entry(link_key(a, b)).or_default().bandwidth =
+            Some((bytes_per_sec.max(1), queue_bytes));
+    }
+
+    /// Bytes waiting in the queue from `from` to `to` (a link with a
+    /// bandwidth), the datagram being serialized included; 0 otherwise.
+    pub fn queued_bytes(&self, from: SocketAddr, to: SocketAddr) -> u64 {
+        let link = self
+            .links
+            .get(&link_key(from, to))
+            .copied()
+            .unwrap_or_default();
+        let Some((rate, _)) = link.bandwidth.or(self
+            .config
+            .bandwidth
+            .map(|rate| (rate, self.config.queue_bytes)))
+        else {
+            return 0;
+        };
+        self.queues
+            .get(&(from, to))
+            .map_or(0, |q| q.backlog(self.now, rate))
     }
 
     /// Removes the overrides of the link between `a` and `b`.

@@ -461,6 +461,7 @@ fn chaotic_trace(seed: u64) -> (Vec<Delivery>, SimStats, Vec<Received>) {
         reorder: 0.2,
         reorder_delay: ms(10),
         mtu: 1500,
+        ..SimConfig::default()
     });
     sim.set_recording(true);
     let addrs: Vec<SocketAddr> = (0..4)
@@ -913,4 +914,71 @@ fn huge_durations_saturate() {
     sim.run_for(ms(10));
     assert_eq!(sim.in_flight(), 1);
     assert_eq!(sim.next_event_time(), Some(Instant::from_micros(u64::MAX)));
+}
+
+// ------------------------------------------------------- bandwidth and queue
+
+#[test]
+fn a_link_with_a_bandwidth_serializes_datagrams_one_after_the_other() {
+    let (mut sim, a, b) = two_nodes(SimConfig::seeded(1));
+    // 100 KB/s: 1000 bytes take 10 ms on the link, then 5 ms of latency.
+    sim.set_link_bandwidth(a, b, 100_000, 64 << 10);
+    for _ in 0..5 {
+        sim.node_mut(a).send(b, &[7u8; 1000]);
+    }
+    sim.run_for(ms(1));
+    assert_eq!(sim.queued_bytes(a, b), 4900);
+    assert_eq!(sim.queued_bytes(b, a), 0);
+    sim.run_for(ms(100));
+    let times: Vec<Instant> = sim.node(b).received.iter().map(|r| r.0).collect();
+    assert_eq!(
+        times,
+        vec![at_ms(15), at_ms(25), at_ms(35), at_ms(45), at_ms(55)]
+    );
+    assert_eq!(sim.stats().dropped_queue, 0);
+    assert_eq!(sim.stats().max_queue_bytes, 5000);
+    // A datagram sent once the link is idle again waits for nobody.
+    let now = sim.now();
+    sim.node_mut(a).send(b, &[8u8; 1000]);
+    sim.run_for(ms(100));
+    assert_eq!(sim.node(b).received.last().unwrap().0, now + ms(15));
+}
+
+#[test]
+fn a_full_queue_drops_the_tail_and_each_direction_has_its_own() {
+    let (mut sim, a, b) = two_nodes(SimConfig::seeded(2));
+    sim.set_link_bandwidth(a, b, 100_000, 3000);
+    for i in 0..10u8 {
+        sim.node_mut(a).send(b, &[i; 1000]);
+        sim.node_mut(b).send(a, &[i; 500]);
+    }
+    sim.run_for(ms(200));
+    // Three datagrams of 1000 bytes fit in 3000; the rest are dropped.
+    let got: Vec<u8> = sim.node(b).received.iter().map(|r| r.2[0]).collect();
+    assert_eq!(got, vec![0, 1, 2]);
+    // The other direction holds six of 500 bytes.
+    let pongs = sim
+        .node(a)
+        .received
+        .iter()
+        .filter(|r| r.2.len() == 500)
+        .count();
+    assert_eq!(pongs, 6);
+    assert_eq!(sim.stats().dropped_queue, 7 + 4);
+    assert!(sim.stats().max_queue_bytes <= 3000);
+}
+
+#[test]
+fn the_configured_bandwidth_applies_to_every_link() {
+    let (mut sim, a, b) = two_nodes(SimConfig {
+        bandwidth: Some(1_000_000),
+        queue_bytes: 10_000,
+        ..SimConfig::seeded(3)
+    });
+    for _ in 0..3 {
+        sim.node_mut(a).send(b, &[1u8; 1000]);
+    }
+    sim.run_for(ms(50));
+    let times: Vec<Instant> = sim.node(b).received.iter().map(|r| r.0).collect();
+    assert_eq!(times, vec![at_ms(6), at_ms(7), at_ms(8)]);
 }

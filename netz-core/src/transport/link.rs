@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::codec::{varint_len, write_varint, Reader, MAX_VARINT_LEN};
+use super::congestion::Congestion;
 use super::{Channel, Delivered, LinkStats, PacketError, PacketHeader, SendError, TransportConfig};
 use crate::Instant;
 
@@ -45,6 +46,23 @@ const MAX_BACKOFF: u32 = 16;
 /// with [`poll_packet`](Link::poll_packet), and call
 /// [`handle_timeout`](Link::handle_timeout) at the instant returned by
 /// [`poll_timeout`](Link::poll_timeout).
+///
+/// # Congestion control
+///
+/// With [`TransportConfig::congestion_control`] (the default), reliable
+/// data (new and sent again) goes out only while the bytes of
+/// ack-eliciting packets in flight are below the congestion window
+/// (NewReno, RFC 9002: slow start from [`TransportConfig::initial_window`],
+/// congestion avoidance, one reduction per recovery period, the minimum of
+/// two datagrams after persistent congestion), and paced: a token bucket
+/// filled at 5/4 of `cwnd / srtt` lets a burst of a quarter window go at
+/// once. A paced link reports when it may send next in
+/// [`poll_timeout`](Link::poll_timeout). The send window
+/// ([`TransportConfig::max_unacked_packets`]) stays an upper bound.
+/// Acknowledgements, heartbeats and unreliable messages are not held back.
+/// What was lost waits in a retransmission backlog, bounded by the
+/// unacknowledged segments (each is queued at most once), and is sent
+/// within the window too. The figures are in [`LinkStats`].
 #[derive(Debug)]
 pub struct Link {
     config: Arc<TransportConfig>,
@@ -75,6 +93,8 @@ pub struct Link {
     next_unreliable_id: u64,
     last_eliciting_sent: Instant,
     largest_acked: Option<u64>,
+
+    congestion: Congestion,
 
     // --- round trip ---
     srtt: Duration,
@@ -113,7 +133,11 @@ struct SentPacket {
     time_sent: Instant,
     frames_start: u64,
     frames_len: u32,
+    /// Bytes of the packet, header included.
+    size: u32,
     in_flight: bool,
+    /// Whether it left the flight by an acknowledgement (not a loss).
+    acked: bool,
     /// If the packet carried an ACK frame: the smallest packet number of its top range.
     ack_top_low: Option<u64>,
 }
@@ -159,6 +183,35 @@ struct UnreliablePartial {
     bytes: usize,
     started: Instant,
     fragments: BTreeMap<u32, Vec<u8>>,
+}
+
+/// The packets visited by one pass of loss detection, oldest first.
+#[derive(Debug, Default)]
+struct LossBatch {
+    /// When the newest packet declared lost in this pass was sent.
+    newest: Option<Instant>,
+    /// When the current run of lost packets (no acknowledged one between) began.
+    run_start: Option<Instant>,
+    /// The longest span of such a run.
+    longest_run: Duration,
+}
+
+impl LossBatch {
+    /// A packet sent at `time_sent`: declared lost now (`lost_now`), or
+    /// earlier, or acknowledged.
+    fn visit(&mut self, time_sent: Instant, lost_now: bool, acked: bool) {
+        if acked {
+            self.run_start = None;
+            return;
+        }
+        if lost_now {
+            self.newest = Some(self.newest.map_or(time_sent, |t| t.max(time_sent)));
+        }
+        let start = *self.run_start.get_or_insert(time_sent);
+        self.longest_run = self
+            .longest_run
+            .max(time_sent.saturating_duration_since(start));
+    }
 }
 
 /// What a link has to send at some instant.
@@ -321,7 +374,7 @@ impl Link {
         let max_segment = room.saturating_sub(SEGMENT_OVERHEAD).max(1);
         let max_fragment = room.saturating_sub(FRAGMENT_OVERHEAD).max(1);
         let substreams = usize::from(config.substreams);
-        Link {
+        let mut link = Link {
             max_segment,
             max_fragment,
             next_pn: 0,
@@ -339,6 +392,7 @@ impl Link {
             next_unreliable_id: 0,
             last_eliciting_sent: now,
             largest_acked: None,
+            congestion: Congestion::new(&config, now),
             srtt: config.initial_rtt,
             rttvar: config.initial_rtt / 2,
             backoff: 0,
@@ -357,7 +411,9 @@ impl Link {
             last_received: now,
             stats: LinkStats::default(),
             config,
-        }
+        };
+        link.refresh_gauges();
+        link
     }
 
     /// A link that only reads what one side of a real link sends: it
@@ -552,6 +608,11 @@ impl Link {
         if let Some(front) = self.sent.front() {
             t = t.min(front.time_sent + self.rto());
         }
+        if let Some(paced) = self.congestion.paced_until() {
+            if self.window_open() && self.reliable_pending() {
+                t = t.min(paced);
+            }
+        }
         Some(t)
     }
 
@@ -560,36 +621,76 @@ impl Link {
     /// [`poll_packet`](Link::poll_packet).
     pub fn handle_timeout(&mut self, now: Instant) {
         let rto = self.rto();
-        let mut lost_any = false;
+        let mut loss = LossBatch::default();
         let mut i = 0;
         while i < self.sent.len() {
             let p = &self.sent[i];
             if p.time_sent + rto > now {
                 break;
             }
-            if p.in_flight {
+            let (time_sent, in_flight, acked) = (p.time_sent, p.in_flight, p.acked);
+            if in_flight {
                 self.declare_lost(i);
-                lost_any = true;
             }
+            loss.visit(time_sent, in_flight, acked);
             i += 1;
         }
-        if lost_any {
+        if loss.newest.is_some() {
             self.backoff = (self.backoff + 1).min(MAX_BACKOFF);
+            self.on_loss(now, &loss);
             self.remove_finished();
         }
+        self.refresh_gauges();
+    }
+
+    /// Packets were declared lost: the congestion window reacts.
+    fn on_loss(&mut self, now: Instant, loss: &LossBatch) {
+        let Some(newest) = loss.newest else {
+            return;
+        };
+        let persistent =
+            self.stats.rtt_samples > 0 && loss.longest_run >= self.persistent_congestion_span();
+        self.congestion.on_congestion(now, newest, persistent);
+        self.stats.congestion_events = self.congestion.congestion_events;
+        self.stats.persistent_congestion = self.congestion.persistent_congestion;
+    }
+
+    /// Losing every packet sent over this long is persistent congestion
+    /// (RFC 9002, 7.6.1: three probe timeouts).
+    fn persistent_congestion_span(&self) -> Duration {
+        let cfg = &self.config;
+        (self.srtt + (self.rttvar * 4).max(Duration::from_millis(1)) + cfg.max_ack_delay) * 3
+    }
+
+    /// Copies the congestion controller's gauges into the counters.
+    fn refresh_gauges(&mut self) {
+        self.stats.cwnd = self.congestion.window();
+        self.stats.bytes_in_flight = self.congestion.bytes_in_flight();
+        self.stats.srtt = self.srtt;
+        self.stats.rttvar = self.rttvar;
+        self.stats.retransmit_backlog = self.retransmit.len() as u64;
     }
 
     /// What the link would send at `now`.
     fn wants(&self, now: Instant) -> Wants {
-        let window_open = self.in_flight < self.config.max_unacked_packets;
         Wants {
             ack_due: self.ack_eliciting_pending > 0 && self.ack_deadline.is_some_and(|d| d <= now),
             ping_due: now >= self.last_eliciting_sent + self.config.heartbeat_interval,
-            has_reliable: window_open
-                && (!self.retransmit.is_empty()
-                    || self.send_streams.iter().any(|s| !s.queue.is_empty())),
+            has_reliable: self.window_open()
+                && self.congestion.pacer_open(now)
+                && self.reliable_pending(),
             has_unreliable: !self.unreliable_queue.is_empty(),
         }
+    }
+
+    /// Whether the send window and the congestion window have room.
+    fn window_open(&self) -> bool {
+        self.in_flight < self.config.max_unacked_packets && self.congestion.window_open()
+    }
+
+    /// Whether reliable data waits to be sent (new or again).
+    fn reliable_pending(&self) -> bool {
+        !self.retransmit.is_empty() || self.send_streams.iter().any(|s| !s.queue.is_empty())
     }
 
     /// Whether [`poll_packet`](Link::poll_packet) may produce a packet at
@@ -660,19 +761,27 @@ impl Link {
         }
         if eliciting {
             let frames_len = (self.sent_frames_next - frames_start) as u32;
+            let size = buf.len() as u32;
             self.sent.push_back(SentPacket {
                 pn,
                 time_sent: now,
                 frames_start,
                 frames_len,
+                size,
                 in_flight: true,
+                acked: false,
                 ack_top_low,
             });
             self.in_flight += 1;
             self.last_eliciting_sent = now;
+            self.congestion.on_sent(now, u64::from(size), self.srtt);
+            if self.congestion.paced_until().is_some() && self.reliable_pending() {
+                self.stats.paced += 1;
+            }
         }
         self.stats.packets_sent += 1;
         self.stats.bytes_sent += (buf.len() - start) as u64;
+        self.refresh_gauges();
         true
     }
 
@@ -860,6 +969,7 @@ impl Link {
         let p = &mut self.sent[index];
         p.in_flight = false;
         self.in_flight -= 1;
+        self.congestion.on_lost(u64::from(p.size));
         self.stats.packets_lost += 1;
         let start = (p.frames_start - self.sent_frames_base) as usize;
         let len = p.frames_len as usize;
@@ -877,10 +987,13 @@ impl Link {
         }
     }
 
-    fn on_packet_acked(&mut self, index: usize) {
+    fn on_packet_acked(&mut self, index: usize, in_flight_before: u64) {
         let p = &mut self.sent[index];
         p.in_flight = false;
+        p.acked = true;
         self.in_flight -= 1;
+        self.congestion
+            .on_acked(p.time_sent, u64::from(p.size), in_flight_before);
         let ack_top_low = p.ack_top_low;
         let start = (p.frames_start - self.sent_frames_base) as usize;
         let len = p.frames_len as usize;
@@ -932,6 +1045,7 @@ impl Link {
     }
 
     fn on_ack(&mut self, now: Instant, ack: &AckFrame<'_>) {
+        let in_flight_before = self.congestion.bytes_in_flight();
         let mut newly_acked = false;
         let mut rtt_sample = None;
         let mut ranges = [(0u64, 0u64); MAX_ACK_RANGES + 1];
@@ -949,7 +1063,7 @@ impl Link {
                     if self.sent[i].pn == ack.largest {
                         rtt_sample = Some(now - self.sent[i].time_sent);
                     }
-                    self.on_packet_acked(i);
+                    self.on_packet_acked(i, in_flight_before);
                     newly_acked = true;
                 }
                 i += 1;
@@ -966,13 +1080,18 @@ impl Link {
         }
         // Packet-threshold loss detection.
         if let Some(largest) = self.largest_acked {
+            let mut loss = LossBatch::default();
             let mut i = 0;
             while i < self.sent.len() && self.sent[i].pn + PACKET_THRESHOLD <= largest {
-                if self.sent[i].in_flight {
+                let p = &self.sent[i];
+                let (time_sent, in_flight, acked) = (p.time_sent, p.in_flight, p.acked);
+                if in_flight {
                     self.declare_lost(i);
                 }
+                loss.visit(time_sent, in_flight, acked);
                 i += 1;
             }
+            self.on_loss(now, &loss);
         }
         self.remove_finished();
     }
@@ -1087,6 +1206,12 @@ impl Link {
     /// packet was valid but its out-of-order data could not be buffered: it
     /// is not acknowledged and the peer will send the data again.
     pub fn handle_packet(&mut self, now: Instant, payload: &[u8]) -> Result<(), PacketError> {
+        let result = self.handle_packet_inner(now, payload);
+        self.refresh_gauges();
+        result
+    }
+
+    fn handle_packet_inner(&mut self, now: Instant, payload: &[u8]) -> Result<(), PacketError> {
         let (pn, eliciting) = match self.check_packet(payload) {
             Ok(Check::Accept { pn, eliciting }) => (pn, eliciting),
             Ok(Check::Duplicate) => {

@@ -35,6 +35,7 @@
 //! are sent again in new packets.
 
 mod codec;
+mod congestion;
 mod header;
 mod link;
 #[cfg(test)]
@@ -69,8 +70,17 @@ pub struct TransportConfig {
     /// [`Link::send_unreliable`] (and reassembled on receipt). Default 1 MiB.
     pub max_message_size: usize,
     /// Send window in packets: beyond this many unacknowledged ack-eliciting
-    /// packets, reliable data waits in its queue. Default 512.
+    /// packets, reliable data waits in its queue, whatever the congestion
+    /// window. Default 512.
     pub max_unacked_packets: usize,
+    /// Whether reliable data is sent within a congestion window and paced
+    /// (NewReno, RFC 9002): see [`Link`]. Default true.
+    pub congestion_control: bool,
+    /// The congestion window before any loss, in bytes: how much reliable
+    /// data may be in flight before the first acknowledgement (and the
+    /// first burst the pacer lets go at once). Default 64 KiB; at least two
+    /// datagrams, at most `max_unacked_packets` datagrams.
+    pub initial_window: usize,
     /// Per link cap on out-of-order buffered and partially reassembled data
     /// on the receiving side. Default 4 MiB.
     pub max_reassembly_bytes: usize,
@@ -88,6 +98,8 @@ impl Default for TransportConfig {
             heartbeat_interval: Duration::from_millis(200),
             max_message_size: 1 << 20,
             max_unacked_packets: 512,
+            congestion_control: true,
+            initial_window: 64 << 10,
             max_reassembly_bytes: 4 << 20,
         }
     }
@@ -199,4 +211,23 @@ pub struct LinkStats {
     pub unreliable_delivered: u64,
     /// Round-trip time measurements taken.
     pub rtt_samples: u64,
+    /// Times the congestion window was reduced after a loss (at most once
+    /// per recovery period).
+    pub congestion_events: u64,
+    /// Times persistent congestion brought the window to its minimum.
+    pub persistent_congestion: u64,
+    /// Times the pacer held reliable data back.
+    pub paced: u64,
+    /// The congestion window, in bytes (a gauge).
+    pub cwnd: u64,
+    /// Bytes of ack-eliciting packets in flight (a gauge).
+    pub bytes_in_flight: u64,
+    /// The smoothed round-trip time (a gauge).
+    pub srtt: Duration,
+    /// The round-trip time variation (a gauge).
+    pub rttvar: Duration,
+    /// Reliable segments waiting to be sent again (a gauge). Bounded: a
+    /// segment is queued at most once, and only segments of packets in
+    /// the send window are.
+    pub retransmit_backlog: u64,
 }

@@ -1009,3 +1009,117 @@ fn unacknowledged_messages_can_be_taken_back_whole_and_in_order() {
         }
     }
 }
+
+// ------------------------------------------------------- congestion control
+
+/// Sends `n` reliable messages of `len` bytes from side 0 and runs the
+/// link until both sides are idle.
+fn bulk(config: TransportConfig, net: NetParams, seed: u64, n: u32, len: usize) -> Sim {
+    let mut sim = Sim::new(config, net, seed);
+    for i in 0..n {
+        sim.links[0]
+            .send_reliable((i % 4) as u8, &message(0, i, len))
+            .unwrap();
+    }
+    sim.run_until_idle(sim.now + Duration::from_secs(120));
+    assert_eq!(sim.drain(1).len(), n as usize);
+    sim
+}
+
+#[test]
+fn the_first_window_goes_at_once_and_nothing_more_before_an_ack() {
+    let config = TransportConfig {
+        initial_window: 12_000,
+        ..TransportConfig::default()
+    };
+    let mut link = Link::new(Arc::new(config), Instant::ZERO);
+    for i in 0..100u32 {
+        link.send_reliable(0, &message(0, i, 1000)).unwrap();
+    }
+    let mut sent = 0;
+    let mut now = Instant::ZERO;
+    // The first window goes at once, but for the pacer's last datagram,
+    // which it lets go at the instant the link says.
+    for _ in 0..2 {
+        loop {
+            let mut buf = Vec::new();
+            HEADERS[0].encode(&mut buf);
+            if !link.poll_packet(now, &mut buf) {
+                break;
+            }
+            sent += buf.len();
+        }
+        let next = link.poll_timeout().unwrap();
+        assert!(next > now);
+        now = next;
+    }
+    // The window is overshot by less than one datagram.
+    assert!((12_000..13_200).contains(&sent), "{sent} bytes sent");
+    assert_eq!(link.stats().cwnd, 12_000);
+    assert_eq!(link.stats().bytes_in_flight, sent as u64);
+    // Window-limited: the next deadline is the heartbeat, not the pacer.
+    assert!(!link.may_send(Instant::from_millis(50)));
+    assert!(
+        now >= Instant::from_millis(200),
+        "a window-limited link waits for acks"
+    );
+}
+
+#[test]
+fn slow_start_grows_the_window_on_a_clean_path() {
+    let config = TransportConfig {
+        initial_window: 12_000,
+        ..TransportConfig::default()
+    };
+    let sim = bulk(config, NetParams::clean(10), 1, 2000, 1000);
+    let s = sim.links[0].stats();
+    assert!(s.cwnd > 12_000, "{s:?}");
+    assert_eq!(s.congestion_events, 0);
+    assert_eq!(s.packets_lost, 0);
+    assert!(s.paced > 0, "a growing window is paced: {s:?}");
+    assert_eq!(s.bytes_in_flight, 0);
+    assert_eq!(s.retransmit_backlog, 0);
+}
+
+#[test]
+fn loss_halves_the_window_once_per_recovery_period() {
+    let config = TransportConfig {
+        initial_window: 12_000,
+        ..TransportConfig::default()
+    };
+    let mut net = NetParams::clean(10);
+    net.loss_percent = 3;
+    let sim = bulk(config, net, 5, 2000, 1000);
+    let s = sim.links[0].stats();
+    assert!(s.packets_lost > 0);
+    assert!(s.congestion_events > 0);
+    // Several packets lost in one window make one event.
+    assert!(s.congestion_events < s.packets_lost, "{s:?}");
+    // The window stays far below the send window's bound.
+    assert!(s.cwnd < 512 * 1200 / 4, "{s:?}");
+    assert!(s.cwnd >= 2 * 1200);
+}
+
+#[test]
+fn without_congestion_control_only_the_send_window_limits() {
+    let config = TransportConfig {
+        congestion_control: false,
+        initial_window: 2_400,
+        ..TransportConfig::default()
+    };
+    let mut link = Link::new(Arc::new(config), Instant::ZERO);
+    for i in 0..100u32 {
+        link.send_reliable(0, &message(0, i, 1000)).unwrap();
+    }
+    let mut packets = 0;
+    loop {
+        let mut buf = Vec::new();
+        HEADERS[0].encode(&mut buf);
+        if !link.poll_packet(Instant::ZERO, &mut buf) {
+            break;
+        }
+        packets += 1;
+    }
+    assert!(packets >= 90, "{packets} packets");
+    assert_eq!(link.stats().paced, 0);
+}
