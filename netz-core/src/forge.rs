@@ -214,3 +214,21 @@ pub fn send_as(st: &mut Station, now: Instant, dest: StationId, msg: Forged) -> 
 pub fn datasets_of(st: &Station, handle: DOHandle) -> Option<Vec<u8>> {
     st.forge_datasets(handle)
 }
+
+/// Sends `msg` from `st` to `dest` in an envelope that claims `origin` and
+/// carries the number `seq`, as a relay would pass it on (what a cheating
+/// relay, or a client numbering its own messages, may try).
+pub fn send_envelope_as(
+    st: &mut Station,
+    now: Instant,
+    origin: StationId,
+    dest: StationId,
+    seq: u64,
+    msg: Forged,
+) -> bool {
+    let by = st.id();
+    match msg.into_msg(by) {
+        Some(m) => st.forge_envelope(now, origin, dest, seq, m),
+        None => false,
+    }
+}

@@ -319,3 +319,170 @@ pub fn dissect_capture(capture: &[CapturedDatagram]) -> Result<Vec<&'static str>
     }
     Ok(kinds)
 }
+
+/// The session a cheating member attacks from inside: four stations on a
+/// lossless simulated network (a mesh, or a server and three clients when
+/// `client_server`); station 1 is the cheater.
+fn inside_world(client_server: bool) -> Cluster {
+    let registry = Arc::new(Registry::new());
+    let topology = if client_server {
+        crate::config::Topology::ClientServer
+    } else {
+        crate::config::Topology::Mesh
+    };
+    let configs = (0..4)
+        .map(|i| {
+            let p = if i == 0 || !client_server {
+                ProcessType::Server
+            } else {
+                ProcessType::Client
+            };
+            let mut cfg = StationConfig::new(p, format!("s{i}"));
+            cfg.topology = topology;
+            cfg
+        })
+        .collect();
+    match Cluster::start(SimConfig::seeded(9), registry, configs) {
+        Ok(c) => c,
+        Err(e) => panic!("the inside fuzzing session must start: {e}"),
+    }
+}
+
+/// Runs a session in which one member (authenticated, with every right a
+/// member has) sends messages built from `data` over its real links —
+/// well-formed ones naming real stations and objects, and raw ones — and
+/// checks after every step that no honest station believes what the rules
+/// do not allow: the session master stays the real one, every honest
+/// station stays in the session, and every object an honest station
+/// masters keeps that master everywhere. The first byte's low bit picks a
+/// client-server session.
+pub fn inside_session(data: &[u8]) {
+    use crate::forge::{send_as, Forged};
+    let client_server = data.first().is_some_and(|b| b & 1 == 1);
+    let mut c = inside_world(client_server);
+    c.run_for(Duration::from_millis(200));
+    let cheater = 1usize;
+    let honest = [0usize, 2, 3];
+    let ids: Vec<crate::StationId> = (0..4).map(|i| c.station(i).id()).collect();
+    let master = c.station(0).id();
+    // Each honest station's own objects: (handle, master).
+    let owned: Vec<(crate::DOHandle, crate::StationId)> = honest
+        .iter()
+        .flat_map(|&i| {
+            let st = c.station(i);
+            st.masters().into_iter().map(move |h| (h, st.id()))
+        })
+        .collect();
+    let handles: Vec<crate::DOHandle> = c.station(0).objects();
+    let mut input = Input {
+        bytes: data.get(1..).unwrap_or_default(),
+    };
+    let mut steps = 0;
+    while !input.bytes.is_empty() && steps < 64 {
+        steps += 1;
+        let op = input.u8();
+        let pick_id = |input: &mut Input<'_>| ids[usize::from(input.u8()) % ids.len()];
+        let pick_handle =
+            |input: &mut Input<'_>| handles[usize::from(input.u8()) % handles.len().max(1)];
+        let dest = ids[honest[usize::from(input.u8()) % honest.len()]];
+        let msg = match op % 14 {
+            0 => Forged::NewSessionMaster {
+                failed: vec![pick_id(&mut input)],
+            },
+            1 => Forged::StationGone {
+                id: pick_id(&mut input),
+                failed: input.u8() & 1 == 1,
+            },
+            2 => Forged::MasterChanged {
+                handle: pick_handle(&mut input),
+                master: pick_id(&mut input),
+            },
+            3 => Forged::Migrate {
+                handle: pick_handle(&mut input),
+                data: input.take(usize::from(input_len(op))),
+                dup_set: vec![pick_id(&mut input)],
+            },
+            4 => Forged::Create {
+                handle: pick_handle(&mut input),
+                master: pick_id(&mut input),
+                data: input.take(usize::from(input_len(op))),
+            },
+            5 => Forged::Delete {
+                handle: pick_handle(&mut input),
+            },
+            6 => Forged::Update {
+                handle: pick_handle(&mut input),
+                data: input.take(usize::from(input_len(op))),
+            },
+            7 => Forged::Action {
+                handle: pick_handle(&mut input),
+                method: u16::from(input.u8() % 4),
+                args: input.take(4),
+                forward: input.u8() & 1 == 1,
+            },
+            8 => Forged::RmcReply {
+                call: u64::from(input.u8()),
+                outcome: crate::Outcome::TargetValidationFailure,
+                result: Vec::new(),
+                master_hint: pick_id(&mut input),
+            },
+            9 => Forged::Reattach {
+                station: pick_id(&mut input),
+                relay: pick_id(&mut input),
+            },
+            10 => Forged::CreateRoom {
+                request: u64::from(input.u8()),
+                properties: vec![("k".into(), "v".into())],
+            },
+            11 => Forged::RoomMigrateStart {
+                room: pick_handle(&mut input),
+                epoch: u32::from(input.u8()),
+            },
+            12 => {
+                c.run_for(Duration::from_millis(u64::from(input.u8())));
+                continue;
+            }
+            _ => {
+                let len = usize::from(input.u8() % 64);
+                Forged::Raw(input.take(len))
+            }
+        };
+        let now = c.now();
+        if c.station(cheater).is_in_session() {
+            let _ = send_as(c.station_mut(cheater), now, dest, msg);
+        }
+        c.run_for(Duration::from_millis(20));
+        check_inside(&c, &honest, master, &owned);
+    }
+    c.run_for(Duration::from_millis(500));
+    check_inside(&c, &honest, master, &owned);
+}
+
+/// How many bytes of dataset data a forged message takes from the input.
+fn input_len(op: u8) -> u8 {
+    op / 14
+}
+
+fn check_inside(
+    c: &Cluster,
+    honest: &[usize],
+    master: crate::StationId,
+    owned: &[(crate::DOHandle, crate::StationId)],
+) {
+    for &i in honest {
+        let st = c.station(i);
+        assert!(st.is_in_session(), "honest station {i} was put out");
+        assert_eq!(
+            st.session_master(),
+            master,
+            "station {i} believes another session master"
+        );
+        for &(h, m) in owned {
+            if let Some(seen) = st.master_of(h) {
+                assert_eq!(seen, m, "station {i} believes {h:?} is mastered by {seen}");
+            } else {
+                panic!("station {i} lost {h:?}");
+            }
+        }
+    }
+}

@@ -412,3 +412,86 @@ fn room_migration_reports_for_unknown_rooms_are_not_remembered() {
     c.run_for(Duration::from_millis(500));
     assert!(c.station(1).bookkeeping().room_reports <= 64);
 }
+
+fn with_tool() -> Cluster {
+    let mut c = client_server(2);
+    let mut cfg = StationConfig::new(ProcessType::Tool, "tool");
+    cfg.topology = Topology::ClientServer;
+    c.join(cfg, 0).unwrap();
+    c.run_for(Duration::from_millis(300));
+    c
+}
+
+#[test]
+fn a_tool_cannot_speak_for_another_station_through_a_server() {
+    // Only a server relays for others; a tool speaks for itself alone.
+    let mut c = with_tool();
+    let now = c.now();
+    let h = c
+        .station_mut(1)
+        .publish(now, Counter::new(5, "a"))
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_millis(300));
+    let victim = c.station(1).id();
+    let dest = c.station(2).id();
+    let now = c.now();
+    assert!(forge::send_envelope_as(
+        c.station_mut(3),
+        now,
+        victim,
+        dest,
+        0,
+        Forged::Delete { handle: h },
+    ));
+    c.run_for(Duration::from_millis(300));
+    assert!(c.station(2).contains(h), "the forged delete reached no one");
+    assert!(refused(&c, 0) + c.station(0).stats().bad_messages >= 1);
+}
+
+#[test]
+fn a_message_numbered_at_the_end_of_the_range_is_dropped() {
+    // A client numbers what it sends to another client; a number far ahead
+    // (here the last one) is refused instead of held and overflowing.
+    let mut c = client_server(2);
+    let from = c.station(1).id();
+    let dest = c.station(2).id();
+    let now = c.now();
+    let h = c
+        .station_mut(1)
+        .publish(now, Counter::new(5, "a"))
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_millis(300));
+    let now = c.now();
+    assert!(forge::send_envelope_as(
+        c.station_mut(1),
+        now,
+        from,
+        dest,
+        u64::MAX,
+        Forged::Action {
+            handle: h,
+            method: BUMP.0,
+            args: postcard::to_allocvec(&(1i64,)).unwrap(),
+            forward: false,
+        },
+    ));
+    c.run_for(Duration::from_secs(8));
+    assert!(c.station(2).is_in_session());
+    assert_eq!(c.station(2).bookkeeping().held_in_order, 0);
+    assert!(refused(&c, 2) >= 1);
+}
+
+#[test]
+fn the_inside_fuzzer_finds_nothing_in_a_few_hundred_runs() {
+    // The property version of the cargo-fuzz target `inside`.
+    let mut rng = netz_core::sim::Rng::new(17);
+    for run in 0..300u32 {
+        let len = rng.gen_range(1..400usize);
+        let data: Vec<u8> = (0..len).map(|_| rng.gen_range(0..=255u8)).collect();
+        let mut data = data;
+        data[0] = (run % 2) as u8;
+        netz_core::fuzzing::inside_session(&data);
+    }
+}

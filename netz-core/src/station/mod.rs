@@ -455,6 +455,29 @@ impl Station {
         sent
     }
 
+    pub(crate) fn forge_envelope(
+        &mut self,
+        now: Instant,
+        origin: StationId,
+        dest: StationId,
+        seq: u64,
+        msg: Msg,
+    ) -> bool {
+        self.advance(now);
+        let Some(hop) = self.next_hop(dest) else {
+            return false;
+        };
+        let env = Envelope {
+            seq,
+            origin,
+            dest,
+            msg,
+        };
+        let sent = self.send_bytes(hop, SYSTEM_STREAM, &env.encode());
+        self.drain_local();
+        sent
+    }
+
     pub(crate) fn forge_datasets(&self, handle: DOHandle) -> Option<Vec<u8>> {
         self.store
             .entries
