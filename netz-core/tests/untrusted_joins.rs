@@ -418,3 +418,83 @@ fn replayed_join_requests_from_new_ports_admit_no_ghost() {
     c.run_for(Duration::from_millis(500));
     assert_eq!(c.station(0).stations().len(), 2, "no ghost admitted");
 }
+
+fn token_expiring(client_id: u64, p: ProcessType, expires_at_ms: u64) -> ConnectToken {
+    let mut random = [0u8; 24];
+    random[..8].copy_from_slice(&client_id.to_le_bytes());
+    random[8] = 0xE0;
+    TokenIssuer::new(&KEY, GAME).issue(
+        &TokenGrant {
+            client_id,
+            process_type: p,
+            expires_at_ms,
+        },
+        random,
+    )
+}
+
+fn joiner_with(p: ProcessType, token: ConnectToken, topology: Topology) -> StationConfig {
+    StationConfig {
+        topology,
+        security: Some(SecurityConfig::joiner(token, GAME)),
+        ..StationConfig::new(p, "joiner")
+    }
+}
+
+fn denied_because(r: Result<usize, JoinError>, why: &str) {
+    match r {
+        Err(JoinError::Denied(reason)) => assert!(reason.contains(why), "{reason}"),
+        other => panic!("expected a denial ({why}), got {other:?}"),
+    }
+}
+
+#[test]
+fn a_refused_token_is_answered_with_the_reason() {
+    for topology in [Topology::Mesh, Topology::ClientServer] {
+        // The session master, and a second server that forwards joins.
+        let mut c = Cluster::start(
+            SimConfig::seeded(7),
+            registry(),
+            vec![
+                secure(ProcessType::Server, 0, topology),
+                secure(ProcessType::Server, 2, topology),
+            ],
+        )
+        .unwrap();
+        c.run_for(Duration::from_millis(300));
+        for contact in [0, 1] {
+            let expired = token_expiring(10, ProcessType::Client, 1);
+            denied_because(
+                c.join(joiner_with(ProcessType::Client, expired, topology), contact),
+                "expired",
+            );
+            let forged = token_under(&[1; 32], 11, ProcessType::Client);
+            denied_because(
+                c.join(joiner_with(ProcessType::Client, forged, topology), contact),
+                "invalid",
+            );
+            let tool = token_under(&KEY, 12, ProcessType::Tool);
+            denied_because(
+                c.join(joiner_with(ProcessType::Client, tool, topology), contact),
+                "process type",
+            );
+        }
+        // A token that admitted a current member (told by the session
+        // master, through the contact when forwarded).
+        let token = token_under(&KEY, 13, ProcessType::Client);
+        c.join(joiner_with(ProcessType::Client, token.clone(), topology), 1)
+            .unwrap();
+        for contact in [0, 1] {
+            if topology == Topology::ClientServer && contact == 0 {
+                continue;
+            }
+            denied_because(
+                c.join(
+                    joiner_with(ProcessType::Client, token.clone(), topology),
+                    contact,
+                ),
+                "in use",
+            );
+        }
+    }
+}
