@@ -498,3 +498,94 @@ fn a_refused_token_is_answered_with_the_reason() {
         }
     }
 }
+
+#[test]
+fn clients_do_not_learn_each_others_addresses() {
+    let cs = Topology::ClientServer;
+    let mut c = Cluster::start(
+        SimConfig::seeded(8),
+        registry(),
+        vec![
+            plain(ProcessType::Server, "s0", cs),
+            plain(ProcessType::Server, "s1", cs),
+        ],
+    )
+    .unwrap();
+    c.join(plain(ProcessType::Client, "c2", cs), 0).unwrap();
+    c.join(plain(ProcessType::Client, "c3", cs), 1).unwrap();
+    c.join(plain(ProcessType::Tool, "t4", cs), 0).unwrap();
+    c.run_for(Duration::from_millis(300));
+    let addr_at = |c: &Cluster, i: usize, j: usize| {
+        let id = c.station(j).id();
+        c.station(i).station_info(id).map(|s| s.addr)
+    };
+    for client in [2, 3] {
+        let other = 5 - client;
+        assert!(
+            addr_at(&c, client, other).is_some_and(|a| a.ip().is_unspecified() && a.port() == 0),
+            "client {client} knows client {other} at {:?}",
+            addr_at(&c, client, other)
+        );
+        // Servers' addresses it needs (to reattach when one goes).
+        for server in [0, 1] {
+            assert_eq!(addr_at(&c, client, server), Some(c.addrs[server]));
+        }
+        // A tool is told no client's address either.
+        assert!(addr_at(&c, 4, client).is_some_and(|a| a.ip().is_unspecified()));
+        // Servers know every client.
+        for server in [0, 1] {
+            assert_eq!(addr_at(&c, server, client), Some(c.addrs[client]));
+        }
+    }
+    // Every station still sees everyone.
+    for i in 0..5 {
+        assert_eq!(c.station(i).stations().len(), 5, "station {i}");
+    }
+}
+
+#[test]
+fn the_identification_token_is_not_broadcast() {
+    for topology in [Topology::Mesh, Topology::ClientServer] {
+        let mut c = Cluster::start(
+            SimConfig::seeded(9),
+            registry(),
+            vec![plain(ProcessType::Server, "master-secret", topology)],
+        )
+        .unwrap();
+        // The join-approval idiom: the token is a password only the
+        // session master may see.
+        c.station_mut(0).register_join_approval_callback(|op| {
+            if !op.joining_station().token.ends_with(":pw") {
+                op.deny_with_reason("bad password");
+            }
+        });
+        let p = if topology == Topology::Mesh {
+            ProcessType::Server
+        } else {
+            ProcessType::Client
+        };
+        c.join(plain(p, "alice:pw", topology), 0).unwrap();
+        c.join(plain(p, "bob:pw", topology), 0).unwrap();
+        c.run_for(Duration::from_millis(300));
+        let tokens = |c: &Cluster, i: usize| -> Vec<String> {
+            c.station(i)
+                .stations()
+                .into_iter()
+                .map(|s| s.token)
+                .collect()
+        };
+        // The session master keeps them all.
+        let mut at_master = tokens(&c, 0);
+        at_master.sort();
+        assert_eq!(at_master, ["alice:pw", "bob:pw", "master-secret"]);
+        // Each joiner knows its own, and no one else's.
+        for (i, own) in [(1, "alice:pw"), (2, "bob:pw")] {
+            let mut seen: Vec<String> = tokens(&c, i)
+                .into_iter()
+                .filter(|t| !t.is_empty())
+                .collect();
+            seen.sort();
+            assert_eq!(seen, [own], "{topology:?} station {i}");
+        }
+    }
+}

@@ -38,6 +38,14 @@ pub(super) fn truncate_reason(reason: &mut String) {
     }
 }
 
+/// The unspecified address of `addr`'s family: an address withheld.
+fn unspecified_like(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
+        SocketAddr::V6(_) => SocketAddr::from(([0u16; 8], 0)),
+    }
+}
+
 pub(super) struct PendingJoin {
     pub(super) nonce: u64,
     pub(super) info: StationInfo,
@@ -497,7 +505,11 @@ impl Station {
         debug!(station = %self.membership.id, joiner = %info.id, "admitting");
         self.send_link_keys(&info);
         self.add_member(info.clone(), None);
-        let members = self.stations();
+        let members = self
+            .stations()
+            .into_iter()
+            .map(|m| self.shown_to(&m, &info))
+            .collect();
         let accepted = Msg::JoinAccepted {
             nonce,
             id: info.id,
@@ -505,10 +517,24 @@ impl Station {
             session: self.membership.session_tag,
             members,
         };
-        self.broadcast(&Msg::StationJoined(info.clone()), &[info.id]);
+        let others: Vec<StationInfo> = self
+            .membership
+            .members
+            .values()
+            .filter(|m| m.info.id != self.membership.id && m.info.id != info.id)
+            .map(|m| m.info.clone())
+            .collect();
+        for to in others {
+            let shown = self.shown_to(&info, &to);
+            self.send(to.id, SYSTEM_STREAM, Msg::StationJoined(shown));
+        }
         self.send(info.id, SYSTEM_STREAM, accepted);
-        // The station object is published here, then migrates to the joiner.
-        let h = self.publish_station_object(&info);
+        // The station object is published here, then migrates to the
+        // joiner; it reaches every member, so it carries no token.
+        let h = self.publish_station_object(&StationInfo {
+            token: String::new(),
+            ..info.clone()
+        });
         let op = self.make_op(
             OperationDetail::JoinStation(JoinStationOperation {
                 station: info.clone(),
@@ -523,6 +549,28 @@ impl Station {
             let _ = st.migrate_inner(h, joiner);
         });
         self.events.push_back(Event::StationJoined(info));
+    }
+
+    /// What station `to` learns about `info` (privacy): its own entry
+    /// whole; no one else's identification token (it stays with the
+    /// session master, which approves joins); and in a client-server
+    /// session, a client's address only if `to` is a server (clients and
+    /// tools never link to other clients).
+    pub(super) fn shown_to(&self, info: &StationInfo, to: &StationInfo) -> StationInfo {
+        if info.id == to.id {
+            return info.clone();
+        }
+        let mut shown = StationInfo {
+            token: String::new(),
+            ..info.clone()
+        };
+        if self.cfg.topology == Topology::ClientServer
+            && info.process_type == ProcessType::Client
+            && to.process_type != ProcessType::Server
+        {
+            shown.addr = unspecified_like(info.addr);
+        }
+        shown
     }
 
     /// With security on, at the session master: installs our keys for the
