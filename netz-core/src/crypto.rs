@@ -117,6 +117,19 @@ pub enum TokenError {
     Invalid,
     /// It opened but expired.
     Expired,
+    /// It opened but grants another process type than the one asked for.
+    WrongProcessType,
+}
+
+impl TokenError {
+    /// The reason a refused joiner is told.
+    pub fn reason(self) -> &'static str {
+        match self {
+            TokenError::Invalid => "the connect token is invalid",
+            TokenError::Expired => "the connect token expired",
+            TokenError::WrongProcessType => "the connect token is for another process type",
+        }
+    }
 }
 
 /// The XChaCha20 keystream under `key` for the nonce made of `label` and
@@ -473,7 +486,7 @@ impl SecurityState {
         let issuer = self.issuer.as_ref().ok_or(TokenError::Invalid)?;
         let (grant, c2s, s2c) = issuer.open(sealed, self.now_ms(now))?;
         if grant.process_type != process_type {
-            return Err(TokenError::Invalid);
+            return Err(TokenError::WrongProcessType);
         }
         Ok((grant, c2s, s2c))
     }

@@ -263,7 +263,7 @@ fn try_join(c: &mut Cluster, cfg: StationConfig) -> Result<usize, JoinError> {
 }
 
 #[test]
-fn expired_forged_and_missing_tokens_are_refused() {
+fn expired_forged_and_missing_tokens_are_refused_and_told_why() {
     let (mut c, h) = mesh();
     let now_ms = c.now().as_micros() / 1000;
     let with = |t: Option<ConnectToken>, p: ProcessType| StationConfig {
@@ -279,7 +279,7 @@ fn expired_forged_and_missing_tokens_are_refused() {
     let expired = token(20, ProcessType::Client, now_ms.saturating_sub(1));
     assert_eq!(
         try_join(&mut c, with(Some(expired), ProcessType::Client)),
-        Err(JoinError::TimedOut)
+        Err(JoinError::Denied("the connect token expired".into()))
     );
     let mid = c.station(0).stats().clone();
     assert!(mid.token_expired > before.token_expired, "{mid:?}");
@@ -294,24 +294,26 @@ fn expired_forged_and_missing_tokens_are_refused() {
     );
     assert_eq!(
         try_join(&mut c, with(Some(forged), ProcessType::Client)),
-        Err(JoinError::TimedOut)
+        Err(JoinError::Denied("the connect token is invalid".into()))
     );
     // A tool without a token.
     assert_eq!(
         try_join(&mut c, with(None, ProcessType::Tool)),
-        Err(JoinError::TimedOut)
+        Err(JoinError::Denied("the connect token is invalid".into()))
     );
     // A client's token used to join as a server.
     let client = token(22, ProcessType::Client, u64::MAX);
     assert_eq!(
         try_join(&mut c, with(Some(client), ProcessType::Server)),
-        Err(JoinError::TimedOut)
+        Err(JoinError::Denied(
+            "the connect token is for another process type".into()
+        ))
     );
     // A token already in use by a member.
     let taken = token(2, ProcessType::Client, u64::MAX);
     assert_eq!(
         try_join(&mut c, with(Some(taken), ProcessType::Client)),
-        Err(JoinError::TimedOut)
+        Err(JoinError::Denied("the connect token is in use".into()))
     );
     let after = c.station(0).stats().clone();
     assert!(after.token_rejected >= mid.token_rejected + 4, "{after:?}");

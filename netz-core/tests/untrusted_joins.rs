@@ -418,3 +418,174 @@ fn replayed_join_requests_from_new_ports_admit_no_ghost() {
     c.run_for(Duration::from_millis(500));
     assert_eq!(c.station(0).stations().len(), 2, "no ghost admitted");
 }
+
+fn token_expiring(client_id: u64, p: ProcessType, expires_at_ms: u64) -> ConnectToken {
+    let mut random = [0u8; 24];
+    random[..8].copy_from_slice(&client_id.to_le_bytes());
+    random[8] = 0xE0;
+    TokenIssuer::new(&KEY, GAME).issue(
+        &TokenGrant {
+            client_id,
+            process_type: p,
+            expires_at_ms,
+        },
+        random,
+    )
+}
+
+fn joiner_with(p: ProcessType, token: ConnectToken, topology: Topology) -> StationConfig {
+    StationConfig {
+        topology,
+        security: Some(SecurityConfig::joiner(token, GAME)),
+        ..StationConfig::new(p, "joiner")
+    }
+}
+
+fn denied_because(r: Result<usize, JoinError>, why: &str) {
+    match r {
+        Err(JoinError::Denied(reason)) => assert!(reason.contains(why), "{reason}"),
+        other => panic!("expected a denial ({why}), got {other:?}"),
+    }
+}
+
+#[test]
+fn a_refused_token_is_answered_with_the_reason() {
+    for topology in [Topology::Mesh, Topology::ClientServer] {
+        // The session master, and a second server that forwards joins.
+        let mut c = Cluster::start(
+            SimConfig::seeded(7),
+            registry(),
+            vec![
+                secure(ProcessType::Server, 0, topology),
+                secure(ProcessType::Server, 2, topology),
+            ],
+        )
+        .unwrap();
+        c.run_for(Duration::from_millis(300));
+        for contact in [0, 1] {
+            let expired = token_expiring(10, ProcessType::Client, 1);
+            denied_because(
+                c.join(joiner_with(ProcessType::Client, expired, topology), contact),
+                "expired",
+            );
+            let forged = token_under(&[1; 32], 11, ProcessType::Client);
+            denied_because(
+                c.join(joiner_with(ProcessType::Client, forged, topology), contact),
+                "invalid",
+            );
+            let tool = token_under(&KEY, 12, ProcessType::Tool);
+            denied_because(
+                c.join(joiner_with(ProcessType::Client, tool, topology), contact),
+                "process type",
+            );
+        }
+        // A token that admitted a current member (told by the session
+        // master, through the contact when forwarded).
+        let token = token_under(&KEY, 13, ProcessType::Client);
+        c.join(joiner_with(ProcessType::Client, token.clone(), topology), 1)
+            .unwrap();
+        for contact in [0, 1] {
+            if topology == Topology::ClientServer && contact == 0 {
+                continue;
+            }
+            denied_because(
+                c.join(
+                    joiner_with(ProcessType::Client, token.clone(), topology),
+                    contact,
+                ),
+                "in use",
+            );
+        }
+    }
+}
+
+#[test]
+fn clients_do_not_learn_each_others_addresses() {
+    let cs = Topology::ClientServer;
+    let mut c = Cluster::start(
+        SimConfig::seeded(8),
+        registry(),
+        vec![
+            plain(ProcessType::Server, "s0", cs),
+            plain(ProcessType::Server, "s1", cs),
+        ],
+    )
+    .unwrap();
+    c.join(plain(ProcessType::Client, "c2", cs), 0).unwrap();
+    c.join(plain(ProcessType::Client, "c3", cs), 1).unwrap();
+    c.join(plain(ProcessType::Tool, "t4", cs), 0).unwrap();
+    c.run_for(Duration::from_millis(300));
+    let addr_at = |c: &Cluster, i: usize, j: usize| {
+        let id = c.station(j).id();
+        c.station(i).station_info(id).map(|s| s.addr)
+    };
+    for client in [2, 3] {
+        let other = 5 - client;
+        assert!(
+            addr_at(&c, client, other).is_some_and(|a| a.ip().is_unspecified() && a.port() == 0),
+            "client {client} knows client {other} at {:?}",
+            addr_at(&c, client, other)
+        );
+        // Servers' addresses it needs (to reattach when one goes).
+        for server in [0, 1] {
+            assert_eq!(addr_at(&c, client, server), Some(c.addrs[server]));
+        }
+        // A tool is told no client's address either.
+        assert!(addr_at(&c, 4, client).is_some_and(|a| a.ip().is_unspecified()));
+        // Servers know every client.
+        for server in [0, 1] {
+            assert_eq!(addr_at(&c, server, client), Some(c.addrs[client]));
+        }
+    }
+    // Every station still sees everyone.
+    for i in 0..5 {
+        assert_eq!(c.station(i).stations().len(), 5, "station {i}");
+    }
+}
+
+#[test]
+fn the_identification_token_is_not_broadcast() {
+    for topology in [Topology::Mesh, Topology::ClientServer] {
+        let mut c = Cluster::start(
+            SimConfig::seeded(9),
+            registry(),
+            vec![plain(ProcessType::Server, "master-secret", topology)],
+        )
+        .unwrap();
+        // The join-approval idiom: the token is a password only the
+        // session master may see.
+        c.station_mut(0).register_join_approval_callback(|op| {
+            if !op.joining_station().token.ends_with(":pw") {
+                op.deny_with_reason("bad password");
+            }
+        });
+        let p = if topology == Topology::Mesh {
+            ProcessType::Server
+        } else {
+            ProcessType::Client
+        };
+        c.join(plain(p, "alice:pw", topology), 0).unwrap();
+        c.join(plain(p, "bob:pw", topology), 0).unwrap();
+        c.run_for(Duration::from_millis(300));
+        let tokens = |c: &Cluster, i: usize| -> Vec<String> {
+            c.station(i)
+                .stations()
+                .into_iter()
+                .map(|s| s.token)
+                .collect()
+        };
+        // The session master keeps them all.
+        let mut at_master = tokens(&c, 0);
+        at_master.sort();
+        assert_eq!(at_master, ["alice:pw", "bob:pw", "master-secret"]);
+        // Each joiner knows its own, and no one else's.
+        for (i, own) in [(1, "alice:pw"), (2, "bob:pw")] {
+            let mut seen: Vec<String> = tokens(&c, i)
+                .into_iter()
+                .filter(|t| !t.is_empty())
+                .collect();
+            seen.sort();
+            assert_eq!(seen, [own], "{topology:?} station {i}");
+        }
+    }
+}

@@ -89,6 +89,12 @@ pub struct LinkJson {
     pub bytes_out_per_s: f64,
     /// Packets in flight.
     pub packets_in_flight: usize,
+    /// The congestion window, bytes (0 where congestion control is off).
+    pub cwnd: u64,
+    /// Bytes of ack-eliciting packets in flight.
+    pub bytes_in_flight: u64,
+    /// Times the congestion controller reduced the window.
+    pub congestion_events: u64,
     /// Bytes queued, not yet sent.
     pub queued_bytes: usize,
     /// Milliseconds since the peer was last heard.
@@ -361,6 +367,9 @@ fn link_json(me: StationId, l: &LinkView, col: &Collector) -> LinkJson {
         bytes_in_per_s: rate_in,
         bytes_out_per_s: rate_out,
         packets_in_flight: l.packets_in_flight,
+        cwnd: l.cwnd,
+        bytes_in_flight: l.bytes_in_flight,
+        congestion_events: l.congestion_events,
         queued_bytes: l.queued_bytes,
         last_heard_ms: l.last_received_ago.as_millis() as u64,
         silent: l.silent,

@@ -78,6 +78,11 @@ async fn the_api_shows_stations_objects_values_migrations_and_failures() {
         .unwrap();
     assert_eq!(master_row["name"], "alpha");
     assert_eq!(master_row["process_type"], "server");
+    // Each link shows its congestion window (the transport's, in bytes).
+    for l in s["links"].as_array().unwrap() {
+        assert!(l["cwnd"].as_u64().unwrap() > 0, "{l}");
+        assert!(l["bytes_in_flight"].is_u64() && l["congestion_events"].is_u64());
+    }
     assert_eq!(master_row["addr"], a.local_addr().to_string());
 
     // The object: in the table, searchable, with its values.

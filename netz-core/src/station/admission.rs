@@ -21,6 +21,9 @@ pub(super) struct Admission {
 /// How long a challenge cookie is valid: its time bucket (and the one before).
 const COOKIE_BUCKET_MS: u64 = 10_000;
 
+/// Why a joiner whose token admitted a current member is refused.
+pub(super) const TOKEN_IN_USE: &str = "the connect token is in use";
+
 /// The longest reason a `JoinDenied` carries, in bytes.
 pub(super) const MAX_DENY_REASON: usize = 200;
 
@@ -32,6 +35,14 @@ pub(super) fn truncate_reason(reason: &mut String) {
             end -= 1;
         }
         reason.truncate(end);
+    }
+}
+
+/// The unspecified address of `addr`'s family: an address withheld.
+fn unspecified_like(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
+        SocketAddr::V6(_) => SocketAddr::from(([0u16; 8], 0)),
     }
 }
 
@@ -56,12 +67,10 @@ impl Station {
                     self.stats.unknown_sender += 1;
                     return;
                 }
-                // The token first: a flood of bad tokens is dropped without
+                // The token first: a flood of bad tokens is refused without
                 // using up the rate that real joiners need.
-                if !self.vet_token(&connect.0, process_type) {
-                    return;
-                }
-                if !self.allow_join_from(from) {
+                let verdict = self.vet_token(&connect.0, process_type);
+                if verdict.is_ok() && !self.allow_join_from(from) {
                     return;
                 }
                 // Nothing but a challenge goes to an address that has not
@@ -69,6 +78,18 @@ impl Station {
                 if !self.cookie_valid(from, nonce, &cookie) {
                     let cookie = self.cookie_for(from, nonce, self.cookie_bucket());
                     self.send_connectionless(from, &Msg::JoinChallenge { nonce, cookie });
+                    return;
+                }
+                // A refused token is answered once the address is proven:
+                // the joiner learns why instead of timing out.
+                if let Err(e) = verdict {
+                    self.send_connectionless(
+                        from,
+                        &Msg::JoinDenied {
+                            nonce,
+                            reason: e.reason().into(),
+                        },
+                    );
                     return;
                 }
                 if self.migration.scale_in.is_some() {
@@ -174,9 +195,13 @@ impl Station {
     /// With security on, whether a join request's connect token may be
     /// handled (checked fully where the token key is known, for its form
     /// elsewhere); counts the refusals.
-    pub(super) fn vet_token(&mut self, connect: &[u8], process_type: ProcessType) -> bool {
+    pub(super) fn vet_token(
+        &mut self,
+        connect: &[u8],
+        process_type: ProcessType,
+    ) -> Result<(), crate::crypto::TokenError> {
         let Some(sec) = &self.sec else {
-            return true;
+            return Ok(());
         };
         let verdict = if sec.can_open_tokens() {
             sec.open_token(connect, process_type, self.now).map(|_| ())
@@ -185,16 +210,16 @@ impl Station {
         } else {
             Err(crate::crypto::TokenError::Invalid)
         };
-        match verdict {
-            Ok(()) => true,
-            Err(crate::crypto::TokenError::Expired) => {
-                self.stats.token_expired += 1;
-                false
-            }
-            Err(_) => {
-                self.stats.token_rejected += 1;
-                false
-            }
+        if let Err(e) = verdict {
+            self.count_token_error(e);
+        }
+        verdict
+    }
+
+    fn count_token_error(&mut self, e: crate::crypto::TokenError) {
+        match e {
+            crate::crypto::TokenError::Expired => self.stats.token_expired += 1,
+            _ => self.stats.token_rejected += 1,
         }
     }
 
@@ -266,16 +291,14 @@ impl Station {
                         members.contains_key(&id) || pending.contains_key(&id)
                     }) {
                         self.stats.token_rejected += 1;
+                        self.deny_join(contact, nonce, addr, TOKEN_IN_USE.into());
                         return;
                     }
                     joiner_keys = Some((c2s, s2c, grant.client_id));
                 }
-                Err(crate::crypto::TokenError::Expired) => {
-                    self.stats.token_expired += 1;
-                    return;
-                }
-                Err(_) => {
-                    self.stats.token_rejected += 1;
+                Err(e) => {
+                    self.count_token_error(e);
+                    self.deny_join(contact, nonce, addr, e.reason().into());
                     return;
                 }
             }
@@ -482,7 +505,11 @@ impl Station {
         debug!(station = %self.membership.id, joiner = %info.id, "admitting");
         self.send_link_keys(&info);
         self.add_member(info.clone(), None);
-        let members = self.stations();
+        let members = self
+            .stations()
+            .into_iter()
+            .map(|m| self.shown_to(&m, &info))
+            .collect();
         let accepted = Msg::JoinAccepted {
             nonce,
             id: info.id,
@@ -490,10 +517,24 @@ impl Station {
             session: self.membership.session_tag,
             members,
         };
-        self.broadcast(&Msg::StationJoined(info.clone()), &[info.id]);
+        let others: Vec<StationInfo> = self
+            .membership
+            .members
+            .values()
+            .filter(|m| m.info.id != self.membership.id && m.info.id != info.id)
+            .map(|m| m.info.clone())
+            .collect();
+        for to in others {
+            let shown = self.shown_to(&info, &to);
+            self.send(to.id, SYSTEM_STREAM, Msg::StationJoined(shown));
+        }
         self.send(info.id, SYSTEM_STREAM, accepted);
-        // The station object is published here, then migrates to the joiner.
-        let h = self.publish_station_object(&info);
+        // The station object is published here, then migrates to the
+        // joiner; it reaches every member, so it carries no token.
+        let h = self.publish_station_object(&StationInfo {
+            token: String::new(),
+            ..info.clone()
+        });
         let op = self.make_op(
             OperationDetail::JoinStation(JoinStationOperation {
                 station: info.clone(),
@@ -508,6 +549,28 @@ impl Station {
             let _ = st.migrate_inner(h, joiner);
         });
         self.events.push_back(Event::StationJoined(info));
+    }
+
+    /// What station `to` learns about `info` (privacy): its own entry
+    /// whole; no one else's identification token (it stays with the
+    /// session master, which approves joins); and in a client-server
+    /// session, a client's address only if `to` is a server (clients and
+    /// tools never link to other clients).
+    pub(super) fn shown_to(&self, info: &StationInfo, to: &StationInfo) -> StationInfo {
+        if info.id == to.id {
+            return info.clone();
+        }
+        let mut shown = StationInfo {
+            token: String::new(),
+            ..info.clone()
+        };
+        if self.cfg.topology == Topology::ClientServer
+            && info.process_type == ProcessType::Client
+            && to.process_type != ProcessType::Server
+        {
+            shown.addr = unspecified_like(info.addr);
+        }
+        shown
     }
 
     /// With security on, at the session master: installs our keys for the
@@ -575,7 +638,12 @@ impl Station {
             return;
         }
         if self.is_session_master() {
-            if !self.vet_token(&connect.0, process_type) || !self.allow_join_from(addr) {
+            if let Err(e) = self.vet_token(&connect.0, process_type) {
+                // The contact validated the joiner's address: it may be told.
+                self.deny_join(origin, nonce, addr, e.reason().into());
+                return;
+            }
+            if !self.allow_join_from(addr) {
                 return;
             }
             self.on_join_request(

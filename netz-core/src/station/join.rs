@@ -76,7 +76,11 @@ impl Station {
         for h in self.registry.well_known_handles() {
             self.add_well_known(h, true);
         }
-        self.publish_station_object(&info);
+        // Station objects reach every member: they carry no token.
+        self.publish_station_object(&StationInfo {
+            token: String::new(),
+            ..info
+        });
         self.drain_local();
         Ok(())
     }

@@ -38,8 +38,9 @@ function renderSession(s, objectCount) {
   $("links").querySelector("tbody").innerHTML = s.links.map((l) =>
     `<tr data-peer="${l.peer}"><td>${st(l.from)} → ${st(l.peer)}</td><td class="num">${l.rtt_samples ? l.rtt_ms.toFixed(1) + " ms" : "-"}</td>` +
     `<td class="num">${l.loss_pct.toFixed(1)}%</td><td class="num">${rate(l.bytes_in_per_s)}</td><td class="num">${rate(l.bytes_out_per_s)}</td>` +
+    `<td class="num" title="${l.bytes_in_flight} B in flight, ${l.congestion_events} reductions">${l.cwnd ? (l.cwnd / 1024).toFixed(1) + " KiB" : "-"}</td>` +
     `<td class="num">${l.queued_bytes} B</td><td class="num">${l.silent ? "silent" : ago(l.last_heard_ms)}</td></tr>`).join("") ||
-    `<tr><td colspan="7" class="muted">no links</td></tr>`;
+    `<tr><td colspan="8" class="muted">no links</td></tr>`;
   $("stations").querySelector("tbody").innerHTML = s.stations.map((x) =>
     `<tr data-station="${x.id}"><td>${st(x.id)}${x.is_session_master ? " ★" : ""}${x.is_self ? " (this)" : ""}</td><td>${x.process_type}</td>` +
     `<td>${esc(x.name)}</td><td>${esc(x.addr)}</td><td>${x.relay ? st(x.relay) : "-"}</td></tr>`).join("");
