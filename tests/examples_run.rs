@@ -15,6 +15,9 @@ mod factorial;
 #[path = "../examples/hello_net.rs"]
 mod hello_net;
 #[allow(dead_code)]
+#[path = "../examples/interest.rs"]
+mod interest;
+#[allow(dead_code)]
 #[path = "../examples/join_approval.rs"]
 mod join_approval;
 #[allow(dead_code)]
@@ -309,4 +312,33 @@ fn server_migration() {
         "{lines:#?}"
     );
     assert!(has(&lines, "server 1: left the cluster"), "{lines:#?}");
+}
+
+#[test]
+fn interest() {
+    let lines = interest::run();
+    assert!(has(&lines, "the server holds 410 objects"), "{lines:#?}");
+    // At the start each player sees only its own corner, and no other player.
+    assert!(
+        has(&lines, "step 0: S2: ")
+            && lines
+                .iter()
+                .any(|l| l.starts_with("step 0") && l.contains("1 players")),
+        "{lines:#?}"
+    );
+    // At the end the four met in the middle: each sees all four players.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("step 9") && l.matches("4 players").count() == 4),
+        "{lines:#?}"
+    );
+    let most: usize = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("the most props any client held: "))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("count");
+    assert!(most > 0 && most < 40, "{lines:#?}");
+    assert_eq!(lines.last().map(String::as_str), Some("done"), "{lines:#?}");
 }

@@ -154,6 +154,18 @@ pub enum Event {
         /// What happened, for people.
         message: String,
     },
+    /// An object entered or left a station's relevance (interest
+    /// management). On the master: `station` is the other station; on the
+    /// duplica's station (which also gets `ObjectRemoved`): itself. An
+    /// object entering a station is an `ObjectAdded` there.
+    InterestChanged {
+        /// The object.
+        handle: DOHandle,
+        /// The station it entered or left.
+        station: StationId,
+        /// Entered (true) or left.
+        entered: bool,
+    },
 }
 
 /// Why a room request failed.

@@ -281,10 +281,45 @@ pub type CapturedDatagram = (SocketAddr, SocketAddr, Vec<u8>);
 /// Tests use it on traffic captured by an older build to show that the
 /// wire format did not change.
 pub fn dissect_capture(capture: &[CapturedDatagram]) -> Result<Vec<&'static str>, String> {
+    let mut kinds = Vec::new();
+    dissect_with(capture, &mut |_, _, msg| kinds.push(msg.name()))?;
+    Ok(kinds)
+}
+
+/// Like [`dissect_capture`], and for each message its receiver's address,
+/// its kind and the object handles it names (the objects it tells the
+/// receiver about).
+#[allow(clippy::type_complexity)]
+pub fn dissect_handles(
+    capture: &[CapturedDatagram],
+) -> Result<Vec<(SocketAddr, &'static str, Vec<crate::ids::DOHandle>)>, String> {
+    let mut out = Vec::new();
+    dissect_with(capture, &mut |_, to, msg| {
+        let handles = match msg {
+            Msg::Create { handle, .. }
+            | Msg::Delete { handle }
+            | Msg::DuplicaRemoved { handle }
+            | Msg::Update { handle, .. }
+            | Msg::MasterChanged { handle, .. }
+            | Msg::Migrate { handle, .. }
+            | Msg::Rmc { handle, .. }
+            | Msg::Action { handle, .. }
+            | Msg::NotRelevant { handle } => vec![*handle],
+            Msg::Updates { items } => items.iter().map(|(h, _)| *h).collect(),
+            _ => Vec::new(),
+        };
+        out.push((to, msg.name(), handles));
+    })?;
+    Ok(out)
+}
+
+fn dissect_with(
+    capture: &[CapturedDatagram],
+    f: &mut dyn FnMut(SocketAddr, SocketAddr, &Msg),
+) -> Result<(), String> {
     let now = Instant::from_millis(1);
     let mut links: std::collections::HashMap<(SocketAddr, SocketAddr), Link> =
         std::collections::HashMap::new();
-    let mut kinds = Vec::new();
     for (i, (from, to, data)) in capture.iter().enumerate() {
         let (header, payload) =
             PacketHeader::decode(data).map_err(|e| format!("datagram {i}: header: {e}"))?;
@@ -295,7 +330,7 @@ pub fn dissect_capture(capture: &[CapturedDatagram]) -> Result<Vec<&'static str>
                 if postcard::to_allocvec(&msg).ok().as_deref() != Some(payload) {
                     return Err(format!("datagram {i}: {} encodes differently", msg.name()));
                 }
-                kinds.push(msg.name());
+                f(*from, *to, &msg);
             }
             PacketKind::Link => {
                 let link = links
@@ -312,12 +347,12 @@ pub fn dissect_capture(capture: &[CapturedDatagram]) -> Result<Vec<&'static str>
                             env.msg.name()
                         ));
                     }
-                    kinds.push(env.msg.name());
+                    f(*from, *to, &env.msg);
                 }
             }
         }
     }
-    Ok(kinds)
+    Ok(())
 }
 
 /// The session a cheating member attacks from inside: four stations on a

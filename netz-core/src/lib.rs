@@ -13,6 +13,7 @@ pub mod forge;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod ids;
+pub mod interest;
 pub mod limits;
 pub mod object;
 pub mod operation;

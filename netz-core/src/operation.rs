@@ -101,6 +101,9 @@ pub enum RemoveReason {
     FaultRecovery,
     /// The station holding the duplica left or the session ended.
     SessionLeft,
+    /// The object is no longer relevant to this station (interest
+    /// management).
+    NotRelevant,
 }
 
 /// Publication of a master or discovery of a duplica.

@@ -210,6 +210,14 @@ pub(crate) enum Msg {
     /// Connectionless, contact -> joiner: prove that you receive at your
     /// address; send the request again with this cookie.
     JoinChallenge { nonce: u64, cookie: [u8; 16] },
+    /// A station -> every station: what it is interested in (its groups,
+    /// its area as centre x, y, enter and leave radii).
+    Interest {
+        groups: Vec<u32>,
+        area: Option<(f32, f32, f32, f32)>,
+    },
+    /// Master -> a duplica: the object is no longer relevant to you.
+    NotRelevant { handle: DOHandle },
 }
 
 /// What a room request asks for.
@@ -258,6 +266,8 @@ impl Msg {
             Msg::Welcome => "Welcome",
             Msg::Reattach { .. } => "Reattach",
             Msg::Kick { .. } => "Kick",
+            Msg::Interest { .. } => "Interest",
+            Msg::NotRelevant { .. } => "NotRelevant",
             Msg::RoomRequest { .. } => "RoomRequest",
             Msg::RoomReply { .. } => "RoomReply",
             Msg::RoomAdopt { .. } => "RoomAdopt",

@@ -141,6 +141,9 @@ impl Station {
                 code,
                 message,
             } => self.on_room_migrate_complete(room, epoch, success, room_id, code, message),
+            // Interest.
+            Msg::Interest { groups, area } => self.on_interest(origin, groups, area),
+            Msg::NotRelevant { handle } => self.on_not_relevant(origin, handle),
         }
     }
 }
@@ -191,6 +194,8 @@ enum Sender {
 /// | MigrateRefused, MigrateGo, Kick, Welcome | handler | this client's server |
 /// | Reattach | handler | at the session master: a server; elsewhere: the session master |
 /// | RoomRequest | handler | the requester itself, or a server passing it on |
+/// | Interest | any member | about itself (its own interest); a well-formed area, bounded groups |
+/// | NotRelevant | handler | the object's master |
 fn sender_rule(msg: &Msg) -> Sender {
     match msg {
         Msg::JoinRequest { .. }
@@ -211,7 +216,9 @@ fn sender_rule(msg: &Msg) -> Sender {
         | Msg::RoomAdopt { .. }
         | Msg::RoomMigrateStart { .. }
         | Msg::RoomMigrateComplete { .. } => Sender::Server,
-        Msg::Leaving | Msg::DuplicaRemoved { .. } | Msg::Rmc { .. } => Sender::Member,
+        Msg::Leaving | Msg::DuplicaRemoved { .. } | Msg::Rmc { .. } | Msg::Interest { .. } => {
+            Sender::Member
+        }
         Msg::NewSessionMaster { .. }
         | Msg::Create { .. }
         | Msg::Delete { .. }
@@ -228,7 +235,8 @@ fn sender_rule(msg: &Msg) -> Sender {
         | Msg::Welcome
         | Msg::Reattach { .. }
         | Msg::Kick { .. }
-        | Msg::RoomRequest { .. } => Sender::Handler,
+        | Msg::RoomRequest { .. }
+        | Msg::NotRelevant { .. } => Sender::Handler,
     }
 }
 
@@ -272,5 +280,6 @@ fn needs_unlocked(msg: &Msg) -> bool {
             | Msg::StationGone { .. }
             | Msg::RecoveryDone { .. }
             | Msg::RoomAdopt { .. }
+            | Msg::NotRelevant { .. }
     )
 }

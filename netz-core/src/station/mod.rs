@@ -41,6 +41,7 @@ mod calls;
 mod dataset_codec;
 mod dispatch;
 mod election;
+mod interest;
 mod io;
 mod join;
 mod membership;
@@ -114,6 +115,8 @@ pub struct Station {
     migration: Migrations,
     /// What this station reported of rooms, and its room request ids.
     rooms: Rooms,
+    /// Class policies, declared interests and the spatial index.
+    interest: interest::Interests,
     /// Message kinds whose refusal was logged already (each is logged once).
     refusals_logged: BTreeSet<&'static str>,
 }
@@ -161,6 +164,7 @@ impl Station {
             routing: Routing::new(rng.rotate_left(7)),
             migration: Migrations::default(),
             rooms: Rooms::default(),
+            interest: Default::default(),
             refusals_logged: BTreeSet::new(),
             events: VecDeque::new(),
             rng,

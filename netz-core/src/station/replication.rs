@@ -29,6 +29,7 @@ impl Station {
                 data: Bytes(delta),
             },
         );
+        self.interest_after_update(&[handle]);
         Ok(true)
     }
 
@@ -39,6 +40,7 @@ impl Station {
         self.advance(now);
         let id = self.membership.id;
         let mut changed = 0;
+        let mut moved = Vec::new();
         let mut per_station: BTreeMap<StationId, Vec<(DOHandle, Bytes)>> = BTreeMap::new();
         for handle in self.masters() {
             let Some(e) = self.store.entries.get_mut(&handle) else {
@@ -51,6 +53,7 @@ impl Station {
                 continue;
             };
             changed += 1;
+            moved.push(handle);
             for t in e.dup_set.iter() {
                 per_station
                     .entry(*t)
@@ -74,6 +77,7 @@ impl Station {
             }
             self.send_updates(t, batch);
         }
+        self.interest_after_update(&moved);
         changed
     }
 

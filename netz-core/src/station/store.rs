@@ -197,6 +197,11 @@ impl Station {
 
     /// Sends master `handle` to every station that lacks it (ChangeDupSet).
     pub(super) fn discover_all(&mut self, handle: DOHandle) {
+        if self.interest.has_policy(handle.class_id()) {
+            // Only where it is relevant (interest management).
+            self.reevaluate_object(handle);
+            return;
+        }
         let ids: Vec<StationId> = self
             .membership
             .members
@@ -211,12 +216,14 @@ impl Station {
 
     /// Sends every local master to a new station.
     pub(super) fn discover_all_for(&mut self, station: StationId) {
+        self.send_interest_to(station);
         for h in self.masters() {
             if self
                 .store
                 .entries
                 .get(&h)
                 .is_some_and(|e| !e.dup_set.contains(&station))
+                && self.relevant(h, station)
             {
                 self.change_dup_set(h, station, true, self.membership.id);
             }
