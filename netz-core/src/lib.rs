@@ -39,7 +39,7 @@ pub use object::{
     DoClass, Invoker, MasterLoss, MethodInfo, MethodKind, ObjectProxy, Ref,
 };
 pub use operation::*;
-pub use pipeline::{CallbackError, CallbackId};
+pub use pipeline::{CallbackError, CallbackId, StoreView};
 pub use registry::{Registry, RegistryError};
 pub use rmc::{CallState, Completion, Outcome, RmcContext, RmcFlag};
 pub use station::{Station, StationError, StationStats};
