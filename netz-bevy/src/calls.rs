@@ -314,8 +314,8 @@ impl Netz<'_, '_> {
 
     /// Leaves the session gracefully: the other stations see a
     /// [`StationLeft`](crate::StationLeft), and this station's objects are
-    /// recovered or removed per `approve_recovery` (by default removed, as
-    /// in NetZ; a failed station's are recovered per `approve_fault_recovery`).
+    /// recovered or removed per `approve_fault_recovery` (as for a failed
+    /// station).
     pub fn leave(&mut self) -> Result<(), NetzError> {
         let now = self.clock.now();
         let st = self.station.station().ok_or(NetzError::NotStarted)?;

@@ -138,9 +138,6 @@ impl DoClass for RoomObject {
     fn approve_fault_recovery(&mut self) -> bool {
         true
     }
-    fn approve_recovery(&mut self, _loss: crate::object::MasterLoss) -> bool {
-        true
-    }
 }
 
 /// The dataset of a station object.

@@ -174,31 +174,28 @@ pub trait DoClass: Send + Sized + 'static {
     /// gone, saying whether it failed or left gracefully: true takes the
     /// master over, false removes the object.
     ///
-    /// The default follows NetZ (14.3.1.5, 14.3.1.10): after a failure it
-    /// asks [`DoClass::approve_fault_recovery`]; after a graceful leave the
-    /// leaving station's masters are removed. Override it to keep objects
-    /// when their station leaves:
+    /// The default asks [`DoClass::approve_fault_recovery`] in both cases.
+    /// NetZ removes the masters of a station that leaves (14.3.1.10):
+    /// return false for [`MasterLoss::Left`] to do the same.
     ///
     /// ```
     /// # use netz_core::{DoClass, MasterLoss, ObjectProxy};
-    /// struct Scoreboard;
-    /// impl DoClass for Scoreboard {
-    ///     const CLASS_NAME: &'static str = "Scoreboard";
+    /// struct Bullet;
+    /// impl DoClass for Bullet {
+    ///     const CLASS_NAME: &'static str = "Bullet";
     ///     type Proxy<'a> = ObjectProxy<'a, Self>;
     ///     fn new_duplica() -> Self {
-    ///         Scoreboard
+    ///         Bullet
     ///     }
-    ///     // The scoreboard outlives its station however it goes.
-    ///     fn approve_recovery(&mut self, _loss: MasterLoss) -> bool {
-    ///         true
+    ///     // Kept when its station crashes, gone with a station that leaves.
+    ///     fn approve_recovery(&mut self, loss: MasterLoss) -> bool {
+    ///         loss == MasterLoss::Failed
     ///     }
     /// }
     /// ```
     fn approve_recovery(&mut self, loss: MasterLoss) -> bool {
-        match loss {
-            MasterLoss::Failed => self.approve_fault_recovery(),
-            MasterLoss::Left => false,
-        }
+        let _ = loss;
+        self.approve_fault_recovery()
     }
     /// Runs method `method` with postcard-encoded `args`; returns the
     /// postcard-encoded result.

@@ -60,22 +60,33 @@ fn object_events_concern_user_objects_unless_asked() {
     }
 }
 
+/// Kept when its station fails, removed with a station that leaves.
+#[derive(Default)]
+struct Bullet;
+
+impl DoClass for Bullet {
+    const CLASS_NAME: &'static str = "Bullet";
+    type Proxy<'a> = ObjectProxy<'a, Self>;
+    fn new_duplica() -> Self {
+        Bullet
+    }
+    fn approve_recovery(&mut self, loss: MasterLoss) -> bool {
+        loss == MasterLoss::Failed
+    }
+}
+
 #[test]
-fn a_graceful_leave_removes_the_station_s_masters_a_failure_asks() {
-    // Counter::recovering(true) approves fault recovery; the default
-    // `approve_recovery` asks it after a failure only (NetZ 14.3.1.10).
-    let mut c = mesh(3, false);
+fn approve_recovery_tells_a_leave_from_a_failure() {
+    let mut r = Registry::new();
+    r.register::<Bullet>().unwrap();
+    let r = std::sync::Arc::new(r);
+    let cfgs = (0..3)
+        .map(|i| StationConfig::new(ProcessType::Server, format!("s{i}")))
+        .collect();
+    let mut c = Cluster::start(SimConfig::seeded(3), r, cfgs).unwrap();
     let now = c.now();
-    let left = c
-        .station_mut(1)
-        .publish(now, Counter::recovering(true))
-        .unwrap()
-        .handle();
-    let failed = c
-        .station_mut(2)
-        .publish(now, Counter::recovering(true))
-        .unwrap()
-        .handle();
+    let left = c.station_mut(1).publish(now, Bullet).unwrap().handle();
+    let failed = c.station_mut(2).publish(now, Bullet).unwrap().handle();
     c.run_for(Duration::from_millis(300));
     let now = c.now();
     c.station_mut(1).leave(now).unwrap();
