@@ -66,9 +66,9 @@ pub use netz_net as net;
 pub mod prelude {
     pub use crate::{action, dataset, doclass, rmc};
     pub use netz_core::{
-        CallContext, CallMethodOperation, ClassId, DOHandle, DataSet, DoClass, Event, MethodId,
-        ObjectProxy, Operation, Outcome, ProcessType, Ref, Registry, RmcContext, RmcFlag, Station,
-        StationConfig, StationId,
+        CallContext, CallMethodOperation, ClassId, DOHandle, DataSet, DoClass, Event, MasterLoss,
+        MethodId, ObjectProxy, Operation, OperationKind, Outcome, ProcessType, Ref, Registry,
+        RmcContext, RmcFlag, Station, StationConfig, StationId, StoreView,
     };
     #[cfg(feature = "net")]
     pub use netz_net::{

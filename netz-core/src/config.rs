@@ -53,6 +53,13 @@ pub struct StationConfig {
     /// admits every joiner the join approval accepts: for trusted networks
     /// and tests only.
     pub security: Option<crate::crypto::SecurityConfig>,
+    /// Whether [`Event::ObjectAdded`](crate::Event::ObjectAdded),
+    /// [`Event::ObjectRemoved`](crate::Event::ObjectRemoved) and
+    /// [`Event::MasterChanged`](crate::Event::MasterChanged) are also
+    /// reported for the core's own objects (stations, the session, rooms:
+    /// class ids below [`ClassId::FIRST_USER`](crate::ClassId::FIRST_USER)).
+    /// Default false: those events concern user objects only.
+    pub core_object_events: bool,
 }
 
 impl Default for StationConfig {
@@ -71,6 +78,7 @@ impl Default for StationConfig {
             drain_timeout: Duration::from_secs(10),
             limits: crate::limits::Limits::default(),
             security: None,
+            core_object_events: false,
         }
     }
 }

@@ -58,15 +58,24 @@ pub enum Event {
         station: StationInfo,
     },
     /// An object entered the local store.
+    ///
+    /// This event, [`Event::ObjectRemoved`] and [`Event::MasterChanged`]
+    /// concern user objects only: the core's own objects (each station's
+    /// station object, the session object, rooms) come and go with every
+    /// join and leave, and are reported only when
+    /// [`StationConfig::core_object_events`](crate::StationConfig::core_object_events)
+    /// is set ([`DOHandle::class_id`]`().is_user()` tells them apart).
     ObjectAdded {
         /// Its handle.
         handle: DOHandle,
         /// Whether it is the master.
         master: bool,
     },
-    /// An object left the local store.
+    /// An object left the local store (user objects only, see
+    /// [`Event::ObjectAdded`]).
     ObjectRemoved(DOHandle),
-    /// An object's master moved.
+    /// An object's master moved (user objects only, see
+    /// [`Event::ObjectAdded`]).
     MasterChanged {
         /// The object.
         handle: DOHandle,

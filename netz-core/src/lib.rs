@@ -37,10 +37,10 @@ pub use event::{Event, JoinError, RoomError};
 pub use ids::{ClassId, DOHandle, MethodId, ProcessType, StationId, StationInfo};
 pub use object::{
     decode_value, encode_value, ActionTarget, CallContext, DataSet, DecodeError, DispatchError,
-    DoClass, Invoker, MethodInfo, MethodKind, ObjectProxy, Ref,
+    DoClass, Invoker, MasterLoss, MethodInfo, MethodKind, ObjectProxy, Ref,
 };
 pub use operation::*;
-pub use pipeline::{CallbackError, CallbackId};
+pub use pipeline::{CallbackError, CallbackId, StoreView};
 pub use registry::{Registry, RegistryError};
 pub use rmc::{CallState, Completion, Outcome, RmcContext, RmcFlag};
 pub use station::{Station, StationError, StationStats};

@@ -91,6 +91,17 @@ pub fn decode_value<T: serde::de::DeserializeOwned>(
     Ok(v)
 }
 
+/// How an object's master station went away (see
+/// [`DoClass::approve_recovery`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[non_exhaustive]
+pub enum MasterLoss {
+    /// The station was declared failed (silent too long, or cut off).
+    Failed,
+    /// The station left the session gracefully (`Station::leave`).
+    Left,
+}
+
 /// An RMC or an action.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum MethodKind {
@@ -159,6 +170,33 @@ pub trait DoClass: Send + Sized + 'static {
     fn approve_fault_recovery(&mut self) -> bool {
         false
     }
+    /// Asked on the session master when this object's master station is
+    /// gone, saying whether it failed or left gracefully: true takes the
+    /// master over, false removes the object.
+    ///
+    /// The default asks [`DoClass::approve_fault_recovery`] in both cases.
+    /// NetZ removes the masters of a station that leaves (14.3.1.10):
+    /// return false for [`MasterLoss::Left`] to do the same.
+    ///
+    /// ```
+    /// # use netz_core::{DoClass, MasterLoss, ObjectProxy};
+    /// struct Bullet;
+    /// impl DoClass for Bullet {
+    ///     const CLASS_NAME: &'static str = "Bullet";
+    ///     type Proxy<'a> = ObjectProxy<'a, Self>;
+    ///     fn new_duplica() -> Self {
+    ///         Bullet
+    ///     }
+    ///     // Kept when its station crashes, gone with a station that leaves.
+    ///     fn approve_recovery(&mut self, loss: MasterLoss) -> bool {
+    ///         loss == MasterLoss::Failed
+    ///     }
+    /// }
+    /// ```
+    fn approve_recovery(&mut self, loss: MasterLoss) -> bool {
+        let _ = loss;
+        self.approve_fault_recovery()
+    }
     /// Runs method `method` with postcard-encoded `args`; returns the
     /// postcard-encoded result.
     fn dispatch(
@@ -179,7 +217,7 @@ pub(crate) trait DoDyn {
     fn operation_begin(&mut self, op: &Operation);
     fn operation_end(&mut self, op: &Operation);
     fn init_do(&mut self);
-    fn approve_fault_recovery(&mut self) -> bool;
+    fn approve_recovery(&mut self, loss: MasterLoss) -> bool;
     fn dispatch(
         &mut self,
         call: &mut CallContext<'_>,
@@ -207,8 +245,8 @@ impl<T: DoClass> DoDyn for T {
     fn init_do(&mut self) {
         DoClass::init_do(self)
     }
-    fn approve_fault_recovery(&mut self) -> bool {
-        DoClass::approve_fault_recovery(self)
+    fn approve_recovery(&mut self, loss: MasterLoss) -> bool {
+        DoClass::approve_recovery(self, loss)
     }
     fn dispatch(
         &mut self,
@@ -368,6 +406,12 @@ pub trait Invoker {
     ) -> bool;
     /// The local station's id.
     fn local_station(&self) -> StationId;
+    /// Read access to the local store, for [`CallContext::get`] and
+    /// [`CallContext::select`]; `None` (the default) when the invoker has
+    /// no store.
+    fn store_view(&self) -> Option<crate::pipeline::StoreView<'_>> {
+        None
+    }
 }
 
 /// A handle bound to an invoker: the base of every generated proxy.
@@ -473,5 +517,50 @@ impl<'a> CallContext<'a> {
     /// A proxy to call methods of another (or this) object.
     pub fn object<T: DoClass>(&mut self, handle: DOHandle) -> T::Proxy<'_> {
         T::Proxy::from(ObjectProxy::new(&mut *self.invoker, handle))
+    }
+
+    /// Another local object (master or duplica) of class `T`, to read (or,
+    /// on its master, to change: datasets reach the duplicas with the next
+    /// update). `None` when it is not in the store, is of another class, or
+    /// is the called object itself (that one is `self`) or a caller of a
+    /// nested call: those are locked by the running call.
+    ///
+    /// Lock the returned [`Ref`] briefly and do not keep it locked across a
+    /// nested call to that object.
+    ///
+    /// ```
+    /// # use netz_core::{CallContext, DoClass, DOHandle, ObjectProxy};
+    /// # struct Player { x: f32, y: f32 }
+    /// # impl DoClass for Player {
+    /// #     const CLASS_NAME: &'static str = "Player";
+    /// #     type Proxy<'a> = ObjectProxy<'a, Self>;
+    /// #     fn new_duplica() -> Self { Player { x: 0.0, y: 0.0 } }
+    /// # }
+    /// // Inside an Arena RMC: how far apart two players are.
+    /// fn distance(ctx: &CallContext<'_>, a: DOHandle, b: DOHandle) -> Option<f32> {
+    ///     let (a, b) = (ctx.get::<Player>(a)?, ctx.get::<Player>(b)?);
+    ///     let (ax, ay) = a.with(|p| (p.x, p.y));
+    ///     let (bx, by) = b.with(|p| (p.x, p.y));
+    ///     Some(((ax - bx).powi(2) + (ay - by).powi(2)).sqrt())
+    /// }
+    /// # let _ = distance;
+    /// ```
+    pub fn get<T: DoClass>(&self, handle: DOHandle) -> Option<Ref<T>> {
+        self.invoker.store_view()?.get(handle)
+    }
+
+    /// Every other local object of class `T` (masters and duplicas), by
+    /// handle; the called object and callers of a nested call are left out
+    /// (see [`CallContext::get`]).
+    pub fn select<T: DoClass>(&self) -> Vec<Ref<T>> {
+        self.invoker
+            .store_view()
+            .map(|v| v.select())
+            .unwrap_or_default()
+    }
+
+    /// The station holding the master of `handle`, if it is in the store.
+    pub fn master_of(&self, handle: DOHandle) -> Option<StationId> {
+        self.invoker.store_view()?.master_of(handle)
     }
 }

@@ -150,8 +150,11 @@ pub struct ChangeMasterStationOperation {
 /// Fault recovery of one object on the session master.
 #[derive(Clone, Debug)]
 pub struct FaultRecoveryOperation {
-    /// The station that failed.
+    /// The station that failed (or left).
     pub failed_station: StationId,
+    /// True when that station was declared failed, false when it left
+    /// gracefully.
+    pub station_failed: bool,
     /// The object's answer, once `approve_fault_recovery` ran.
     pub approved: Option<bool>,
 }
@@ -327,6 +330,17 @@ pub struct Operation {
     pub(crate) class_name: Option<&'static str>,
     pub(crate) class_type: Option<TypeId>,
     pub(crate) user_data: Option<UserContext>,
+    pub(crate) payload: Option<Payload>,
+}
+
+/// What an operation carries from the wire, for checks that judge it.
+#[derive(Clone, Debug)]
+pub(crate) enum Payload {
+    /// An RMC's or action's postcard-encoded argument tuple.
+    Arguments(Arc<[u8]>),
+    /// A dataset message: every field (AddToStore) or the changed ones
+    /// (UpdateDataSet).
+    Datasets(Arc<[u8]>),
 }
 
 impl Operation {
@@ -347,7 +361,18 @@ impl Operation {
             class_name: None,
             class_type: None,
             user_data: None,
+            payload: None,
         }
+    }
+
+    pub(crate) fn with_arguments(mut self, args: &[u8]) -> Self {
+        self.payload = Some(Payload::Arguments(args.into()));
+        self
+    }
+
+    pub(crate) fn with_datasets(mut self, data: &[u8]) -> Self {
+        self.payload = Some(Payload::Datasets(data.into()));
+        self
     }
 
     /// The operation's kind (NetZ `GetType`).
@@ -426,6 +451,68 @@ impl Operation {
     /// as a station or the session).
     pub fn is_user_do(&self) -> bool {
         self.handle.is_some_and(|h| h.class_id().is_user())
+    }
+
+    /// The arguments of the RMC or action this operation runs, decoded as
+    /// `A`: the tuple of the method's in and in-out arguments, in
+    /// declaration order (a one-argument method's is `(T,)`, one without
+    /// arguments `()`). `None` for other operations, for a call made on
+    /// this station without a payload, or when the bytes are not an `A`.
+    ///
+    /// ```
+    /// # use netz_core::{Operation, OperationKind};
+    /// // A check that refuses a `shoot(target: u32, power: f32)` whose power exceeds 10.
+    /// fn fair_shot(op: &Operation) -> bool {
+    ///     if op.get_type() != OperationKind::CallMethod {
+    ///         return true;
+    ///     }
+    ///     match op.arguments::<(u32, f32)>() {
+    ///         Some((_target, power)) => power <= 10.0,
+    ///         None => true,
+    ///     }
+    /// }
+    /// # let _ = fair_shot;
+    /// ```
+    pub fn arguments<A: serde::de::DeserializeOwned>(&self) -> Option<A> {
+        match &self.payload {
+            Some(Payload::Arguments(bytes)) => {
+                postcard::take_from_bytes::<A>(bytes).ok().map(|(a, _)| a)
+            }
+            _ => None,
+        }
+    }
+
+    /// The raw payload the operation carries: an RMC's postcard-encoded
+    /// arguments, or a dataset message. `None` when it carries none.
+    pub fn payload_bytes(&self) -> Option<&[u8]> {
+        match &self.payload {
+            Some(Payload::Arguments(b)) | Some(Payload::Datasets(b)) => Some(b),
+            None => None,
+        }
+    }
+
+    /// The dataset values the operation brings in, as a fresh duplica of
+    /// `T` ([`DoClass::new_duplica`]) with the incoming bytes applied: every
+    /// field for an AddToStore of a duplica, the changed fields only for an
+    /// UpdateDataSet (the others keep `new_duplica`'s values). `None` when the
+    /// operation carries no dataset values, concerns another class, or the
+    /// bytes do not decode.
+    ///
+    /// The local object is not touched: a check sees what would be applied
+    /// before it is, and can compare it with the store ([`StoreView`]).
+    ///
+    /// [`DoClass::new_duplica`]: crate::DoClass::new_duplica
+    /// [`StoreView`]: crate::pipeline::StoreView
+    pub fn incoming<T: crate::object::DoClass>(&self) -> Option<T> {
+        if !self.is_a::<T>() {
+            return None;
+        }
+        let Some(Payload::Datasets(bytes)) = &self.payload else {
+            return None;
+        };
+        let mut obj = T::new_duplica();
+        crate::station::apply_to(&mut obj, bytes)?;
+        Some(obj)
     }
 
     /// Attaches user data to the operation (NetZ `SetUserData`).

@@ -76,7 +76,10 @@ async fn the_api_shows_stations_objects_values_migrations_and_failures() {
         .iter()
         .find(|x| x["is_session_master"] == true)
         .unwrap();
-    assert_eq!(master_row["name"], "alpha");
+    // Identification tokens (the names) stay with the session master: a
+    // tool station sees its own only.
+    assert_eq!(master_row["name"], "");
+    assert_eq!(me["name"], "netz-monitor");
     assert_eq!(master_row["process_type"], "server");
     // Each link shows its congestion window (the transport's, in bytes).
     for l in s["links"].as_array().unwrap() {

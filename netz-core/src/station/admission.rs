@@ -133,7 +133,7 @@ impl Station {
                     if *nonce == n && *contact == from {
                         self.membership.state = State::Idle;
                         self.events
-                            .push_back(Event::JoinFailed(JoinError::Denied(reason)));
+                            .push_back(Event::JoinFailed(super::join::join_denied_error(reason)));
                         return;
                     }
                 }

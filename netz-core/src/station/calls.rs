@@ -120,6 +120,11 @@ impl Station {
         forward: bool,
     ) {
         let origin = op.origin;
+        let op = if op.payload.is_none() {
+            op.with_arguments(&args)
+        } else {
+            op
+        };
         let Some(e) = self.store.entries.get(&handle) else {
             self.stats.unknown_object += 1;
             if reply {
@@ -164,6 +169,7 @@ impl Station {
         let now = self.now;
         let c2 = cell.clone();
         self.calls.reentrancy += 1;
+        self.hooks.busy.push(handle);
         let done = self.run_op(op, Some(cell), false, |st, op| {
             c2.with_dyn(&mut |o: &mut dyn DoDyn| {
                 let mut ctx = CallContext {
@@ -175,6 +181,7 @@ impl Station {
                 result = o.dispatch(&mut ctx, method, &args);
             });
         });
+        self.hooks.busy.pop();
         self.calls.reentrancy -= 1;
         self.stats.calls_executed += 1;
         let Some(mut op) = done else {
@@ -560,6 +567,10 @@ impl Invoker for Station {
 
     fn local_station(&self) -> StationId {
         self.membership.id
+    }
+
+    fn store_view(&self) -> Option<crate::pipeline::StoreView<'_>> {
+        Some(Station::store_view(self))
     }
 }
 

@@ -125,7 +125,7 @@ pub(super) fn apply_datasets(cell: &Arc<dyn ErasedCell>, data: &[u8]) -> Option<
     ok
 }
 
-pub(super) fn apply_to(o: &mut dyn DoDyn, mut s: &[u8]) -> Option<()> {
+pub(crate) fn apply_to(o: &mut dyn DoDyn, mut s: &[u8]) -> Option<()> {
     let count = get_varint(&mut s)?;
     for _ in 0..count {
         let idx = usize::try_from(get_varint(&mut s)?).ok()?;

@@ -134,14 +134,14 @@ impl Station {
             .into_iter()
             .partition(|h| h.class_id() == ClassId::STATION);
         for h in station_objs {
-            self.fault_recover(h, id);
+            self.fault_recover(h, id, failed);
         }
         // A station that left gracefully is told too (its link lingers to flush).
         let except: &[StationId] = if failed { &[id] } else { &[] };
         self.broadcast(&Msg::StationGone { id, failed }, except);
         self.station_gone(id, failed);
         for h in others {
-            self.fault_recover(h, id);
+            self.fault_recover(h, id, failed);
         }
         self.broadcast(&Msg::RecoveryDone { id }, &[]);
         for o in orphans {

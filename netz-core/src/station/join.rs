@@ -204,3 +204,16 @@ impl Station {
         }
     }
 }
+
+/// The reason a session gives a joiner of another topology.
+pub(super) const TOPOLOGY_REASON: &str = "the session uses a different topology";
+
+/// The error a joiner reports for a `JoinDenied` with `reason`: the
+/// reasons the core itself gives map to their own variants.
+pub(super) fn join_denied_error(reason: String) -> JoinError {
+    if reason == TOPOLOGY_REASON {
+        JoinError::TopologyMismatch
+    } else {
+        JoinError::Denied(reason)
+    }
+}

@@ -3,7 +3,7 @@
 use crate::ids::{ClassId, DOHandle, MethodId, ProcessType, StationId};
 use crate::object::{
     new_cell, ActionTarget, CallContext, DispatchError, DoClass, DoDyn, ErasedCell, Invoker,
-    MethodKind, ObjectProxy, Ref,
+    MasterLoss, MethodKind, ObjectProxy, Ref,
 };
 use crate::operation::*;
 use crate::pipeline::{CallbackError, CallbackId, Hooks};
@@ -60,6 +60,7 @@ mod views;
 pub use admission::ForgedJoinMsg;
 use admission::*;
 use calls::*;
+pub(crate) use dataset_codec::apply_to;
 use dataset_codec::*;
 use membership::*;
 use migration::*;
@@ -339,7 +340,41 @@ impl Station {
     /// untrusted origin; false rejects it.
     pub fn register_custom_operation_check(
         &mut self,
-        f: impl FnMut(&Operation) -> bool + Send + 'static,
+        mut f: impl FnMut(&Operation) -> bool + Send + 'static,
+    ) {
+        self.hooks.add_check(Box::new(move |op, _| f(op)));
+    }
+
+    /// A custom operation check with read access to the local store: like
+    /// [`Station::register_custom_operation_check`], `f` vets every
+    /// operation from an untrusted origin (false rejects it), and it can
+    /// look at other objects through the [`StoreView`](crate::pipeline::StoreView)
+    /// and at what the operation brings in ([`Operation::arguments`],
+    /// [`Operation::incoming`]). On a server of a client-server session it
+    /// also vets what clients send to each other through it.
+    ///
+    /// ```
+    /// # use netz_core::{DoClass, ObjectProxy, OperationKind, Station};
+    /// # struct Player { name: String }
+    /// # impl DoClass for Player {
+    /// #     const CLASS_NAME: &'static str = "Player";
+    /// #     type Proxy<'a> = ObjectProxy<'a, Self>;
+    /// #     fn new_duplica() -> Self { Player { name: String::new() } }
+    /// # }
+    /// # fn setup(station: &mut Station) {
+    /// // No Player may take a name another Player already has.
+    /// station.register_operation_check(|op, store| {
+    ///     if op.get_type() != OperationKind::AddToStore {
+    ///         return true;
+    ///     }
+    ///     let Some(new) = op.incoming::<Player>() else { return true };
+    ///     !store.select::<Player>().iter().any(|p| p.lock().name == new.name)
+    /// });
+    /// # }
+    /// ```
+    pub fn register_operation_check(
+        &mut self,
+        f: impl FnMut(&Operation, &crate::pipeline::StoreView<'_>) -> bool + Send + 'static,
     ) {
         self.hooks.add_check(Box::new(f));
     }
@@ -408,7 +443,7 @@ impl Station {
             for d in deferred {
                 match d {
                     Deferred::Msg(origin, msg) => self.handle_msg(origin, msg),
-                    Deferred::Recover(h, failed) => self.fault_recover(h, failed),
+                    Deferred::Recover(h, gone, failed) => self.fault_recover(h, gone, failed),
                 }
             }
             self.drain_local();

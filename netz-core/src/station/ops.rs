@@ -31,7 +31,9 @@ impl Station {
         datasets: bool,
         body: impl FnOnce(&mut Station, &mut Operation),
     ) -> Option<Operation> {
-        if !self.hooks.is_trusted(op.origin, self.membership.id) && !self.hooks.check(&op) {
+        if !self.hooks.is_trusted(op.origin, self.membership.id)
+            && !self.hooks.check(&op, &self.store)
+        {
             debug!(station = %self.membership.id, op = op.class_name(), origin = %op.origin, "operation rejected");
             self.hooks.rejected(&op);
             self.stats.operations_rejected += 1;
@@ -78,4 +80,45 @@ pub(super) fn object_hooks(
             o.operation_end(op);
         }
     });
+}
+
+impl crate::pipeline::StoreAccess for Store {
+    fn entry(&self, handle: DOHandle) -> Option<(Arc<dyn ErasedCell>, StationId)> {
+        self.entries
+            .get(&handle)
+            .map(|e| (e.cell.clone(), e.master))
+    }
+
+    fn of_type(&self, class: TypeId) -> Vec<(DOHandle, Arc<dyn ErasedCell>)> {
+        self.entries
+            .iter()
+            .filter(|(_, e)| e.type_id == class)
+            .map(|(h, e)| (*h, e.cell.clone()))
+            .collect()
+    }
+}
+
+impl Station {
+    /// Read access to the local store (objects of a running method left out).
+    pub(super) fn store_view(&self) -> crate::pipeline::StoreView<'_> {
+        crate::pipeline::StoreView::new(&self.store, &self.hooks.busy)
+    }
+}
+
+impl Station {
+    /// Reports `ev` (ObjectAdded, ObjectRemoved, MasterChanged) unless it
+    /// concerns a core object and the configuration leaves those out.
+    pub(super) fn object_event(&mut self, ev: Event) {
+        let handle = match &ev {
+            Event::ObjectAdded { handle, .. } | Event::MasterChanged { handle, .. } => *handle,
+            Event::ObjectRemoved(h) => *h,
+            _ => {
+                self.events.push_back(ev);
+                return;
+            }
+        };
+        if handle.class_id().is_user() || self.cfg.core_object_events {
+            self.events.push_back(ev);
+        }
+    }
 }

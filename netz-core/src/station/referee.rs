@@ -11,33 +11,54 @@
 
 use super::*;
 
+/// An operation a relayed message carries: its detail, its object, whether
+/// the structural rule holds, and its payload.
+type Checked = (OperationDetail, DOHandle, bool, Option<Payload>);
+
 impl Station {
     /// Whether the message `env` a client sent (through this server) to
     /// another station may be passed on.
     pub(super) fn referee(&mut self, substream: u8, env: &Envelope) -> bool {
         let origin = env.origin;
         let master_of = |st: &Station, h: DOHandle| st.store.entries.get(&h).map(|e| e.master);
-        let (detail, handle, structural) = match &env.msg {
-            Msg::Create { handle, master, .. } => {
+        let checked = match &env.msg {
+            Msg::Create {
+                handle,
+                master,
+                data,
+            } => {
                 let own = *master == origin
                     && match master_of(self, *handle) {
                         Some(m) => m == origin,
                         None => handle.creator() == origin && !handle.is_well_known(),
                     };
                 let op = OperationDetail::AddToStore(AddToStoreOperation { as_master: false });
-                (op, *handle, own)
+                (
+                    op,
+                    *handle,
+                    own,
+                    Some(Payload::Datasets(data.0.as_slice().into())),
+                )
             }
             Msg::Update { handle, data } => {
                 let revision = peek_revision(&data.0);
                 let op = OperationDetail::UpdateDataSet(UpdateDataSetOperation { revision });
-                (op, *handle, master_of(self, *handle) == Some(origin))
+                let payload = Some(Payload::Datasets(data.0.as_slice().into()));
+                (
+                    op,
+                    *handle,
+                    master_of(self, *handle) == Some(origin),
+                    payload,
+                )
             }
             Msg::Updates { items } => {
                 for (handle, data) in items {
                     let revision = peek_revision(&data.0);
                     let op = OperationDetail::UpdateDataSet(UpdateDataSetOperation { revision });
                     let mastered = master_of(self, *handle) == Some(origin);
-                    if !self.referee_op("Updates", op, origin, env.dest, *handle, mastered) {
+                    let payload = Some(Payload::Datasets(data.0.as_slice().into()));
+                    let checked = (op, *handle, mastered, payload);
+                    if !self.referee_op("Updates", checked, origin, env.dest) {
                         return false;
                     }
                 }
@@ -48,7 +69,7 @@ impl Station {
                     was_master: false,
                     reason: RemoveReason::Deleted,
                 });
-                (op, *handle, master_of(self, *handle) == Some(origin))
+                (op, *handle, master_of(self, *handle) == Some(origin), None)
             }
             Msg::MasterChanged { handle, .. } | Msg::Migrate { handle, .. } => {
                 let new_master = match &env.msg {
@@ -60,13 +81,15 @@ impl Station {
                     old_master,
                     new_master,
                 });
-                (op, *handle, old_master == origin || new_master == origin)
+                let ok = old_master == origin || new_master == origin;
+                (op, *handle, ok, None)
             }
             Msg::Rmc {
                 call,
                 handle,
                 method,
                 reply,
+                args,
                 ..
             } => {
                 let op = OperationDetail::CallMethod(CallMethodOperation {
@@ -76,7 +99,8 @@ impl Station {
                     postpone: None,
                     is_action: false,
                 });
-                if !self.referee_op("Rmc", op, origin, env.dest, *handle, true) {
+                let payload = Some(Payload::Arguments(args.0.as_slice().into()));
+                if !self.referee_op("Rmc", (op, *handle, true, payload), origin, env.dest) {
                     if *reply {
                         let outcome = Outcome::RejectedBySafetyExecutive;
                         self.reply_failure(origin, substream, *call, outcome, StationId::NONE);
@@ -89,7 +113,7 @@ impl Station {
                 handle,
                 method,
                 forward,
-                ..
+                args,
             } => {
                 let op = OperationDetail::CallMethod(CallMethodOperation {
                     method: MethodId(*method),
@@ -99,30 +123,31 @@ impl Station {
                     is_action: true,
                 });
                 let ok = *forward || master_of(self, *handle) == Some(origin);
-                (op, *handle, ok)
+                let payload = Some(Payload::Arguments(args.0.as_slice().into()));
+                (op, *handle, ok, payload)
             }
             _ => return true,
         };
-        self.referee_op(env.msg.name(), detail, origin, env.dest, handle, structural)
+        self.referee_op(env.msg.name(), checked, origin, env.dest)
     }
 
-    /// Checks one operation a client's message carries: the structural rule
-    /// (`structural`), then the SafetyExecutive and the user's checks.
+    /// Checks one operation a client's message carries (its detail, object,
+    /// whether the structural rule holds, and its payload): the structural
+    /// rule, then the SafetyExecutive and the user's checks.
     fn referee_op(
         &mut self,
         kind: &'static str,
-        detail: OperationDetail,
+        (detail, handle, structural, payload): Checked,
         origin: StationId,
         target: StationId,
-        handle: DOHandle,
-        structural: bool,
     ) -> bool {
         if !structural {
             self.refuse(kind, origin, "a client acting on what is not its own");
             return false;
         }
-        let op = self.make_op(detail, origin, target, Some(handle));
-        if self.hooks.is_trusted(origin, self.membership.id) || self.hooks.check(&op) {
+        let mut op = self.make_op(detail, origin, target, Some(handle));
+        op.payload = payload;
+        if self.hooks.is_trusted(origin, self.membership.id) || self.hooks.check(&op, &self.store) {
             return true;
         }
         debug!(station = %self.membership.id, op = op.class_name(), %origin, "relayed operation rejected");

@@ -112,12 +112,14 @@ impl Station {
         }
         let cell = e.cell.clone();
         let revision = peek_revision(data);
-        let op = self.make_op(
-            OperationDetail::UpdateDataSet(UpdateDataSetOperation { revision }),
-            origin,
-            self.membership.id,
-            Some(handle),
-        );
+        let op = self
+            .make_op(
+                OperationDetail::UpdateDataSet(UpdateDataSetOperation { revision }),
+                origin,
+                self.membership.id,
+                Some(handle),
+            )
+            .with_datasets(data);
         let c2 = cell.clone();
         let mut ok = true;
         self.run_op(op, Some(cell), true, |_, _| {

@@ -84,7 +84,8 @@ pub(super) struct Entry {
 
 pub(super) enum Deferred {
     Msg(StationId, Msg),
-    Recover(DOHandle, StationId),
+    /// Fault recovery of an object whose master failed (true) or left.
+    Recover(DOHandle, StationId, bool),
 }
 
 impl Station {
@@ -110,7 +111,7 @@ impl Station {
         if !self
             .hooks
             .is_trusted(self.membership.id, self.membership.id)
-            && !self.hooks.check(&probe)
+            && !self.hooks.check(&probe, &self.store)
         {
             self.hooks.rejected(&probe);
             self.stats.operations_rejected += 1;
@@ -160,7 +161,7 @@ impl Station {
             );
         });
         self.hooks.trust_local = trust;
-        self.events.push_back(Event::ObjectAdded {
+        self.object_event(Event::ObjectAdded {
             handle,
             master: true,
         });
@@ -283,12 +284,15 @@ impl Station {
         data: Option<&[u8]>,
         origin: StationId,
     ) {
-        let op = self.make_op(
+        let mut op = self.make_op(
             OperationDetail::AddToStore(AddToStoreOperation { as_master: false }),
             origin,
             self.membership.id,
             Some(handle),
         );
+        if let Some(data) = data {
+            op = op.with_datasets(data);
+        }
         let type_id = Store::type_of(&self.registry, handle);
         let c2 = cell.clone();
         let mut bad = false;
@@ -313,7 +317,7 @@ impl Station {
             self.stats.bad_messages += 1;
         }
         if done.is_some() {
-            self.events.push_back(Event::ObjectAdded {
+            self.object_event(Event::ObjectAdded {
                 handle,
                 master: false,
             });
@@ -358,7 +362,7 @@ impl Station {
             }
         });
         if done.is_some() {
-            self.events.push_back(Event::ObjectRemoved(handle));
+            self.object_event(Event::ObjectRemoved(handle));
         }
         done.is_some()
     }
@@ -487,7 +491,7 @@ impl Station {
             }
         });
         if done.is_some() {
-            self.events.push_back(Event::MasterChanged {
+            self.object_event(Event::MasterChanged {
                 handle,
                 master: new_master,
             });
@@ -496,9 +500,17 @@ impl Station {
     }
 
     /// FaultRecovery (14.3.1.5) of one object on the session master.
-    pub(super) fn fault_recover(&mut self, handle: DOHandle, failed: StationId) {
+    /// `station_failed`: the master station was declared failed (false: it left).
+    pub(super) fn fault_recover(
+        &mut self,
+        handle: DOHandle,
+        failed: StationId,
+        station_failed: bool,
+    ) {
         if self.store.system_lock > 0 {
-            self.store.deferred.push(Deferred::Recover(handle, failed));
+            self.store
+                .deferred
+                .push(Deferred::Recover(handle, failed, station_failed));
             return;
         }
         let Some(e) = self.store.entries.get(&handle) else {
@@ -511,6 +523,7 @@ impl Station {
         let op = self.make_op(
             OperationDetail::FaultRecovery(FaultRecoveryOperation {
                 failed_station: failed,
+                station_failed,
                 approved: None,
             }),
             self.membership.id,
@@ -521,7 +534,12 @@ impl Station {
         let c2 = cell.clone();
         let done = self.run_op(op, Some(cell), false, |st, op| {
             let mut approved = false;
-            c2.with_dyn(&mut |o| approved = o.approve_fault_recovery());
+            let loss = if station_failed {
+                MasterLoss::Failed
+            } else {
+                MasterLoss::Left
+            };
+            c2.with_dyn(&mut |o| approved = o.approve_recovery(loss));
             let approved = approved || well_known;
             if let Some(fr) = op.downcast_mut::<FaultRecoveryOperation>() {
                 fr.approved = Some(approved);
