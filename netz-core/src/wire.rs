@@ -218,6 +218,10 @@ pub(crate) enum Msg {
     },
     /// Master -> a duplica: the object is no longer relevant to you.
     NotRelevant { handle: DOHandle },
+    /// Server -> a client, in place of a message of another client the
+    /// server refused: it keeps the refused message's number, so the
+    /// receiver's order has no gap; nothing else happens.
+    Withheld,
 }
 
 /// What a room request asks for.
@@ -268,6 +272,7 @@ impl Msg {
             Msg::Kick { .. } => "Kick",
             Msg::Interest { .. } => "Interest",
             Msg::NotRelevant { .. } => "NotRelevant",
+            Msg::Withheld => "Withheld",
             Msg::RoomRequest { .. } => "RoomRequest",
             Msg::RoomReply { .. } => "RoomReply",
             Msg::RoomAdopt { .. } => "RoomAdopt",

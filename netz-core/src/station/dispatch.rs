@@ -144,6 +144,8 @@ impl Station {
             // Interest.
             Msg::Interest { groups, area } => self.on_interest(origin, groups, area),
             Msg::NotRelevant { handle } => self.on_not_relevant(origin, handle),
+            // A refused message's number: nothing to do.
+            Msg::Withheld => {}
         }
     }
 }
@@ -196,6 +198,7 @@ enum Sender {
 /// | RoomRequest | handler | the requester itself, or a server passing it on |
 /// | Interest | any member | about itself (its own interest); a well-formed area, bounded groups |
 /// | NotRelevant | handler | the object's master |
+/// | Withheld | any member | (a no-op that keeps a refused message's number) |
 fn sender_rule(msg: &Msg) -> Sender {
     match msg {
         Msg::JoinRequest { .. }
@@ -216,9 +219,11 @@ fn sender_rule(msg: &Msg) -> Sender {
         | Msg::RoomAdopt { .. }
         | Msg::RoomMigrateStart { .. }
         | Msg::RoomMigrateComplete { .. } => Sender::Server,
-        Msg::Leaving | Msg::DuplicaRemoved { .. } | Msg::Rmc { .. } | Msg::Interest { .. } => {
-            Sender::Member
-        }
+        Msg::Leaving
+        | Msg::DuplicaRemoved { .. }
+        | Msg::Rmc { .. }
+        | Msg::Interest { .. }
+        | Msg::Withheld => Sender::Member,
         Msg::NewSessionMaster { .. }
         | Msg::Create { .. }
         | Msg::Delete { .. }

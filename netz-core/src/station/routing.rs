@@ -144,7 +144,7 @@ impl Station {
     /// what its clients send first: [`Station::referee`]). Relays change
     /// only on the session master's word (`Reattach`), so they cannot be
     /// made to loop.
-    pub(super) fn route(&mut self, hop: StationId, relays: bool, substream: u8, env: Envelope) {
+    pub(super) fn route(&mut self, hop: StationId, relays: bool, substream: u8, mut env: Envelope) {
         let relays = relays && self.cfg.topology == Topology::ClientServer;
         let origin_ok =
             env.origin == hop || (relays && self.membership.members.contains_key(&env.origin));
@@ -164,7 +164,11 @@ impl Station {
         if env.dest.is_some() && env.dest != self.membership.id {
             if self.membership.members.contains_key(&env.dest) {
                 if env.origin == hop && !relays && !self.referee(substream, &env) {
-                    return;
+                    if env.seq == 0 {
+                        return;
+                    }
+                    // Its number goes on, so the receiver's order has no gap.
+                    env.msg = Msg::Withheld;
                 }
                 self.stats.relayed += 1;
                 self.send_envelope(substream, env);
