@@ -390,7 +390,8 @@ fn inside_world(client_server: bool) -> Cluster {
 /// do not allow: the session master stays the real one, every honest
 /// station stays in the session, and every object an honest station
 /// masters keeps that master everywhere. The first byte's low bit picks a
-/// client-server session.
+/// client-server session. With `NETZ_INSIDE_TRACE` set, each step is
+/// printed (to read a failing input).
 pub fn inside_session(data: &[u8]) {
     use crate::forge::{send_as, Forged};
     let client_server = data.first().is_some_and(|b| b & 1 == 1);
@@ -483,6 +484,9 @@ pub fn inside_session(data: &[u8]) {
             }
         };
         let now = c.now();
+        if std::env::var_os("NETZ_INSIDE_TRACE").is_some() {
+            eprintln!("step {steps}: {msg:?} -> {dest}");
+        }
         if c.station(cheater).is_in_session() {
             let _ = send_as(c.station_mut(cheater), now, dest, msg);
         }

@@ -115,7 +115,7 @@ impl Station {
             .membership
             .members
             .values()
-            .filter(|m| m.info.relay == Some(id))
+            .filter(|m| m.info.relay == Some(id) && m.info.process_type == ProcessType::Client)
             .map(|m| m.info.id)
             .collect();
         // The station object first (14.3.1.10), then the station, then its objects.

@@ -530,33 +530,39 @@ impl Station {
     }
 
     pub(super) fn on_reattach(&mut self, origin: StationId, station: StationId, relay: StationId) {
+        // Only a client of a client-server session has a relay, and only a
+        // server relays.
         let relay_ok = self
             .membership
             .members
             .get(&relay)
             .is_some_and(|m| m.info.process_type == ProcessType::Server);
-        if station == self.membership.id
+        let current = self
+            .membership
+            .members
+            .get(&station)
+            .and_then(|m| (m.info.process_type == ProcessType::Client).then_some(m.info.relay));
+        if self.cfg.topology != Topology::ClientServer
+            || station == self.membership.id
             || !relay_ok
-            || !self.membership.members.contains_key(&station)
+            || current.is_none()
         {
-            self.stats.bad_messages += 1;
+            self.refuse("Reattach", origin, "not a client's relay to a server");
             return;
         }
         if self.is_session_master() {
-            if self
-                .membership
-                .members
-                .get(&origin)
-                .is_some_and(|m| m.info.process_type == ProcessType::Server)
-            {
+            // Only the server the client is attached to hands it over (the
+            // session master may be the adopting server: then it already
+            // relays the client).
+            if current == Some(Some(origin)) || current == Some(Some(relay)) {
                 self.apply_reattach(station, relay);
             } else {
-                self.stats.bad_messages += 1;
+                self.refuse("Reattach", origin, "not the client's server");
             }
         } else if origin == self.membership.session_master {
             self.set_relay(station, relay);
         } else {
-            self.stats.bad_messages += 1;
+            self.refuse("Reattach", origin, "not the session master");
         }
     }
 
