@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod config;
 pub mod crypto;
 mod crypto_text;
+mod dataset_codec;
 pub mod event;
 mod fasthash;
 #[doc(hidden)]

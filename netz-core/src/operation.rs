@@ -491,30 +491,6 @@ impl Operation {
         }
     }
 
-    /// The dataset values the operation brings in, as a fresh duplica of
-    /// `T` ([`DoClass::new_duplica`]) with the incoming bytes applied: every
-    /// field for an AddToStore of a duplica, the changed fields only for an
-    /// UpdateDataSet (the others keep `new_duplica`'s values). `None` when the
-    /// operation carries no dataset values, concerns another class, or the
-    /// bytes do not decode.
-    ///
-    /// The local object is not touched: a check sees what would be applied
-    /// before it is, and can compare it with the store ([`StoreView`]).
-    ///
-    /// [`DoClass::new_duplica`]: crate::DoClass::new_duplica
-    /// [`StoreView`]: crate::pipeline::StoreView
-    pub fn incoming<T: crate::object::DoClass>(&self) -> Option<T> {
-        if !self.is_a::<T>() {
-            return None;
-        }
-        let Some(Payload::Datasets(bytes)) = &self.payload else {
-            return None;
-        };
-        let mut obj = T::new_duplica();
-        crate::station::apply_to(&mut obj, bytes)?;
-        Some(obj)
-    }
-
     /// Attaches user data to the operation (NetZ `SetUserData`).
     pub fn set_user_data(&mut self, data: UserContext) {
         self.user_data = Some(data);

@@ -10,11 +10,10 @@
 //! invalid-operation callbacks.
 
 use crate::ids::{DOHandle, StationId};
-use crate::object::{DoClass, ErasedCell, Ref};
+pub(crate) use crate::object::StoreAccess;
+pub use crate::object::StoreView;
 use crate::operation::{JoinSessionOperation, Operation, OperationKind};
-use std::any::TypeId;
 use std::collections::HashSet;
-use std::sync::Arc;
 
 /// The lowest priority a callback may have.
 pub const MIN_PRIORITY: i32 = -1024;
@@ -45,82 +44,6 @@ type Invalid = Box<dyn FnMut(&Operation) + Send>;
 type Callback = Box<dyn FnMut(&mut Operation) + Send>;
 type TraceFilter = Box<dyn Fn(&Operation) -> bool + Send>;
 type JoinApproval = Box<dyn FnMut(&mut JoinSessionOperation) + Send>;
-
-/// What the station's store offers a [`StoreView`].
-pub(crate) trait StoreAccess {
-    /// The cell and master of `handle`.
-    fn entry(&self, handle: DOHandle) -> Option<(Arc<dyn ErasedCell>, StationId)>;
-    /// The cells of every object of the Rust type `class`, by handle.
-    fn of_type(&self, class: TypeId) -> Vec<(DOHandle, Arc<dyn ErasedCell>)>;
-}
-
-/// Read access to the local store, for operation checks
-/// ([`crate::Station::register_operation_check`]) and running methods
-/// ([`crate::CallContext::get`]).
-///
-/// Objects whose method is running right now (the called object and, in a
-/// nested call, its callers) are left out: they are locked by that call,
-/// and the running method reaches its own object as `self`.
-///
-/// ```
-/// # use netz_core::pipeline::StoreView;
-/// # use netz_core::{DoClass, ObjectProxy, DOHandle};
-/// # struct Player { name: String }
-/// # impl DoClass for Player {
-/// #     const CLASS_NAME: &'static str = "Player";
-/// #     type Proxy<'a> = ObjectProxy<'a, Self>;
-/// #     fn new_duplica() -> Self { Player { name: String::new() } }
-/// # }
-/// // Whether a Player other than `except` already has `name`.
-/// fn name_taken(store: &StoreView<'_>, name: &str, except: DOHandle) -> bool {
-///     store
-///         .select::<Player>()
-///         .iter()
-///         .any(|p| p.handle() != except && p.lock().name == name)
-/// }
-/// # let _ = name_taken;
-/// ```
-pub struct StoreView<'a> {
-    store: &'a dyn StoreAccess,
-    busy: &'a [DOHandle],
-}
-
-impl<'a> StoreView<'a> {
-    pub(crate) fn new(store: &'a dyn StoreAccess, busy: &'a [DOHandle]) -> Self {
-        StoreView { store, busy }
-    }
-
-    /// The local object `handle` (master or duplica), if it is in the store
-    /// and of class `T`.
-    pub fn get<T: DoClass>(&self, handle: DOHandle) -> Option<Ref<T>> {
-        if self.busy.contains(&handle) {
-            return None;
-        }
-        let (cell, _) = self.store.entry(handle)?;
-        Ref::from_erased(cell)
-    }
-
-    /// Every local object of class `T` (masters and duplicas), by handle.
-    pub fn select<T: DoClass>(&self) -> Vec<Ref<T>> {
-        let mut v = self.store.of_type(TypeId::of::<T>());
-        v.sort_by_key(|(h, _)| *h);
-        v.into_iter()
-            .filter(|(h, _)| !self.busy.contains(h))
-            .filter_map(|(_, c)| Ref::from_erased(c))
-            .collect()
-    }
-
-    /// The station holding the master of `handle`, if it is in the store
-    /// (objects of a running method included).
-    pub fn master_of(&self, handle: DOHandle) -> Option<StationId> {
-        self.store.entry(handle).map(|(_, m)| m)
-    }
-
-    /// Whether `handle` is in the local store.
-    pub fn contains(&self, handle: DOHandle) -> bool {
-        self.store.entry(handle).is_some()
-    }
-}
 
 struct Registered {
     id: CallbackId,

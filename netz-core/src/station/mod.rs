@@ -11,7 +11,7 @@ use crate::registry::Registry;
 use crate::rmc::{bits, Outcome, RmcFlag, RmcShared};
 use crate::session::*;
 use crate::transport::{Link, PacketHeader, PacketKind, TransportConfig};
-use crate::wire::{get_varint, put_varint, Bytes, Envelope, Msg, RoomOp};
+use crate::wire::{Bytes, Envelope, Msg, RoomOp};
 use crate::{Instant, Transmit};
 use std::any::TypeId;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -38,7 +38,6 @@ const KICK_REASON: &str =
 
 mod admission;
 mod calls;
-mod dataset_codec;
 mod dispatch;
 mod election;
 mod interest;
@@ -56,12 +55,11 @@ mod store;
 mod timers;
 mod views;
 
+use crate::dataset_codec::*;
 #[doc(hidden)]
 pub use admission::ForgedJoinMsg;
 use admission::*;
 use calls::*;
-pub(crate) use dataset_codec::apply_to;
-use dataset_codec::*;
 use membership::*;
 use migration::*;
 use rooms::*;
@@ -521,6 +519,6 @@ impl Station {
         self.store
             .entries
             .get(&handle)
-            .map(|e| dataset_codec::encode_datasets(&e.cell))
+            .map(|e| crate::dataset_codec::encode_datasets(&e.cell))
     }
 }

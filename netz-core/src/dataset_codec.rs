@@ -1,6 +1,9 @@
 //! The dataset delta codec.
 
-use super::*;
+use crate::object::{DoDyn, ErasedCell};
+use crate::operation::{Operation, Payload};
+use crate::wire::{get_varint, put_varint};
+use std::sync::Arc;
 
 // ------------------------------------------------------------ dataset codec
 //
@@ -9,7 +12,7 @@ use super::*;
 // Fields beyond what the receiver knows come last and are skipped; datasets
 // the receiver does not know are skipped by length (VER-3).
 
-pub(super) trait CellExt {
+pub(crate) trait CellExt {
     fn snapshot_fields(&self) -> Vec<Vec<Vec<u8>>>;
 }
 
@@ -34,7 +37,7 @@ impl CellExt for Arc<dyn ErasedCell> {
 }
 
 /// Encodes every field of every dataset.
-pub(super) fn encode_datasets(cell: &Arc<dyn ErasedCell>) -> Vec<u8> {
+pub(crate) fn encode_datasets(cell: &Arc<dyn ErasedCell>) -> Vec<u8> {
     let snap = cell.snapshot_fields();
     let mut revs = Vec::new();
     cell.with_dyn(&mut |o| {
@@ -62,7 +65,7 @@ pub(super) fn encode_datasets(cell: &Arc<dyn ErasedCell>) -> Vec<u8> {
 
 /// Encodes the fields that changed since `snapshot` and refreshes it.
 #[allow(clippy::needless_range_loop)]
-pub(super) fn encode_delta(
+pub(crate) fn encode_delta(
     cell: &Arc<dyn ErasedCell>,
     snapshot: &mut Vec<Vec<Vec<u8>>>,
 ) -> Option<Vec<u8>> {
@@ -111,7 +114,7 @@ pub(super) fn encode_delta(
     Some(out)
 }
 
-pub(super) fn peek_revision(data: &[u8]) -> u8 {
+pub(crate) fn peek_revision(data: &[u8]) -> u8 {
     let mut s = data;
     let _ = get_varint(&mut s);
     let _ = get_varint(&mut s);
@@ -119,7 +122,7 @@ pub(super) fn peek_revision(data: &[u8]) -> u8 {
 }
 
 /// Applies a dataset message; `None` if it was malformed.
-pub(super) fn apply_datasets(cell: &Arc<dyn ErasedCell>, data: &[u8]) -> Option<()> {
+pub(crate) fn apply_datasets(cell: &Arc<dyn ErasedCell>, data: &[u8]) -> Option<()> {
     let mut ok = Some(());
     cell.with_dyn(&mut |o| ok = apply_to(o, data));
     ok
@@ -156,4 +159,31 @@ pub(crate) fn apply_to(o: &mut dyn DoDyn, mut s: &[u8]) -> Option<()> {
         }
     }
     Some(())
+}
+
+// The dataset values an operation brings in (decoded with this codec).
+impl Operation {
+    /// The dataset values the operation brings in, as a fresh duplica of
+    /// `T` ([`DoClass::new_duplica`]) with the incoming bytes applied: every
+    /// field for an AddToStore of a duplica, the changed fields only for an
+    /// UpdateDataSet (the others keep `new_duplica`'s values). `None` when the
+    /// operation carries no dataset values, concerns another class, or the
+    /// bytes do not decode.
+    ///
+    /// The local object is not touched: a check sees what would be applied
+    /// before it is, and can compare it with the store ([`StoreView`]).
+    ///
+    /// [`DoClass::new_duplica`]: crate::DoClass::new_duplica
+    /// [`StoreView`]: crate::pipeline::StoreView
+    pub fn incoming<T: crate::object::DoClass>(&self) -> Option<T> {
+        if !self.is_a::<T>() {
+            return None;
+        }
+        let Some(Payload::Datasets(bytes)) = &self.payload else {
+            return None;
+        };
+        let mut obj = T::new_duplica();
+        apply_to(&mut obj, bytes)?;
+        Some(obj)
+    }
 }
