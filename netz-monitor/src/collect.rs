@@ -30,6 +30,11 @@ pub struct Sample {
     /// The mean smoothed RTT of the links with an RTT sample, milliseconds
     /// (an RMC's round trip takes at least this).
     pub rtt_ms: f64,
+    /// The mean round trip of the RMCs answered in the interval, from
+    /// sending to the reply, milliseconds (0: none answered).
+    pub rmc_ms: f64,
+    /// RMCs answered in the interval.
+    pub rmcs_answered: u64,
     /// The age of the oldest RMC in flight, milliseconds (0: none).
     pub rmc_oldest_ms: f64,
     /// RMCs in flight.
@@ -92,6 +97,8 @@ struct Totals {
     ops: u64,
     packets_sent: u64,
     packets_lost: u64,
+    rmc_round_trips: u64,
+    rmc_round_trip_micros: u64,
 }
 
 /// The monitor's memory.
@@ -145,6 +152,8 @@ impl Collector {
         let mut totals = Totals {
             t_ms: now,
             ops: s.updates_sent + s.updates_applied + s.calls_executed,
+            rmc_round_trips: s.rmc_round_trips,
+            rmc_round_trip_micros: s.rmc_round_trip_micros,
             ..Totals::default()
         };
         let dt = inner
@@ -188,6 +197,10 @@ impl Collector {
             Some(p) => {
                 let sent = totals.packets_sent.saturating_sub(p.packets_sent);
                 let lost = totals.packets_lost.saturating_sub(p.packets_lost);
+                let answered = totals.rmc_round_trips.saturating_sub(p.rmc_round_trips);
+                let micros = totals
+                    .rmc_round_trip_micros
+                    .saturating_sub(p.rmc_round_trip_micros);
                 Sample {
                     t_ms: now,
                     bytes_in_per_s: fresh.values().map(|r| r.rate_in).sum(),
@@ -198,6 +211,12 @@ impl Collector {
                     } else {
                         rtt_sum / rtt_n as f64
                     },
+                    rmc_ms: if answered == 0 {
+                        0.0
+                    } else {
+                        micros as f64 / answered as f64 / 1000.0
+                    },
+                    rmcs_answered: answered,
                     rmc_oldest_ms: rmcs
                         .first()
                         .map(|r| r.age.as_secs_f64() * 1000.0)

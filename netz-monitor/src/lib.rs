@@ -43,7 +43,7 @@
 //! | `/api/objects?q=&class=&limit=` | a list of [`api::ObjectJson`]: `handle` (the 64-bit number as a decimal string), `name` (`DO(class:creator/serial)`), `class_id`, `class`, `master`, `is_master`, `dup_set` (on the master's station, else `null`), `datasets`, `last_update_ms_ago`; `q` searches name, class, handle and master (`S2`), `class` keeps one class (name or id) |
 //! | `/api/objects/{handle}` | [`api::ObjectDetailJson`]: `object` and `datasets` ([`api::DatasetJson`]: `name`, `revision`, `fields` ([`api::FieldJson`]: `name`, `hex`, `len`, `guess`)); the handle as that number, `0x`-hex or `DO(c:s%2Fn)` (the slash percent-encoded) |
 //! | `/api/classes` | a list of [`api::ClassJson`]: `class_id`, `class`, `objects`, `per_station` ([`api::ClassCountJson`]: `station`, `masters`, `duplicas`) |
-//! | `/api/history` | [`api::HistoryJson`]: `interval_ms` and `samples` ([`Sample`]: `t_ms`, `bytes_in_per_s`, `bytes_out_per_s`, `ops_per_s`, `rtt_ms`, `rmc_oldest_ms`, `rmcs_in_flight`, `loss_pct`, `stations`) |
+//! | `/api/history` | [`api::HistoryJson`]: `interval_ms` and `samples` ([`Sample`]: `t_ms`, `bytes_in_per_s`, `bytes_out_per_s`, `ops_per_s`, `rtt_ms`, `rmc_ms`, `rmcs_answered`, `rmc_oldest_ms`, `rmcs_in_flight`, `loss_pct`, `stations`) |
 //! | `/api/events?since=N` | [`api::EventsJson`]: `next` and `events` ([`LogEntry`]: `seq`, `t_ms`, `kind`, `text`, `station`, `handle`) |
 //! | `/api/live` | `text/event-stream`: an `update` event after every sample, its data an [`api::LiveJson`] (`session`, `classes`, `objects`, `object_count`, `sample`, and the `events` logged since the previous update) |
 //!

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use netz_core::{ProcessType, Topology};
+use netz_core::{MethodId, Outcome, ProcessType, RmcContext, Topology};
 use netz_monitor::{join_as_tool, serve_with, MonitorError, MonitorOptions, ToolOptions};
 use std::time::Duration;
 
@@ -193,9 +193,23 @@ async fn the_api_shows_stations_objects_values_migrations_and_failures() {
         .iter()
         .all(|e| e["seq"].as_u64().unwrap() >= next));
 
+    // The tool calls an RMC now and then: the history shows its round trip.
+    for _ in 0..3 {
+        let ctx: RmcContext<()> = RmcContext::on_master();
+        let outcome = tool
+            .call(&ctx, |st| {
+                st.object::<Counter>(h).call(&ctx, MethodId(0), &())
+            })
+            .await;
+        assert!(matches!(outcome, Ok(Outcome::Success)), "{outcome:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+    }
     // History: samples every 100 ms, with the stations counted.
     let hist = poll_json(addr, "/api/history", |v| {
         v["samples"].as_array().unwrap().len() >= 3
+            && v["samples"].as_array().unwrap().iter().any(|s| {
+                s["rmcs_answered"].as_u64().unwrap() > 0 && s["rmc_ms"].as_f64().unwrap() > 0.0
+            })
     })
     .await;
     assert_eq!(hist["interval_ms"], 100);

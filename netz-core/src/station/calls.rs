@@ -38,6 +38,8 @@ pub(super) struct PendingCall {
     pub(super) flags: u16,
     pub(super) substream: u8,
     pub(super) retries: u32,
+    /// When the call was first sent.
+    pub(super) sent: Instant,
 }
 
 pub(super) struct Postponed {
@@ -319,6 +321,12 @@ impl Station {
         result: Option<Vec<u8>>,
     ) {
         if p.shared.complete(p.generation, outcome, result) {
+            if outcome == Outcome::Success {
+                let took = self.now.saturating_duration_since(p.sent);
+                self.stats.rmc_round_trips += 1;
+                self.stats.rmc_round_trip_micros +=
+                    u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+            }
             self.events.push_back(Event::RmcCompleted { outcome });
         }
     }
@@ -494,6 +502,7 @@ impl Invoker for Station {
                 flags,
                 substream,
                 retries: 0,
+                sent: self.now,
             },
         );
         self.calls.deadlines.insert((deadline, call));

@@ -43,6 +43,12 @@ pub struct StationStats {
     pub updates_applied: u64,
     /// RMCs and actions executed locally.
     pub calls_executed: u64,
+    /// RMCs of this station answered with success.
+    pub rmc_round_trips: u64,
+    /// Their time from sending to the reply, added up, microseconds (the
+    /// mean round trip over an interval is the change of this over the
+    /// change of [`StationStats::rmc_round_trips`]).
+    pub rmc_round_trip_micros: u64,
     /// Join requests dropped by the per-source rate limit.
     pub join_rate_limited: u64,
     /// Join requests dropped because too many joins were pending.

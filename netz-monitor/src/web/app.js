@@ -195,7 +195,7 @@ function renderCharts() {
   const blue = "#4fb3ff", warm = "#ffb454";
   chart("chart-bytes", [{ get: (p) => p.bytes_in_per_s, color: blue }, { get: (p) => p.bytes_out_per_s, color: warm }], { fmt: rate, min: 10 });
   chart("chart-ops", [{ get: (p) => p.ops_per_s, color: blue }], { fmt: (v) => v.toFixed(1), min: 1 });
-  chart("chart-rtt", [{ get: (p) => p.rtt_ms, color: blue }, { get: (p) => p.rmc_oldest_ms, color: warm }], { fmt: (v) => v.toFixed(1) + " ms", min: 1 });
+  chart("chart-rtt", [{ get: (p) => p.rmc_ms, color: blue }, { get: (p) => p.rtt_ms, color: warm }], { fmt: (v) => v.toFixed(1) + " ms", min: 1 });
   chart("chart-loss", [{ get: (p) => p.loss_pct, color: "#ff6b6b" }], { fmt: (v) => v.toFixed(1) + "%", min: 1 });
 }
 

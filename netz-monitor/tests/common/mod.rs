@@ -3,7 +3,8 @@
 #![allow(dead_code)]
 
 use netz_core::{
-    DataSet, DecodeError, DoClass, ObjectProxy, ProcessType, Registry, StationId, Topology,
+    CallContext, DataSet, DecodeError, DispatchError, DoClass, MethodId, MethodInfo, MethodKind,
+    ObjectProxy, ProcessType, Registry, StationId, Topology,
 };
 use netz_net::{NetConfig, NetStation};
 use std::net::SocketAddr;
@@ -60,7 +61,22 @@ pub struct Counter {
 
 impl DoClass for Counter {
     const CLASS_NAME: &'static str = "Counter";
+    const METHODS: &'static [MethodInfo] = &[MethodInfo {
+        name: "ping",
+        kind: MethodKind::Rmc,
+    }];
     type Proxy<'a> = ObjectProxy<'a, Self>;
+    fn dispatch(
+        &mut self,
+        _call: &mut CallContext<'_>,
+        method: MethodId,
+        _args: &[u8],
+    ) -> Result<Vec<u8>, DispatchError> {
+        match method.0 {
+            0 => Ok(Vec::new()),
+            _ => Err(DispatchError::UnknownMethod(method)),
+        }
+    }
     fn new_duplica() -> Self {
         Counter::default()
     }
