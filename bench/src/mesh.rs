@@ -190,10 +190,18 @@ impl Mesh {
         self.pump();
     }
 
-    /// Lets delayed acknowledgements and heartbeats go out (100 ms of
-    /// virtual time in 5 ms steps), so that no retransmission state is left.
+    /// Lets delayed acknowledgements and heartbeats go out (at least 100 ms
+    /// of virtual time in 5 ms steps, and on until every station is idle:
+    /// congestion control paces a large backlog), so that no retransmission
+    /// state is left.
     pub fn settle(&mut self) {
         for _ in 0..20 {
+            self.advance(Duration::from_millis(5));
+        }
+        for _ in 0..20_000 {
+            if self.stations.iter().all(|st| st.is_idle()) {
+                break;
+            }
             self.advance(Duration::from_millis(5));
         }
     }

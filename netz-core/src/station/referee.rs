@@ -92,13 +92,7 @@ impl Station {
                 args,
                 ..
             } => {
-                let op = OperationDetail::CallMethod(CallMethodOperation {
-                    method: MethodId(*method),
-                    attempt: 1,
-                    user_context: None,
-                    postpone: None,
-                    is_action: false,
-                });
+                let op = call_detail(*method, false);
                 let payload = Some(Payload::Arguments(args.0.as_slice().into()));
                 if !self.referee_op("Rmc", (op, *handle, true, payload), origin, env.dest) {
                     if *reply {
@@ -115,13 +109,7 @@ impl Station {
                 forward,
                 args,
             } => {
-                let op = OperationDetail::CallMethod(CallMethodOperation {
-                    method: MethodId(*method),
-                    attempt: 1,
-                    user_context: None,
-                    postpone: None,
-                    is_action: true,
-                });
+                let op = call_detail(*method, true);
                 let ok = *forward || master_of(self, *handle) == Some(origin);
                 let payload = Some(Payload::Arguments(args.0.as_slice().into()));
                 (op, *handle, ok, payload)
@@ -159,4 +147,15 @@ impl Station {
         });
         false
     }
+}
+
+/// A CallMethod operation's detail, as its first attempt.
+fn call_detail(method: u16, is_action: bool) -> OperationDetail {
+    OperationDetail::CallMethod(CallMethodOperation {
+        method: MethodId(method),
+        attempt: 1,
+        user_context: None,
+        postpone: None,
+        is_action,
+    })
 }

@@ -143,3 +143,20 @@ impl Station {
         }
     }
 }
+
+impl Station {
+    /// Whether nothing reliable waits to be sent or acknowledged on any
+    /// link, and nothing is queued to go out.
+    pub fn is_idle(&self) -> bool {
+        self.routing.local_queue.is_empty()
+            && self.routing.transmits.is_empty()
+            && self.routing.packets.is_empty()
+            && self
+                .membership
+                .members
+                .values()
+                .filter_map(|m| m.link.as_ref())
+                .all(|l| l.is_idle())
+            && self.routing.closing.iter().all(|c| c.link.is_idle())
+    }
+}
