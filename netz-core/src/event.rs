@@ -21,6 +21,12 @@ pub enum JoinError {
     /// The session uses another topology.
     #[error("the session uses a different topology")]
     TopologyMismatch,
+    /// The joiner's classes do not match the session's: the message names
+    /// the class and the difference (classes registered in another order,
+    /// a method or a field renamed or moved). Additive changes (RMCs,
+    /// datasets and fields with a higher revision appended at the end) join.
+    #[error("the session's classes differ: {0}")]
+    IncompatibleClasses(String),
 }
 
 /// Something that happened on the station, for the application's loop.

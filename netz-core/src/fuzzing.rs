@@ -265,6 +265,7 @@ pub fn join_request_datagram(
         topology,
         connect: crate::wire::Bytes(connect.to_vec()),
         cookie: [0; 16],
+        classes: crate::wire::Bytes(Vec::new()),
     };
     postcard::to_extend(&msg, buf).unwrap_or_default()
 }

@@ -3,6 +3,7 @@
 //! See [`Station`] for the call contract.
 pub mod builtin;
 pub mod cluster;
+mod compat;
 pub mod config;
 pub mod crypto;
 mod crypto_text;

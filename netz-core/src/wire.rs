@@ -57,8 +57,10 @@ pub(crate) enum Msg {
         topology: Topology,
         /// The sealed connect token (empty without security).
         connect: Bytes,
+        /// The joiner's classes (see `compat`), checked by the session master.
+        classes: Bytes,
         /// The contact's challenge cookie for this address (zeros until
-        /// the contact sent one: see `JoinChallenge`).
+        /// the contact sent one: see `JoinChallenge`); last in the request.
         cookie: [u8; 16],
     },
     /// Connectionless: the join was refused.
@@ -71,6 +73,8 @@ pub(crate) enum Msg {
         token: String,
         topology: Topology,
         connect: Bytes,
+        /// The joiner's classes.
+        classes: Bytes,
     },
     /// Session master -> contact: refuse the joiner at `addr`.
     JoinDenyForward {

@@ -16,6 +16,18 @@ pub(super) struct Admission {
     cookie_key: Option<crate::crypto::Key>,
     /// While joining: the cookie the contact challenged us with.
     pub(super) join_cookie: [u8; 16],
+    /// This station's classes, as a joiner's are compared with them.
+    pub(super) classes: Vec<crate::compat::ClassDesc>,
+}
+
+impl Admission {
+    /// No joins yet, for a station whose classes are `classes`.
+    pub(super) fn with_classes(classes: Vec<crate::compat::ClassDesc>) -> Admission {
+        Admission {
+            classes,
+            ..Admission::default()
+        }
+    }
 }
 
 /// How long a challenge cookie is valid: its time bucket (and the one before).
@@ -62,6 +74,7 @@ impl Station {
                 topology,
                 connect,
                 cookie,
+                classes,
             } => {
                 if !matches!(self.membership.state, State::InSession) {
                     self.stats.unknown_sender += 1;
@@ -110,6 +123,7 @@ impl Station {
                     token,
                     topology,
                     connect.0,
+                    classes.0,
                 );
             }
             Msg::JoinChallenge { nonce: n, cookie } => {
@@ -234,6 +248,7 @@ impl Station {
         token: String,
         topology: Topology,
         connect: Vec<u8>,
+        classes: Vec<u8>,
     ) {
         // Already admitted (a retry of a request whose answer is on its way).
         if let Some(id) = self.membership.addrs.get(&addr).copied() {
@@ -275,6 +290,7 @@ impl Station {
                     token,
                     topology,
                     connect: Bytes(connect),
+                    classes: Bytes(classes),
                 },
             );
             return;
@@ -303,6 +319,22 @@ impl Station {
                 }
             }
         }
+        // Refusals that need no id: a station of another topology, classes
+        // that would be misread.
+        if topology != self.cfg.topology {
+            self.deny_join(contact, nonce, addr, super::join::TOPOLOGY_REASON.into());
+            return;
+        }
+        if let Err(why) = crate::compat::check(&self.admission.classes, &classes) {
+            debug!(station = %self.membership.id, %addr, %why, "incompatible classes");
+            self.deny_join(
+                contact,
+                nonce,
+                addr,
+                format!("{}{why}", crate::compat::INCOMPATIBLE),
+            );
+            return;
+        }
         self.admission.join_dedup.insert(addr, nonce);
         let id = StationId(self.membership.next_station_id);
         self.membership.next_station_id += 1;
@@ -316,15 +348,6 @@ impl Station {
             addr,
             relay,
         };
-        if topology != self.cfg.topology {
-            self.deny_join(
-                contact,
-                nonce,
-                addr,
-                "the session uses a different topology".into(),
-            );
-            return;
-        }
         if self.migration.offline.contains(&contact) {
             self.deny_join(contact, nonce, addr, OFFLINE_REASON.into());
             return;
@@ -626,6 +649,7 @@ impl Station {
         token: String,
         topology: Topology,
         connect: Bytes,
+        classes: Bytes,
     ) {
         // Only a member that may be a contact forwards: in a client-server
         // session, a server; the request gets the checks of a direct one.
@@ -654,6 +678,7 @@ impl Station {
                 token,
                 topology,
                 connect.0,
+                classes.0,
             );
         } else {
             self.stats.bad_messages += 1;
@@ -749,6 +774,7 @@ impl Station {
                 token: String::new(),
                 topology: self.cfg.topology,
                 connect: Bytes(Vec::new()),
+                classes: Bytes(Vec::new()),
             },
             ForgedJoinMsg::DenyForward {
                 nonce,

@@ -35,7 +35,17 @@ impl Station {
                 token,
                 topology,
                 connect,
-            } => self.on_join_forward(origin, nonce, addr, process_type, token, topology, connect),
+                classes,
+            } => self.on_join_forward(
+                origin,
+                nonce,
+                addr,
+                process_type,
+                token,
+                topology,
+                connect,
+                classes,
+            ),
             Msg::JoinDenyForward {
                 nonce,
                 addr,

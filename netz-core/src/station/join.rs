@@ -123,6 +123,7 @@ impl Station {
             topology: self.cfg.topology,
             connect: Bytes(self.sec.as_ref().map(|s| s.own_token()).unwrap_or_default()),
             cookie: self.admission.join_cookie,
+            classes: Bytes(crate::compat::encode(&self.registry)),
         };
         self.send_connectionless(contact, &msg);
     }
@@ -213,6 +214,8 @@ pub(super) const TOPOLOGY_REASON: &str = "the session uses a different topology"
 pub(super) fn join_denied_error(reason: String) -> JoinError {
     if reason == TOPOLOGY_REASON {
         JoinError::TopologyMismatch
+    } else if let Some(why) = reason.strip_prefix(crate::compat::INCOMPATIBLE) {
+        JoinError::IncompatibleClasses(why.to_string())
     } else {
         JoinError::Denied(reason)
     }

@@ -137,6 +137,7 @@ impl std::fmt::Debug for Station {
 impl Station {
     /// A station that is in no session yet.
     pub fn new(config: StationConfig, registry: Arc<Registry>) -> Station {
+        let classes = crate::compat::describe(&registry);
         let rng = config.seed ^ 0x9E37_79B9_7F4A_7C15;
         let sec = config
             .security
@@ -157,7 +158,7 @@ impl Station {
             now: Instant::ZERO,
             membership: Membership::new(),
             link_timers: LinkTimers::default(),
-            admission: Admission::default(),
+            admission: Admission::with_classes(classes),
             store: Store::new(rng.rotate_left(17) ^ 0xA5A5_5A5A_0F0F_F0F0),
             calls: Calls::new(rng.rotate_left(41)),
             routing: Routing::new(rng.rotate_left(7)),
