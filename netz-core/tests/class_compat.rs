@@ -119,3 +119,18 @@ fn an_rmc_appended_at_the_end_still_joins() {
     let i = join_with(&mut c, r).unwrap();
     assert!(c.station(i).is_in_session());
 }
+
+#[test]
+fn a_topology_mismatch_is_refused_before_an_id_is_spent() {
+    let mut cfg = StationConfig::new(ProcessType::Server, "s");
+    cfg.topology = Topology::ClientServer;
+    let mut c = Cluster::start(SimConfig::seeded(6), registry(), vec![cfg]).unwrap();
+    let err = c
+        .join(StationConfig::new(ProcessType::Server, "mesh"), 0)
+        .unwrap_err();
+    assert_eq!(err, JoinError::TopologyMismatch);
+    let mut ok = StationConfig::new(ProcessType::Server, "ok");
+    ok.topology = Topology::ClientServer;
+    let i = c.join(ok, 0).unwrap();
+    assert_eq!(c.station(i).id(), StationId(2));
+}
