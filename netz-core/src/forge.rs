@@ -232,3 +232,9 @@ pub fn send_envelope_as(
         None => false,
     }
 }
+
+/// Sets the id the session master gives the next joiner (tests of what
+/// happens when a long session runs out of ids).
+pub fn set_next_station_id(st: &mut Station, next: u32) {
+    st.forge_next_station_id(next);
+}

@@ -495,3 +495,29 @@ fn the_inside_fuzzer_finds_nothing_in_a_few_hundred_runs() {
         netz_core::fuzzing::inside_session(&data);
     }
 }
+
+#[test]
+fn a_session_gives_out_no_station_id_its_handles_cannot_name() {
+    // A handle names its creator in 24 bits: the last id is 2^24 - 1, and
+    // a joiner after it is refused instead of colliding with station 1's.
+    let mut c = mesh(1);
+    forge::set_next_station_id(c.station_mut(0), 0x00FF_FFFF);
+    let i = c
+        .join(StationConfig::new(ProcessType::Server, "last"), 0)
+        .unwrap();
+    assert_eq!(c.station(i).id(), StationId(0x00FF_FFFF));
+    let now = c.now();
+    let h = c
+        .station_mut(i)
+        .publish(now, Counter::new(1, "x"))
+        .unwrap()
+        .handle();
+    assert_eq!(h.creator(), StationId(0x00FF_FFFF));
+    let err = c
+        .join(StationConfig::new(ProcessType::Server, "one too many"), 0)
+        .unwrap_err();
+    assert!(
+        matches!(&err, JoinError::Denied(r) if r.contains("every station id")),
+        "{err:?}"
+    );
+}

@@ -2,6 +2,12 @@
 
 use super::*;
 
+/// The highest station id a session gives out: a handle names its creator
+/// in 24 bits.
+const MAX_STATION_ID: u32 = 0x00FF_FFFF;
+/// Why a join is refused once every station id was given out.
+const IDS_USED_UP: &str = "the session has given out every station id (2^24 - 1)";
+
 /// Join requests on their way: the session master's pending decisions,
 /// and which request (by address and nonce) was handled already.
 #[derive(Default)]
@@ -323,6 +329,11 @@ impl Station {
         // that would be misread.
         if topology != self.cfg.topology {
             self.deny_join(contact, nonce, addr, super::join::TOPOLOGY_REASON.into());
+            return;
+        }
+        if self.membership.next_station_id > MAX_STATION_ID {
+            // A handle names its creator in 24 bits: no id beyond that.
+            self.deny_join(contact, nonce, addr, IDS_USED_UP.into());
             return;
         }
         if let Err(why) = crate::compat::check(&self.admission.classes, &classes) {

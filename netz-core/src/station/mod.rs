@@ -516,6 +516,10 @@ impl Station {
         sent
     }
 
+    pub(crate) fn forge_next_station_id(&mut self, next: u32) {
+        self.membership.next_station_id = next;
+    }
+
     pub(crate) fn forge_datasets(&self, handle: DOHandle) -> Option<Vec<u8>> {
         self.store
             .entries

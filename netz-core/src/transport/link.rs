@@ -28,6 +28,9 @@ const SEGMENT_OVERHEAD: usize = 1 + 1 + MAX_VARINT_LEN + 5;
 const FRAGMENT_OVERHEAD: usize = 1 + MAX_VARINT_LEN + 5 + 5 + 5;
 /// Budget charged per buffered out-of-order segment on top of its data.
 const BUFFERED_SEGMENT_COST: usize = 64;
+/// What holding one unreliable fragment costs besides its bytes (its
+/// buffer and its place in the map), charged to the reassembly budget.
+const HELD_FRAGMENT_COST: usize = 64;
 /// A large message is split to fill the rest of a packet only if at least this much fits.
 const MIN_FRAGMENT_FILL: usize = 64;
 /// Partially received unreliable messages kept at once.
@@ -181,6 +184,10 @@ struct UnreliablePartial {
     id: u64,
     count: u32,
     bytes: usize,
+    /// The memory it is charged in `reassembly_bytes`: its bytes and a
+    /// fixed cost per fragment held (so one-byte fragments cost what they
+    /// take).
+    cost: usize,
     started: Instant,
     fragments: BTreeMap<u32, Vec<u8>>,
 }
@@ -454,6 +461,12 @@ impl Link {
         self.send_streams
             .iter()
             .all(|s| s.queue.is_empty() && s.slots.is_empty())
+    }
+
+    /// Bytes charged to the reassembly budget right now (out-of-order
+    /// segments and unreliable fragments, with what holding each costs).
+    pub fn reassembly_bytes(&self) -> usize {
+        self.reassembly_bytes
     }
 
     /// The link's counters.

@@ -1123,3 +1123,38 @@ fn without_congestion_control_only_the_send_window_limits() {
     assert!(packets >= 90, "{packets} packets");
     assert_eq!(link.stats().paced, 0);
 }
+
+#[test]
+fn one_byte_fragments_are_charged_what_holding_them_costs() {
+    // 5,000 one-byte fragments of one unreliable message hold far more
+    // than 5,000 bytes; a 10,000-byte reassembly budget does not take them.
+    let config = Arc::new(TransportConfig {
+        max_reassembly_bytes: 10_000,
+        ..TransportConfig::default()
+    });
+    let mut link = Link::new(config, Instant::ZERO);
+    let count = 5_000u32;
+    let mut pn = 0u64;
+    let mut index = 0u32;
+    while index < count {
+        let mut p = Vec::new();
+        codec::write_varint(&mut p, pn);
+        for _ in 0..100 {
+            if index == count {
+                break;
+            }
+            p.push(0x05);
+            codec::write_varint(&mut p, 0);
+            codec::write_varint(&mut p, u64::from(index));
+            codec::write_varint(&mut p, u64::from(count));
+            codec::write_varint(&mut p, 1);
+            p.push(index as u8);
+            index += 1;
+        }
+        assert_eq!(link.handle_packet(Instant::ZERO, &p), Ok(()));
+        pn += 1;
+    }
+    assert!(link.poll_message().is_none(), "the message was held whole");
+    assert!(link.reassembly_bytes() <= 10_000);
+    assert!(link.stats().unreliable_expired >= 1);
+}

@@ -422,7 +422,7 @@ impl Link {
             let keep =
                 p.id.saturating_add(UNRELIABLE_ID_WINDOW) >= newest && now < p.started + expiry;
             if !keep {
-                freed += p.bytes;
+                freed += p.cost;
             }
             keep
         });
@@ -439,13 +439,14 @@ impl Link {
                         .min_by_key(|&i| self.unreliable_partials[i].id)
                         .unwrap_or(0);
                     let p = self.unreliable_partials.swap_remove(oldest);
-                    self.reassembly_bytes -= p.bytes;
+                    self.reassembly_bytes -= p.cost;
                     self.stats.unreliable_expired += 1;
                 }
                 self.unreliable_partials.push(UnreliablePartial {
                     id,
                     count,
                     bytes: 0,
+                    cost: 0,
                     started: now,
                     fragments: BTreeMap::new(),
                 });
@@ -453,11 +454,12 @@ impl Link {
             }
         };
         let partial = &mut self.unreliable_partials[position];
+        let cost = data.len() + HELD_FRAGMENT_COST;
         let too_big = partial.bytes + data.len() > self.config.max_message_size
-            || self.reassembly_bytes + data.len() > self.config.max_reassembly_bytes;
+            || self.reassembly_bytes + cost > self.config.max_reassembly_bytes;
         if partial.count != count || too_big {
             let p = self.unreliable_partials.swap_remove(position);
-            self.reassembly_bytes -= p.bytes;
+            self.reassembly_bytes -= p.cost;
             self.stats.unreliable_expired += 1;
             return;
         }
@@ -466,10 +468,11 @@ impl Link {
         }
         partial.fragments.insert(index, data.to_vec());
         partial.bytes += data.len();
-        self.reassembly_bytes += data.len();
+        partial.cost += cost;
+        self.reassembly_bytes += cost;
         if partial.fragments.len() == partial.count as usize {
             let p = self.unreliable_partials.swap_remove(position);
-            self.reassembly_bytes -= p.bytes;
+            self.reassembly_bytes -= p.cost;
             let mut message = Vec::with_capacity(p.bytes);
             for fragment in p.fragments.values() {
                 message.extend_from_slice(fragment);
