@@ -20,16 +20,45 @@
 //! # Link keys
 //!
 //! Every link between two stations A and B has one key per direction. They
-//! derive from the token of the station that joined later, J, and the id of
-//! the other, M: `J -> M` is `kdf(client_to_server_J, M)`, `M -> J` is
-//! `kdf(server_to_client_J, M)`, where `kdf` is the XChaCha20 keystream
-//! under the key with the label and the id as nonce. The joiner derives the
-//! keys for every station listed in its `JoinAccepted`; the session master
-//! opens the token and sends each member the keys of its link with the
-//! joiner (`LinkKeys`, on the member's own authenticated link) before it
-//! announces the joiner. In a client-server session clients never link to
-//! each other and get no keys for one another. Servers relay, so they see
-//! the keys sent to their clients: servers are trusted with that.
+//! derive from the token of the station that joined later, J, from fresh
+//! randomness of both sides of that join, from the session and from the id
+//! of the other, M. J draws a 16-byte *joiner salt* for each join and sends
+//! it in its request; the session master, when it admits J, draws a 16-byte
+//! *master salt*. J's key bases are
+//! `base = kdf(kdf(kdf(key_J, "netzjsal", joiner salt), "netzmsal", master
+//! salt), "netzjoin", (session tag, J's id, session id))` for each of
+//! `client_to_server_J` and `server_to_client_J`, and the link keys are
+//! `J -> M = kdf(base_c2s, "netzlink", M)`, `M -> J = kdf(base_s2c,
+//! "netzlink", M)`, where `kdf` is the XChaCha20 keystream under the key
+//! with the label and the input as nonce. The master salt reaches J in a
+//! small connectionless `JoinKeys` message, sealed under a key only J and
+//! the session master can derive (`kdf(server_to_client_J, "netzhand",
+//! joiner salt)`) with a random nonce, together with J's id and the session
+//! tag. A station id is never given out twice in a session, and the salts
+//! are fresh on each side, so two joins never share a link key: a token
+//! used again (by a restarted station, by a replay of its request, in
+//! another session) never repeats a (key, nonce) pair, whichever side's
+//! randomness is poor. Randomness for salts comes from
+//! [`SecurityConfig::entropy`], which netz-net fills from the operating
+//! system.
+//!
+//! The joiner derives the keys for every station listed in its
+//! `JoinAccepted`; the session master sends each member the keys of its
+//! link with the joiner (`LinkKeys`, on the member's own authenticated
+//! link) before it announces the joiner. In a client-server session
+//! clients never link to each other and get no keys for one another.
+//! Servers relay, so they see the keys sent to their clients: servers are
+//! trusted with that.
+//!
+//! # Tokens
+//!
+//! A token admits one station once within its lifetime: the session master
+//! remembers the tokens it admitted until they expire and refuses them
+//! again ("the connect token was already used"), whether the request comes
+//! from a restarted station or from a replay. A token may be bound to one
+//! session ([`TokenGrant::session`], compared with
+//! [`SecurityConfig::session_id`]) and to the joiner's address
+//! ([`TokenGrant::address`]).
 //!
 //! # Datagrams
 //!
@@ -47,6 +76,7 @@ use crate::Instant;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, XChaCha20Poly1305, XNonce};
 use std::collections::HashMap;
+use std::net::SocketAddr;
 
 /// A 256-bit key.
 pub type Key = [u8; 32];
@@ -54,8 +84,13 @@ pub type Key = [u8; 32];
 /// Bytes a sealed datagram adds to a clear one: the counter and the tag.
 pub const DATAGRAM_OVERHEAD: usize = 8 + 16;
 
-const TOKEN_VERSION: u8 = 1;
-const TOKEN_PLAIN_LEN: usize = 1 + 8 + 1 + 8 + 32 + 32;
+const TOKEN_VERSION: u8 = 2;
+/// Version, client id, process type, expiry, session, address (family, ip,
+/// port), the two keys.
+const TOKEN_PLAIN_LEN: usize = 1 + 8 + 1 + 8 + 8 + (1 + 16 + 2) + 32 + 32;
+/// Length of a sealed `JoinKeys` body: nonce, plaintext, tag.
+pub(crate) const JOIN_KEYS_LEN: usize = 24 + JOIN_KEYS_PLAIN_LEN + 16;
+const JOIN_KEYS_PLAIN_LEN: usize = 8 + 4 + 4 + 16 + 8;
 /// Length of a sealed token: nonce, plaintext, tag.
 pub const SEALED_TOKEN_LEN: usize = 24 + TOKEN_PLAIN_LEN + 16;
 
@@ -69,6 +104,39 @@ pub struct TokenGrant {
     pub process_type: ProcessType,
     /// The token clock's time (milliseconds) after which the token is refused.
     pub expires_at_ms: u64,
+    /// The session the token is for (compared with
+    /// [`SecurityConfig::session_id`] of the admitting station); 0 for any
+    /// session of the game.
+    pub session: u64,
+    /// The only address the holder may join from (as the contact station
+    /// sees it), where the game knows it; `None` for any address.
+    pub address: Option<SocketAddr>,
+}
+
+impl TokenGrant {
+    /// A grant for `client_id` as `process_type` until `expires_at_ms`, for
+    /// any session of the game and any address.
+    pub fn new(client_id: u64, process_type: ProcessType, expires_at_ms: u64) -> TokenGrant {
+        TokenGrant {
+            client_id,
+            process_type,
+            expires_at_ms,
+            session: 0,
+            address: None,
+        }
+    }
+
+    /// Binds the grant to session `session` (see [`TokenGrant::session`]).
+    pub fn for_session(mut self, session: u64) -> TokenGrant {
+        self.session = session;
+        self
+    }
+
+    /// Binds the grant to the joiner's address (see [`TokenGrant::address`]).
+    pub fn from_address(mut self, address: SocketAddr) -> TokenGrant {
+        self.address = Some(address);
+        self
+    }
 }
 
 /// A connect token as its holder keeps it.
@@ -119,6 +187,12 @@ pub enum TokenError {
     Expired,
     /// It opened but grants another process type than the one asked for.
     WrongProcessType,
+    /// It opened but is for another session.
+    WrongSession,
+    /// It opened but is for another address.
+    WrongAddress,
+    /// It admitted a station before (a token admits once).
+    AlreadyUsed,
 }
 
 impl TokenError {
@@ -128,6 +202,9 @@ impl TokenError {
             TokenError::Invalid => "the connect token is invalid",
             TokenError::Expired => "the connect token expired",
             TokenError::WrongProcessType => "the connect token is for another process type",
+            TokenError::WrongSession => "the connect token is for another session",
+            TokenError::WrongAddress => "the connect token is for another address",
+            TokenError::AlreadyUsed => "the connect token was already used",
         }
     }
 }
@@ -188,6 +265,74 @@ fn id_input(id: StationId) -> [u8; 16] {
     b
 }
 
+/// An optional address in 19 bytes: family (0 none, 4, 6), the IPv6 (or
+/// IPv4-mapped) address, the port.
+fn encode_addr(addr: Option<SocketAddr>) -> [u8; 19] {
+    let mut b = [0u8; 19];
+    if let Some(a) = addr {
+        let (family, ip) = match a.ip() {
+            std::net::IpAddr::V4(v4) => (4, v4.to_ipv6_mapped().octets()),
+            std::net::IpAddr::V6(v6) => (6, v6.octets()),
+        };
+        b[0] = family;
+        b[1..17].copy_from_slice(&ip);
+        b[17..].copy_from_slice(&a.port().to_le_bytes());
+    }
+    b
+}
+
+fn decode_addr(b: &[u8]) -> Option<Option<SocketAddr>> {
+    if b.len() != 19 {
+        return None;
+    }
+    let mut ip = [0u8; 16];
+    ip.copy_from_slice(&b[1..17]);
+    let v6 = std::net::Ipv6Addr::from(ip);
+    let port = u16::from_le_bytes([b[17], b[18]]);
+    match b[0] {
+        0 => Some(None),
+        4 => Some(Some(SocketAddr::new(v6.to_ipv4_mapped()?.into(), port))),
+        6 => Some(Some(SocketAddr::new(v6.into(), port))),
+        _ => None,
+    }
+}
+
+/// What a join mixes into the joiner's key bases besides its token's keys.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct JoinMix {
+    /// The joiner's fresh randomness (in its request).
+    pub(crate) joiner_salt: [u8; 16],
+    /// The session master's fresh randomness (in `JoinKeys`).
+    pub(crate) master_salt: [u8; 16],
+    /// The session's tag.
+    pub(crate) session_tag: u32,
+    /// The id the joiner was given.
+    pub(crate) joiner: StationId,
+    /// The game's session id ([`SecurityConfig::session_id`]).
+    pub(crate) session_id: u64,
+}
+
+impl JoinMix {
+    /// The key base that `key` (one of the token's two keys) gives for this join.
+    fn base(&self, key: &Key) -> Key {
+        let a = kdf(key, b"netzjsal", &self.joiner_salt);
+        let b = kdf(&a, b"netzmsal", &self.master_salt);
+        let mut t = [0u8; 16];
+        t[..4].copy_from_slice(&self.session_tag.to_le_bytes());
+        t[4..8].copy_from_slice(&self.joiner.0.to_le_bytes());
+        t[8..].copy_from_slice(&self.session_id.to_le_bytes());
+        kdf(&b, b"netzjoin", &t)
+    }
+}
+
+/// The key that seals a joiner's `JoinKeys`: only the joiner and whoever
+/// opened its token can derive it.
+fn handshake_key(s2c: &Key, joiner_salt: &[u8; 16]) -> XChaCha20Poly1305 {
+    XChaCha20Poly1305::new((&kdf(s2c, b"netzhand", joiner_salt)).into())
+}
+
+const JOIN_KEYS_AAD: &[u8; 8] = b"netzjkey";
+
 impl TokenIssuer {
     /// An issuer for `token_key`; `protocol_id` names the game (a token of
     /// another game does not open).
@@ -221,6 +366,8 @@ impl TokenIssuer {
         plain.extend_from_slice(&grant.client_id.to_le_bytes());
         plain.push(ProcessType::code(grant.process_type));
         plain.extend_from_slice(&grant.expires_at_ms.to_le_bytes());
+        plain.extend_from_slice(&grant.session.to_le_bytes());
+        plain.extend_from_slice(&encode_addr(grant.address));
         plain.extend_from_slice(&c2s);
         plain.extend_from_slice(&s2c);
         let aad = self.aad();
@@ -271,15 +418,18 @@ impl TokenIssuer {
             u64::from_le_bytes(b)
         };
         let process_type = ProcessType::from_code(plain[9]).ok_or(TokenError::Invalid)?;
+        let address = decode_addr(&plain[26..45]).ok_or(TokenError::Invalid)?;
         let grant = TokenGrant {
             client_id: u64_at(1),
             process_type,
             expires_at_ms: u64_at(10),
+            session: u64_at(18),
+            address,
         };
         let mut c2s = [0u8; 32];
-        c2s.copy_from_slice(&plain[18..50]);
+        c2s.copy_from_slice(&plain[45..77]);
         let mut s2c = [0u8; 32];
-        s2c.copy_from_slice(&plain[50..82]);
+        s2c.copy_from_slice(&plain[77..109]);
         if now_ms >= grant.expires_at_ms {
             return Err(TokenError::Expired);
         }
@@ -307,6 +457,15 @@ pub struct SecurityConfig {
     /// `clock_origin_ms + now`. Drivers whose clock starts at zero when
     /// they start set it to the Unix time then (the simulator leaves it 0).
     pub clock_origin_ms: u64,
+    /// The game's name for this session (a match id, say), mixed into
+    /// link keys; tokens bound to another session ([`TokenGrant::session`])
+    /// are refused. 0 when the game does not name sessions.
+    pub session_id: u64,
+    /// Secret randomness for the salts of joins and the nonces of
+    /// `JoinKeys`. netz-net fills it from the operating system whatever the
+    /// caller put here; all zeros (the simulator) means: derived from the
+    /// station's seed, reproducible and not secret.
+    pub entropy: Key,
 }
 
 impl SecurityConfig {
@@ -317,6 +476,8 @@ impl SecurityConfig {
             token_key: Some(token_key),
             connect_token: None,
             clock_origin_ms: 0,
+            session_id: 0,
+            entropy: [0; 32],
         }
     }
 
@@ -327,6 +488,8 @@ impl SecurityConfig {
             token_key: None,
             connect_token: Some(token),
             clock_origin_ms: 0,
+            session_id: 0,
+            entropy: [0; 32],
         }
     }
 
@@ -339,6 +502,12 @@ impl SecurityConfig {
     /// Sets [`SecurityConfig::clock_origin_ms`].
     pub fn with_clock_origin_ms(mut self, ms: u64) -> SecurityConfig {
         self.clock_origin_ms = ms;
+        self
+    }
+
+    /// Sets [`SecurityConfig::session_id`].
+    pub fn with_session_id(mut self, session_id: u64) -> SecurityConfig {
+        self.session_id = session_id;
         self
     }
 }
@@ -403,6 +572,8 @@ impl ReplayWindow {
 }
 
 struct PeerKeys {
+    /// Fingerprints of the send and receive keys (tests).
+    fingerprints: (u64, u64),
     send: ChaCha20Poly1305,
     recv: ChaCha20Poly1305,
     next_send: u64,
@@ -412,6 +583,7 @@ struct PeerKeys {
 impl PeerKeys {
     fn new(send: &Key, recv: &Key) -> PeerKeys {
         PeerKeys {
+            fingerprints: (key_fingerprint(send), key_fingerprint(recv)),
             send: ChaCha20Poly1305::new(send.into()),
             recv: ChaCha20Poly1305::new(recv.into()),
             next_send: 0,
@@ -429,30 +601,79 @@ pub(crate) enum OpenError {
     Replayed,
 }
 
+/// At the session master: what it keeps of a joiner it admitted or is
+/// admitting.
+struct Joiner {
+    /// The joiner's key bases (see the module docs).
+    c2s: Key,
+    s2c: Key,
+    client_id: u64,
+    /// The sealed `JoinKeys` body for the joiner.
+    join_keys: Vec<u8>,
+}
+
 /// The keys of a station's links and what it needs to admit joiners.
 pub(crate) struct SecurityState {
     pub(crate) cfg: SecurityConfig,
     issuer: Option<TokenIssuer>,
     peers: HashMap<StationId, PeerKeys>,
-    /// At the session master: keys of joiners admitted or pending.
-    joiners: HashMap<StationId, (Key, Key, u64)>,
+    /// At the session master: joiners admitted or pending.
+    joiners: HashMap<StationId, Joiner>,
+    /// At the session master: the tokens that admitted a station (by their
+    /// nonce), with their expiry on the token clock.
+    used_tokens: HashMap<[u8; 24], u64>,
     /// Whether keys may be derived on demand from our own token (while joining).
     derive_on_demand: bool,
+    /// While joining: this join's salt.
+    join_salt: [u8; 16],
+    /// Our key bases, once `JoinKeys` told us the rest of the mix.
+    bases: Option<(Key, Key)>,
+    /// The secret of the salt generator, and how many were drawn.
+    random_key: Key,
+    random_count: u64,
 }
 
 impl SecurityState {
-    pub(crate) fn new(cfg: SecurityConfig) -> SecurityState {
+    /// The state for `cfg`; `seed` stands in for missing entropy.
+    pub(crate) fn new(cfg: SecurityConfig, seed: u64) -> SecurityState {
         let issuer = cfg
             .token_key
             .as_ref()
             .map(|k| TokenIssuer::new(k, cfg.protocol_id));
+        let random_key = if cfg.entropy == [0; 32] {
+            let mut s = [0u8; 16];
+            s[..8].copy_from_slice(&seed.to_le_bytes());
+            kdf(&[0x5a; 32], b"netzseed", &s)
+        } else {
+            kdf(&cfg.entropy, b"netzrkey", &[0; 16])
+        };
         SecurityState {
             cfg,
             issuer,
             peers: HashMap::new(),
             joiners: HashMap::new(),
+            used_tokens: HashMap::new(),
             derive_on_demand: false,
+            join_salt: [0; 16],
+            bases: None,
+            random_key,
+            random_count: 0,
         }
+    }
+
+    /// 32 fresh bytes from the salt generator.
+    fn fresh(&mut self) -> [u8; 32] {
+        self.random_count += 1;
+        let mut input = [0u8; 16];
+        input[..8].copy_from_slice(&self.random_count.to_le_bytes());
+        kdf(&self.random_key, b"netzrand", &input)
+    }
+
+    /// A fresh 16-byte salt.
+    pub(crate) fn fresh_salt(&mut self) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&self.fresh()[..16]);
+        out
     }
 
     /// The token clock at `now`.
@@ -476,7 +697,8 @@ impl SecurityState {
     }
 
     /// Opens a joiner's token (see [`TokenIssuer::open`]); also checks the
-    /// process type. Stations without the token key report `Invalid`.
+    /// process type and the session. Stations without the token key report
+    /// `Invalid`. Whether it was spent is [`SecurityState::spent`]'s.
     pub(crate) fn open_token(
         &self,
         sealed: &[u8],
@@ -488,6 +710,9 @@ impl SecurityState {
         if grant.process_type != process_type {
             return Err(TokenError::WrongProcessType);
         }
+        if grant.session != 0 && grant.session != self.cfg.session_id {
+            return Err(TokenError::WrongSession);
+        }
         Ok((grant, c2s, s2c))
     }
 
@@ -495,11 +720,73 @@ impl SecurityState {
     pub(crate) fn client_in_use(&self, client_id: u64, alive: impl Fn(StationId) -> bool) -> bool {
         self.joiners
             .iter()
-            .any(|(id, (_, _, c))| *c == client_id && alive(*id))
+            .any(|(id, j)| j.client_id == client_id && alive(*id))
     }
 
-    pub(crate) fn remember_joiner(&mut self, id: StationId, c2s: Key, s2c: Key, client_id: u64) {
-        self.joiners.insert(id, (c2s, s2c, client_id));
+    /// At the session master, when it gives joiner `mix.joiner` its id:
+    /// draws the master salt, derives the joiner's key bases and seals its
+    /// `JoinKeys` (for the join request with `nonce`).
+    pub(crate) fn remember_joiner(
+        &mut self,
+        mut mix: JoinMix,
+        nonce: u64,
+        c2s: Key,
+        s2c: Key,
+        client_id: u64,
+    ) {
+        mix.master_salt = self.fresh_salt();
+        mix.session_id = self.cfg.session_id;
+        let mut plain = Vec::with_capacity(JOIN_KEYS_PLAIN_LEN);
+        plain.extend_from_slice(&nonce.to_le_bytes());
+        plain.extend_from_slice(&mix.joiner.0.to_le_bytes());
+        plain.extend_from_slice(&mix.session_tag.to_le_bytes());
+        plain.extend_from_slice(&mix.master_salt);
+        plain.extend_from_slice(&mix.session_id.to_le_bytes());
+        let mut xnonce = [0u8; 24];
+        xnonce.copy_from_slice(&self.fresh()[..24]);
+        let sealed = handshake_key(&s2c, &mix.joiner_salt)
+            .encrypt(
+                XNonce::from_slice(&xnonce),
+                Payload {
+                    msg: &plain,
+                    aad: JOIN_KEYS_AAD,
+                },
+            )
+            .unwrap_or_default();
+        let mut join_keys = xnonce.to_vec();
+        join_keys.extend_from_slice(&sealed);
+        self.joiners.insert(
+            mix.joiner,
+            Joiner {
+                c2s: mix.base(&c2s),
+                s2c: mix.base(&s2c),
+                client_id,
+                join_keys,
+            },
+        );
+    }
+
+    /// The sealed `JoinKeys` body for `joiner`.
+    pub(crate) fn join_keys_for(&self, joiner: StationId) -> Option<Vec<u8>> {
+        self.joiners.get(&joiner).map(|j| j.join_keys.clone())
+    }
+
+    /// At the session master: the token `sealed` admitted a station; it is
+    /// refused from now on until it expires. Expired entries are dropped.
+    pub(crate) fn spend_token(&mut self, sealed: &[u8], expires_at_ms: u64, now: Instant) {
+        let now_ms = self.now_ms(now);
+        self.used_tokens.retain(|_, exp| *exp > now_ms);
+        self.used_tokens.insert(token_id(sealed), expires_at_ms);
+    }
+
+    /// Whether the token `sealed` admitted a station before.
+    pub(crate) fn spent(&self, sealed: &[u8]) -> bool {
+        self.used_tokens.contains_key(&token_id(sealed))
+    }
+
+    /// How many spent tokens the session master remembers.
+    pub(crate) fn spent_tokens(&self) -> usize {
+        self.used_tokens.len()
     }
 
     pub(crate) fn forget_joiner(&mut self, id: StationId) {
@@ -510,10 +797,10 @@ impl SecurityState {
     /// for it and returns, for member `member`, (member -> joiner,
     /// joiner -> member).
     pub(crate) fn link_keys_for(&self, joiner: StationId, member: StationId) -> Option<(Key, Key)> {
-        let (c2s, s2c, _) = self.joiners.get(&joiner)?;
+        let j = self.joiners.get(&joiner)?;
         Some((
-            kdf(s2c, b"netzlink", &id_input(member)),
-            kdf(c2s, b"netzlink", &id_input(member)),
+            kdf(&j.s2c, b"netzlink", &id_input(member)),
+            kdf(&j.c2s, b"netzlink", &id_input(member)),
         ))
     }
 
@@ -522,21 +809,84 @@ impl SecurityState {
         self.peers.insert(peer, PeerKeys::new(send, recv));
     }
 
-    /// While joining: derive keys for any sender from our own token.
+    /// While joining: derive keys for any sender from our own token, once
+    /// `JoinKeys` arrived. Starting a join draws a fresh salt.
     pub(crate) fn set_joining(&mut self, on: bool) {
         self.derive_on_demand = on;
+        if on {
+            self.join_salt = self.fresh_salt();
+            self.bases = None;
+        }
+    }
+
+    /// This join's salt (in the join request).
+    pub(crate) fn join_salt(&self) -> [u8; 16] {
+        self.join_salt
+    }
+
+    /// While joining: opens the session master's `JoinKeys` for our request
+    /// `nonce` and takes our key bases from it. Returns our id and the
+    /// session tag, or `None` if it is not authentic or not for this join.
+    pub(crate) fn accept_join_keys(&mut self, nonce: u64, body: &[u8]) -> Option<(StationId, u32)> {
+        if !self.derive_on_demand || body.len() != JOIN_KEYS_LEN {
+            return None;
+        }
+        let t = self.cfg.connect_token.as_ref()?;
+        let (xnonce, sealed) = body.split_at(24);
+        let plain = handshake_key(&t.server_to_client, &self.join_salt)
+            .decrypt(
+                XNonce::from_slice(xnonce),
+                Payload {
+                    msg: sealed,
+                    aad: JOIN_KEYS_AAD,
+                },
+            )
+            .ok()?;
+        if plain.len() != JOIN_KEYS_PLAIN_LEN {
+            return None;
+        }
+        let u32_at =
+            |i: usize| u32::from_le_bytes([plain[i], plain[i + 1], plain[i + 2], plain[i + 3]]);
+        let mut n = [0u8; 8];
+        n.copy_from_slice(&plain[..8]);
+        if u64::from_le_bytes(n) != nonce {
+            return None;
+        }
+        let mut master_salt = [0u8; 16];
+        master_salt.copy_from_slice(&plain[16..32]);
+        let mut sid = [0u8; 8];
+        sid.copy_from_slice(&plain[32..40]);
+        let mix = JoinMix {
+            joiner_salt: self.join_salt,
+            master_salt,
+            session_tag: u32_at(12),
+            joiner: StationId(u32_at(8)),
+            session_id: u64::from_le_bytes(sid),
+        };
+        if self.bases.is_none() {
+            self.bases = Some((mix.base(&t.client_to_server), mix.base(&t.server_to_client)));
+        }
+        Some((mix.joiner, mix.session_tag))
+    }
+
+    /// The keys of our link with `peer`, from our own key bases (we joined
+    /// after it): (send, recv).
+    fn own_keys(&self, peer: StationId) -> Option<(Key, Key)> {
+        let (c2s, s2c) = self.bases.as_ref()?;
+        Some((
+            kdf(c2s, b"netzlink", &id_input(peer)),
+            kdf(s2c, b"netzlink", &id_input(peer)),
+        ))
     }
 
     /// Derives and installs the keys of our link with `peer` from our own
-    /// token (we joined after it).
+    /// key bases (we joined after it).
     pub(crate) fn derive_own(&mut self, peer: StationId) {
         if self.peers.contains_key(&peer) {
             // Never restart a send counter under the same key.
             return;
         }
-        if let Some(t) = &self.cfg.connect_token {
-            let send = kdf(&t.client_to_server, b"netzlink", &id_input(peer));
-            let recv = kdf(&t.server_to_client, b"netzlink", &id_input(peer));
+        if let Some((send, recv)) = self.own_keys(peer) {
             self.install(peer, &send, &recv);
         }
     }
@@ -545,6 +895,17 @@ impl SecurityState {
     pub(crate) fn retain(&mut self, keep: impl Fn(StationId) -> bool) {
         self.peers.retain(|id, _| keep(*id));
         self.joiners.retain(|id, _| keep(*id));
+    }
+
+    /// Per peer, the fingerprints of the link's send and receive keys.
+    pub(crate) fn key_fingerprints(&self) -> Vec<(StationId, u64, u64)> {
+        let mut v: Vec<_> = self
+            .peers
+            .iter()
+            .map(|(id, k)| (*id, k.fingerprints.0, k.fingerprints.1))
+            .collect();
+        v.sort_unstable();
+        v
     }
 
     pub(crate) fn peer_count(&self) -> usize {
@@ -599,10 +960,9 @@ impl SecurityState {
         if !self.peers.contains_key(&peer) && self.derive_on_demand {
             // Try the keys our token gives for this sender; keep them only
             // if the datagram is authentic.
-            let Some(t) = &self.cfg.connect_token else {
+            let Some((_, recv)) = self.own_keys(peer) else {
                 return Err(OpenError::Unauthentic);
             };
-            let recv = kdf(&t.server_to_client, b"netzlink", &id_input(peer));
             let cipher = ChaCha20Poly1305::new((&recv).into());
             let plain = cipher
                 .decrypt(
@@ -640,6 +1000,22 @@ impl SecurityState {
     }
 }
 
+/// A token's identity: its nonce (the random bytes it was issued with).
+fn token_id(sealed: &[u8]) -> [u8; 24] {
+    let mut id = [0u8; 24];
+    if sealed.len() >= 24 {
+        id.copy_from_slice(&sealed[..24]);
+    }
+    id
+}
+
+/// The first 8 bytes of a key's keystream: names a key in tests without
+/// showing it.
+pub(crate) fn key_fingerprint(key: &Key) -> u64 {
+    let f = kdf(key, b"netzfing", &[0; 16]);
+    u64::from_le_bytes([f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7]])
+}
+
 fn nonce(counter: u64) -> chacha20poly1305::Nonce {
     let mut n = [0u8; 12];
     n[..8].copy_from_slice(&counter.to_le_bytes());
@@ -659,6 +1035,8 @@ mod tests {
             client_id: 9,
             process_type: ProcessType::Client,
             expires_at_ms: expires,
+            session: 0,
+            address: None,
         }
     }
 
@@ -688,6 +1066,79 @@ mod tests {
     }
 
     #[test]
+    fn a_token_carries_its_session_and_address() {
+        let i = issuer();
+        let addr: SocketAddr = "[2001:db8::7]:4000".parse().unwrap();
+        let g = grant(1000).for_session(55).from_address(addr);
+        let t = i.issue(&g, [6u8; 24]);
+        assert_eq!(t.sealed.len(), SEALED_TOKEN_LEN);
+        assert_eq!(i.open(&t.sealed, 0).unwrap().0, g);
+        let v4: SocketAddr = "10.1.2.3:9".parse().unwrap();
+        let g4 = grant(1000).from_address(v4);
+        assert_eq!(i.open(&i.issue(&g4, [7u8; 24]).sealed, 0).unwrap().0, g4);
+        // A station of another session refuses it; one of the same accepts.
+        let mut st = SecurityState::new(SecurityConfig::authority([7u8; 32], 42), 1);
+        assert_eq!(
+            st.open_token(&t.sealed, ProcessType::Client, Instant::ZERO)
+                .err(),
+            Some(TokenError::WrongSession)
+        );
+        st.cfg.session_id = 55;
+        assert!(st
+            .open_token(&t.sealed, ProcessType::Client, Instant::ZERO)
+            .is_ok());
+        // Once spent, it is known as spent until it expires.
+        assert!(!st.spent(&t.sealed));
+        st.spend_token(&t.sealed, 1000, Instant::ZERO);
+        assert!(st.spent(&t.sealed));
+        assert_eq!(st.spent_tokens(), 1);
+        let later = Instant::from_micros(2_000_000);
+        st.spend_token(&i.issue(&grant(5000), [8u8; 24]).sealed, 5000, later);
+        assert_eq!(st.spent_tokens(), 1, "the expired one is forgotten");
+    }
+
+    #[test]
+    fn two_joins_with_one_token_share_no_key() {
+        let i = issuer();
+        let t = i.issue(&grant(1000), [5u8; 24]);
+        let mut seen = std::collections::BTreeSet::new();
+        // The same joiner seed (a restart), the same id in two sessions,
+        // the same master seed: the other side's salt still differs.
+        for (joiner_seed, master_seed, id) in [(2, 1, 5), (2, 1, 5), (2, 3, 5), (4, 1, 6)] {
+            let mut master =
+                SecurityState::new(SecurityConfig::authority([7u8; 32], 42), master_seed);
+            let mut joiner = SecurityState::new(SecurityConfig::joiner(t.clone(), 42), joiner_seed);
+            for _ in 0..seen.len() {
+                // A master that admitted others before.
+                master.fresh_salt();
+            }
+            joiner.set_joining(true);
+            let (g, c2s, s2c) = master
+                .open_token(&t.sealed, ProcessType::Client, Instant::ZERO)
+                .unwrap();
+            let mix = JoinMix {
+                joiner_salt: joiner.join_salt(),
+                master_salt: [0; 16],
+                session_tag: 77,
+                joiner: StationId(id),
+                session_id: 0,
+            };
+            master.remember_joiner(mix, 1, c2s, s2c, g.client_id);
+            let jk = master.join_keys_for(StationId(id)).unwrap();
+            assert!(joiner.accept_join_keys(1, &jk).is_some());
+            joiner.derive_own(StationId(1));
+            let (send, recv) = master.link_keys_for(StationId(id), StationId(1)).unwrap();
+            let fps = joiner.key_fingerprints();
+            assert_eq!(fps[0].1, key_fingerprint(&recv), "the two sides agree");
+            assert_eq!(fps[0].2, key_fingerprint(&send));
+            assert!(
+                seen.insert(fps[0].1) && seen.insert(fps[0].2),
+                "a key came back"
+            );
+        }
+    }
+
+    #[test]
     fn replay_window() {
         let mut w = ReplayWindow::default();
         for c in [5u64, 3, 4, 300, 299, 100] {
@@ -713,15 +1164,33 @@ mod tests {
     fn datagrams_seal_open_and_refuse_tampering() {
         let i = issuer();
         let t = i.issue(&grant(1000), [5u8; 24]);
-        let mut master = SecurityState::new(SecurityConfig::authority([7u8; 32], 42));
-        let mut joiner = SecurityState::new(SecurityConfig::joiner(t.clone(), 42));
+        let mut master = SecurityState::new(SecurityConfig::authority([7u8; 32], 42), 1);
+        let mut joiner = SecurityState::new(SecurityConfig::joiner(t.clone(), 42), 2);
         let (g, c2s, s2c) = master
             .open_token(&t.sealed, ProcessType::Client, Instant::ZERO)
             .unwrap();
-        master.remember_joiner(StationId(5), c2s, s2c, g.client_id);
+        joiner.set_joining(true);
+        let mix = JoinMix {
+            joiner_salt: joiner.join_salt(),
+            master_salt: [0; 16],
+            session_tag: 77,
+            joiner: StationId(5),
+            session_id: 0,
+        };
+        master.remember_joiner(mix, 99, c2s, s2c, g.client_id);
+        let join_keys = master.join_keys_for(StationId(5)).unwrap();
+        assert_eq!(join_keys.len(), JOIN_KEYS_LEN);
+        // Only for this join's request, and only unmodified.
+        assert_eq!(joiner.accept_join_keys(98, &join_keys), None);
+        let mut bad = join_keys.clone();
+        bad[30] ^= 1;
+        assert_eq!(joiner.accept_join_keys(99, &bad), None);
+        assert_eq!(
+            joiner.accept_join_keys(99, &join_keys),
+            Some((StationId(5), 77))
+        );
         let (send, recv) = master.link_keys_for(StationId(5), StationId(1)).unwrap();
         master.install(StationId(5), &send, &recv);
-        joiner.set_joining(true);
         let header = [0x4E, crate::transport::PROTOCOL_VERSION, 0, 9, 1, 0];
         let mut d = header.to_vec();
         d.extend_from_slice(b"hello");

@@ -162,6 +162,8 @@ mod tests {
             client_id: 9,
             process_type: ProcessType::Client,
             expires_at_ms: 123_456,
+            session: 0,
+            address: None,
         };
         issuer.issue(&grant, [3; 24])
     }

@@ -238,3 +238,15 @@ pub fn send_envelope_as(
 pub fn set_next_station_id(st: &mut Station, next: u32) {
     st.forge_next_station_id(next);
 }
+
+/// Per peer with a link key, fingerprints of this station's send and
+/// receive keys for that link (names keys without showing them: tests that
+/// check that no two links share a key).
+pub fn link_key_fingerprints(st: &Station) -> Vec<(StationId, u64, u64)> {
+    st.forge_key_fingerprints()
+}
+
+/// How many spent connect tokens the station (a session master) remembers.
+pub fn spent_tokens(st: &Station) -> usize {
+    st.forge_spent_tokens()
+}

@@ -83,6 +83,8 @@ fn config(p: ProcessType, name: &str, client_id: u64, secure: bool) -> StationCo
                 client_id,
                 process_type: p,
                 expires_at_ms: u64::MAX,
+                session: 0,
+                address: None,
             };
             let token = TokenIssuer::new(&FUZZ_KEY, 1).issue(&grant, [client_id as u8; 24]);
             SecurityConfig::joiner(token, 1)
@@ -266,6 +268,7 @@ pub fn join_request_datagram(
         connect: crate::wire::Bytes(connect.to_vec()),
         cookie: [0; 16],
         classes: crate::wire::Bytes(Vec::new()),
+        salt: [0; 16],
     };
     postcard::to_extend(&msg, buf).unwrap_or_default()
 }

@@ -59,6 +59,8 @@ pub(crate) enum Msg {
         connect: Bytes,
         /// The joiner's classes (see `compat`), checked by the session master.
         classes: Bytes,
+        /// This join's fresh salt, mixed into the joiner's link keys.
+        salt: [u8; 16],
         /// The contact's challenge cookie for this address (zeros until
         /// the contact sent one: see `JoinChallenge`); last in the request.
         cookie: [u8; 16],
@@ -75,6 +77,8 @@ pub(crate) enum Msg {
         connect: Bytes,
         /// The joiner's classes.
         classes: Bytes,
+        /// The joiner's salt.
+        salt: [u8; 16],
     },
     /// Session master -> contact: refuse the joiner at `addr`.
     JoinDenyForward {
@@ -214,6 +218,17 @@ pub(crate) enum Msg {
     /// Connectionless, contact -> joiner: prove that you receive at your
     /// address; send the request again with this cookie.
     JoinChallenge { nonce: u64, cookie: [u8; 16] },
+    /// Connectionless, contact -> joiner, with security on: the rest of
+    /// what the joiner's link keys derive from (its id, the session tag,
+    /// the session master's salt), sealed for the joiner alone; sent before
+    /// anything on a link and again for each retry of the request.
+    JoinKeys { nonce: u64, sealed: Bytes },
+    /// Session master -> contact: pass `JoinKeys` on to the joiner at `addr`.
+    JoinKeysForward {
+        nonce: u64,
+        addr: SocketAddr,
+        sealed: Bytes,
+    },
     /// A station -> every station: what it is interested in (its groups,
     /// its area as centre x, y, enter and leave radii).
     Interest {
@@ -244,6 +259,8 @@ impl Msg {
             Msg::JoinRequest { .. } => "JoinRequest",
             Msg::JoinDenied { .. } => "JoinDenied",
             Msg::JoinChallenge { .. } => "JoinChallenge",
+            Msg::JoinKeys { .. } => "JoinKeys",
+            Msg::JoinKeysForward { .. } => "JoinKeysForward",
             Msg::JoinForward { .. } => "JoinForward",
             Msg::JoinDenyForward { .. } => "JoinDenyForward",
             Msg::JoinAccepted { .. } => "JoinAccepted",

@@ -23,6 +23,8 @@ fn token(client_id: u64, process_type: ProcessType, expires_at_ms: u64) -> Conne
             client_id,
             process_type,
             expires_at_ms,
+            session: 0,
+            address: None,
         },
         random,
     )
@@ -289,6 +291,8 @@ fn expired_forged_and_missing_tokens_are_refused_and_told_why() {
             client_id: 21,
             process_type: ProcessType::Client,
             expires_at_ms: u64::MAX,
+            session: 0,
+            address: None,
         },
         [9; 24],
     );

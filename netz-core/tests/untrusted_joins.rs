@@ -23,6 +23,8 @@ fn token_under(key: &[u8; 32], client_id: u64, p: ProcessType) -> ConnectToken {
             client_id,
             process_type: p,
             expires_at_ms: 600_000,
+            session: 0,
+            address: None,
         },
         random,
     )
@@ -428,6 +430,8 @@ fn token_expiring(client_id: u64, p: ProcessType, expires_at_ms: u64) -> Connect
             client_id,
             process_type: p,
             expires_at_ms,
+            session: 0,
+            address: None,
         },
         random,
     )
@@ -479,7 +483,8 @@ fn a_refused_token_is_answered_with_the_reason() {
                 "process type",
             );
         }
-        // A token that admitted a current member (told by the session
+        // A token that admitted a member, and another token of the same
+        // player while that member is in the session (told by the session
         // master, through the contact when forwarded).
         let token = token_under(&KEY, 13, ProcessType::Client);
         c.join(joiner_with(ProcessType::Client, token.clone(), topology), 1)
@@ -493,6 +498,14 @@ fn a_refused_token_is_answered_with_the_reason() {
                     joiner_with(ProcessType::Client, token.clone(), topology),
                     contact,
                 ),
+                "already used",
+            );
+            let mut second = [9u8; 24];
+            second[0] = contact as u8;
+            let again = TokenIssuer::new(&KEY, GAME)
+                .issue(&TokenGrant::new(13, ProcessType::Client, 600_000), second);
+            denied_because(
+                c.join(joiner_with(ProcessType::Client, again, topology), contact),
                 "in use",
             );
         }

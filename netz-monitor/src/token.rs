@@ -85,6 +85,8 @@ mod tests {
                 client_id: 3,
                 process_type: ProcessType::Tool,
                 expires_at_ms: 123_456,
+                session: 0,
+                address: None,
             },
             [5; 24],
         );

@@ -1,5 +1,6 @@
 //! Station configuration as the driver sees it.
 
+use crate::error::NetError;
 use netz_core::crypto::{ConnectToken, Key, SecurityConfig};
 use netz_core::{ProcessType, StationConfig, Topology};
 use std::collections::hash_map::RandomState;
@@ -117,13 +118,16 @@ impl NetConfig {
         self
     }
 
-    pub(crate) fn into_station_config(self, local: SocketAddr) -> StationConfig {
+    pub(crate) fn into_station_config(self, local: SocketAddr) -> Result<StationConfig, NetError> {
         let mut cfg = self.station;
         if let Some(sec) = cfg.security.as_mut() {
             // The driver's clock starts at zero now; tokens expire on Unix time.
             if sec.clock_origin_ms == 0 {
                 sec.clock_origin_ms = crate::security::unix_ms();
             }
+            // Salts and nonces of joins come from the operating system,
+            // never from what the caller put in the configuration.
+            sec.entropy = crate::security::random_bytes::<32>()?;
         }
         if self.fresh_seed {
             let mut h = RandomState::new().build_hasher();
@@ -132,7 +136,7 @@ impl NetConfig {
             local.hash(&mut h);
             cfg.seed ^= h.finish();
         }
-        cfg
+        Ok(cfg)
     }
 }
 

@@ -80,6 +80,8 @@ impl TokenIssuerExt for TokenIssuer {
             client_id,
             process_type,
             expires_at_ms: unix_ms().saturating_add(valid_ms),
+            session: 0,
+            address: None,
         };
         Ok(self.issue(&grant, random_bytes::<24>()?))
     }

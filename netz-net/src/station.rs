@@ -241,7 +241,7 @@ impl NetStation {
     ) -> Result<NetStation, NetError> {
         let local_addr = socket.local_addr()?;
         let capacity = config.event_capacity.max(16);
-        let station = Station::new(config.into_station_config(local_addr), registry);
+        let station = Station::new(config.into_station_config(local_addr)?, registry);
         let span = info_span!("station", addr = %local_addr, id = tracing::field::Empty);
         let (events, _) = broadcast::channel(capacity);
         let shared = Arc::new(Shared {

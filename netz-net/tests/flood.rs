@@ -69,6 +69,8 @@ fn token(client_id: u64, p: ProcessType, expires_at_ms: u64) -> netz_core::crypt
             client_id,
             process_type: p,
             expires_at_ms,
+            session: 0,
+            address: None,
         },
         random,
     )

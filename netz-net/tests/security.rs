@@ -51,6 +51,8 @@ async fn an_expired_token_is_refused_through_netz_net() {
             client_id: 1,
             process_type: ProcessType::Client,
             expires_at_ms: unix_ms() - 1000,
+            session: 0,
+            address: None,
         },
         random_bytes::<24>().unwrap(),
     );
@@ -104,7 +106,7 @@ async fn a_refused_token_is_told_why_through_netz_net() {
     .unwrap();
     let err = forger.join(server.local_addr()).await.unwrap_err();
     assert!(denied(&err).is_some_and(|r| r.contains("invalid")), "{err}");
-    // One token, two stations: the second is told it is in use.
+    // One token, two stations: the second is told it was used.
     let token = TokenIssuer::new(&key, GAME)
         .issue_for(4, ProcessType::Client, Duration::from_secs(60))
         .unwrap();
@@ -124,8 +126,59 @@ async fn a_refused_token_is_told_why_through_netz_net() {
     .await
     .unwrap();
     let err = second.join(server.local_addr()).await.unwrap_err();
-    assert!(denied(&err).is_some_and(|r| r.contains("in use")), "{err}");
+    assert!(
+        denied(&err).is_some_and(|r| r.contains("already used")),
+        "{err}"
+    );
     for s in [forger, first, second, server] {
         s.shutdown().await;
     }
+}
+
+#[tokio::test]
+async fn join_salts_come_from_the_operating_system() {
+    // Two sessions whose stations are configured alike to the bit: the
+    // same seeds (fresh seeds off), the same entropy put in by the caller,
+    // the same token key and the same token, the same station ids. Only
+    // the operating system's randomness tells the joins apart, and their
+    // link keys differ.
+    let key = [0x42; 32];
+    let token = TokenIssuer::new(&key, GAME)
+        .issue_for(5, ProcessType::Client, Duration::from_secs(60))
+        .unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let mut server_cfg = cfg(ProcessType::Server, "server")
+            .secure_authority(key, GAME)
+            .seed(7, false);
+        if let Some(sec) = server_cfg.station.security.as_mut() {
+            sec.entropy = [1; 32];
+        }
+        let server = NetStation::bind(loopback(), server_cfg, registry())
+            .await
+            .unwrap();
+        server.create_session().unwrap();
+        let mut client_cfg = cfg(ProcessType::Client, "client")
+            .secure_joiner(token.clone(), GAME)
+            .seed(8, false);
+        if let Some(sec) = client_cfg.station.security.as_mut() {
+            sec.entropy = [1; 32];
+        }
+        let client = NetStation::bind(loopback(), client_cfg, registry())
+            .await
+            .unwrap();
+        // The session master is the only one that knows which tokens were
+        // used: each session has its own.
+        client.join(server.local_addr()).await.unwrap();
+        let keys = client.read(netz_core::forge::link_key_fingerprints);
+        assert_eq!(keys.len(), 1, "{keys:?}");
+        assert_eq!(client.id(), netz_core::StationId(2));
+        seen.push(keys[0]);
+        for s in [client, server] {
+            s.shutdown().await;
+        }
+    }
+    assert_eq!(seen[0].0, seen[1].0, "both are links to station 1");
+    assert_ne!(seen[0].1, seen[1].1, "a send key came back");
+    assert_ne!(seen[0].2, seen[1].2, "a receive key came back");
 }

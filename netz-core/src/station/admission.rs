@@ -24,6 +24,25 @@ pub(super) struct Admission {
     pub(super) join_cookie: [u8; 16],
     /// This station's classes, as a joiner's are compared with them.
     pub(super) classes: Vec<crate::compat::ClassDesc>,
+    /// With security on, at a contact: the `JoinKeys` of joiners admitted
+    /// through it and not heard from yet (request nonce, sealed body), sent
+    /// again when their request is.
+    pub(super) join_keys: HashMap<SocketAddr, (u64, Vec<u8>)>,
+}
+
+/// A join request as the station that decides it sees it.
+pub(super) struct JoinAsk {
+    pub(super) nonce: u64,
+    /// The joiner's address, as its contact saw it.
+    pub(super) addr: SocketAddr,
+    pub(super) process_type: ProcessType,
+    pub(super) token: String,
+    pub(super) topology: Topology,
+    /// The sealed connect token.
+    pub(super) connect: Vec<u8>,
+    pub(super) classes: Vec<u8>,
+    /// The joiner's salt for its link keys.
+    pub(super) salt: [u8; 16],
 }
 
 impl Admission {
@@ -81,6 +100,7 @@ impl Station {
                 connect,
                 cookie,
                 classes,
+                salt,
             } => {
                 if !matches!(self.membership.state, State::InSession) {
                     self.stats.unknown_sender += 1;
@@ -123,14 +143,30 @@ impl Station {
                 }
                 self.on_join_request(
                     self.membership.id,
-                    nonce,
-                    from,
-                    process_type,
-                    token,
-                    topology,
-                    connect.0,
-                    classes.0,
+                    JoinAsk {
+                        nonce,
+                        addr: from,
+                        process_type,
+                        token,
+                        topology,
+                        connect: connect.0,
+                        classes: classes.0,
+                        salt,
+                    },
                 );
+            }
+            Msg::JoinKeys { nonce: n, sealed } => {
+                let joining =
+                    matches!(&self.membership.state, State::Joining { nonce, .. } if *nonce == n);
+                let accepted = joining
+                    && self
+                        .sec
+                        .as_mut()
+                        .and_then(|sec| sec.accept_join_keys(n, &sealed.0))
+                        .is_some();
+                if !accepted {
+                    self.stats.join_messages_refused += 1;
+                }
             }
             Msg::JoinChallenge { nonce: n, cookie } => {
                 let retry = match &self.membership.state {
@@ -244,21 +280,30 @@ impl Station {
     }
 
     /// A join request reached this station (directly, or forwarded by `contact`).
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn on_join_request(
-        &mut self,
-        contact: StationId,
-        nonce: u64,
-        addr: SocketAddr,
-        process_type: ProcessType,
-        token: String,
-        topology: Topology,
-        connect: Vec<u8>,
-        classes: Vec<u8>,
-    ) {
+    pub(super) fn on_join_request(&mut self, contact: StationId, ask: JoinAsk) {
+        let JoinAsk {
+            nonce,
+            addr,
+            process_type,
+            token,
+            topology,
+            connect,
+            classes,
+            salt,
+        } = ask;
         // Already admitted (a retry of a request whose answer is on its way).
         if let Some(id) = self.membership.addrs.get(&addr).copied() {
             if self.admission.join_dedup.get(&addr) == Some(&nonce) {
+                // Its `JoinKeys` may have been lost: the retry gets it again.
+                if let Some((n, sealed)) = self.admission.join_keys.get(&addr) {
+                    if *n == nonce {
+                        let msg = Msg::JoinKeys {
+                            nonce,
+                            sealed: Bytes(sealed.clone()),
+                        };
+                        self.send_connectionless(addr, &msg);
+                    }
+                }
                 return;
             }
             // With security on, a request from a member's address is not
@@ -297,6 +342,7 @@ impl Station {
                     topology,
                     connect: Bytes(connect),
                     classes: Bytes(classes),
+                    salt,
                 },
             );
             return;
@@ -307,6 +353,12 @@ impl Station {
         if let Some(sec) = &self.sec {
             match sec.open_token(&connect, process_type, self.now) {
                 Ok((grant, c2s, s2c)) => {
+                    if sec.spent(&connect) {
+                        let e = crate::crypto::TokenError::AlreadyUsed;
+                        self.count_token_error(e);
+                        self.deny_join(contact, nonce, addr, e.reason().into());
+                        return;
+                    }
                     let members = &self.membership.members;
                     let pending = &self.admission.pending;
                     if sec.client_in_use(grant.client_id, |id| {
@@ -316,7 +368,13 @@ impl Station {
                         self.deny_join(contact, nonce, addr, TOKEN_IN_USE.into());
                         return;
                     }
-                    joiner_keys = Some((c2s, s2c, grant.client_id));
+                    if grant.address.is_some_and(|a| a != addr) {
+                        let e = crate::crypto::TokenError::WrongAddress;
+                        self.count_token_error(e);
+                        self.deny_join(contact, nonce, addr, e.reason().into());
+                        return;
+                    }
+                    joiner_keys = Some((c2s, s2c, grant));
                 }
                 Err(e) => {
                     self.count_token_error(e);
@@ -411,8 +469,18 @@ impl Station {
         let Some(j) = op.downcast::<JoinSessionOperation>() else {
             return;
         };
-        if let (Some(sec), Some((c2s, s2c, client))) = (self.sec.as_mut(), joiner_keys) {
-            sec.remember_joiner(id, c2s, s2c, client);
+        let session_tag = self.membership.session_tag;
+        if let (Some(sec), Some((c2s, s2c, grant))) = (self.sec.as_mut(), joiner_keys) {
+            let mix = crate::crypto::JoinMix {
+                joiner_salt: salt,
+                master_salt: [0; 16],
+                session_tag,
+                joiner: id,
+                session_id: 0,
+            };
+            sec.remember_joiner(mix, nonce, c2s, s2c, grant.client_id);
+            // Spent now, while pending too: a replay is not another join.
+            sec.spend_token(&connect, grant.expires_at_ms, self.now);
         }
         match j.state {
             ApprovalState::Denied => {
@@ -436,7 +504,7 @@ impl Station {
                 );
                 self.events.push_back(Event::JoinPending { station: info });
             }
-            _ => self.admit(nonce, info),
+            _ => self.admit(contact, nonce, info),
         }
     }
 
@@ -492,7 +560,7 @@ impl Station {
             .remove(&station)
             .ok_or(StationError::NoPendingJoin(station))?;
         if approve {
-            self.admit(p.nonce, p.info);
+            self.admit(p.contact, p.nonce, p.info);
         } else {
             if let Some(sec) = self.sec.as_mut() {
                 sec.forget_joiner(station);
@@ -535,8 +603,24 @@ impl Station {
     }
 
     /// Admits an approved station (JoinStation, 14.3.1.9).
-    pub(super) fn admit(&mut self, nonce: u64, info: StationInfo) {
+    pub(super) fn admit(&mut self, contact: StationId, nonce: u64, info: StationInfo) {
         debug!(station = %self.membership.id, joiner = %info.id, "admitting");
+        // The rest of the joiner's key mix goes first, by its contact.
+        if let Some(sealed) = self.sec.as_ref().and_then(|s| s.join_keys_for(info.id)) {
+            if contact == self.membership.id {
+                self.send_join_keys(info.addr, nonce, sealed);
+            } else {
+                self.send(
+                    contact,
+                    SYSTEM_STREAM,
+                    Msg::JoinKeysForward {
+                        nonce,
+                        addr: info.addr,
+                        sealed: Bytes(sealed),
+                    },
+                );
+            }
+        }
         self.send_link_keys(&info);
         self.add_member(info.clone(), None);
         let members = self
@@ -650,18 +734,8 @@ impl Station {
 // ---- message handlers (dispatched by `Station::handle_msg`)
 impl Station {
     /// `JoinForward`: a contact station passes on a join request.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn on_join_forward(
-        &mut self,
-        origin: StationId,
-        nonce: u64,
-        addr: SocketAddr,
-        process_type: ProcessType,
-        token: String,
-        topology: Topology,
-        connect: Bytes,
-        classes: Bytes,
-    ) {
+    pub(super) fn on_join_forward(&mut self, origin: StationId, ask: JoinAsk) {
+        let (nonce, addr) = (ask.nonce, ask.addr);
         // Only a member that may be a contact forwards: in a client-server
         // session, a server; the request gets the checks of a direct one.
         let may_contact = self.membership.members.get(&origin).is_some_and(|m| {
@@ -673,7 +747,7 @@ impl Station {
             return;
         }
         if self.is_session_master() {
-            if let Err(e) = self.vet_token(&connect.0, process_type) {
+            if let Err(e) = self.vet_token(&ask.connect, ask.process_type) {
                 // The contact validated the joiner's address: it may be told.
                 self.deny_join(origin, nonce, addr, e.reason().into());
                 return;
@@ -681,16 +755,7 @@ impl Station {
             if !self.allow_join_from(addr) {
                 return;
             }
-            self.on_join_request(
-                origin,
-                nonce,
-                addr,
-                process_type,
-                token,
-                topology,
-                connect.0,
-                classes.0,
-            );
+            self.on_join_request(origin, ask);
         } else {
             self.stats.bad_messages += 1;
         }
@@ -718,6 +783,56 @@ impl Station {
         self.admission.join_dedup.remove(&addr);
         truncate_reason(&mut reason);
         self.send_connectionless(addr, &Msg::JoinDenied { nonce, reason });
+    }
+
+    /// `JoinKeysForward`: the session master admitted a joiner that asked
+    /// here; its `JoinKeys` goes on to it.
+    ///
+    /// Only from the session master, only for the request this station
+    /// forwarded from `addr`, and only the fixed-size body: it is no
+    /// reflector either.
+    pub(super) fn on_join_keys_forward(
+        &mut self,
+        origin: StationId,
+        nonce: u64,
+        addr: SocketAddr,
+        sealed: Bytes,
+    ) {
+        let forwarded = self.admission.join_dedup.get(&addr) == Some(&nonce);
+        if origin != self.membership.session_master
+            || origin == self.membership.id
+            || !forwarded
+            || sealed.0.len() != crate::crypto::JOIN_KEYS_LEN
+        {
+            self.stats.join_messages_refused += 1;
+            return;
+        }
+        self.send_join_keys(addr, nonce, sealed.0);
+    }
+
+    /// Sends `JoinKeys` to the joiner at `addr` and keeps it for the
+    /// joiner's retries.
+    fn send_join_keys(&mut self, addr: SocketAddr, nonce: u64, sealed: Vec<u8>) {
+        let msg = Msg::JoinKeys {
+            nonce,
+            sealed: Bytes(sealed.clone()),
+        };
+        self.send_connectionless(addr, &msg);
+        let max = self.cfg.limits.max_pending_joins.max(1);
+        if self.admission.join_keys.len() >= max {
+            // Keep those of admitted stations never heard from.
+            let (addrs, members) = (&self.membership.addrs, &self.membership.members);
+            self.admission.join_keys.retain(|a, _| {
+                addrs
+                    .get(a)
+                    .and_then(|id| members.get(id))
+                    .is_some_and(|m| !m.heard)
+            });
+            if self.admission.join_keys.len() >= max.saturating_mul(64) {
+                self.admission.join_keys.clear();
+            }
+        }
+        self.admission.join_keys.insert(addr, (nonce, sealed));
     }
 }
 
@@ -765,6 +880,13 @@ pub enum ForgedJoinMsg {
         /// Its reason.
         reason: String,
     },
+    /// `JoinKeysForward` towards `addr`.
+    KeysForward {
+        /// The request's nonce.
+        nonce: u64,
+        /// Where the `JoinKeys` would go.
+        addr: SocketAddr,
+    },
 }
 
 impl Station {
@@ -786,6 +908,7 @@ impl Station {
                 topology: self.cfg.topology,
                 connect: Bytes(Vec::new()),
                 classes: Bytes(Vec::new()),
+                salt: [0; 16],
             },
             ForgedJoinMsg::DenyForward {
                 nonce,
@@ -795,6 +918,11 @@ impl Station {
                 nonce,
                 addr,
                 reason,
+            },
+            ForgedJoinMsg::KeysForward { nonce, addr } => Msg::JoinKeysForward {
+                nonce,
+                addr,
+                sealed: Bytes(vec![0; crate::crypto::JOIN_KEYS_LEN]),
             },
         };
         self.handle_msg(from, msg);

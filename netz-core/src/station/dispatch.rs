@@ -26,7 +26,8 @@ impl Station {
             Msg::JoinRequest { .. }
             | Msg::JoinDenied { .. }
             | Msg::JoinAccepted { .. }
-            | Msg::JoinChallenge { .. } => self.stats.bad_messages += 1,
+            | Msg::JoinChallenge { .. }
+            | Msg::JoinKeys { .. } => self.stats.bad_messages += 1,
             // Admission.
             Msg::JoinForward {
                 nonce,
@@ -36,16 +37,25 @@ impl Station {
                 topology,
                 connect,
                 classes,
+                salt,
             } => self.on_join_forward(
                 origin,
+                JoinAsk {
+                    nonce,
+                    addr,
+                    process_type,
+                    token,
+                    topology,
+                    connect: connect.0,
+                    classes: classes.0,
+                    salt,
+                },
+            ),
+            Msg::JoinKeysForward {
                 nonce,
                 addr,
-                process_type,
-                token,
-                topology,
-                connect,
-                classes,
-            ),
+                sealed,
+            } => self.on_join_keys_forward(origin, nonce, addr, sealed),
             Msg::JoinDenyForward {
                 nonce,
                 addr,
@@ -186,8 +196,9 @@ enum Sender {
 ///
 /// | kind | who | and what the handler checks |
 /// |---|---|---|
-/// | JoinRequest, JoinDenied, JoinAccepted, JoinChallenge | nobody (connectionless only) | |
+/// | JoinRequest, JoinDenied, JoinAccepted, JoinChallenge, JoinKeys | nobody (connectionless only) | |
 /// | JoinForward | a contact | the same token, rate and capacity checks as a direct request |
+/// | JoinKeysForward | the session master | only for a request this station forwarded, to the address it came from |
 /// | JoinDenyForward, LinkKeys, StationJoined, StationGone, RecoveryDone | the session master | |
 /// | ReportFailure | a server | the failed station is that server's client |
 /// | Leaving | any member | about itself |
@@ -214,9 +225,11 @@ fn sender_rule(msg: &Msg) -> Sender {
         Msg::JoinRequest { .. }
         | Msg::JoinDenied { .. }
         | Msg::JoinAccepted { .. }
-        | Msg::JoinChallenge { .. } => Sender::Nobody,
+        | Msg::JoinChallenge { .. }
+        | Msg::JoinKeys { .. } => Sender::Nobody,
         Msg::JoinForward { .. } => Sender::Contact,
         Msg::JoinDenyForward { .. }
+        | Msg::JoinKeysForward { .. }
         | Msg::LinkKeys { .. }
         | Msg::StationJoined(_)
         | Msg::StationGone { .. }

@@ -124,6 +124,7 @@ impl Station {
             connect: Bytes(self.sec.as_ref().map(|s| s.own_token()).unwrap_or_default()),
             cookie: self.admission.join_cookie,
             classes: Bytes(crate::compat::encode(&self.registry)),
+            salt: self.sec.as_ref().map(|s| s.join_salt()).unwrap_or_default(),
         };
         self.send_connectionless(contact, &msg);
     }

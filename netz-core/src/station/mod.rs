@@ -142,7 +142,7 @@ impl Station {
         let sec = config
             .security
             .clone()
-            .map(crate::crypto::SecurityState::new);
+            .map(|c| crate::crypto::SecurityState::new(c, config.seed));
         let mut tcfg = config.transport.clone();
         if sec.is_some() {
             // Room for the packet counter and the tag.
@@ -518,6 +518,17 @@ impl Station {
 
     pub(crate) fn forge_next_station_id(&mut self, next: u32) {
         self.membership.next_station_id = next;
+    }
+
+    pub(crate) fn forge_key_fingerprints(&self) -> Vec<(StationId, u64, u64)> {
+        self.sec
+            .as_ref()
+            .map(|s| s.key_fingerprints())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn forge_spent_tokens(&self) -> usize {
+        self.sec.as_ref().map_or(0, |s| s.spent_tokens())
     }
 
     pub(crate) fn forge_datasets(&self, handle: DOHandle) -> Option<Vec<u8>> {
