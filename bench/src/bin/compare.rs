@@ -1254,7 +1254,8 @@ fn markdown(
     let _ = writeln!(
         m,
         "\nThe criterion benches of the sans-IO core (`cd bench && cargo bench`) \
-         cover the pipeline, RMC dispatch, dataset encoding and the scaling series; \
+         cover the pipeline, RMC dispatch, dataset encoding, the scaling series \
+         and interest management; \
          see [README.md](README.md#benchmarks)."
     );
     m
