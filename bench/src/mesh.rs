@@ -212,7 +212,8 @@ impl Mesh {
     }
 
     /// Delivers datagrams until no station has anything left to send now;
-    /// returns how many were moved. Events are drained and dropped.
+    /// returns how many were moved. Events are drained and dropped (or kept,
+    /// see [`Mesh::keep_events`]).
     pub fn pump(&mut self) -> u64 {
         let now = self.now;
         let mut moved = 0;
