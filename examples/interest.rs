@@ -150,6 +150,7 @@ pub fn run() -> Vec<String> {
         "{PROPS} props, {CLIENTS} players; the server holds {} objects",
         c.station(0).objects().len()
     ));
+    let mut most = 0;
     for step in 0..=9 {
         if step > 0 {
             for (i, p) in players.iter().enumerate() {
@@ -179,12 +180,11 @@ pub fn run() -> Vec<String> {
             })
             .collect();
         say(format!("step {step}: {}", counts.join(", ")));
+        for i in 1..n {
+            most = most.max(c.station(i).select::<Prop>().len());
+        }
     }
-    let far = (1..n)
-        .map(|i| c.station(i).select::<Prop>().len())
-        .max()
-        .unwrap_or(0);
-    say(format!("the most props any client held: {far} of {PROPS}"));
+    say(format!("the most props any client held: {most} of {PROPS}"));
     say("done");
     LINES.with(|l| l.borrow().clone())
 }

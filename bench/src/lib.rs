@@ -1,12 +1,14 @@
 //! Shared pieces of the netz benchmarks: the benchmark class, an in-memory
-//! zero-latency network of sans-IO stations, a counting allocator, a
-//! byte-counting UDP socket and small statistics helpers.
+//! zero-latency network of sans-IO stations, a game world for interest
+//! management, a counting allocator, a byte-counting UDP socket and small
+//! statistics helpers.
 //!
 //! The criterion benches (`benches/`) and the side-by-side comparison
 //! program (`src/bin/compare.rs`) both build on this crate.
 
 pub mod alloc;
 pub mod classes;
+pub mod interest;
 pub mod memory;
 pub mod mesh;
 pub mod socket;

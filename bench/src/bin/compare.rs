@@ -1,17 +1,20 @@
 //! netz side by side with the wire's floor (a bare tokio UDP ping-pong) and
 //! a peer RPC stack (tarpc over loopback TCP with bincode), measured
-//! interleaved in one run, plus dataset replication, fault recovery and
-//! memory. Prints one Markdown table and writes it to `BENCHMARKS.md` at the
-//! repository root.
+//! interleaved in one run, plus dataset replication, fault recovery,
+//! memory, migration and interest management (spatial against always
+//! relevant). Prints one Markdown table and writes it to `BENCHMARKS.md` at
+//! the repository root.
 //!
 //! ```text
 //! cd bench && cargo run --release --bin compare            # full run, writes ../BENCHMARKS.md
 //! cd bench && cargo run --release --bin compare -- --quick --no-write
+//! cd bench && cargo run --release --bin compare -- --only interest   # one section, printed only
 //! ```
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use netz_bench::alloc::{self, CountingAlloc};
 use netz_bench::classes::{registry, Motion, Unit};
+use netz_bench::interest::{self, Policy, TickCost, World, WorldConfig};
 use netz_bench::memory::{self, MemoryReport};
 use netz_bench::socket::{CountingSocket, WireCounter};
 use netz_bench::stats::Summary;
@@ -40,6 +43,9 @@ struct Opts {
     recovery_rounds: usize,
     migrations: usize,
     memory_objects: usize,
+    interest_objects: usize,
+    interest_rounds: usize,
+    interest_ticks: usize,
     current_thread: bool,
     only: Option<String>,
     out: Option<PathBuf>,
@@ -57,6 +63,9 @@ impl Opts {
             recovery_rounds: 5,
             migrations: 10,
             memory_objects: 100_000,
+            interest_objects: 100_000,
+            interest_rounds: 5,
+            interest_ticks: 20,
             current_thread: false,
             only: None,
             out: Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../BENCHMARKS.md")),
@@ -73,6 +82,9 @@ impl Opts {
                     o.recovery_rounds = 2;
                     o.migrations = 3;
                     o.memory_objects = 10_000;
+                    o.interest_objects = 10_000;
+                    o.interest_rounds = 3;
+                    o.interest_ticks = 10;
                 }
                 "--no-write" => o.out = None,
                 "--current-thread" => o.current_thread = true,
@@ -88,7 +100,7 @@ impl Opts {
                 "--bench" => {}
                 other => {
                     eprintln!("unknown argument {other}");
-                    eprintln!("usage: compare [--quick] [--no-write] [--out PATH] [--rounds N] [--current-thread] [--only rmc|replication|recovery|migration|memory]");
+                    eprintln!("usage: compare [--quick] [--no-write] [--out PATH] [--rounds N] [--current-thread] [--only rmc|replication|recovery|migration|memory|interest]");
                     std::process::exit(2);
                 }
             }
@@ -709,6 +721,102 @@ fn measure_migration(o: &Opts) -> Migration {
     })
 }
 
+// ------------------------------------------------------------------ interest
+
+/// The stations of the headline interest world.
+const INTEREST_STATIONS: usize = 64;
+
+/// One world of the interest series, both policies.
+struct InterestPoint {
+    stations: usize,
+    objects: usize,
+    spatial: TickCost,
+    always: TickCost,
+}
+
+struct Interest {
+    stations: usize,
+    objects: usize,
+    /// Per round, side by side in the same world shape.
+    spatial: Vec<TickCost>,
+    always: Vec<TickCost>,
+    /// Stations 8 → 64 at `objects`, then objects 10 % → 100 % at 64
+    /// stations.
+    series: Vec<InterestPoint>,
+}
+
+fn build_world(stations: usize, objects: usize, policy: Policy) -> World {
+    let start = Instant::now();
+    let w = World::new(WorldConfig::new(stations, objects, policy));
+    eprintln!(
+        "interest: {} world of {stations} stations and {objects} units built in {:.1} s",
+        policy.name(),
+        start.elapsed().as_secs_f64()
+    );
+    w
+}
+
+/// Spatial interest against always relevant: one server masters the
+/// world, 1 % of the units walk each tick, each client's area covers 1 %
+/// of the world (see `netz_bench::interest`). The headline pair is measured
+/// round by round, alternating which goes first; the series once each.
+fn measure_interest(o: &Opts) -> Interest {
+    let objects = o.interest_objects;
+    let mut r = Interest {
+        stations: INTEREST_STATIONS,
+        objects,
+        spatial: Vec::new(),
+        always: Vec::new(),
+        series: Vec::new(),
+    };
+    let points = [
+        (8, objects),
+        (16, objects),
+        (32, objects),
+        (INTEREST_STATIONS, objects),
+        (INTEREST_STATIONS, objects / 10),
+        (INTEREST_STATIONS, objects * 3 / 10),
+    ];
+    for (stations, k) in points {
+        let mut spatial = build_world(stations, k, Policy::Spatial);
+        let mut always = build_world(stations, k, Policy::Always);
+        spatial.measure(3);
+        always.measure(3);
+        let headline = stations == INTEREST_STATIONS && k == objects;
+        let rounds = if headline { o.interest_rounds } else { 1 };
+        let (mut s, mut a) = (Vec::new(), Vec::new());
+        for round in 0..rounds {
+            eprint!("\rinterest {stations}x{k} round {}/{rounds}   ", round + 1);
+            if round % 2 == 0 {
+                s.push(spatial.measure(o.interest_ticks));
+                a.push(always.measure(o.interest_ticks));
+            } else {
+                a.push(always.measure(o.interest_ticks));
+                s.push(spatial.measure(o.interest_ticks));
+            }
+        }
+        eprintln!();
+        r.series.push(InterestPoint {
+            stations,
+            objects: k,
+            spatial: median_cost(&s),
+            always: median_cost(&a),
+        });
+        if headline {
+            r.spatial = s;
+            r.always = a;
+        }
+    }
+    r
+}
+
+/// The round with the median tick time.
+fn median_cost(costs: &[TickCost]) -> TickCost {
+    let mut v = costs.to_vec();
+    v.sort_by(|a, b| a.tick_micros.total_cmp(&b.tick_micros));
+    v[v.len() / 2]
+}
+
 // ------------------------------------------------------------------ report
 
 fn fmt_s(s: Summary, digits: usize) -> String {
@@ -805,6 +913,7 @@ fn report(
     rec: &Recovery,
     mig: &Migration,
     mem: &MemoryReport,
+    int: &Interest,
 ) -> String {
     let mut t = String::new();
     let udp_seq = Summary::of(&rmc.udp_seq);
@@ -947,10 +1056,89 @@ fn report(
         mig.moved,
         mig.failed
     );
+    let cpu = |v: &[TickCost]| -> Vec<f64> {
+        v.iter()
+            .map(|c| c.per_station_micros(int.stations))
+            .collect()
+    };
+    let bytes = |v: &[TickCost]| -> Vec<f64> { v.iter().map(|c| c.client_bytes).collect() };
+    let (s_cpu, a_cpu) = (cpu(&int.spatial), cpu(&int.always));
+    let (s_b, a_b) = (bytes(&int.spatial), bytes(&int.always));
+    let _ = writeln!(
+        t,
+        "| Interest management: per-tick CPU per station, spatial vs always-relevant ({} stations, {} objects, 1% moving, ~1% interest), µs | {} | always relevant: {} | always / spatial = {}× | – | – |",
+        int.stations,
+        int.objects,
+        fmt_s(Summary::of(&s_cpu), 1),
+        fmt_s(Summary::of(&a_cpu), 1),
+        fmt_s(paired(&a_cpu, &s_cpu, |a, s| a / s), 1),
+    );
+    let _ = writeln!(
+        t,
+        "| Interest management: bytes per client station per tick, spatial vs always-relevant (same worlds) | {} | always relevant: {} | always / spatial = {}× | – | – |",
+        fmt_s(Summary::of(&s_b), 0),
+        fmt_s(Summary::of(&a_b), 0),
+        fmt_s(paired(&a_b, &s_b, |a, s| a / s), 1),
+    );
     t
 }
 
-fn markdown(o: &Opts, table: &str, rmc: &Rmc, rec: &Recovery, mem: &MemoryReport) -> String {
+/// The interest series as two Markdown tables: stations growing at the
+/// headline's object count, objects growing at its station count.
+fn interest_table(int: &Interest) -> String {
+    let mut t = String::new();
+    let by_stations: Vec<&InterestPoint> = int
+        .series
+        .iter()
+        .filter(|p| p.objects == int.objects)
+        .collect();
+    let mut by_objects: Vec<&InterestPoint> = int
+        .series
+        .iter()
+        .filter(|p| p.stations == int.stations)
+        .collect();
+    by_objects.sort_by_key(|p| p.objects);
+    for (title, points) in [
+        (format!("{} objects", int.objects), by_stations),
+        (format!("{} stations", int.stations), by_objects),
+    ] {
+        let _ = writeln!(t, "\nAt {title}:\n");
+        let _ = writeln!(
+            t,
+            "| Stations | Objects | CPU per station per tick, spatial, µs | always relevant, µs | always / spatial | bytes per client per tick, spatial | always relevant | always / spatial | server's share of a tick, spatial / always relevant, ms |"
+        );
+        let _ = writeln!(t, "|---|---|---|---|---|---|---|---|---|");
+        for p in points {
+            let (s, a) = (&p.spatial, &p.always);
+            let (sc, ac) = (
+                s.per_station_micros(p.stations),
+                a.per_station_micros(p.stations),
+            );
+            let _ = writeln!(
+                t,
+                "| {} | {} | {sc:.1} | {ac:.1} | {:.1}× | {:.0} | {:.0} | {:.1}× | {:.2} / {:.2} |",
+                p.stations,
+                p.objects,
+                ac / sc,
+                s.client_bytes,
+                a.client_bytes,
+                a.client_bytes / s.client_bytes,
+                s.server_micros / 1e3,
+                a.server_micros / 1e3,
+            );
+        }
+    }
+    t
+}
+
+fn markdown(
+    o: &Opts,
+    table: &str,
+    rmc: &Rmc,
+    rec: &Recovery,
+    mem: &MemoryReport,
+    int: &Interest,
+) -> String {
     let mut m = String::new();
     let _ = writeln!(m, "# netz benchmarks\n");
     let _ = writeln!(
@@ -1034,8 +1222,40 @@ fn markdown(o: &Opts, table: &str, rmc: &Rmc, rec: &Recovery, mem: &MemoryReport
     );
     let _ = writeln!(
         m,
+        "- **Interest management**: {} sans-IO stations wired in memory (no \
+         latency), a client-server session: one server masters {} units spread \
+         uniformly over a square world of {:.0} × {:.0} units and 1 % of them \
+         walk {} units a tick; each of the other {} stations is a client whose \
+         player stands still, its area of interest covering 1 % of the world \
+         (enter radius {:.0}, leave radius {:.0}). A tick (20 Hz) moves the \
+         walkers, calls `Station::update` on each and lets 50 ms of virtual \
+         time pass in 5 ms steps. Spatial: `ClassInterest::spatial_by` the \
+         unit's position, a client holds only the units in its area; always \
+         relevant: no class policy, every client holds every unit. CPU per \
+         station is the whole session's tick (every station on one thread) \
+         divided by the stations; bytes are the UDP payloads a client \
+         received per tick (updates, entering units, heartbeats and \
+         acknowledgements), the mean over the clients. {} rounds of {} ticks, \
+         the two worlds alternating which goes first; ratios per round. The \
+         series below, one round each (the headline world's row is its median \
+         round):",
+        int.stations,
+        int.objects,
+        interest::SIDE,
+        interest::SIDE,
+        interest::SPEED,
+        int.stations.saturating_sub(1),
+        WorldConfig::new(int.stations, int.objects, Policy::Spatial).enter(),
+        WorldConfig::new(int.stations, int.objects, Policy::Spatial).enter() * interest::HYSTERESIS,
+        o.interest_rounds,
+        o.interest_ticks,
+    );
+    m.push_str(&interest_table(int));
+    let _ = writeln!(
+        m,
         "\nThe criterion benches of the sans-IO core (`cd bench && cargo bench`) \
-         cover the pipeline, RMC dispatch, dataset encoding and the scaling series; \
+         cover the pipeline, RMC dispatch, dataset encoding, the scaling series \
+         and interest management; \
          see [README.md](README.md#benchmarks)."
     );
     m
@@ -1100,10 +1320,24 @@ fn main() {
             moved: 0,
         }
     };
-    let table = report(&o, &rmc, &rep, &rec, &mig, &mem);
+    let int = if run("interest") {
+        measure_interest(&o)
+    } else {
+        Interest {
+            stations: INTEREST_STATIONS,
+            objects: o.interest_objects,
+            spatial: Vec::new(),
+            always: Vec::new(),
+            series: Vec::new(),
+        }
+    };
+    let table = report(&o, &rmc, &rep, &rec, &mig, &mem, &int);
     println!("{table}");
+    if !int.series.is_empty() {
+        println!("{}", interest_table(&int));
+    }
     if let Some(path) = &o.out {
-        let mut md = markdown(&o, &table, &rmc, &rec, &mem);
+        let mut md = markdown(&o, &table, &rmc, &rec, &mem, &int);
         // Hand-written notes after the marker survive a rerun.
         if let Ok(old) = std::fs::read_to_string(path) {
             if let Some(i) = old.find(NOTES_MARKER) {
