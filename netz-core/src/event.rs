@@ -45,6 +45,14 @@ pub enum Event {
         /// The session master.
         session_master: StationId,
     },
+    /// A member's datagrams now come from another address (NAT
+    /// rebinding, a phone changing networks), and its link follows them.
+    PeerAddressChanged {
+        /// The member.
+        station: StationId,
+        /// Where it is reached now.
+        addr: std::net::SocketAddr,
+    },
     /// Joining failed.
     JoinFailed(JoinError),
     /// A station joined the session.

@@ -60,15 +60,20 @@ fn traffic(secure: bool) -> &'static Traffic {
     cell.get_or_init(|| {
         let mut c = session(secure);
         c.sim.set_recording(true);
-        let joiner = config(ProcessType::Client, "late", 3, secure);
-        let _ = c.join(joiner, 0);
-        c.run_for(Duration::from_millis(300));
+        late_join(&mut c, secure);
         c.sim
             .take_deliveries()
             .into_iter()
             .map(|d| (d.from, d.to, d.data))
             .collect()
     })
+}
+
+/// What the captured traffic shows: a third station joins and plays.
+fn late_join(c: &mut Cluster, secure: bool) {
+    let joiner = config(ProcessType::Client, "late", 3, secure);
+    let _ = c.join(joiner, 0);
+    c.run_for(Duration::from_millis(300));
 }
 
 const FUZZ_KEY: [u8; 32] = [0x42; 32];
@@ -145,6 +150,14 @@ pub fn station_sequence(data: &[u8]) {
     let secure = data.first().is_some_and(|b| b & 1 == 1);
     let real = traffic(secure);
     let mut c = session(secure);
+    if secure {
+        // The session that sent the captured traffic: an attacker replays
+        // what it saw, packets already delivered. (A session that had not
+        // sent them yet would take the copies, sealed under the very keys
+        // and counters it is about to use, for its peers' next packets:
+        // keys no attacker has.)
+        late_join(&mut c, secure);
+    }
     let member = c.addrs[1];
     let server = c.addrs[0];
     let mut input = Input {

@@ -254,6 +254,10 @@ pub struct Sim<N: SimNode> {
     deadlines: BTreeSet<(Instant, usize)>,
     /// Slots whose deadline must be asked again before the next event.
     stale: Vec<usize>,
+    /// Address translation: a node's address -> the public address its
+    /// datagrams come from, and back.
+    nat_out: BTreeMap<SocketAddr, SocketAddr>,
+    nat_in: BTreeMap<SocketAddr, SocketAddr>,
 }
 
 impl<N: SimNode> fmt::Debug for Sim<N> {
@@ -297,6 +301,8 @@ impl<N: SimNode> Sim<N> {
             index: HashMap::new(),
             in_flight: BinaryHeap::new(),
             next_seq: 0,
+            nat_out: BTreeMap::new(),
+            nat_in: BTreeMap::new(),
             partitions: Vec::new(),
             links: BTreeMap::new(),
             queues: BTreeMap::new(),
@@ -609,12 +615,43 @@ impl<N: SimNode> Sim<N> {
         }
     }
 
+    /// Puts node `node` behind a NAT: the others see its datagrams come
+    /// from `public`, and what they send to `public` reaches it (and what
+    /// they send to `node` itself does not). Calling it
+    /// again with another address is a rebinding: the old public address
+    /// leads nowhere from then on.
+    pub fn set_nat(&mut self, node: SocketAddr, public: SocketAddr) {
+        if let Some(old) = self.nat_out.insert(node, public) {
+            self.nat_in.remove(&old);
+        }
+        self.nat_in.insert(public, node);
+    }
+
+    /// Takes node `node` out from behind its NAT.
+    pub fn clear_nat(&mut self, node: SocketAddr) {
+        if let Some(old) = self.nat_out.remove(&node) {
+            self.nat_in.remove(&old);
+        }
+    }
+
     /// Puts a datagram on the wire (or drops it).
     fn send(&mut self, from: SocketAddr, transmit: Transmit) {
         let Transmit {
             destination: to,
             contents: data,
         } = transmit;
+        // Through the receiver's NAT, if it has one; a node behind one
+        // cannot be reached at its own address.
+        let to = match self.nat_in.get(&to) {
+            Some(node) => *node,
+            None if self.nat_out.contains_key(&to) => {
+                self.stats.sent += 1;
+                self.stats.to_unknown_address += 1;
+                trace!(%from, %to, "to a node's own address behind its NAT, dropped");
+                return;
+            }
+            None => to,
+        };
         self.stats.sent += 1;
         if data.len() > self.config.mtu {
             self.stats.dropped_mtu += 1;
@@ -831,11 +868,13 @@ impl<N: SimNode> Sim<N> {
             slot.stale = true;
             self.stale.push(i);
         }
+        // The sender as the receiver sees it: its public address.
+        let seen_from = self.nat_out.get(&from).copied().unwrap_or(from);
         let slot = &mut self.slots[i];
         {
             let _entered = trace_span!("node", addr = %to).entered();
-            trace!(%from, len = data.len(), "datagram received");
-            slot.node.handle_datagram(now, from, &data);
+            trace!(from = %seen_from, len = data.len(), "datagram received");
+            slot.node.handle_datagram(now, seen_from, &data);
         }
         self.stats.delivered += 1;
         if self.recording {

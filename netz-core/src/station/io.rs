@@ -163,7 +163,7 @@ impl Station {
                 }
             }
             if let Some((substream, env)) = accepted {
-                self.on_join_accepted(header.sender, substream, env);
+                self.on_join_accepted(from, header.sender, substream, env);
             }
             return;
         }
@@ -218,12 +218,31 @@ impl Station {
             self.stats.unknown_sender += 1;
             return;
         };
-        if m.info.addr != from || sender == self.membership.id {
+        if sender == self.membership.id || (m.info.addr != from && resolved) {
             self.stats.unknown_sender += 1;
             return;
         }
+        let moved = m.info.addr != from;
         let Some(link) = m.link.as_mut() else {
             self.stats.unknown_sender += 1;
+            return;
+        };
+        if moved {
+            // The peer's address changed (NAT rebinding, another network):
+            // the link follows once a packet from the new address is
+            // authentic (sealed under the link's key, with security on) or
+            // carries the session's tag (without), and is the newest the
+            // link has seen; a late or replayed one is dropped and moves
+            // nothing.
+            if !link.is_newest(payload) || !self.follow_address(sender, from) {
+                self.stats.unknown_sender += 1;
+                return;
+            }
+        }
+        let Some(m) = self.membership.members.get_mut(&sender) else {
+            return;
+        };
+        let Some(link) = m.link.as_mut() else {
             return;
         };
         if link.handle_packet(now, payload).is_err() {
@@ -251,6 +270,34 @@ impl Station {
             };
             self.route(sender, relays, substream, env);
         }
+    }
+}
+
+impl Station {
+    /// Moves member `id`'s link to `addr`, where its newest packet came
+    /// from; false if another member is known at `addr`.
+    fn follow_address(&mut self, id: StationId, addr: SocketAddr) -> bool {
+        if self
+            .membership
+            .addrs
+            .get(&addr)
+            .is_some_and(|other| *other != id && self.membership.members.contains_key(other))
+        {
+            return false;
+        }
+        let Some(m) = self.membership.members.get_mut(&id) else {
+            return false;
+        };
+        let old = std::mem::replace(&mut m.info.addr, addr);
+        if self.membership.addrs.get(&old) == Some(&id) {
+            self.membership.addrs.remove(&old);
+        }
+        self.membership.addrs.insert(addr, id);
+        self.stats.address_changes += 1;
+        debug!(station = %self.membership.id, peer = %id, %old, new = %addr, "peer address changed");
+        self.events
+            .push_back(Event::PeerAddressChanged { station: id, addr });
+        true
     }
 }
 

@@ -129,7 +129,13 @@ impl Station {
         self.send_connectionless(contact, &msg);
     }
 
-    pub(super) fn on_join_accepted(&mut self, sender: u32, substream: u8, env: Envelope) {
+    pub(super) fn on_join_accepted(
+        &mut self,
+        from: SocketAddr,
+        sender: u32,
+        substream: u8,
+        env: Envelope,
+    ) {
         let (seq, origin) = (env.seq, env.origin);
         let Msg::JoinAccepted {
             nonce: n,
@@ -171,7 +177,14 @@ impl Station {
                 }
             }
         }
-        for info in members {
+        for mut info in members {
+            // The station that accepted us is reached where its datagrams
+            // come from (a NAT, a proxy, a forwarded port), not at the
+            // address it has of itself.
+            if info.id.0 == sender && info.addr != from {
+                debug!(station = %id, peer = %info.id, listed = %info.addr, seen = %from, "the accepting station as seen on the wire");
+                info.addr = from;
+            }
             if info.id == id {
                 self.membership.members.insert(
                     id,

@@ -25,6 +25,9 @@ pub struct StationStats {
     pub unknown_sender: u64,
     /// Datagrams tagged with another session.
     pub wrong_session: u64,
+    /// Times a member's link followed it to a new address (NAT rebinding,
+    /// another network).
+    pub address_changes: u64,
     /// Messages that did not decode or made no sense in the current state.
     pub bad_messages: u64,
     /// Object messages naming a class this build does not know.

@@ -343,6 +343,11 @@ impl Link {
         self.delivered.pop_front()
     }
 
+    /// The highest packet number received from the peer.
+    pub fn largest_received(&self) -> Option<u64> {
+        self.largest_received
+    }
+
     /// When the last valid packet from the peer arrived (creation time if none yet).
     pub fn last_received(&self) -> Instant {
         self.last_received

@@ -238,6 +238,15 @@ impl Link {
         Ok(Check::Accept { pn, eliciting })
     }
 
+    /// Whether `payload` (as [`Link::handle_packet`] takes it) is a
+    /// well-formed packet newer than any received so far; changes nothing.
+    pub fn is_newest(&self, payload: &[u8]) -> bool {
+        match self.check_packet(payload) {
+            Ok(Check::Accept { pn, .. }) => !matches!(self.largest_received, Some(l) if pn <= l),
+            _ => false,
+        }
+    }
+
     /// Feed the part of a datagram after the [`PacketHeader`] (kind `Link`).
     ///
     /// Malformed packets are rejected as a whole before any state changes;
