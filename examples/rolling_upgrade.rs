@@ -198,10 +198,15 @@ fn cs(pt: ProcessType, name: &str, drain: Duration) -> NetConfig {
 }
 
 /// The lines of a command file: it is read and removed whenever it is
-/// there (written whole by the one who sends the commands).
+/// there (written whole by the one who sends the commands). The lines end
+/// when the parent process goes away (as stdin would).
 fn file_lines(path: std::path::PathBuf) -> tokio::sync::mpsc::UnboundedReceiver<String> {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let parent = std::os::unix::process::parent_id();
     std::thread::spawn(move || loop {
+        if std::os::unix::process::parent_id() != parent {
+            return;
+        }
         if let Ok(text) = std::fs::read_to_string(&path) {
             let _ = std::fs::remove_file(&path);
             for line in text.lines() {
@@ -463,6 +468,43 @@ impl Callbacks for Game {
     }
 }
 
+/// A room this client owns whose server goes offline moves, wherever the
+/// client itself is (its own server's going offline is `on_offline`'s):
+/// with several old servers a room can have moved onto one that scales in
+/// later, while its owner went elsewhere. A room that lands on a server
+/// already offline moves again.
+async fn rooms_off_offline_servers(c: NetStation) {
+    let mut events = c.events();
+    let mut offline = std::collections::BTreeSet::new();
+    while let Some(e) = events.recv().await {
+        let moved = match e {
+            // Our own server's: `on_offline` moves our rooms with us.
+            Event::Offline { server, ours, .. } => {
+                offline.insert(server);
+                if ours {
+                    continue;
+                }
+                None
+            }
+            Event::RoomMigrateComplete {
+                room,
+                success: true,
+                ..
+            } => Some(room),
+            _ => continue,
+        };
+        let me = c.id();
+        for r in c.rooms() {
+            let ours = r.owner == me && moved.is_none_or(|h| h == r.handle);
+            if ours && offline.contains(&r.server) {
+                if let Err(e) = c.send_migrate_room(r.handle) {
+                    println!("err room-migrate: {e}");
+                }
+            }
+        }
+    }
+}
+
 /// `--role client --join ADDR [--stay]`: one v1 client; publishes its
 /// player.
 async fn client(contact: SocketAddr, stay: bool) -> ExitCode {
@@ -516,6 +558,9 @@ async fn client(contact: SocketAddr, stay: bool) -> ExitCode {
             println!("closed reason={reason}");
         }
     });
+    if !stay {
+        tokio::spawn(rooms_off_offline_servers(c.clone()));
+    }
     let mut stdin = stdin_lines();
     while let Some(line) = stdin.recv().await {
         let mut w = line.split_whitespace();
