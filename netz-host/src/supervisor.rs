@@ -191,6 +191,7 @@ struct Proc {
     joined: Option<String>,
 }
 
+#[derive(Debug, Clone)]
 struct Allocation {
     id: String,
     build_config: String,

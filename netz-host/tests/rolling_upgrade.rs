@@ -51,21 +51,22 @@ const LIMIT: Duration = Duration::from_secs(300);
 // ----- the fleet -------------------------------------------------------------------
 
 /// `[agones]` (ports `base + 80 ..= base + 89`), the game's build and the
-/// build configurations `v1` (game ports `base + 90 ..`), `v2` (`base +
+/// build configurations `v1` (game ports `base + 90 ..`), `v1long` (v1
+/// without `drain_ms`: the game drains for its default 10 s), `v2` (`base +
 /// 95 ..`), `nojoin` (v2 without `join_args`), `missing` (no such
 /// executable) and `quits` (exits at once).
 fn game_config(base: u16, drain_ms: u64) -> String {
     let host = env!("CARGO_BIN_EXE_netz-host");
     let me = std::env::current_exe().unwrap();
-    let bc = |name: &str, build: &str, p: u16, join: bool| {
+    let bc = |name: &str, build: &str, p: u16, join: bool, drain: bool| {
         format!(
             r#"
 [[build_configs]]
 name = "{name}"
 build = "game"
-args = ["--build", "{build}", "--port", "{{port}}", "--drain-ms", "{{drain_ms}}", "--command-file", "{{slot_dir}}/command"]
+args = ["--build", "{build}", "--port", "{{port}}", {drain_arg}"--command-file", "{{slot_dir}}/command"]
 {join}
-drain_ms = {drain_ms}
+{drain_key}
 sdk_ready = true
 env = {{ NETZ_HOST_SDK = "agones" }}
 port_range = [{p}, {pe}]
@@ -74,6 +75,16 @@ port_range = [{p}, {pe}]
                 r#"join_args = ["--join", "{join}"]"#
             } else {
                 ""
+            },
+            drain_arg = if drain {
+                r#""--drain-ms", "{drain_ms}", "#
+            } else {
+                ""
+            },
+            drain_key = if drain {
+                format!("drain_ms = {drain_ms}")
+            } else {
+                String::new()
             },
             pe = p + 4,
         )
@@ -96,7 +107,7 @@ executable = "netz-no-such-game-server"
 [[builds]]
 name = "false"
 executable = "false"
-{v1}{v2}{nojoin}
+{v1}{v1long}{v2}{nojoin}
 [[build_configs]]
 name = "missing"
 build = "missing"
@@ -114,9 +125,10 @@ port_range = [{q}, {qe}]
         h = base + 85,
         he = base + 89,
         me = me.display(),
-        v1 = bc("v1", "v1", base + 90, true),
-        v2 = bc("v2", "v2", base + 95, true),
-        nojoin = bc("nojoin", "v2", base + 95, false),
+        v1 = bc("v1", "v1", base + 90, true, true),
+        v1long = bc("v1long", "v1", base + 90, true, false),
+        v2 = bc("v2", "v2", base + 95, true, true),
+        nojoin = bc("nojoin", "v2", base + 95, false, true),
         m = base + 70,
         me_ = base + 74,
         q = base + 75,
@@ -125,13 +137,24 @@ port_range = [{q}, {qe}]
 }
 
 fn fleet(name: &str, base: u16, drain_ms: u64, stop_grace_ms: u64) -> Fleet {
+    fleet_of(name, base, 4, "v1", drain_ms, stop_grace_ms)
+}
+
+fn fleet_of(
+    name: &str,
+    base: u16,
+    slots: u32,
+    build_config: &'static str,
+    drain_ms: u64,
+    stop_grace_ms: u64,
+) -> Fleet {
     let f = Fleet::start(
         name,
         base,
         Opts {
-            slots: 4,
+            slots,
             start_on_provision: false,
-            build_config: "v1",
+            build_config,
             extra_config: game_config(base, drain_ms),
             stop_grace_ms,
             // `netz-host wrap` pings Health every second.
@@ -329,6 +352,8 @@ fn upgrade_through_the_api() {
     let s2 = start_server(&f, 2);
     assert_eq!(s2["joined"], "127.0.0.1:45090", "{s2}");
     assert_eq!(s2["cluster"], s1["cluster"], "one session");
+    // Server 1 hosts a match: the allocation follows its session.
+    f.allocate("match-1", json!({ "server_id": 1 }));
     let mut old = [SlotServer::attach(&f, 1), SlotServer::attach(&f, 2)];
     let addrs: Vec<String> = old.iter().map(|s| s.addr.clone()).collect();
     assert_eq!(addrs, ["127.0.0.1:45090", "127.0.0.1:45091"]);
@@ -406,6 +431,12 @@ fn upgrade_through_the_api() {
         wait_line(s, "the old server scaled in", &|l| l == "scaling-in");
     }
     assert_eq!(f.ok("GET", "/machine", None)["active_build_config"], "v2");
+    let a = f.ok("GET", "/allocations/match-1", None);
+    assert_eq!(
+        (a["server_id"].as_u64(), a["build_config"].as_str()),
+        (Some(new_servers[0]), Some("v2")),
+        "{a}"
+    );
     let k = kinds(&f);
     for (kind, n) in [
         ("UpgradeStarted", 1),
@@ -667,6 +698,113 @@ fn the_drain_deadline_and_bad_requests() {
     assert!(!mover.log().iter().any(|l| l.starts_with("on-disconnect")));
 }
 
+fn drain_first_without_a_free_slot() {
+    // Two slots, both serving v1 in one session: no room for a new server
+    // until an old one has drained into the other.
+    let f = fleet_of("roll-inplace", 45400, 2, "v1", 4000, 1000);
+    start_server(&f, 1);
+    start_server(&f, 2);
+    f.allocate("match-2", json!({ "server_id": 1 }));
+    let s1 = SlotServer::attach(&f, 1);
+    let s2 = SlotServer::attach(&f, 2);
+    let mut clients: Vec<Proc> = [&s1.addr, &s2.addr]
+        .iter()
+        .enumerate()
+        .map(|(i, a)| Proc::start(&format!("c{i}"), &["--role", "client", "--join", a]).unwrap())
+        .collect();
+    let ids: Vec<String> = clients.iter().map(|c| c.id().to_string()).collect();
+    let (code, v) = f.api(
+        "POST",
+        "/upgrade",
+        Some(json!({ "build_config": "v2", "ready_timeout_ms": 20000 })),
+    );
+    assert_eq!(code, 202, "{v}");
+    let st = wait_upgrade(&f);
+    assert_eq!(st["phase"], "done", "{st}");
+    assert_eq!(st["counts"]["joined"], 2, "{st}");
+    for (i, s) in st["servers"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(s["state"], "drained", "{st}");
+        // Each replacement started in the slot its old server left.
+        assert_eq!(s["replacement"]["server_id"], i as u64 + 1, "{st}");
+        assert!(
+            s["replacement"]["started_at_ms"].as_u64() >= s["drain_started_at_ms"].as_u64(),
+            "{st}"
+        );
+    }
+    let a = f.ok("GET", "/allocations/match-2", None);
+    assert_eq!(
+        (a["server_id"].as_u64(), a["build_config"].as_str()),
+        (Some(1), Some("v2")),
+        "{a}"
+    );
+    let new_ids: Vec<String> = [1, 2]
+        .iter()
+        .map(|&id| SlotServer::attach(&f, id).id.to_string())
+        .collect();
+    for (c, id) in clients.iter_mut().zip(&ids) {
+        game::until("the client on v2", || {
+            let s = c.status()?;
+            Ok(new_ids.iter().any(|n| field(&s, "server") == n) && field(&s, "id") == id)
+        })
+        .unwrap();
+        assert!(
+            !c.log().iter().any(|l| l.starts_with("on-disconnect")),
+            "{:?}",
+            c.log()
+        );
+    }
+    // And back to v1 the same way.
+    let (code, v) = f.api(
+        "POST",
+        "/upgrade",
+        Some(json!({ "build_config": "v1", "ready_timeout_ms": 20000 })),
+    );
+    assert_eq!(code, 202, "{v}");
+    let st = wait_upgrade(&f);
+    assert_eq!(st["phase"], "done", "{st}");
+    // max_surge 0 drains first even with a free slot: refused while a
+    // server is alone in its session.
+    f.ok("POST", "/servers/2/stop", None);
+    f.wait_server(2, "server 2 stopped", |s| s["process"] == "stopped");
+    let (code, v) = f.api(
+        "POST",
+        "/upgrade",
+        Some(json!({ "build_config": "v2", "max_surge": 0 })),
+    );
+    assert_eq!(code, 409, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("max_surge is 0"),
+        "{v}"
+    );
+}
+
+fn a_server_past_its_drain_deadline_is_killed() {
+    // v1long has no drain_ms: its servers drain for the game's 10 s, longer
+    // than this roll's drain deadline.
+    let f = fleet_of("roll-kill", 45500, 4, "v1long", 4000, 1000);
+    start_server(&f, 1);
+    let s1 = SlotServer::attach(&f, 1);
+    let _stayer = Proc::start(
+        "stayer",
+        &["--role", "client", "--join", &s1.addr, "--stay"],
+    )
+    .unwrap();
+    let (code, v) = f.api(
+        "POST",
+        "/upgrade",
+        Some(json!({ "build_config": "v2", "ready_timeout_ms": 20000, "drain_timeout_ms": 1500 })),
+    );
+    assert_eq!(code, 202, "{v}");
+    assert_eq!(v["drain_timeout_ms"], 1500);
+    let st = wait_upgrade(&f);
+    assert_eq!(st["phase"], "done", "the roll goes on: {st}");
+    let s = &st["servers"][0];
+    assert_eq!(s["state"], "killed", "{st}");
+    assert_eq!(s["exit"], "signal 9", "{st}");
+    assert!(st["errors"].to_string().contains("drain deadline"), "{st}");
+    assert_eq!(count(&kinds(&f), "UpgradeServerKilled"), 1);
+}
+
 fn a_wrapped_server_drains_on_sigterm_within_the_grace() {
     // The grace stands for terminationGracePeriodSeconds; the game's drain
     // (drain_ms) is shorter, as deploy/agones/ has it.
@@ -740,12 +878,20 @@ fn main() -> ExitCode {
         }
         std::process::exit(1);
     });
-    let tests: [(&str, fn()); 4] = [
+    let tests: [(&str, fn()); 6] = [
         ("upgrade_through_the_api", upgrade_through_the_api),
         ("failures_stop_the_roll", failures_stop_the_roll),
         (
             "the_drain_deadline_and_bad_requests",
             the_drain_deadline_and_bad_requests,
+        ),
+        (
+            "drain_first_without_a_free_slot",
+            drain_first_without_a_free_slot,
+        ),
+        (
+            "a_server_past_its_drain_deadline_is_killed",
+            a_server_past_its_drain_deadline_is_killed,
         ),
         (
             "a_wrapped_server_drains_on_sigterm_within_the_grace",

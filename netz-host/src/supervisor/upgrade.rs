@@ -253,6 +253,9 @@ struct Entry {
     drain_deadline_ms: Option<u64>,
     exit: Option<String>,
     new: Option<New>,
+    /// The old server's allocation, kept for a replacement started in
+    /// place until it is ready.
+    held: Option<Allocation>,
 }
 
 /// The supervisor's record of a roll.
@@ -523,6 +526,7 @@ impl Supervisor {
                     drain_deadline_ms: None,
                     exit: None,
                     new: None,
+                    held: None,
                 }
             })
             .collect();

@@ -154,14 +154,14 @@ impl Supervisor {
             .as_ref()
             .filter(|u| u.in_flight())
             .and_then(|u| {
-                let e = u
+                let k = u
                     .entries
                     .iter()
-                    .rev()
-                    .find(|e| e.slot == i && e.state.scaled_in())?;
-                Some((e.new.as_ref().map(|n| n.slot), u.to.clone()))
+                    .rposition(|e| e.slot == i && e.state.scaled_in())?;
+                let e = &u.entries[k];
+                Some((k, e.new.as_ref().map(|n| n.slot), u.to.clone()))
             });
-        let Some((heir, to)) = found else {
+        let Some((k, heir, to)) = found else {
             // Not (or no longer) the roll's: an idle slot as after any stop.
             self.slots[i].want_config = self.active_config.clone();
             if let Some(a) = self.slots[i].allocation.as_mut() {
@@ -173,30 +173,53 @@ impl Supervisor {
             }
             return;
         };
-        if let Some(j) = heir.filter(|&j| self.slots[j].allocation.is_none()) {
-            if let Some(mut a) = self.slots[i].allocation.take() {
-                a.build_config = to.clone();
-                let (aid, new_id) = (a.id.clone(), self.slots[j].server_id);
-                self.slots[j].allocation = Some(a);
-                self.slots[j].want_config = to.clone();
-                self.slots[j].record.generation += 1;
-                self.write_payload(i);
-                self.write_payload(j);
-                self.write_server_json(j);
-                self.log(
-                    Some(new_id),
-                    format!(
-                        "allocation {aid} moved here from server {sid}, whose session this server joined"
-                    ),
-                );
+        if let Some(a) = self.slots[i].allocation.take() {
+            self.write_payload(i);
+            match heir.filter(|&j| self.slots[j].allocation.is_none()) {
+                Some(j) => self.give_allocation(j, a, sid),
+                None => {
+                    self.log(
+                        Some(sid),
+                        format!(
+                            "allocation {} waits for the server that replaces this one",
+                            a.id
+                        ),
+                    );
+                    if let Some(u) = self.upgrade.as_mut() {
+                        u.entries[k].held = Some(a);
+                    }
+                }
             }
-        }
-        if let Some(a) = self.slots[i].allocation.as_mut() {
-            a.build_config = to.clone();
         }
         self.slots[i].want_config = to;
         self.write_server_json(i);
         self.upgrade_step();
+    }
+
+    /// Puts the allocation of old server `from` on slot `j`'s server, which
+    /// joined its session.
+    pub(in crate::supervisor) fn give_allocation(
+        &mut self,
+        j: usize,
+        mut a: Allocation,
+        from: u64,
+    ) {
+        a.build_config = self.slots[j]
+            .proc
+            .as_ref()
+            .map_or_else(|| self.active_config.clone(), |p| p.build_config.clone());
+        let (aid, id) = (a.id.clone(), self.slots[j].server_id);
+        self.slots[j].want_config = a.build_config.clone();
+        self.slots[j].allocation = Some(a);
+        self.slots[j].record.generation += 1;
+        self.write_payload(j);
+        self.write_server_json(j);
+        self.log(
+            Some(id),
+            format!(
+                "allocation {aid} moved here from server {from}, whose session this server joined"
+            ),
+        );
     }
 
     /// Starts entry `k`'s replacement in slot `j`, joining through `join`.
@@ -465,8 +488,12 @@ impl Supervisor {
                 ),
             ));
         }
+        let mut handed = Vec::new();
         for &k in &joined {
             let e = &mut u.entries[k];
+            if let (Some(a), Some(n)) = (e.held.take(), e.new.as_ref()) {
+                handed.push((n.slot, a, e.id));
+            }
             if let Some(n) = e.new.as_mut() {
                 n.state = NewServerState::Joined;
                 n.joined_at_ms = Some(unix_ms());
@@ -496,6 +523,9 @@ impl Supervisor {
             .collect();
         for (id, kind, msg) in logs {
             self.log_kind(Some(id), Some(kind), msg);
+        }
+        for (j, a, from) in handed {
+            self.give_allocation(j, a, from);
         }
         for (id, why) in late {
             self.upgrade_fail(Some(id), why);
@@ -555,6 +585,24 @@ impl Supervisor {
             )
         };
         self.log_kind(None, Some(kind), msg);
+        // An allocation whose replacement never came back goes back to its
+        // slot (started again below).
+        let held: Vec<(usize, Allocation)> = self
+            .upgrade
+            .as_mut()
+            .map(|u| {
+                u.entries
+                    .iter_mut()
+                    .filter_map(|e| Some((e.slot, e.held.take()?)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (i, a) in held {
+            if self.slots[i].allocation.is_none() {
+                self.slots[i].allocation = Some(a);
+                self.write_payload(i);
+            }
+        }
         for i in 0..self.slots.len() {
             let s = &self.slots[i];
             if s.proc.is_some() || s.start_at.is_some() {
