@@ -470,7 +470,7 @@ impl Supervisor {
             (Some(d), Some((longest, name))) if d < *longest => {
                 return Err(bad(format!(
                     "drain_timeout_ms {d} is shorter than the drain_ms {longest} of build configuration {name}: \
-                     its servers would be killed before their drain ends and tells the remaining clients why"
+                     its servers would be killed before their drain ends and tells the clients still there why"
                 )))
             }
             (Some(d), _) => d,

@@ -6,6 +6,7 @@ use super::*;
 impl Supervisor {
     /// Stops the roll: no further old server is scaled in; new servers not
     /// ready yet are stopped; the old build configuration is active again.
+    /// `server`: the new server that failed, if one did.
     fn upgrade_fail(&mut self, server: Option<u64>, why: String) {
         let Some(u) = self.upgrade.as_mut() else {
             return;
@@ -14,8 +15,9 @@ impl Supervisor {
             return;
         }
         u.errors.push(why.clone());
+        let kind = server.map(|_| "UpgradeServerFailed");
         if u.failed {
-            self.log_kind(server, Some("UpgradeServerFailed"), why);
+            self.log_kind(server, kind, why);
             return;
         }
         u.failed = true;
@@ -32,7 +34,7 @@ impl Supervisor {
                 stop.push(n.slot);
             }
         }
-        self.log_kind(server, Some("UpgradeServerFailed"), why.clone());
+        self.log_kind(server, kind, why.clone());
         self.log(
             None,
             format!(
@@ -159,9 +161,11 @@ impl Supervisor {
                     .iter()
                     .rposition(|e| e.slot == i && e.state.scaled_in())?;
                 let e = &u.entries[k];
-                Some((k, e.new.as_ref().map(|n| n.slot), u.to.clone()))
+                Some((k, e.new.as_ref().map(|n| n.slot)))
             });
-        let Some((k, heir, to)) = found else {
+        // The new build, or the old one again after a failure.
+        let to = self.active_config.clone();
+        let Some((k, heir)) = found else {
             // Not (or no longer) the roll's: an idle slot as after any stop.
             self.slots[i].want_config = self.active_config.clone();
             if let Some(a) = self.slots[i].allocation.as_mut() {
@@ -415,7 +419,7 @@ impl Supervisor {
                     if let Some(e) = waiting.iter().find(|e| self.serving(e.slot)) {
                         let id = e.id;
                         self.upgrade_fail(
-                            Some(id),
+                            None,
                             format!(
                                 "no slot is free for a server of the new build and server {id} is alone in its \
                                  session: nothing can replace it"
