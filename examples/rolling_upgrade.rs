@@ -4,8 +4,16 @@
 //! ```text
 //! cargo run --example rolling_upgrade              # the whole roll, as OS processes on loopback
 //! cargo run --example rolling_upgrade -- --role server --build v1|v2 [--join ADDR]
-//! cargo run --example rolling_upgrade -- --role client --join ADDR
+//!     [--port N] [--drain-ms N] [--command-file PATH]
+//! cargo run --example rolling_upgrade -- --role client --join ADDR [--stay]
 //! ```
+//!
+//! A server binds `127.0.0.1:N` (any port without `--port`), drains for
+//! `--drain-ms` (10000) when SIGTERM scales it in, and reads its commands
+//! from stdin, or from `--command-file` when a host runs it (the file is
+//! read and removed; replies go to stdout). A client with `--stay` does
+//! not migrate when its server goes offline: the server's drain ends with
+//! it disconnected, told why (`closed reason=...`).
 //!
 //! - Build v1: `dataset Stats { int64 score; };`, classes `Player` (one per
 //!   client, with the action `ping`) and `Flag` (one per server, attached to
@@ -179,13 +187,40 @@ pub mod v2 {
 const PINGS: i64 = 500;
 /// The pause between two pings.
 const PING_MS: u64 = 10;
-/// How long a scaling-in server waits for its clients.
+/// How long a scaling-in server waits for its clients (unless
+/// `--drain-ms` says otherwise).
 const DRAIN: Duration = Duration::from_secs(10);
 
-fn cs(pt: ProcessType, name: &str) -> NetConfig {
+fn cs(pt: ProcessType, name: &str, drain: Duration) -> NetConfig {
     NetConfig::new(pt, name)
         .topology(Topology::ClientServer)
-        .drain_timeout(DRAIN)
+        .drain_timeout(drain)
+}
+
+/// The lines of a command file: it is read and removed whenever it is
+/// there (written whole by the one who sends the commands). The lines end
+/// when the parent process goes away (as stdin would).
+fn file_lines(path: std::path::PathBuf) -> tokio::sync::mpsc::UnboundedReceiver<String> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let parent = std::os::unix::process::parent_id();
+    std::thread::spawn(move || loop {
+        if std::os::unix::process::parent_id() != parent {
+            return;
+        }
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            let _ = std::fs::remove_file(&path);
+            for line in text.lines() {
+                if tx.send(line.to_owned()).is_err() {
+                    return;
+                }
+            }
+        }
+        if tx.is_closed() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    });
+    rx
 }
 
 fn stdin_lines() -> tokio::sync::mpsc::UnboundedReceiver<String> {
@@ -260,13 +295,24 @@ macro_rules! objects {
     }};
 }
 
-/// `--role server --build v1|v2 [--join ADDR]`: one server; publishes a
-/// flag; SIGTERM scales it in; exits 0 once it left the cluster.
-async fn server(build: &str, contact: Option<SocketAddr>) -> ExitCode {
-    let v2 = build == "v2";
+/// How a server runs: `--role server --build v1|v2 [--join ADDR] [--port
+/// N] [--drain-ms N] [--command-file PATH]`.
+struct ServerOpts {
+    v2: bool,
+    contact: Option<SocketAddr>,
+    port: u16,
+    drain: Duration,
+    commands: Option<std::path::PathBuf>,
+}
+
+/// One server; publishes a flag; SIGTERM scales it in; exits 0 once it
+/// left the cluster.
+async fn server(o: ServerOpts) -> ExitCode {
+    let (v2, contact, drain) = (o.v2, o.contact, o.drain);
+    let build = if v2 { "v2" } else { "v1" };
     let registry = Arc::new(if v2 { v2::registry() } else { v1::registry() });
-    let any: SocketAddr = "127.0.0.1:0".parse().expect("address");
-    let s = match NetStation::bind(any, cs(ProcessType::Server, build), registry).await {
+    let at = SocketAddr::from(([127, 0, 0, 1], o.port));
+    let s = match NetStation::bind(at, cs(ProcessType::Server, build, drain), registry).await {
         Ok(s) => s,
         Err(e) => {
             println!("error {e}");
@@ -311,12 +357,15 @@ async fn server(build: &str, contact: Option<SocketAddr>) -> ExitCode {
     println!("ready addr={} id={} flag={}", s.local_addr(), me.0, flag.0);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .expect("SIGTERM handler");
-    let mut stdin = stdin_lines();
+    let mut stdin = match o.commands {
+        Some(f) => file_lines(f),
+        None => stdin_lines(),
+    };
     let mut scaling_in = false;
     loop {
         tokio::select! {
             _ = term.recv(), if !scaling_in => {
-                match s.scale_in(DRAIN) {
+                match s.scale_in(drain) {
                     Ok(()) => { scaling_in = true; println!("scaling-in"); }
                     Err(e) => println!("err scale-in: {e}"),
                 }
@@ -362,16 +411,21 @@ async fn server(build: &str, contact: Option<SocketAddr>) -> ExitCode {
 
 // ------------------------------------------------------------ client role
 
-/// The client's callbacks: migrate on `on_offline`, count the
-/// disconnects, measure the blackout.
+/// The client's callbacks: migrate on `on_offline` (unless it stays),
+/// count the disconnects, measure the blackout.
 struct Game {
     offline_at: Option<Instant>,
     migrations: u32,
     blackout: Duration,
+    stay: bool,
 }
 
 impl Callbacks for Game {
     fn on_offline(&mut self, station: &NetStation) {
+        if self.stay {
+            println!("offline staying");
+            return;
+        }
         self.offline_at = Some(Instant::now());
         if let Err(e) = station.send_migrate() {
             println!("err migrate: {e}");
@@ -414,12 +468,50 @@ impl Callbacks for Game {
     }
 }
 
-/// `--role client --join ADDR`: one v1 client; publishes its player.
-async fn client(contact: SocketAddr) -> ExitCode {
+/// A room this client owns whose server goes offline moves, wherever the
+/// client itself is (its own server's going offline is `on_offline`'s):
+/// with several old servers a room can have moved onto one that scales in
+/// later, while its owner went elsewhere. A room that lands on a server
+/// already offline moves again.
+async fn rooms_off_offline_servers(c: NetStation) {
+    let mut events = c.events();
+    let mut offline = std::collections::BTreeSet::new();
+    while let Some(e) = events.recv().await {
+        let moved = match e {
+            // Our own server's: `on_offline` moves our rooms with us.
+            Event::Offline { server, ours, .. } => {
+                offline.insert(server);
+                if ours {
+                    continue;
+                }
+                None
+            }
+            Event::RoomMigrateComplete {
+                room,
+                success: true,
+                ..
+            } => Some(room),
+            _ => continue,
+        };
+        let me = c.id();
+        for r in c.rooms() {
+            let ours = r.owner == me && moved.is_none_or(|h| h == r.handle);
+            if ours && offline.contains(&r.server) {
+                if let Err(e) = c.send_migrate_room(r.handle) {
+                    println!("err room-migrate: {e}");
+                }
+            }
+        }
+    }
+}
+
+/// `--role client --join ADDR [--stay]`: one v1 client; publishes its
+/// player.
+async fn client(contact: SocketAddr, stay: bool) -> ExitCode {
     let any: SocketAddr = "127.0.0.1:0".parse().expect("address");
     let c = match NetStation::bind(
         any,
-        cs(ProcessType::Client, "player"),
+        cs(ProcessType::Client, "player", DRAIN),
         Arc::new(v1::registry()),
     )
     .await
@@ -434,6 +526,7 @@ async fn client(contact: SocketAddr) -> ExitCode {
         offline_at: None,
         migrations: 0,
         blackout: Duration::ZERO,
+        stay,
     });
     if let Err(e) = c.join(contact).await {
         println!("error {e}");
@@ -459,6 +552,15 @@ async fn client(contact: SocketAddr) -> ExitCode {
         c.relay().map_or(0, |s| s.0),
         player.0
     );
+    let watch = c.clone();
+    tokio::spawn(async move {
+        if let Some(reason) = watch.wait_closed(Duration::from_secs(24 * 3600)).await {
+            println!("closed reason={reason}");
+        }
+    });
+    if !stay {
+        tokio::spawn(rooms_off_offline_servers(c.clone()));
+    }
     let mut stdin = stdin_lines();
     while let Some(line) = stdin.recv().await {
         let mut w = line.split_whitespace();
@@ -550,8 +652,57 @@ async fn client(contact: SocketAddr) -> ExitCode {
 
 // ------------------------------------------------------------ the roll
 
+/// A line-oriented process of the roll, server or client: commands go in,
+/// lines come out. [`Proc`] is one; a host that runs the servers (see
+/// `netz-host/tests/rolling_upgrade.rs`) brings its own.
+pub trait Peer {
+    /// Its name in messages.
+    fn name(&self) -> &str;
+    /// Its station id (from its `ready` line).
+    fn id(&self) -> u32;
+    /// Sends one command line.
+    fn send(&mut self, line: &str);
+    /// Its next output line, waiting at most `within`.
+    fn recv(&mut self, within: Duration) -> Option<String>;
+    /// The lines it printed that nobody asked for.
+    fn log(&mut self) -> &mut Vec<String>;
+
+    /// The next line matching `f` (earlier lines go to the log).
+    fn expect(&mut self, f: &dyn Fn(&str) -> bool) -> Result<String, String> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.recv(left) {
+                Some(l) if f(&l) => return Ok(l),
+                Some(l) => self.log().push(l),
+                None => return Err(format!("{}: no expected line in {WAIT:?}", self.name())),
+            }
+        }
+    }
+
+    /// Sends `cmd` and collects the lines up to `end`.
+    fn list(&mut self, cmd: &str) -> Result<Vec<String>, String> {
+        self.send(cmd);
+        let mut out = Vec::new();
+        loop {
+            let l =
+                self.expect(&|l| l == "end" || l.starts_with("obj ") || l.starts_with("room "))?;
+            if l == "end" {
+                return Ok(out);
+            }
+            out.push(l);
+        }
+    }
+
+    /// A client's `status` line.
+    fn status(&mut self) -> Result<String, String> {
+        self.send("status");
+        self.expect(&|l| l.starts_with("status "))
+    }
+}
+
 /// A child process of the example, with its output as lines.
-struct Proc {
+pub struct Proc {
     name: String,
     child: Child,
     stdin: Option<ChildStdin>,
@@ -562,10 +713,11 @@ struct Proc {
 }
 
 /// How long the roll waits for any one line.
-const WAIT: Duration = Duration::from_secs(20);
+pub const WAIT: Duration = Duration::from_secs(20);
 
 impl Proc {
-    fn start(name: &str, args: &[&str]) -> Result<Proc, String> {
+    /// Starts this program with `args` and waits for its `ready` line.
+    pub fn start(name: &str, args: &[&str]) -> Result<Proc, String> {
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let mut child = Command::new(exe)
             .args(args)
@@ -593,7 +745,7 @@ impl Proc {
             id: 0,
             addr: String::new(),
         };
-        let ready = p.expect(|l| l.starts_with("ready") || l.starts_with("error"))?;
+        let ready = p.expect(&|l| l.starts_with("ready") || l.starts_with("error"))?;
         if ready.starts_with("error") {
             return Err(format!("{name}: {ready}"));
         }
@@ -603,42 +755,9 @@ impl Proc {
         Ok(p)
     }
 
-    fn send(&mut self, line: &str) {
-        if let Some(s) = self.stdin.as_mut() {
-            let _ = writeln!(s, "{line}");
-        }
-    }
-
-    /// The next line matching `f` (earlier lines go to the log).
-    fn expect(&mut self, f: impl Fn(&str) -> bool) -> Result<String, String> {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.rx.recv_timeout(left) {
-                Ok(l) if f(&l) => return Ok(l),
-                Ok(l) => self.log.push(l),
-                Err(_) => return Err(format!("{}: no expected line in {WAIT:?}", self.name)),
-            }
-        }
-    }
-
-    /// Sends `cmd` and collects the lines up to `end`.
-    fn list(&mut self, cmd: &str) -> Result<Vec<String>, String> {
-        self.send(cmd);
-        let mut out = Vec::new();
-        loop {
-            let l =
-                self.expect(|l| l == "end" || l.starts_with("obj ") || l.starts_with("room "))?;
-            if l == "end" {
-                return Ok(out);
-            }
-            out.push(l);
-        }
-    }
-
-    fn status(&mut self) -> Result<String, String> {
-        self.send("status");
-        self.expect(|l| l.starts_with("status "))
+    /// Its game address (a server's).
+    pub fn addr(&self) -> &str {
+        &self.addr
     }
 
     fn terminate(&self) {
@@ -659,6 +778,26 @@ impl Proc {
     }
 }
 
+impl Peer for Proc {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn id(&self) -> u32 {
+        self.id
+    }
+    fn send(&mut self, line: &str) {
+        if let Some(s) = self.stdin.as_mut() {
+            let _ = writeln!(s, "{line}");
+        }
+    }
+    fn recv(&mut self, within: Duration) -> Option<String> {
+        self.rx.recv_timeout(within).ok()
+    }
+    fn log(&mut self) -> &mut Vec<String> {
+        &mut self.log
+    }
+}
+
 impl Drop for Proc {
     fn drop(&mut self) {
         drop(self.stdin.take());
@@ -667,14 +806,15 @@ impl Drop for Proc {
     }
 }
 
-fn field<'a>(line: &'a str, key: &str) -> &'a str {
+/// The value of `key=value` in a line.
+pub fn field<'a>(line: &'a str, key: &str) -> &'a str {
     line.split_whitespace()
         .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
         .unwrap_or("")
 }
 
 /// Polls `f` until it holds, for up to [`WAIT`].
-fn until(what: &str, mut f: impl FnMut() -> Result<bool, String>) -> Result<(), String> {
+pub fn until(what: &str, mut f: impl FnMut() -> Result<bool, String>) -> Result<(), String> {
     let deadline = Instant::now() + WAIT;
     while Instant::now() < deadline {
         if f()? {
@@ -714,6 +854,283 @@ pub struct Figures {
     pub lost: usize,
 }
 
+/// The v1 session the roll carries over: six clients with their players,
+/// two rooms with a flag each, every client pinging its neighbour.
+pub struct Session {
+    /// The clients, in the order they joined.
+    pub clients: Vec<Proc>,
+    ids: Vec<u32>,
+    before: Vec<String>,
+    v1_objects: Vec<String>,
+    stations: usize,
+}
+
+impl Session {
+    /// Six clients on the two v1 servers `old` (game addresses `addrs`),
+    /// three on each; two rooms, each owned by a client of one server,
+    /// joined by another, with that server's flag attached; then every
+    /// client starts pinging its neighbour's player.
+    pub fn populate(old: &mut [&mut dyn Peer], addrs: &[String]) -> Result<Session, String> {
+        let mut clients = Vec::new();
+        for i in 0..6 {
+            let addr = &addrs[i % addrs.len()];
+            let mut c = Proc::start(
+                &format!("client-{i}"),
+                &["--role", "client", "--join", addr],
+            )?;
+            c.name = format!("client S{}", c.id);
+            clients.push(c);
+        }
+        let (n, objs) = (old.len() + clients.len(), old.len() + clients.len());
+        for c in clients.iter_mut() {
+            until("the whole v1 session", || {
+                let s = c.status()?;
+                Ok(field(&s, "stations") == n.to_string()
+                    && field(&s, "objects") == objs.to_string())
+            })?;
+        }
+        for k in 0..2 {
+            clients[k].list("rooms")?;
+            clients[k].send("room-create");
+            let l = clients[k].expect(&|l| l.starts_with("room-ok") || l.starts_with("err"))?;
+            check(l.starts_with("room-ok"), format!("room-create: {l}"))?;
+            let room: u64 = field(&l, "handle").parse().unwrap_or(0);
+            let j = k + 2;
+            until("the room on the joiner", || {
+                Ok(!clients[j].list("rooms")?.is_empty())
+            })?;
+            // The room reaches the joiner's server and the joiner in
+            // either order: retry a join the server did not know yet.
+            let mut last = String::new();
+            until("the room join", || {
+                clients[j].send(&format!("room-join {room}"));
+                last = clients[j].expect(&|l| l.starts_with("room-ok") || l.starts_with("err"))?;
+                Ok(last.starts_with("room-ok"))
+            })
+            .map_err(|e| format!("{e}: {last}"))?;
+            let server = &mut old[k % old.len()];
+            server.send(&format!("attach {room}"));
+            let l = server.expect(&|l| l == "ok" || l.starts_with("err"))?;
+            check(l == "ok", format!("attach: {l}"))?;
+        }
+        let mut before = Vec::new();
+        until("both rooms with members and flags", || {
+            let r = clients[5].list("rooms")?;
+            let ok = r.len() == 2
+                && r.iter().all(|l| {
+                    field(l, "objects") == "1" && field(l, "members").split(',').count() == 2
+                });
+            if ok {
+                before = r;
+            }
+            Ok(ok)
+        })?;
+        let v1_objects = old[0].list("objects")?;
+        check(v1_objects.len() == objs, format!("{v1_objects:?}"))?;
+        let ids: Vec<u32> = clients.iter().map(|c| c.id).collect();
+        let players: Vec<String> = clients
+            .iter()
+            .map(|c| field(&c.log[0], "player").to_string())
+            .collect();
+        for (i, c) in clients.iter_mut().enumerate() {
+            c.send(&format!("ping {}", players[(i + 1) % players.len()]));
+            c.expect(&|l| l == "ok")?;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        Ok(Session {
+            clients,
+            ids,
+            before,
+            v1_objects,
+            stations: n,
+        })
+    }
+
+    /// Waits until every client sees `more` stations more than at the
+    /// start (the new servers that joined).
+    pub fn wait_stations(&mut self, more: usize) -> Result<(), String> {
+        let want = (self.stations + more).to_string();
+        for c in self.clients.iter_mut() {
+            until("the v2 servers on every client", || {
+                Ok(field(&c.status()?, "stations") == want)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Waits until every client is on one of the servers `new_ids`.
+    pub fn wait_on(&mut self, new_ids: &[u32]) -> Result<(), String> {
+        for c in self.clients.iter_mut() {
+            until("every client on a v2 server", || {
+                let s = c.status()?;
+                Ok(new_ids
+                    .iter()
+                    .any(|id| field(&s, "server") == id.to_string()))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Checks what survived the roll, `new0` being a v2 server and
+    /// `new_ids` every v2 server: station ids, migrations without
+    /// `on_disconnect(false)`, every ping once and in order, objects with
+    /// their state (read as revision 0 by v2), rooms with owner, members,
+    /// properties and flag, on v2. Then tells the clients to quit.
+    pub fn verify(
+        mut self,
+        new0: &mut dyn Peer,
+        new_ids: &[u32],
+        roll: Duration,
+    ) -> Result<Figures, String> {
+        let clients = &mut self.clients;
+        let mut blackouts = Vec::new();
+        let mut lost = 0usize;
+        let want: Vec<String> = (1..=PINGS).map(|i| i.to_string()).collect();
+        let want = want.join(",");
+        let mut sent = Vec::new();
+        for c in clients.iter_mut() {
+            let done = c.expect(&|l| l.starts_with("ping-done"))?;
+            sent.push(field(&done, "sent").parse::<i64>().unwrap_or(0));
+        }
+        for (i, c) in clients.iter_mut().enumerate() {
+            let sent = sent[(i + sent.len() - 1) % sent.len()];
+            let s = c.status()?;
+            check(
+                field(&s, "id") == self.ids[i].to_string(),
+                format!("{}: station id changed: {s}", c.name),
+            )?;
+            let mut worst = 0;
+            let mut sum = 0;
+            let mut hops = 0;
+            for l in c.log.iter().filter(|l| l.starts_with("migrated ")) {
+                let us: u128 = field(l, "blackout_us").parse().unwrap_or(0);
+                worst = worst.max(us);
+                sum += us;
+                hops += 1;
+            }
+            check(hops > 0, format!("{} never migrated", c.name))?;
+            blackouts.push(worst);
+            check(
+                !c.log.iter().any(|l| l.starts_with("on-disconnect")),
+                format!("{} saw on_disconnect(false)", c.name),
+            )?;
+            // The last pings may still be on their way.
+            let mut l = String::new();
+            let _ = until("the last pings", || {
+                c.send("inbox");
+                l = c.expect(&|l| l.starts_with("inbox "))?;
+                Ok(field(&l, "values").split(',').count() >= PINGS as usize)
+            });
+            let got = field(&l, "values");
+            let n_got = got.split(',').filter(|v| !v.is_empty()).count();
+            lost += (PINGS as usize).saturating_sub(n_got);
+            if got != want {
+                let seen: Vec<i64> = got.split(',').filter_map(|v| v.parse().ok()).collect();
+                let missing: Vec<i64> = (1..=PINGS).filter(|i| !seen.contains(i)).collect();
+                return Err(format!(
+                    "{}: pings not once and in order: {n_got} of {PINGS} arrived ({sent} sent), \
+                     missing {missing:?}, in order: {}",
+                    c.name,
+                    seen.windows(2).all(|w| w[0] < w[1])
+                ));
+            }
+            println!(
+                "client S{}: on S{} (v2), {hops} migration(s), blackout {:.1} ms (worst {:.1} ms), \
+                 {PINGS} of {PINGS} pings in order",
+                c.id,
+                field(&s, "server"),
+                sum as f64 / 1000.0,
+                worst as f64 / 1000.0
+            );
+        }
+        // Objects and rooms, as a v2 server sees them.
+        let after = new0.list("objects")?;
+        let v1_objects = &self.v1_objects;
+        // The v1 objects and the flags of the v2 servers.
+        check(
+            after.len() == v1_objects.len() + new_ids.len(),
+            format!("objects after: {after:?}"),
+        )?;
+        for b in v1_objects {
+            let h = field(b, "handle");
+            let a = after
+                .iter()
+                .find(|a| field(a, "handle") == h)
+                .ok_or_else(|| format!("object {h} lost"))?;
+            check(
+                field(a, "score") == field(b, "score"),
+                format!("state changed: {b} -> {a}"),
+            )?;
+            check(
+                field(a, "rev") == "0" && field(a, "level_valid") == "false",
+                format!("v2 should read v1 data as revision 0: {a}"),
+            )?;
+            if field(a, "class") == "Flag" {
+                check(
+                    new_ids
+                        .iter()
+                        .any(|id| field(a, "master") == id.to_string()),
+                    format!("flag not handed over to v2: {a}"),
+                )?;
+            }
+        }
+        let v2_flags = after
+            .iter()
+            .filter(|a| field(a, "rev") == "1" && field(a, "level_valid") == "true")
+            .count();
+        check(
+            v2_flags == new_ids.len(),
+            format!("v2 flags at revision 1: {after:?}"),
+        )?;
+        println!(
+            "objects: {} of {} survived with their state; v2 reads them as revision 0, level not valid",
+            v1_objects.len(),
+            v1_objects.len()
+        );
+        let now = clients[5].list("rooms")?;
+        check(now.len() == self.before.len(), format!("rooms: {now:?}"))?;
+        for (b, a) in self.before.iter().zip(&now) {
+            for k in ["handle", "owner", "members", "props", "objects"] {
+                check(
+                    field(a, k) == field(b, k),
+                    format!("room changed: {b} -> {a}"),
+                )?;
+            }
+            check(
+                new_ids
+                    .iter()
+                    .any(|id| field(a, "server") == id.to_string()),
+                format!("room not on v2: {a}"),
+            )?;
+        }
+        println!(
+            "rooms: {} of {} migrated to v2 with owner, members, properties and flag",
+            now.len(),
+            self.before.len()
+        );
+        let max = blackouts.iter().copied().max().unwrap_or(0);
+        let med = median(&mut blackouts);
+        println!(
+            "rolling upgrade v1 -> v2: {} clients kept their station ids; blackout median {:.1} ms, \
+             max {:.1} ms; roll {:.2} s; reliable messages lost: {lost}",
+            clients.len(),
+            med as f64 / 1000.0,
+            max as f64 / 1000.0,
+            roll.as_secs_f64()
+        );
+        for c in clients.iter_mut() {
+            c.send("quit");
+        }
+        Ok(Figures {
+            clients: clients.len(),
+            blackout_median: Duration::from_micros(med as u64),
+            blackout_max: Duration::from_micros(max as u64),
+            roll,
+            lost,
+        })
+    }
+}
+
 /// The whole roll; its checks fail it with what went wrong. Every child is
 /// killed and reaped when its [`Proc`] drops, on every path.
 pub fn roll() -> Result<Figures, String> {
@@ -727,75 +1144,11 @@ pub fn roll() -> Result<Figures, String> {
         "build v1: servers S{} and S{} on {contact}",
         old[0].id, old[1].id
     );
-    let mut clients = Vec::new();
-    for i in 0..6 {
-        let addr = old[i % 2].addr.clone();
-        let mut c = Proc::start(
-            &format!("client-{i}"),
-            &["--role", "client", "--join", &addr],
-        )?;
-        c.name = format!("client S{}", c.id);
-        clients.push(c);
-    }
-    let (n, objs) = (2 + clients.len(), 2 + clients.len());
-    for c in clients.iter_mut() {
-        until("the whole v1 session", || {
-            let s = c.status()?;
-            Ok(field(&s, "stations") == n.to_string() && field(&s, "objects") == objs.to_string())
-        })?;
-    }
-    // Two rooms: owned by the first client of each server, joined by the
-    // second, with that server's flag attached.
-    let mut rooms = Vec::new();
-    for k in 0..2 {
-        let l = clients[k].list("rooms").map(|_| ());
-        l?;
-        clients[k].send("room-create");
-        let l = clients[k].expect(|l| l.starts_with("room-ok") || l.starts_with("err"))?;
-        check(l.starts_with("room-ok"), format!("room-create: {l}"))?;
-        let room: u64 = field(&l, "handle").parse().unwrap_or(0);
-        let j = k + 2;
-        until("the room on the joiner", || {
-            Ok(!clients[j].list("rooms")?.is_empty())
-        })?;
-        // The room reaches the joiner's server and the joiner in either
-        // order: retry a join the server did not know yet.
-        let mut last = String::new();
-        until("the room join", || {
-            clients[j].send(&format!("room-join {room}"));
-            last = clients[j].expect(|l| l.starts_with("room-ok") || l.starts_with("err"))?;
-            Ok(last.starts_with("room-ok"))
-        })
-        .map_err(|e| format!("{e}: {last}"))?;
-        old[k].send(&format!("attach {room}"));
-        let l = old[k].expect(|l| l == "ok" || l.starts_with("err"))?;
-        check(l == "ok", format!("attach: {l}"))?;
-        rooms.push(room);
-    }
-    let mut before = Vec::new();
-    until("both rooms with members and flags", || {
-        let r = clients[5].list("rooms")?;
-        let ok = r.len() == 2
-            && r.iter()
-                .all(|l| field(l, "objects") == "1" && field(l, "members").split(',').count() == 2);
-        if ok {
-            before = r;
-        }
-        Ok(ok)
-    })?;
-    let v1_objects = old[0].list("objects")?;
-    check(v1_objects.len() == objs, format!("{v1_objects:?}"))?;
-    let ids: Vec<u32> = clients.iter().map(|c| c.id).collect();
-    let players: Vec<String> = clients
-        .iter()
-        .map(|c| field(&c.log[0], "player").to_string())
-        .collect();
-    // Every client pings its neighbour's player through the whole roll.
-    for (i, c) in clients.iter_mut().enumerate() {
-        c.send(&format!("ping {}", players[(i + 1) % players.len()]));
-        c.expect(|l| l == "ok")?;
-    }
-    std::thread::sleep(Duration::from_millis(300));
+    let addrs: Vec<String> = old.iter().map(|p| p.addr.clone()).collect();
+    let mut session = {
+        let mut peers: Vec<&mut dyn Peer> = old.iter_mut().map(|p| p as &mut dyn Peer).collect();
+        Session::populate(&mut peers, &addrs)?
+    };
 
     // The roll.
     let t0 = Instant::now();
@@ -811,16 +1164,11 @@ pub fn roll() -> Result<Figures, String> {
         "build v2: servers S{} and S{} joined the session",
         new_ids[0], new_ids[1]
     );
-    for c in clients.iter_mut() {
-        until("the v2 servers on every client", || {
-            let s = c.status()?;
-            Ok(field(&s, "stations") == (n + 2).to_string())
-        })?;
-    }
+    session.wait_stations(new.len())?;
     for s in old.iter_mut() {
         let t = Instant::now();
         s.terminate();
-        s.expect(|l| l == "scaling-in")?;
+        s.expect(&|l| l == "scaling-in")?;
         let code = s.wait_exit(DRAIN + Duration::from_secs(10));
         check(code == Some(0), format!("{} exited with {code:?}", s.name))?;
         println!(
@@ -829,155 +1177,14 @@ pub fn roll() -> Result<Figures, String> {
             t.elapsed().as_millis()
         );
     }
-    for c in clients.iter_mut() {
-        until("every client on a v2 server", || {
-            let s = c.status()?;
-            Ok(new_ids
-                .iter()
-                .any(|id| field(&s, "server") == id.to_string()))
-        })?;
-    }
+    session.wait_on(&new_ids)?;
     let total = t0.elapsed();
-
-    // What survived.
-    let mut blackouts = Vec::new();
-    let mut lost = 0usize;
-    let want: Vec<String> = (1..=PINGS).map(|i| i.to_string()).collect();
-    let want = want.join(",");
-    let mut sent = Vec::new();
-    for c in clients.iter_mut() {
-        let done = c.expect(|l| l.starts_with("ping-done"))?;
-        sent.push(field(&done, "sent").parse::<i64>().unwrap_or(0));
-    }
-    for (i, c) in clients.iter_mut().enumerate() {
-        let sent = sent[(i + sent.len() - 1) % sent.len()];
-        let s = c.status()?;
-        check(
-            field(&s, "id") == ids[i].to_string(),
-            format!("{}: station id changed: {s}", c.name),
-        )?;
-        let mut worst = 0;
-        let mut sum = 0;
-        let mut hops = 0;
-        for l in c.log.iter().filter(|l| l.starts_with("migrated ")) {
-            let us: u128 = field(l, "blackout_us").parse().unwrap_or(0);
-            worst = worst.max(us);
-            sum += us;
-            hops += 1;
-        }
-        check(hops > 0, format!("{} never migrated", c.name))?;
-        blackouts.push(worst);
-        check(
-            !c.log.iter().any(|l| l.starts_with("on-disconnect")),
-            format!("{} saw on_disconnect(false)", c.name),
-        )?;
-        // The last pings may still be on their way.
-        let mut l = String::new();
-        let _ = until("the last pings", || {
-            c.send("inbox");
-            l = c.expect(|l| l.starts_with("inbox "))?;
-            Ok(field(&l, "values").split(',').count() >= PINGS as usize)
-        });
-        let got = field(&l, "values");
-        let n_got = got.split(',').filter(|v| !v.is_empty()).count();
-        lost += (PINGS as usize).saturating_sub(n_got);
-        if got != want {
-            let seen: Vec<i64> = got.split(',').filter_map(|v| v.parse().ok()).collect();
-            let missing: Vec<i64> = (1..=PINGS).filter(|i| !seen.contains(i)).collect();
-            return Err(format!(
-                "{}: pings not once and in order: {n_got} of {PINGS} arrived ({sent} sent), \
-                 missing {missing:?}, in order: {}",
-                c.name,
-                seen.windows(2).all(|w| w[0] < w[1])
-            ));
-        }
-        println!(
-            "client S{}: on S{} (v2), {hops} migration(s), blackout {:.1} ms (worst {:.1} ms), \
-             {PINGS} of {PINGS} pings in order",
-            c.id,
-            field(&s, "server"),
-            sum as f64 / 1000.0,
-            worst as f64 / 1000.0
-        );
-    }
-    // Objects and rooms, as a v2 server sees them.
-    let after = new[0].list("objects")?;
-    // The v1 objects and the two flags of the v2 servers.
-    check(after.len() == objs + 2, format!("objects after: {after:?}"))?;
-    for b in &v1_objects {
-        let h = field(b, "handle");
-        let a = after
-            .iter()
-            .find(|a| field(a, "handle") == h)
-            .ok_or_else(|| format!("object {h} lost"))?;
-        check(
-            field(a, "score") == field(b, "score"),
-            format!("state changed: {b} -> {a}"),
-        )?;
-        check(
-            field(a, "rev") == "0" && field(a, "level_valid") == "false",
-            format!("v2 should read v1 data as revision 0: {a}"),
-        )?;
-        if field(a, "class") == "Flag" {
-            check(
-                new_ids
-                    .iter()
-                    .any(|id| field(a, "master") == id.to_string()),
-                format!("flag not handed over to v2: {a}"),
-            )?;
-        }
-    }
-    let v2_flags = after
-        .iter()
-        .filter(|a| field(a, "rev") == "1" && field(a, "level_valid") == "true")
-        .count();
-    check(v2_flags == 2, format!("v2 flags at revision 1: {after:?}"))?;
-    println!(
-        "objects: {} of {} survived with their state; v2 reads them as revision 0, level not valid",
-        v1_objects.len(),
-        v1_objects.len()
-    );
-    let now = clients[5].list("rooms")?;
-    for (b, a) in before.iter().zip(&now) {
-        for k in ["handle", "owner", "members", "props", "objects"] {
-            check(
-                field(a, k) == field(b, k),
-                format!("room changed: {b} -> {a}"),
-            )?;
-        }
-        check(
-            new_ids
-                .iter()
-                .any(|id| field(a, "server") == id.to_string()),
-            format!("room not on v2: {a}"),
-        )?;
-    }
-    println!(
-        "rooms: {} of {} migrated to v2 with owner, members, properties and flag",
-        now.len(),
-        before.len()
-    );
-    let max = blackouts.iter().copied().max().unwrap_or(0);
-    let med = median(&mut blackouts);
+    let figures = session.verify(&mut new[0], &new_ids, total)?;
     println!("done");
-    println!(
-        "rolling upgrade v1 -> v2: {} clients kept their station ids; blackout median {:.1} ms, \
-         max {:.1} ms; roll {:.2} s; reliable messages lost: {lost}",
-        clients.len(),
-        med as f64 / 1000.0,
-        max as f64 / 1000.0,
-        total.as_secs_f64()
-    );
-    for p in clients.iter_mut().chain(new.iter_mut()) {
+    for p in new.iter_mut() {
         p.send("quit");
     }
-    Ok(Figures {
-        clients: clients.len(),
-        blackout_median: Duration::from_micros(med as u64),
-        blackout_max: Duration::from_micros(max as u64),
-        roll: total,
-        lost,
-    })
+    Ok(figures)
 }
 
 /// The example's entry: the roll, or one of its processes (`--role`).
@@ -1009,17 +1216,51 @@ pub fn main() -> ExitCode {
             eprintln!("--join: {e}");
             ExitCode::from(2)
         }
-        (Some("server"), join) => match arg("--build").as_deref() {
-            Some(b @ ("v1" | "v2")) => rt().block_on(server(b, join.and_then(Result::ok))),
-            _ => {
-                eprintln!("--build must be v1 or v2");
-                ExitCode::from(2)
-            }
-        },
-        (Some("client"), Some(Ok(contact))) => rt().block_on(client(contact)),
+        (Some("server"), join) => {
+            let v2 = match arg("--build").as_deref() {
+                Some("v1") => false,
+                Some("v2") => true,
+                _ => {
+                    eprintln!("--build must be v1 or v2");
+                    return ExitCode::from(2);
+                }
+            };
+            let num = |k: &str, default: u64| match arg(k) {
+                None => Ok(default),
+                Some(v) => v
+                    .parse::<u64>()
+                    .map_err(|_| format!("{k}: {v:?} is not a number")),
+            };
+            let (port, drain) = match (
+                num("--port", 0),
+                num("--drain-ms", DRAIN.as_millis() as u64),
+            ) {
+                (Ok(p), Ok(d)) if p <= u16::MAX as u64 && d > 0 => (p as u16, d),
+                (Err(e), _) | (_, Err(e)) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+                _ => {
+                    eprintln!("--port must be a port and --drain-ms more than 0");
+                    return ExitCode::from(2);
+                }
+            };
+            rt().block_on(server(ServerOpts {
+                v2,
+                contact: join.and_then(Result::ok),
+                port,
+                drain: Duration::from_millis(drain),
+                commands: arg("--command-file").map(std::path::PathBuf::from),
+            }))
+        }
+        (Some("client"), Some(Ok(contact))) => {
+            let stay = args.iter().any(|a| a == "--stay");
+            rt().block_on(client(contact, stay))
+        }
         _ => {
             eprintln!(
-                "usage: rolling_upgrade [--role server --build v1|v2 [--join ADDR] | --role client --join ADDR]"
+                "usage: rolling_upgrade [--role server --build v1|v2 [--join ADDR] [--port N] [--drain-ms N] \
+                 [--command-file PATH] | --role client --join ADDR [--stay]]"
             );
             ExitCode::from(2)
         }

@@ -16,7 +16,9 @@
 //! | `DELETE /allocations/{id}` | deallocate |
 //! | `POST /reservations` `{"duration_ms", "server_id"?}` | reserve a server |
 //! | `DELETE /reservations/{server_id}` | release a reservation |
-//! | `GET /build-config`, `PUT /build-config` `{"name"}` | active build configuration |
+//! | `GET /build-config`, `PUT /build-config` `{"name"}` | active build configuration (restarts idle servers at once; refused, 409, during a rolling upgrade) |
+//! | `POST /upgrade` `{"build_config", "max_draining"?, "max_surge"?, "drain_timeout_ms"?, "ready_timeout_ms"?}` | start a rolling upgrade (202); 409 while one is under way |
+//! | `GET /upgrade` | the running or last rolling upgrade: phase, builds, counts, each server, errors |
 //! | `GET /events` | the transition log |
 //! | `POST /shutdown` | stop every server and exit |
 //!
@@ -40,7 +42,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream as AsyncTcpStream};
 
 use crate::supervisor::{
-    AllocateRequest, AllocationView, Event, Handle, HostError, MachineView, ServerView, Supervisor,
+    AllocateRequest, AllocationView, Event, Handle, HostError, MachineView, OldServerState,
+    ServerView, Supervisor, UpgradeRequest, UpgradeView,
 };
 
 /// Largest request body accepted (the allocation payload limit is checked
@@ -399,6 +402,10 @@ pub enum Route {
     SetBuildConfig,
     /// `GET /events`.
     Events,
+    /// `POST /upgrade`.
+    StartUpgrade,
+    /// `GET /upgrade`.
+    GetUpgrade,
     /// `POST /shutdown`.
     Shutdown,
 }
@@ -482,11 +489,13 @@ pub fn route(method: &str, target: &str) -> Result<Route, Refusal> {
         ("GET", ["build-config"]) => Route::GetBuildConfig,
         ("PUT", ["build-config"]) | ("POST", ["build-config"]) => Route::SetBuildConfig,
         ("GET", ["events"]) => Route::Events,
+        ("POST", ["upgrade"]) => Route::StartUpgrade,
+        ("GET", ["upgrade"]) => Route::GetUpgrade,
         ("POST", ["shutdown"]) => Route::Shutdown,
         (
             _,
             ["machine" | "servers" | "allocations" | "reservations" | "build-config" | "events"
-            | "shutdown", ..],
+            | "shutdown" | "upgrade", ..],
         ) => {
             return Err(refuse(
                 405,
@@ -541,6 +550,20 @@ struct DurationBody {
 #[serde(deny_unknown_fields)]
 struct BuildConfigBody {
     name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpgradeBody {
+    build_config: String,
+    #[serde(default, alias = "max_unavailable")]
+    max_draining: Option<usize>,
+    #[serde(default)]
+    max_surge: Option<usize>,
+    #[serde(default)]
+    drain_timeout_ms: Option<u64>,
+    #[serde(default)]
+    ready_timeout_ms: Option<u64>,
 }
 
 fn parse_body<T: for<'de> Deserialize<'de>>(body: &Value) -> Result<T, Refusal> {
@@ -608,6 +631,18 @@ pub fn execute(s: &mut Supervisor, route: Route, body: &Value) -> (u16, Value) {
                 200,
                 Value::Array(s.events().iter().map(event_json).collect()),
             ),
+            Route::StartUpgrade => {
+                let b: UpgradeBody = parse_body(body)?;
+                let v = s.start_upgrade(UpgradeRequest {
+                    build_config: b.build_config,
+                    max_draining: b.max_draining,
+                    max_surge: b.max_surge,
+                    drain_timeout_ms: b.drain_timeout_ms,
+                    ready_timeout_ms: b.ready_timeout_ms,
+                })?;
+                (202, upgrade_json(&v))
+            }
+            Route::GetUpgrade => (200, upgrade_json(&s.upgrade_status()?)),
             Route::Shutdown => {
                 s.shutdown("shutdown requested through the API");
                 (202, json!({ "shutting_down": true }))
@@ -642,6 +677,8 @@ pub fn server_json(v: &ServerView) -> Value {
         "memory_kb": v.memory_kb,
         "dir": v.dir.to_string_lossy(),
         "players": v.players,
+        "cluster": v.cluster,
+        "joined": v.joined,
     })
 }
 
@@ -680,7 +717,65 @@ pub fn event_json(e: &Event) -> Value {
         "seq": e.seq,
         "time_ms": e.time_ms,
         "server_id": e.server_id,
+        "kind": e.kind,
         "message": e.message,
+    })
+}
+
+/// A rolling upgrade as JSON.
+pub fn upgrade_json(u: &UpgradeView) -> Value {
+    let servers: Vec<Value> = u
+        .servers
+        .iter()
+        .map(|s| {
+            json!({
+                "server_id": s.server_id,
+                "build_config": s.build_config,
+                "state": s.state.as_str(),
+                "pid": s.pid,
+                "cluster": s.cluster,
+                "drain_started_at_ms": s.drain_started_at_ms,
+                "drain_deadline_ms": s.drain_deadline_ms,
+                "exit": s.exit,
+                "replacement": s.replacement.as_ref().map(|r| json!({
+                    "server_id": r.server_id,
+                    "pid": r.pid,
+                    "state": r.state.as_str(),
+                    "joined_through": r.joined_through,
+                    "started_at_ms": r.started_at_ms,
+                    "joined_at_ms": r.joined_at_ms,
+                })),
+            })
+        })
+        .collect();
+    let c = &u.counts;
+    json!({
+        "id": u.id,
+        "phase": u.phase.as_str(),
+        "from": u.from,
+        "to": u.to,
+        "max_draining": u.max_draining,
+        "max_surge": u.max_surge,
+        "drain_timeout_ms": u.drain_timeout_ms,
+        "ready_timeout_ms": u.ready_timeout_ms,
+        "started_at_ms": u.started_at_ms,
+        "finished_at_ms": u.finished_at_ms,
+        "deadline_ms": u
+            .servers
+            .iter()
+            .filter(|s| s.state == OldServerState::Draining)
+            .filter_map(|s| s.drain_deadline_ms)
+            .min(),
+        "counts": {
+            "total": c.total,
+            "started": c.started,
+            "joined": c.joined,
+            "draining": c.draining,
+            "done": c.done,
+            "failed": c.failed,
+        },
+        "servers": servers,
+        "errors": u.errors,
     })
 }
 

@@ -336,10 +336,27 @@ pub struct BuildConfiguration {
     /// The build to run.
     pub build: String,
     /// Extra arguments. In all arguments `{port}`, `{query_port}`,
-    /// `{server_id}`, `{server_json}`, `{log_dir}` and `{slot_dir}` are
-    /// replaced.
+    /// `{server_id}`, `{server_json}`, `{log_dir}`, `{slot_dir}`, `{join}`
+    /// and `{drain_ms}` are replaced.
     #[serde(default)]
     pub args: Vec<String>,
+    /// Arguments added (after the others) when the server is to join a
+    /// running session instead of creating one, `--join {join}` say:
+    /// `{join}` is the game address (`ip:port`) of a running server of
+    /// that session, also passed in `NETZ_JOIN`. With them every server of
+    /// the fleet joins the session of the first ready one (the first
+    /// creates it), and a rolling upgrade's new servers join the sessions
+    /// of the servers they replace. Without them each server is on its own
+    /// and `{join}` is empty.
+    #[serde(default)]
+    pub join_args: Vec<String>,
+    /// How long a server of this configuration drains after the SIGTERM
+    /// of a rolling upgrade's scale-in, in ms: passed in `{drain_ms}` and
+    /// `NETZ_DRAIN_MS`, so that the game scales in for that long (netz's
+    /// `scale_in(drain)` tells the clients still there why when it ends).
+    /// The upgrade kills a server that has not exited `stop_grace_ms` later.
+    #[serde(default)]
+    pub drain_ms: Option<u64>,
     /// Extra environment variables.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
@@ -625,6 +642,28 @@ impl Config {
                     }
                 }
                 _ => {}
+            }
+            if bc.drain_ms == Some(0) {
+                return Err(invalid(k("drain_ms"), "must be greater than zero"));
+            }
+            let uses = |p: &str| {
+                bc.args
+                    .iter()
+                    .chain(&bc.join_args)
+                    .chain(self.build(&bc.build).map_or(&[][..], |b| &b.args[..]))
+                    .any(|a| a.contains(p))
+            };
+            if bc.drain_ms.is_none() && uses("{drain_ms}") {
+                return Err(invalid(
+                    k("drain_ms"),
+                    "needed because an argument uses {drain_ms}",
+                ));
+            }
+            if !bc.join_args.is_empty() && !bc.join_args.iter().any(|a| a.contains("{join}")) {
+                return Err(invalid(
+                    k("join_args"),
+                    "name the session to join with {join} (the game address of one of its servers)",
+                ));
             }
             for key in bc.variables.keys() {
                 if RESERVED_KEYS.contains(&key.as_str()) {

@@ -34,6 +34,14 @@ Client commands (talk to a running supervisor):
     start SERVER_ID
     stop SERVER_ID                            refused when the server is allocated
     build-config [NAME]                       show or change the active build configuration
+                                              (idle servers restart at once)
+    upgrade --build NAME [--max-draining N] [--max-surge N] [--drain-timeout-ms MS]
+            [--ready-timeout-ms MS] [--wait]
+                                              rolling upgrade to build configuration NAME: new
+                                              servers join the running sessions, old ones scale
+                                              in one at a time; --wait follows it to the end
+                                              (exit 1 when it fails)
+    upgrade-status                            the running or last rolling upgrade
     events                                    the transition log
     shutdown                                  stop every server and the supervisor
 
@@ -137,6 +145,7 @@ fn real_main(argv: Vec<String>) -> Result<ExitCode, String> {
     let token = api_token(token_opt, config_opt.as_deref());
     let addr = api_address(api_opt, config_opt)?;
     let seg = |s: &str| api::percent_encode(s);
+    let mut wait = false;
     let (method, path, body): (&str, String, Option<Value>) = match cmd.as_str() {
         "machine" => ("GET", "/machine".into(), None),
         "servers" => match args.positional() {
@@ -211,6 +220,33 @@ fn real_main(argv: Vec<String>) -> Result<ExitCode, String> {
             None => ("GET", "/build-config".into(), None),
         },
         "events" => ("GET", "/events".into(), None),
+        "upgrade" => {
+            let name = match (args.option("--build")?, args.option("--build-config")?) {
+                (Some(n), None) | (None, Some(n)) => n,
+                (Some(_), Some(_)) => return Err("give --build or --build-config, not both".into()),
+                (None, None) => return Err("upgrade needs --build NAME".into()),
+            };
+            let mut body = json!({ "build_config": name });
+            for (opt, key) in [
+                ("--max-draining", "max_draining"),
+                ("--max-surge", "max_surge"),
+                ("--drain-timeout-ms", "drain_timeout_ms"),
+                ("--ready-timeout-ms", "ready_timeout_ms"),
+            ] {
+                if let Some(v) = args.option(opt)? {
+                    let n: u64 = v
+                        .parse()
+                        .map_err(|_| format!("{opt} must be a whole number, not {v:?}"))?;
+                    body[key] = json!(n);
+                }
+            }
+            if let Some(pos) = args.rest.iter().position(|a| a == "--wait") {
+                args.rest.remove(pos);
+                wait = true;
+            }
+            ("POST", "/upgrade".into(), Some(body))
+        }
+        "upgrade-status" => ("GET", "/upgrade".into(), None),
         "shutdown" => ("POST", "/shutdown".into(), None),
         other => return Err(format!("unknown command {other:?}\n\n{USAGE}")),
     };
@@ -220,7 +256,9 @@ fn real_main(argv: Vec<String>) -> Result<ExitCode, String> {
         api::request_with_token(addr, token.as_deref(), method, &path, body.as_ref())
             .map_err(|e| e.to_string())?;
     let pretty = serde_json::to_string_pretty(&reply).unwrap_or_default();
-    if (200..300).contains(&code) {
+    if (200..300).contains(&code) && wait {
+        follow_upgrade(addr, token.as_deref(), reply)
+    } else if (200..300).contains(&code) {
         println!("{pretty}");
         Ok(ExitCode::SUCCESS)
     } else {
@@ -232,6 +270,51 @@ fn real_main(argv: Vec<String>) -> Result<ExitCode, String> {
         eprintln!("error ({code}): {msg}");
         Ok(ExitCode::from(1))
     }
+}
+
+/// `upgrade --wait`: prints the roll's progress (to stderr) until it ends,
+/// then its status; exit code 1 when it failed.
+fn follow_upgrade(
+    addr: SocketAddr,
+    token: Option<&str>,
+    mut status: Value,
+) -> Result<ExitCode, String> {
+    let line = |v: &Value| {
+        let c = &v["counts"];
+        format!(
+            "upgrade {} to {}: {} ({} of {} old servers done, {} new joined, {} draining, {} failed)",
+            v["id"], v["to"].as_str().unwrap_or("?"), v["phase"].as_str().unwrap_or("?"),
+            c["done"], c["total"], c["joined"], c["draining"], c["failed"]
+        )
+    };
+    let mut last = String::new();
+    loop {
+        let now = line(&status);
+        if now != last {
+            eprintln!("{now}");
+            last = now;
+        }
+        match status["phase"].as_str() {
+            Some("done") | Some("failed") => break,
+            _ => {}
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let (code, v) = api::request_with_token(addr, token, "GET", "/upgrade", None)
+            .map_err(|e| e.to_string())?;
+        if code != 200 {
+            return Err(format!("GET /upgrade answered {code}: {v}"));
+        }
+        status = v;
+    }
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&status).unwrap_or_default()
+    );
+    Ok(if status["phase"] == "done" {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn api_address(api: Option<String>, config: Option<String>) -> Result<SocketAddr, String> {

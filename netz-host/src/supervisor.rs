@@ -17,6 +17,11 @@ use crate::gameserver::{self, Counter, GameServerRecord, List};
 use crate::process::{rss_kb, supervise_child, ExitInfo, ProcControl};
 use crate::sdk::{self, QueryType, ServerJson};
 
+/// Environment variable holding the game address of the session a server
+/// is to join (also `{join}` in its arguments); unset when it creates one.
+pub const ENV_JOIN: &str = "NETZ_JOIN";
+/// Environment variable holding the build configuration's `drain_ms`.
+pub const ENV_DRAIN_MS: &str = "NETZ_DRAIN_MS";
 /// Largest allocation payload accepted, in bytes.
 pub const MAX_PAYLOAD_BYTES: usize = 10 * 1024;
 /// How often the supervisor looks at timers (restarts, expiries, checks).
@@ -29,7 +34,17 @@ const MAX_EVENTS: usize = 2000;
 pub type Job = Box<dyn FnOnce(&mut Supervisor) + Send>;
 
 mod agones;
+mod cluster;
 mod control;
+mod upgrade;
+mod views;
+
+pub use views::{AllocateRequest, AllocationView, Event, GameServerView, MachineView, ServerView};
+
+pub use upgrade::{
+    NewServerState, OldServerState, ReplacementView, UpgradeCounts, UpgradePhase, UpgradeRequest,
+    UpgradeServerView, UpgradeView,
+};
 
 /// A cloneable way into the supervisor task (the control API and the SDK
 /// servers hold one).
@@ -122,166 +137,9 @@ impl ProcessState {
     }
 }
 
-/// A read-only picture of one slot.
-#[derive(Debug, Clone)]
-pub struct ServerView {
-    /// Server id.
-    pub server_id: u64,
-    /// Slot index.
-    pub slot: usize,
-    /// Lifecycle state.
-    pub state: SlotState,
-    /// Process state.
-    pub process: ProcessState,
-    /// Process id while running.
-    pub pid: Option<u32>,
-    /// Build configuration running (or wanted when none runs).
-    pub build_config: String,
-    /// Address the server binds.
-    pub ip: String,
-    /// Game port.
-    pub port: u16,
-    /// Query port, when a query protocol is configured.
-    pub query_port: Option<u16>,
-    /// The query protocol.
-    pub query_type: Option<QueryType>,
-    /// Current allocation id.
-    pub allocation_id: Option<String>,
-    /// Milliseconds left of a reservation.
-    pub reserved_for_ms: Option<u64>,
-    /// Milliseconds left of a hold.
-    pub held_for_ms: Option<u64>,
-    /// Whether crash backoff is engaged.
-    pub backoff: bool,
-    /// Crashes within the crash window.
-    pub recent_crashes: usize,
-    /// Processes started in this slot.
-    pub starts: u64,
-    /// How the last process ended.
-    pub last_exit: Option<String>,
-    /// Resident memory of the process, KiB.
-    pub memory_kb: Option<u64>,
-    /// The slot folder.
-    pub dir: PathBuf,
-    /// Players in the `players` list of the Agones SDK.
-    pub players: usize,
-}
-
-/// A read-only picture of one allocation.
-#[derive(Debug, Clone)]
-pub struct AllocationView {
-    /// Allocation id.
-    pub allocation_id: String,
-    /// The server hosting it.
-    pub server_id: u64,
-    /// Build configuration it runs.
-    pub build_config: String,
-    /// Address.
-    pub ip: String,
-    /// Game port.
-    pub port: u16,
-    /// Query port, when a query protocol is configured.
-    pub query_port: Option<u16>,
-    /// The payload given at allocation.
-    pub payload: Option<Value>,
-    /// When it was made, Unix milliseconds.
-    pub allocated_at_ms: u64,
-    /// The slot's state.
-    pub state: SlotState,
-}
-
-/// A read-only picture of the machine.
-#[derive(Debug, Clone)]
-pub struct MachineView {
-    /// Whether the machine runs servers (HOST-8).
-    pub running: bool,
-    /// Whether a shutdown is under way.
-    pub shutting_down: bool,
-    /// Fleet id.
-    pub fleet_id: String,
-    /// Machine id.
-    pub machine_id: String,
-    /// Number of slots.
-    pub slots: usize,
-    /// Active build configuration.
-    pub active_build_config: String,
-    /// Whether idle slots run a server.
-    pub start_on_provision: bool,
-    /// Time since the supervisor started, ms.
-    pub uptime_ms: u64,
-}
-
-/// One line of the transition log.
-#[derive(Debug, Clone)]
-pub struct Event {
-    /// Sequence number, from 1.
-    pub seq: u64,
-    /// Unix milliseconds.
-    pub time_ms: u64,
-    /// The server concerned, if one.
-    pub server_id: Option<u64>,
-    /// What happened.
-    pub message: String,
-}
-
 pub use crate::sdk::ANNOTATION_ALLOCATION_ID;
 /// The annotation of an allocated GameServer that holds its payload.
 pub const ANNOTATION_ALLOCATION_PAYLOAD: &str = "netz.dev/allocation-payload";
-
-/// A slot as Agones' `GameServer` resource shows it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct GameServerView {
-    /// `<fleet id>-<server id>`.
-    pub name: String,
-    /// The region id.
-    pub namespace: String,
-    /// Unique per process.
-    pub uid: String,
-    /// Bumped on every change the SDK makes.
-    pub generation: u64,
-    /// When the process started, Unix seconds.
-    pub creation_timestamp: i64,
-    /// Labels: the allocation's and the SDK's.
-    pub labels: BTreeMap<String, String>,
-    /// Annotations: the allocation's (with its id and payload) and the
-    /// SDK's.
-    pub annotations: BTreeMap<String, String>,
-    /// The state, named as Agones names it.
-    pub state: SlotState,
-    /// IPv4 address.
-    pub address: String,
-    /// IPv6 address, when configured.
-    pub ipv6: String,
-    /// Game port.
-    pub port: u16,
-    /// Health probe interval, seconds.
-    pub health_period_seconds: i32,
-    /// Failures that stop the server.
-    pub health_failure_threshold: i32,
-    /// Startup grace, seconds.
-    pub health_initial_delay_seconds: i32,
-    /// Counters.
-    pub counters: BTreeMap<String, Counter>,
-    /// Lists.
-    pub lists: BTreeMap<String, List>,
-}
-
-/// An allocation request.
-#[derive(Debug, Clone, Default)]
-pub struct AllocateRequest {
-    /// Allocation id (validated: 1..=128 characters of `A-Z a-z 0-9 - _ . :`).
-    pub allocation_id: String,
-    /// Build configuration; the active one when `None`.
-    pub build_config: Option<String>,
-    /// Payload handed to the server.
-    pub payload: Option<Value>,
-    /// A specific server, or any.
-    pub server_id: Option<u64>,
-    /// Labels the allocated GameServer gets (Agones' allocation metadata).
-    pub labels: BTreeMap<String, String>,
-    /// Annotations the allocated GameServer gets.
-    pub annotations: BTreeMap<String, String>,
-}
 
 enum Internal {
     Exited {
@@ -309,6 +167,8 @@ enum StopReason {
     /// The server called `Shutdown` through the Agones SDK: ends like an
     /// exit with code 0.
     SdkShutdown,
+    /// A rolling upgrade scales the server in: it drains and exits.
+    ScaleIn,
 }
 
 struct Proc {
@@ -322,8 +182,16 @@ struct Proc {
     next_check: Instant,
     check_in_flight: bool,
     rss_kb: Option<u64>,
+    /// Said it is ready once (answered its query protocol, called the
+    /// SDK's `Ready`, or has no way to say it).
+    ready: bool,
+    /// The session it is in (see [`ServerView::cluster`]).
+    cluster: u64,
+    /// The address it was told to join.
+    joined: Option<String>,
 }
 
+#[derive(Debug, Clone)]
 struct Allocation {
     id: String,
     build_config: String,
@@ -355,6 +223,12 @@ struct Slot {
     record: GameServerRecord,
     /// When the current process started, Unix ms.
     started_ms: u64,
+    /// The session the next process joins, chosen by a rolling upgrade.
+    join_to: Option<cluster::Join>,
+    /// The server a start waits for (to be ready, to join its session).
+    waiting_for: Option<u64>,
+    /// Why the last start failed.
+    start_error: Option<String>,
 }
 
 impl Slot {
@@ -424,6 +298,10 @@ pub struct Supervisor {
     self_exe: PathBuf,
     tx: mpsc::UnboundedSender<Internal>,
     internal: Option<mpsc::UnboundedReceiver<Internal>>,
+    /// The running or last rolling upgrade.
+    upgrade: Option<upgrade::Upgrade>,
+    next_upgrade: u64,
+    next_cluster: u64,
 }
 
 fn unix_ms() -> u64 {
@@ -435,15 +313,22 @@ fn unix_ms() -> u64 {
 
 impl Supervisor {
     fn log(&mut self, server: Option<u64>, msg: String) {
-        match server {
-            Some(id) => tracing::info!(server = id, "{msg}"),
-            None => tracing::info!("{msg}"),
+        self.log_kind(server, None, msg);
+    }
+
+    fn log_kind(&mut self, server: Option<u64>, kind: Option<&'static str>, msg: String) {
+        match (server, kind) {
+            (Some(id), Some(k)) => tracing::info!(server = id, kind = k, "{msg}"),
+            (Some(id), None) => tracing::info!(server = id, "{msg}"),
+            (None, Some(k)) => tracing::info!(kind = k, "{msg}"),
+            (None, None) => tracing::info!("{msg}"),
         }
         self.event_seq += 1;
         self.events.push_back(Event {
             seq: self.event_seq,
             time_ms: unix_ms(),
             server_id: server,
+            kind,
             message: msg,
         });
         while self.events.len() > MAX_EVENTS {
@@ -539,10 +424,21 @@ impl Supervisor {
         self.write_server_json(i);
         let name = self.slots[i].want_config.clone();
         let bc = self.bc(&name).clone();
+        let join = match self.contact(i, &bc) {
+            cluster::Contact::Wait(other) => {
+                self.wait_to_join(i, other);
+                return;
+            }
+            cluster::Contact::Create => None,
+            cluster::Contact::Join(j) => Some(j),
+        };
+        self.slots[i].waiting_for = None;
         let build = self.cfg.build(&bc.build).expect("validated build").clone();
         let (port, qport) = self.ports(i, &bc);
         let s = &self.slots[i];
         let sj = s.dir.join(sdk::FILE_NAME);
+        let join_addr = join.as_ref().map_or("", |j| j.addr.as_str());
+        let drain_ms = bc.drain_ms.map(|d| d.to_string()).unwrap_or_default();
         let subst = |a: &str| {
             a.replace("{port}", &port.to_string())
                 .replace("{query_port}", &qport.to_string())
@@ -550,7 +446,10 @@ impl Supervisor {
                 .replace("{server_json}", &sj.to_string_lossy())
                 .replace("{log_dir}", &s.log_dir.to_string_lossy())
                 .replace("{slot_dir}", &s.dir.to_string_lossy())
+                .replace("{join}", join_addr)
+                .replace("{drain_ms}", &drain_ms)
         };
+        let join_args: &[String] = if join.is_some() { &bc.join_args } else { &[] };
         let exe = if build.executable == "{self}" {
             self.self_exe.clone()
         } else {
@@ -559,8 +458,11 @@ impl Supervisor {
         let mut cmd = tokio::process::Command::new(&exe);
         cmd.args(build.args.iter().map(|a| subst(a)))
             .args(bc.args.iter().map(|a| subst(a)))
+            .args(join_args.iter().map(|a| subst(a)))
             .envs(&bc.env)
             .env(sdk::ENV_SERVER_JSON, &sj)
+            .envs(join.iter().map(|j| (ENV_JOIN, j.addr.clone())))
+            .envs(bc.drain_ms.iter().map(|d| (ENV_DRAIN_MS, d.to_string())))
             .envs(self.sdk_ports(i).iter().flat_map(|(g, h)| {
                 [
                     ("AGONES_SDK_GRPC_PORT", g.to_string()),
@@ -585,10 +487,9 @@ impl Supervisor {
         let child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) => {
-                self.log(
-                    Some(server_id),
-                    format!("cannot start {} ({name}): {e}", exe.display()),
-                );
+                let what = format!("cannot start {} ({name}): {e}", exe.display());
+                self.slots[i].start_error = Some(what.clone());
+                self.log(Some(server_id), what);
                 self.record_crash(i, format!("start failed: {e}"));
                 return;
             }
@@ -609,6 +510,15 @@ impl Supervisor {
         slot.started_ms = unix_ms();
         slot.query_failures.clear();
         slot.memory_failures.clear();
+        slot.start_error = None;
+        let cluster = match &join {
+            Some(j) => j.cluster,
+            None => {
+                self.next_cluster += 1;
+                self.next_cluster
+            }
+        };
+        let joined = join.as_ref().map(|j| j.addr.clone());
         slot.proc = Some(Proc {
             pid,
             gen,
@@ -620,20 +530,34 @@ impl Supervisor {
             next_check: now + self.cfg.health_interval(),
             check_in_flight: false,
             rss_kb: None,
+            ready: bc.query().is_none() && !bc.sdk_ready,
+            cluster,
+            joined: joined.clone(),
         });
         let alloc = slot
             .allocation
             .as_ref()
             .map(|a| format!(", allocation {}", a.id))
             .unwrap_or_default();
+        let how = match (&join, joined) {
+            (Some(j), Some(addr)) => {
+                format!(", joining the session of server {} at {addr}", j.server)
+            }
+            _ => String::new(),
+        };
         self.log(
             Some(server_id),
-            format!("started pid {pid} with build configuration {name}{alloc}"),
+            format!("started pid {pid} with build configuration {name}{alloc}{how}"),
         );
     }
 
     fn stop(&mut self, i: usize, reason: StopReason) {
         let grace = Duration::from_millis(self.cfg.fleet.stop_grace_ms);
+        self.stop_with_grace(i, reason, grace);
+    }
+
+    /// Stops slot `i`'s server: SIGTERM, then SIGKILL after `grace`.
+    fn stop_with_grace(&mut self, i: usize, reason: StopReason, grace: Duration) {
         let id = self.slots[i].server_id;
         self.slots[i].start_at = None;
         let Some(p) = self.slots[i].proc.as_mut() else {
@@ -710,6 +634,17 @@ impl Supervisor {
         let p = self.slots[i].proc.take().expect("checked above");
         let id = self.slots[i].server_id;
         self.slots[i].last_exit = Some(info.to_string());
+        self.upgrade_old_exited(i, gen, info);
+        if self.upgrade_replacement_exited(i, gen, info) {
+            self.log(
+                Some(id),
+                format!(
+                    "pid {} of a rolling upgrade's new server ended ({info})",
+                    p.pid
+                ),
+            );
+            return;
+        }
         match p.stopping {
             Some(StopReason::Restart) => {
                 self.log(
@@ -734,6 +669,13 @@ impl Supervisor {
                     ),
                 );
                 self.session_over(i, "Shutdown through the SDK");
+            }
+            Some(StopReason::ScaleIn) => {
+                self.log(
+                    Some(id),
+                    format!("pid {} stopped ({info}) after scaling in", p.pid),
+                );
+                self.after_scale_in(i);
             }
             Some(reason) => {
                 self.log(
@@ -840,6 +782,9 @@ impl Supervisor {
         let qf = slot.query_failures.len() as u32;
         let mf = slot.memory_failures.len() as u32;
         if became_ready {
+            if let Some(p) = self.slots[i].proc.as_mut() {
+                p.ready = true;
+            }
             self.log(Some(id), "answered its first query: ready".into());
         }
         for m in msgs {
@@ -879,7 +824,8 @@ impl Supervisor {
             }
             self.maybe_check(i, now);
         }
-        if self.slots.iter().any(|s| !s.idle(now)) {
+        self.upgrade_step();
+        if self.slots.iter().any(|s| !s.idle(now)) || self.upgrade_in_flight() {
             self.last_busy = now;
         }
         if let Some(ttl) = self.cfg.fleet.idle_ttl_ms {
@@ -928,7 +874,12 @@ impl Supervisor {
         let timeout = Duration::from_millis(cfg.health.query_timeout_ms);
         let (pid, gen) = (p.pid, p.gen);
         let tx = self.tx.clone();
-        let interval = cfg.health_interval();
+        let interval = if !p.answered && self.upgrade_waits_for(i) {
+            // A rolling upgrade waits for this server: look sooner.
+            cfg.health_interval().min(upgrade::PROBE)
+        } else {
+            cfg.health_interval()
+        };
         if let Some(p) = self.slots[i].proc.as_mut() {
             p.check_in_flight = true;
             p.next_check = now + interval;
@@ -995,6 +946,8 @@ impl Supervisor {
                 .lists
                 .get(gameserver::PLAYERS)
                 .map_or(0, |l| l.values.len()),
+            cluster: s.proc.as_ref().map(|p| p.cluster),
+            joined: s.proc.as_ref().and_then(|p| p.joined.clone()),
         }
     }
 
@@ -1058,6 +1011,9 @@ impl Supervisor {
                 last_exit: None,
                 record: GameServerRecord::new(cfg.agones.as_ref().map_or(0, |a| a.player_capacity)),
                 started_ms: 0,
+                join_to: None,
+                waiting_for: None,
+                start_error: None,
             });
         }
         let mut sup = Supervisor {
@@ -1074,6 +1030,9 @@ impl Supervisor {
             self_exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("netz-host")),
             tx,
             internal: Some(rx),
+            upgrade: None,
+            next_upgrade: 0,
+            next_cluster: 0,
         };
         sup.log(
             None,

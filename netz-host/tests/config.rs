@@ -140,3 +140,32 @@ fn binary_reports_bad_config_files() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("4 server slots"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn join_args_and_drain_ms_are_checked() {
+    let with = |extra: &str| {
+        GOOD.replace(
+            "port_range = [9000, 9009]",
+            &format!("port_range = [9000, 9009]\n{extra}"),
+        )
+    };
+    let c = Config::parse(&with(
+        "join_args = [\"--join\", \"{join}\"]\ndrain_ms = 5000\nargs = [\"--drain-ms\", \"{drain_ms}\"]",
+    ))
+    .unwrap();
+    let bc = c.build_config("main").unwrap();
+    assert_eq!(bc.join_args, ["--join", "{join}"]);
+    assert_eq!(bc.drain_ms, Some(5000));
+    let e = err_of(&with("join_args = [\"--join\"]"));
+    assert!(
+        e.contains("build_configs[0].join_args") && e.contains("{join}"),
+        "{e}"
+    );
+    let e = err_of(&with("drain_ms = 0"));
+    assert!(e.contains("build_configs[0].drain_ms"), "{e}");
+    let e = err_of(&with("args = [\"--drain-ms\", \"{drain_ms}\"]"));
+    assert!(
+        e.contains("build_configs[0].drain_ms") && e.contains("{drain_ms}"),
+        "{e}"
+    );
+}

@@ -35,6 +35,9 @@ impl Supervisor {
         let id = s.server_id;
         let first = !s.record.sdk_ready;
         s.record.sdk_ready = true;
+        if let Some(p) = s.proc.as_mut() {
+            p.ready = true;
+        }
         s.record.generation += 1;
         s.reserved_until = None;
         if let Some(a) = s.allocation.take() {

@@ -352,6 +352,12 @@ impl Supervisor {
 
     /// Changes the active build configuration (HOST-6).
     pub fn set_build_config(&mut self, name: &str) -> Result<(), HostError> {
+        if let Some(u) = self.upgrade.as_ref().filter(|u| u.in_flight()) {
+            return Err(HostError::Conflict(format!(
+                "a rolling upgrade to {} is under way; wait for it to end (GET /upgrade)",
+                u.to
+            )));
+        }
         if self.cfg.build_config(name).is_none() {
             return Err(HostError::BadRequest(format!(
                 "unknown build configuration {name:?}"
@@ -382,6 +388,7 @@ impl Supervisor {
             return;
         }
         self.log(None, format!("shutting down: {why}; stopping every server"));
+        self.upgrade_abort(&format!("the supervisor is shutting down ({why})"));
         self.shutting_down = true;
         for i in 0..self.slots.len() {
             self.slots[i].start_at = None;

@@ -22,6 +22,10 @@ pub struct Opts {
     /// Appended to the generated config (an `[agones]` section, more
     /// builds and build configurations).
     pub extra_config: String,
+    /// `fleet.stop_grace_ms`.
+    pub stop_grace_ms: u64,
+    /// `health.interval_ms`.
+    pub health_interval_ms: u64,
 }
 
 impl Default for Opts {
@@ -33,6 +37,8 @@ impl Default for Opts {
             idle_ttl_ms: None,
             max_connections: None,
             extra_config: String::new(),
+            stop_grace_ms: 1000,
+            health_interval_ms: 200,
         }
     }
 }
@@ -55,7 +61,7 @@ fn config_text(name: &str, dir: &std::path::Path, base: u16, o: &Opts) -> String
 id = "{name}"
 build_config = "{bc}"
 start_on_provision = {sop}
-stop_grace_ms = 1000
+stop_grace_ms = {grace}
 work_dir = "{dir}"
 {idle}
 
@@ -72,7 +78,7 @@ cpu_cores = 1
 memory_mb = 64
 
 [health]
-interval_ms = 200
+interval_ms = {interval}
 failure_threshold = 3
 failure_window_ms = 10000
 query_timeout_ms = 300
@@ -88,6 +94,8 @@ name = "test"
 executable = "{exe}"
 "#,
         bc = o.build_config,
+        grace = o.stop_grace_ms,
+        interval = o.health_interval_ms,
         maxc = o
             .max_connections
             .map(|n| format!("max_connections = {n}"))
