@@ -108,6 +108,16 @@ pub enum Event {
         /// How it ended.
         outcome: Outcome,
     },
+    /// The session excluded this station: it was not run for longer than
+    /// the failure timeout (a stopped process, a suspended machine), so
+    /// the others have declared it failed and dealt with its objects. It
+    /// holds no duplica any more and is out of the session
+    /// (`Event::Disconnected` follows); the game rejoins (a new station,
+    /// with a fresh token where security is on) or stops.
+    Excluded {
+        /// Why.
+        reason: String,
+    },
     /// This station is no longer in the session (left, or was declared failed by the others).
     Disconnected {
         /// Why.

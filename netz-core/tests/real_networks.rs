@@ -270,3 +270,129 @@ fn without_security_a_packet_of_another_session_moves_no_link() {
     assert_eq!(c.station(0).stats().address_changes, 0);
     assert!(c.station(0).stats().wrong_session >= 1);
 }
+
+/// The handles that more than one station in a session considers its own
+/// master copy.
+fn doubly_mastered(c: &Cluster) -> Vec<DOHandle> {
+    let mut owners: std::collections::BTreeMap<DOHandle, Vec<StationId>> = Default::default();
+    for i in c.live() {
+        let st = c.station(i);
+        if !st.is_in_session() {
+            continue;
+        }
+        for h in st.objects() {
+            if st.master_of(h) == Some(st.id()) {
+                owners.entry(h).or_default().push(st.id());
+            }
+        }
+    }
+    owners
+        .into_iter()
+        .filter(|(_, o)| o.len() > 1)
+        .map(|(h, _)| h)
+        .collect()
+}
+
+#[test]
+fn a_station_frozen_past_the_failure_timeout_learns_it_was_excluded() {
+    // Mesh: a member, then the session master; client-server: a client, a
+    // server, the session master. Each is frozen (as SIGSTOP would), the
+    // others declare it failed and recover its objects, and when it
+    // resumes it does not live on as a session of its own.
+    let cases = [
+        (Topology::Mesh, 1usize),
+        (Topology::Mesh, 0),
+        (Topology::ClientServer, 3),
+        (Topology::ClientServer, 1),
+        (Topology::ClientServer, 0),
+    ];
+    for (topology, frozen) in cases {
+        for secure in [false, true] {
+            let mut cfgs = vec![server(topology, secure)];
+            let second = if topology == Topology::ClientServer {
+                let mut s = server(topology, secure);
+                if let Some(sec) = s.security.as_mut() {
+                    sec.connect_token = Some(token(9, ProcessType::Server));
+                }
+                s
+            } else {
+                client(topology, secure, 9)
+            };
+            cfgs.push(second);
+            cfgs.push(client(topology, secure, 10));
+            cfgs.push(client(topology, secure, 11));
+            let mut c = Cluster::start(SimConfig::seeded(5), registry(), cfgs).unwrap();
+            let mut objects = Vec::new();
+            for i in 0..4 {
+                let now = c.now();
+                let h = c
+                    .station_mut(i)
+                    .publish(now, Counter::recovering(true))
+                    .unwrap()
+                    .handle();
+                objects.push(h);
+            }
+            c.run_for(Duration::from_millis(300));
+            let frozen_id = c.station(frozen).id();
+            let _ = c.events(frozen);
+            let addr = c.addrs[frozen];
+            // Clients of the frozen server lose their server: they learn it
+            // within the failure timeout and disconnect.
+            let orphans: Vec<usize> = (0..4)
+                .filter(|i| *i != frozen && c.station(*i).relay() == Some(frozen_id))
+                .collect();
+            c.sim.freeze(addr);
+            c.run_for(c.station(0).config().failure_timeout * 3);
+            for &i in &orphans {
+                assert!(!c.station(i).is_in_session());
+                assert!(c
+                    .events(i)
+                    .iter()
+                    .any(|e| matches!(e, Event::Disconnected { .. })));
+            }
+            let survivors: Vec<usize> = (0..4)
+                .filter(|i| *i != frozen && !orphans.contains(i))
+                .collect();
+            for &i in &survivors {
+                assert!(
+                    !c.station(i).stations().iter().any(|s| s.id == frozen_id),
+                    "{topology:?} frozen {frozen}: station {i} still lists it"
+                );
+            }
+            c.sim.resume(addr);
+            c.run_for(c.station(0).config().failure_timeout * 3);
+            let events = c.events(frozen);
+            let case = format!("{topology:?} secure={secure} frozen={frozen}");
+            assert!(
+                events.iter().any(|e| matches!(e, Event::Excluded { .. })),
+                "{case}: {events:?}"
+            );
+            assert!(
+                !events
+                    .iter()
+                    .any(|e| matches!(e, Event::SessionMasterChanged { new_master } if *new_master == frozen_id)),
+                "{case}: it elected itself"
+            );
+            let st = c.station(frozen);
+            assert!(!st.is_in_session(), "{case}");
+            assert!(st.objects().is_empty(), "{case}: it kept duplicas");
+            assert!(doubly_mastered(&c).is_empty(), "{case}");
+            // The others carry on, with every recovering object mastered.
+            for &i in &survivors {
+                let st = c.station(i);
+                assert!(st.is_in_session(), "{case}: station {i}");
+                for h in &objects {
+                    if topology == Topology::ClientServer
+                        && st.config().process_type == ProcessType::Client
+                    {
+                        continue;
+                    }
+                    assert!(
+                        st.master_of(*h).is_some_and(|m| m != frozen_id),
+                        "{case}: station {i} has no live master for {h:?}"
+                    );
+                }
+            }
+        }
+    }
+}

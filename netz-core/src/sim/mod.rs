@@ -917,6 +917,36 @@ impl<N: SimNode> Sim<N> {
         self.purge_in_flight_to(addr);
     }
 
+    /// Freezes the node at `addr`, as SIGSTOP does a process: it receives
+    /// nothing (what is sent to it is lost) and is never polled, but keeps
+    /// its state until [`resume`](Sim::resume)d.
+    ///
+    /// # Panics
+    ///
+    /// If there is no node at `addr`.
+    pub fn freeze(&mut self, addr: SocketAddr) {
+        self.crash(addr);
+    }
+
+    /// Resumes a frozen (or crashed) node with the state it had, as
+    /// SIGCONT does a stopped process: it is polled again at once, with the
+    /// time that passed meanwhile.
+    ///
+    /// # Panics
+    ///
+    /// If there is no node at `addr`.
+    pub fn resume(&mut self, addr: SocketAddr) {
+        let i = self.slot_index(addr);
+        if !self.slots[i].crashed {
+            return;
+        }
+        trace!(%addr, "node resumed");
+        let slot = &mut self.slots[i];
+        slot.crashed = false;
+        slot.timeout_guard = None;
+        self.touch(i);
+    }
+
     /// Replaces the node at `addr` by `node` ("bounce") and makes it live.
     ///
     /// Restarting a live node crashes it first (datagrams in flight to it are

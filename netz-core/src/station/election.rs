@@ -30,6 +30,37 @@ impl Station {
         }
     }
 
+    /// Time jumped by `gap`, longer than the failure timeout, since this
+    /// station was last run. A station with a link keeps timers far sooner
+    /// than that (heartbeats, silence), so it was not run when it should
+    /// have been (a stopped process, a suspended machine, a stalled
+    /// runtime): its peers heard nothing for longer than the failure
+    /// timeout and have declared it failed. It does not take the silence
+    /// it finds for theirs, elect itself and live on in a session of its
+    /// own: it reports that it was excluded and closes.
+    pub(super) fn check_stall(&mut self, gap: Duration) {
+        let me = self.membership.id;
+        let linked = self
+            .membership
+            .members
+            .values()
+            .any(|m| m.info.id != me && m.link.is_some());
+        if !linked {
+            return;
+        }
+        let reason = format!(
+            "this station was not run for {} ms, longer than the failure timeout ({} ms): the session has declared it failed",
+            gap.as_millis(),
+            self.cfg.failure_timeout.as_millis()
+        );
+        debug!(station = %me, gap_ms = gap.as_millis() as u64, "excluded after a stall");
+        self.stats.exclusions += 1;
+        self.events.push_back(Event::Excluded {
+            reason: reason.clone(),
+        });
+        self.close(&reason);
+    }
+
     pub(super) fn eligible_master(&self, info: &StationInfo) -> bool {
         match self.cfg.topology {
             Topology::Mesh => true,

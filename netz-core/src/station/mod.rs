@@ -464,7 +464,11 @@ impl Station {
 
     pub(super) fn advance(&mut self, now: Instant) {
         if now > self.now {
+            let gap = now.saturating_duration_since(self.now);
             self.now = now;
+            if gap > self.cfg.failure_timeout && self.is_in_session() {
+                self.check_stall(gap);
+            }
         }
     }
 }

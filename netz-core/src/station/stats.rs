@@ -28,6 +28,9 @@ pub struct StationStats {
     /// Times a member's link followed it to a new address (NAT rebinding,
     /// another network).
     pub address_changes: u64,
+    /// Times this station found it had been excluded (not run for longer
+    /// than the failure timeout).
+    pub exclusions: u64,
     /// Messages that did not decode or made no sense in the current state.
     pub bad_messages: u64,
     /// Object messages naming a class this build does not know.

@@ -210,6 +210,15 @@ impl Proc {
         panic!("{}: never saw {what}; output: {:#?}", self.name, self.log);
     }
 
+    /// Sends signal `sig` (`STOP`, `CONT`, ...) to the process.
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "{}: kill -{sig} failed", self.name);
+    }
+
     /// SIGTERM (the process decides what to do; see `wait_exit`).
     pub fn terminate(&mut self) {
         let status = Command::new("kill")

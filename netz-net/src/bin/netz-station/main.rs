@@ -498,6 +498,10 @@ fn print_event(e: &Event, migrating_since: &mut Option<std::time::Instant>) {
             )
         }
         Event::Disconnected { reason } => println!("event disconnected reason={reason}"),
+        Event::Excluded { reason } => println!("event excluded reason={reason}"),
+        Event::PeerAddressChanged { station, addr } => {
+            println!("event address-changed id={} addr={addr}", station.0)
+        }
         _ => {}
     }
 }
