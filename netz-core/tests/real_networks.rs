@@ -396,3 +396,52 @@ fn a_station_frozen_past_the_failure_timeout_learns_it_was_excluded() {
         }
     }
 }
+
+#[test]
+fn a_client_cut_off_within_the_failure_timeout_comes_back_as_itself() {
+    for secure in [false, true] {
+        let cs = Topology::ClientServer;
+        let mut c =
+            Cluster::start(SimConfig::seeded(6), registry(), vec![server(cs, secure)]).unwrap();
+        let j = c.join(client(cs, secure, 6), 0).unwrap();
+        let now = c.now();
+        let h = c
+            .station_mut(0)
+            .publish(now, Counter::new(0, "s"))
+            .unwrap()
+            .handle();
+        let mine = c
+            .station_mut(j)
+            .publish(now, Counter::new(0, "c"))
+            .unwrap()
+            .handle();
+        c.run_for(Duration::from_millis(300));
+        let id = c.station(j).id();
+        // Cut off for most of the failure timeout (1.5 s); the server acts
+        // on its object meanwhile.
+        let addr = c.addrs[j];
+        c.sim.isolate(addr);
+        for n in 1..=10 {
+            assert!(c
+                .station_mut(0)
+                .object::<Counter>(h)
+                .action_on_duplicas(BUMP, &(n,)));
+            c.run_for(Duration::from_millis(100));
+        }
+        c.sim.heal();
+        c.run_for(Duration::from_secs(2));
+        let st = c.station(j);
+        assert!(st.is_in_session(), "secure={secure}");
+        assert_eq!(st.id(), id);
+        assert_eq!(
+            st.get::<Counter>(h).unwrap().lock().seen,
+            (1..=10).collect::<Vec<i64>>(),
+            "what it missed, once and in order"
+        );
+        assert_eq!(c.station(0).master_of(mine), Some(id));
+        assert!(!c
+            .events(0)
+            .iter()
+            .any(|e| matches!(e, Event::StationFailed(s) if *s == id)));
+    }
+}

@@ -215,3 +215,142 @@ fn a_client_joins_through_an_address_rewriting_proxy() {
     );
     play(&mut server, &mut client, 1);
 }
+
+#[test]
+fn a_client_cut_off_for_two_seconds_keeps_its_identity() {
+    // The failure timeout (3 s here) is the grace within which a client
+    // whose link was cut comes back as itself: the same station id, its
+    // objects, and what it missed, in order.
+    let server = Proc::start(
+        "server",
+        &[
+            "--create",
+            "--topology",
+            "client-server",
+            "--type",
+            "server",
+            "--token",
+            "server",
+            "--publish",
+            "1",
+            "--failure-ms",
+            "3000",
+        ],
+    );
+    let proxy = Proxy::start(server.addr.parse().unwrap(), Faults::NONE, 5);
+    let contact = proxy.addr().to_string();
+    let mut client = Proc::start(
+        "client",
+        &[
+            "--join",
+            &contact,
+            "--topology",
+            "client-server",
+            "--type",
+            "client",
+            "--token",
+            "client",
+            "--publish",
+            "1",
+            "--failure-ms",
+            "3000",
+        ],
+    );
+    let mut server = server;
+    client.until("both objects", |p| p.scores().len() == 2);
+    let id = client.status().id;
+    let theirs = server
+        .scores()
+        .into_iter()
+        .find(|s| s.master == server.id)
+        .unwrap()
+        .handle;
+    let mine = client
+        .scores()
+        .into_iter()
+        .find(|s| s.master == id)
+        .unwrap()
+        .handle;
+    proxy.cut_for(Duration::from_secs(2));
+    // What the client misses: ten actions and an update on the server's
+    // object while it is cut off.
+    for i in 1..=10 {
+        server.send(&format!("bump {theirs} {i}"));
+        assert_eq!(server.expect(|l| l == "ok" || l.starts_with("err")), "ok");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    server.send(&format!("set {theirs} 77"));
+    assert_eq!(server.expect(|l| l == "ok" || l.starts_with("err")), "ok");
+    std::thread::sleep(Duration::from_millis(1500));
+    client.until("what it missed", |p| {
+        p.send(&format!("seen {theirs}"));
+        let l = p.expect(|l| l.starts_with("seen ") || l.starts_with("err"));
+        l.ends_with("values=1,2,3,4,5,6,7,8,9,10")
+    });
+    client.until("the update", |p| {
+        p.scores()
+            .iter()
+            .any(|s| s.handle == theirs && s.value == 77)
+    });
+    let status = client.status();
+    assert_eq!(status.id, id, "the client came back as another station");
+    assert_eq!(status.stations.len(), 2);
+    assert!(!client
+        .log
+        .iter()
+        .any(|l| l.starts_with("event disconnected")));
+    // Its own object is still its own, and the server still has it.
+    client.send(&format!("set {mine} 5"));
+    assert_eq!(client.expect(|l| l == "ok" || l.starts_with("err")), "ok");
+    server.until("the client's object", |p| {
+        p.scores()
+            .iter()
+            .any(|s| s.handle == mine && s.master == id && s.value == 5)
+    });
+    assert!(!server
+        .log
+        .iter()
+        .any(|l| l.starts_with("event station-failed")));
+    assert!(proxy.stats().cut > 0);
+}
+
+#[test]
+fn a_client_whose_only_server_was_killed_disconnects_within_the_failure_timeout() {
+    let mut server = Proc::start(
+        "server",
+        &[
+            "--create",
+            "--topology",
+            "client-server",
+            "--type",
+            "server",
+            "--token",
+            "server",
+        ],
+    );
+    let proxy = Proxy::start(server.addr.parse().unwrap(), Faults::NONE, 6);
+    let contact = proxy.addr().to_string();
+    let mut client = Proc::start(
+        "client",
+        &[
+            "--join",
+            &contact,
+            "--topology",
+            "client-server",
+            "--type",
+            "client",
+            "--token",
+            "client",
+            "--publish",
+            "1",
+        ],
+    );
+    client.until("its object", |p| p.scores().len() == 1);
+    let killed = std::time::Instant::now();
+    server.kill();
+    client.expect(|l| l.starts_with("event disconnected"));
+    // The tests' failure timeout is 1 s; the heartbeat adds at most one
+    // interval, the output pipe a little.
+    let took = killed.elapsed();
+    assert!(took < Duration::from_millis(2500), "{took:?}");
+}

@@ -92,8 +92,9 @@ impl Proc {
 
     /// Spawns a station and waits until it created or joined its session.
     pub fn start(name: &str, args: &[&str]) -> Proc {
-        let mut all: Vec<&str> = args.to_vec();
-        all.extend_from_slice(FAST);
+        // The test's own flags come last and win over the fast defaults.
+        let mut all: Vec<&str> = FAST.to_vec();
+        all.extend_from_slice(args);
         let mut p = Proc::spawn(name, &all);
         let ready = p.expect(|l| l.starts_with("ready ") || l.starts_with("error "));
         assert!(ready.starts_with("ready"), "{name}: {ready}");
