@@ -428,6 +428,9 @@ impl Station {
         if !e.dup_set.contains(&to) {
             self.change_dup_set(handle, to, true, self.membership.id);
         }
+        // Changes not sent yet go to the duplicas first: the new master
+        // takes what its copy holds for what every duplica holds.
+        self.update(self.now, handle)?;
         let Some(e) = self.store.entries.get(&handle) else {
             return Err(StationError::NoSuchObject(handle));
         };
