@@ -47,3 +47,43 @@ fn a_master_handed_over_and_back_brings_its_duplicas_the_changes_not_sent_yet() 
         );
     }
 }
+
+/// A station crashes and comes back at once on the same address, as a new
+/// station: what its peers still send to the crashed one reaches it while
+/// it waits to be admitted (here the first messages a newcomer sent the
+/// crashed station, sent again and again). Once in, it has every
+/// station's object, and its links carry what it is sent.
+#[test]
+fn a_station_restarted_on_its_address_joins_with_working_links() {
+    let mut c = mesh(2);
+    let addr = c.addrs[1];
+    c.crash(1);
+    // A newcomer links to the crashed station too (nobody noticed yet):
+    // its first messages to it go unanswered and are sent again.
+    let late = c
+        .join(StationConfig::new(ProcessType::Server, "late"), 0)
+        .unwrap();
+    let fresh = Station::new(StationConfig::new(ProcessType::Server, "again"), registry());
+    c.sim.restart(addr, fresh);
+    c.join_existing(1, 0).unwrap();
+    c.run_for(Duration::from_secs(2));
+    let station_objects = |s: &Station| {
+        s.objects()
+            .into_iter()
+            .filter(|h| h.class_id() == ClassId::STATION)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(station_objects(c.station(1)).len(), 3);
+    assert_eq!(station_objects(c.station(1)), station_objects(c.station(0)));
+    let now = c.now();
+    let h = c
+        .station_mut(late)
+        .publish(now, Counter::new(4, "x"))
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_millis(300));
+    assert_eq!(
+        c.station(1).get::<Counter>(h).map(|r| r.lock().data.value),
+        Some(4)
+    );
+}

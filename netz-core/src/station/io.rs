@@ -128,12 +128,32 @@ impl Station {
             provisional, early, ..
         } = &mut self.membership.state
         {
+            let receivers = &mut self.membership.provisional_receivers;
+            if provisional.is_empty() {
+                receivers.clear();
+            }
+            // Packets for a station that was at this address before name
+            // an older id than the packets for this one (ids only grow):
+            // the newest receiver's link is kept, the older ones dropped
+            // with what they brought.
+            match receivers.get(&from) {
+                Some(&r) if header.receiver < r => {
+                    self.stats.unknown_sender += 1;
+                    return;
+                }
+                Some(&r) if header.receiver > r => {
+                    provisional.remove(&from);
+                    early.retain(|(a, _, _)| *a != from);
+                }
+                _ => {}
+            }
             if !provisional.contains_key(&from) {
                 if provisional.len() >= MAX_PROVISIONAL_LINKS {
                     self.stats.unknown_sender += 1;
                     return;
                 }
                 provisional.insert(from, (header.sender, Link::new(self.tcfg.clone(), now)));
+                receivers.insert(from, header.receiver);
             }
             let Some((_, link)) = provisional.get_mut(&from) else {
                 return;
@@ -163,6 +183,13 @@ impl Station {
                 }
             }
             if let Some((substream, env)) = accepted {
+                // The acceptance names this station's id: links built from
+                // packets to another id were the links of a station that
+                // was here before.
+                let me = header.receiver;
+                provisional.retain(|a, _| receivers.get(a).is_none_or(|r| *r == me));
+                early.retain(|(a, _, _)| receivers.get(a).is_none_or(|r| *r == me));
+                receivers.clear();
                 self.on_join_accepted(header.sender, substream, env);
             }
             return;

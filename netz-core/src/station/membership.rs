@@ -18,6 +18,10 @@ pub(super) struct Membership {
     pub(super) next_station_id: u32,
     /// Stations declared failed or gone (never admitted again by id).
     pub(super) gone: BTreeSet<StationId>,
+    /// While joining: the receiver id the packets of each provisional link
+    /// named (a station restarted on the address of a member gets the
+    /// packets meant for that member too, naming its old id).
+    pub(super) provisional_receivers: BTreeMap<SocketAddr, u32>,
 }
 
 impl Membership {
@@ -33,6 +37,7 @@ impl Membership {
             relay: StationId::NONE,
             next_station_id: 2,
             gone: BTreeSet::new(),
+            provisional_receivers: BTreeMap::new(),
         }
     }
 }
