@@ -87,3 +87,51 @@ fn a_station_restarted_on_its_address_joins_with_working_links() {
         Some(4)
     );
 }
+
+fn cs(process_type: ProcessType, token: &str) -> StationConfig {
+    StationConfig {
+        topology: Topology::ClientServer,
+        ..StationConfig::new(process_type, token)
+    }
+}
+
+/// A client hands its object to a server that is not its own: its server
+/// passes the hand-over on (it learnt of it first, from the client's word
+/// to itself), and every station ends with the new master.
+#[test]
+fn a_client_hands_its_object_to_another_server() {
+    let mut c = Cluster::start(
+        SimConfig::seeded(5),
+        registry(),
+        vec![
+            cs(ProcessType::Server, "s1"),
+            cs(ProcessType::Server, "s2"),
+            cs(ProcessType::Client, "c3"),
+            cs(ProcessType::Client, "c4"),
+        ],
+    )
+    .unwrap();
+    c.run_for(Duration::from_millis(200));
+    assert_eq!(c.station(2).relay(), Some(StationId(1)));
+    let now = c.now();
+    let h = c
+        .station_mut(2)
+        .publish(now, Counter::new(6, "x"))
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_millis(300));
+    let now = c.now();
+    c.station_mut(2).migrate(now, h, StationId(2)).unwrap();
+    c.run_for(Duration::from_millis(500));
+    for i in 0..4 {
+        assert_eq!(c.station(i).master_of(h), Some(StationId(2)), "station {i}");
+    }
+    assert!(c.station(1).get::<Counter>(h).unwrap().is_master());
+    let ctx: RmcContext<i64> = RmcContext::on_master();
+    assert!(c
+        .station_mut(3)
+        .object::<Counter>(h)
+        .call(&ctx, ADD, &(1i64,)));
+    assert!(c.wait(&ctx, Duration::from_secs(2)));
+    assert_eq!(ctx.result(), Some(7));
+}

@@ -81,7 +81,12 @@ impl Station {
                     old_master,
                     new_master,
                 });
-                let ok = old_master == origin || new_master == origin;
+                // The client's word to this server comes first and is
+                // applied here before its words to the others are relayed:
+                // the move this server already holds passes too.
+                let ok = old_master == origin
+                    || new_master == origin
+                    || (old_master == new_master && old_master.is_some());
                 (op, *handle, ok, None)
             }
             Msg::Rmc {
