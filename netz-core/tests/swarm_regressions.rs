@@ -135,3 +135,35 @@ fn a_client_hands_its_object_to_another_server() {
     assert!(c.wait(&ctx, Duration::from_secs(2)));
     assert_eq!(ctx.result(), Some(7));
 }
+
+/// A master sends a change and hands its object to the session master,
+/// whose own word reaches a duplica before the old master's change (the
+/// old master's link to it is slow): the duplica waits for the old
+/// master's word, applies the change, and ends with the master's state.
+#[test]
+fn a_hand_over_to_the_session_master_does_not_overtake_the_last_change() {
+    let mut c = mesh(3);
+    let now = c.now();
+    let r = c.station_mut(1).publish(now, Counter::new(1, "x")).unwrap();
+    let h = r.handle();
+    c.run_for(Duration::from_millis(200));
+    c.sim
+        .set_link_latency(c.addrs[1], c.addrs[2], Duration::from_millis(60));
+    r.lock().data.value = 2;
+    let now = c.now();
+    c.station_mut(1).update(now, h).unwrap();
+    c.station_mut(1).migrate(now, h, StationId(1)).unwrap();
+    c.run_for(Duration::from_millis(500));
+    let now = c.now();
+    c.station_mut(0).update_all(now);
+    c.run_for(Duration::from_millis(300));
+    assert!(c.station(0).get::<Counter>(h).unwrap().is_master());
+    for i in 0..3 {
+        assert_eq!(c.station(i).master_of(h), Some(StationId(1)), "station {i}");
+        assert_eq!(
+            c.station(i).get::<Counter>(h).unwrap().lock().data.value,
+            2,
+            "station {i}"
+        );
+    }
+}

@@ -223,6 +223,7 @@ impl Station {
                 _ => {}
             }
         }
+        self.believe_claims_after(id);
         self.expire_pending_masters();
         self.migration.offline.remove(&id);
         self.migration.handovers.remove(&id);

@@ -774,7 +774,13 @@ impl Station {
         if !self.membership.members.contains_key(&master) {
             return MasterRule::No;
         }
-        if origin == e.master || origin == self.membership.session_master {
+        if origin == e.master {
+            return MasterRule::Yes;
+        }
+        // The session master's claim for itself waits like any other (its
+        // word can overtake the old master's last messages); a recovery
+        // comes after the old master's departure, which was told first.
+        if origin == self.membership.session_master && origin != master {
             return MasterRule::Yes;
         }
         if origin != master {
@@ -861,6 +867,28 @@ impl Station {
                 for msg in p.held {
                     self.handle_msg(master, msg);
                 }
+            }
+        }
+    }
+
+    /// `gone` left the session: the claims held for the objects it
+    /// mastered here are believed now (the new master's own word counts
+    /// once the old master is gone), with what they held.
+    pub(super) fn believe_claims_after(&mut self, gone: StationId) {
+        let mut claims: Vec<(DOHandle, StationId)> = self
+            .store
+            .pending_master
+            .iter()
+            .filter(|(h, p)| {
+                self.store.entries.get(h).is_some_and(|e| e.master == gone)
+                    && self.membership.members.contains_key(&p.master)
+            })
+            .map(|(h, p)| (*h, p.master))
+            .collect();
+        claims.sort();
+        for (h, m) in claims {
+            if self.change_master(h, m, m) {
+                self.master_confirmed(h, m);
             }
         }
     }
