@@ -167,3 +167,34 @@ fn a_hand_over_to_the_session_master_does_not_overtake_the_last_change() {
         );
     }
 }
+
+/// A client deletes its object: its server passes the deletion on to the
+/// other client, though it applied the deletion addressed to itself
+/// first (and no longer holds the object when it checks the other).
+#[test]
+fn a_client_deletes_its_object_everywhere() {
+    let mut c = Cluster::start(
+        SimConfig::seeded(6),
+        registry(),
+        vec![
+            cs(ProcessType::Server, "s1"),
+            cs(ProcessType::Client, "c2"),
+            cs(ProcessType::Client, "c3"),
+        ],
+    )
+    .unwrap();
+    let now = c.now();
+    let h = c
+        .station_mut(1)
+        .publish(now, Counter::new(1, "x"))
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_millis(300));
+    assert!(c.station(2).contains(h));
+    let now = c.now();
+    c.station_mut(1).delete_main_ref(now, h).unwrap();
+    c.run_for(Duration::from_millis(300));
+    for i in 0..3 {
+        assert!(!c.station(i).contains(h), "station {i}");
+    }
+}

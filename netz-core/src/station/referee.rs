@@ -69,7 +69,10 @@ impl Station {
                     was_master: false,
                     reason: RemoveReason::Deleted,
                 });
-                (op, *handle, master_of(self, *handle) == Some(origin), None)
+                // Gone here already: the client's deletion addressed to
+                // this server came first (each receiver checks its own).
+                let own = master_of(self, *handle).is_none_or(|m| m == origin);
+                (op, *handle, own, None)
             }
             Msg::MasterChanged { handle, .. } | Msg::Migrate { handle, .. } => {
                 let new_master = match &env.msg {
