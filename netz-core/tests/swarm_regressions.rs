@@ -198,3 +198,22 @@ fn a_client_deletes_its_object_everywhere() {
         assert!(!c.station(i).contains(h), "station {i}");
     }
 }
+
+/// A station that leaves publishes an object on its way out: nobody keeps
+/// a duplica whose master is gone.
+#[test]
+fn an_object_published_while_leaving_is_kept_nowhere() {
+    let mut c = mesh(3);
+    let now = c.now();
+    c.station_mut(2).leave(now).unwrap();
+    let h = c
+        .station_mut(2)
+        .publish(now, Counter::new(1, "late"))
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_secs(3));
+    assert!(c.station(2).is_closed());
+    for i in 0..2 {
+        assert!(!c.station(i).contains(h), "station {i}");
+    }
+}

@@ -580,6 +580,12 @@ impl Station {
             self.refuse("Create", origin, "names another station as master");
             return;
         }
+        if !self.membership.members.contains_key(&master) {
+            // From a station that left (its link lingers to flush): its
+            // objects were dealt with already, nobody would master this.
+            self.refuse("Create", origin, "its master is not in the session");
+            return;
+        }
         if self.store.entries.contains_key(&handle) {
             match self.master_change_rule(origin, handle, master) {
                 MasterRule::Yes => {
