@@ -217,3 +217,28 @@ fn an_object_published_while_leaving_is_kept_nowhere() {
         assert!(!c.station(i).contains(h), "station {i}");
     }
 }
+
+/// A master hands its object to a station that is leaving (the hand-over
+/// crosses the leave): the session master takes the object over, as it
+/// would any object of a station that left, and every station agrees.
+#[test]
+fn an_object_handed_to_a_leaving_station_is_recovered() {
+    let mut c = mesh(3);
+    // The leave reaches the session master before the hand-over does.
+    c.sim
+        .set_link_latency(c.addrs[0], c.addrs[1], Duration::from_millis(30));
+    let now = c.now();
+    c.station_mut(2).leave(now).unwrap();
+    let r = c
+        .station_mut(1)
+        .publish(now, Counter::recovering(true))
+        .unwrap();
+    let h = r.handle();
+    c.station_mut(1).migrate(now, h, StationId(3)).unwrap();
+    c.run_for(Duration::from_secs(3));
+    assert!(c.station(2).is_closed());
+    for i in 0..2 {
+        assert_eq!(c.station(i).master_of(h), Some(StationId(1)), "station {i}");
+    }
+    assert!(c.station(0).get::<Counter>(h).unwrap().is_master());
+}

@@ -676,8 +676,25 @@ impl Station {
         handle: DOHandle,
         master: StationId,
     ) {
-        if !self.store.entries.contains_key(&handle) {
+        let Some(e) = self.store.entries.get(&handle) else {
             self.stats.unknown_object += 1;
+            return;
+        };
+        if origin == e.master
+            && e.master != self.membership.id
+            && self.membership.gone.contains(&master)
+            && !self.membership.members.contains_key(&master)
+        {
+            // Its master handed it to a station that has gone since:
+            // nobody masters it now, and it goes the way of that
+            // station's objects (the session master recovers it).
+            if self.change_master(handle, master, origin) {
+                if self.is_session_master() {
+                    self.fault_recover(handle, master, true);
+                } else {
+                    self.believe_claims_after(master);
+                }
+            }
             return;
         }
         match self.master_change_rule(origin, handle, master) {
