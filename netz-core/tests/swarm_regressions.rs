@@ -242,3 +242,41 @@ fn an_object_handed_to_a_leaving_station_is_recovered() {
     }
     assert!(c.station(0).get::<Counter>(h).unwrap().is_master());
 }
+
+/// A client asks to move while the only other server has crashed (nobody
+/// noticed yet): once that server is declared failed the migration fails,
+/// and what the client sent meanwhile goes out through its server.
+#[test]
+fn a_migration_to_a_server_that_crashed_fails_and_releases_what_was_held() {
+    let mut c = Cluster::start(
+        SimConfig::seeded(8),
+        registry(),
+        vec![
+            cs(ProcessType::Server, "s1"),
+            cs(ProcessType::Server, "s2"),
+            cs(ProcessType::Client, "c3"),
+        ],
+    )
+    .unwrap();
+    let now = c.now();
+    let r = c.station_mut(2).publish(now, Counter::new(1, "x")).unwrap();
+    let h = r.handle();
+    c.run_for(Duration::from_millis(300));
+    c.crash(1);
+    let now = c.now();
+    c.station_mut(2).send_migrate(now).unwrap();
+    c.run_for(Duration::from_millis(50));
+    r.lock().data.value = 2;
+    let now = c.now();
+    c.station_mut(2).update(now, h).unwrap();
+    c.run_for(Duration::from_secs(4));
+    let events = c.events(2);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::MigrateFailed { .. })),
+        "{events:?}"
+    );
+    assert!(!c.station(2).is_migrating());
+    assert_eq!(c.station(0).get::<Counter>(h).unwrap().lock().data.value, 2);
+}

@@ -227,6 +227,18 @@ impl Station {
         self.expire_pending_masters();
         self.migration.offline.remove(&id);
         self.migration.handovers.remove(&id);
+        // Clients this server was handing to the gone one, before it
+        // answered: another server is asked, or the client is refused.
+        let stranded: Vec<StationId> = self
+            .migration
+            .handovers
+            .iter()
+            .filter(|(_, h)| h.target == id && !h.accepted)
+            .map(|(c, _)| *c)
+            .collect();
+        for c in stranded {
+            self.on_handover_ack(id, c, false);
+        }
         self.room_member_gone(id);
         self.events.push_back(if failed {
             Event::StationFailed(id)
