@@ -280,3 +280,37 @@ fn a_migration_to_a_server_that_crashed_fails_and_releases_what_was_held() {
     assert!(!c.station(2).is_migrating());
     assert_eq!(c.station(0).get::<Counter>(h).unwrap().lock().data.value, 2);
 }
+
+/// A new object is handed over at once, and the new master changes it
+/// before the old master's announcement of the object reaches a slow
+/// duplica: what the new master sent waits for the object there, and the
+/// duplica ends with the new master's state.
+#[test]
+fn a_change_by_the_new_master_waits_for_the_object_to_arrive() {
+    let mut c = mesh(4);
+    c.sim
+        .set_link_latency(c.addrs[1], c.addrs[3], Duration::from_millis(80));
+    let now = c.now();
+    let h = c
+        .station_mut(1)
+        .publish(now, Counter::new(1, "x"))
+        .unwrap()
+        .handle();
+    c.station_mut(1).migrate(now, h, StationId(3)).unwrap();
+    assert!(c.run_until(Duration::from_secs(1), |c| c
+        .station(2)
+        .get::<Counter>(h)
+        .is_some_and(|r| r.is_master())));
+    c.station(2).get::<Counter>(h).unwrap().lock().data.value = 2;
+    let now = c.now();
+    c.station_mut(2).update(now, h).unwrap();
+    c.run_for(Duration::from_millis(500));
+    for i in 0..4 {
+        assert_eq!(c.station(i).master_of(h), Some(StationId(3)), "station {i}");
+        assert_eq!(
+            c.station(i).get::<Counter>(h).unwrap().lock().data.value,
+            2,
+            "station {i}"
+        );
+    }
+}

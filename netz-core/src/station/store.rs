@@ -41,6 +41,9 @@ pub(super) enum MasterRule {
 
 /// What a held master change may keep of what its claimed master sends.
 const MAX_HELD_FOR_NEW_MASTER: usize = 64 * 1024;
+/// How many claims about objects not in the store yet are held at once
+/// (each holds at most [`MAX_HELD_FOR_NEW_MASTER`] bytes).
+const MAX_CLAIMS_BEFORE_CREATE: usize = 64;
 
 impl Store {
     /// The handle the next object of `class` created by station `me` gets.
@@ -630,6 +633,14 @@ impl Station {
         if !self.store.entries.contains_key(&handle) {
             // Refused by the SafetyExecutive: the master forgets us.
             self.send(master, SYSTEM_STREAM, Msg::DuplicaRemoved { handle });
+        } else if self
+            .store
+            .pending_master
+            .get(&handle)
+            .is_some_and(|p| p.master == master)
+        {
+            // Its master claimed it before this announcement arrived.
+            self.master_confirmed(handle, master);
         }
     }
 }
@@ -677,7 +688,24 @@ impl Station {
         master: StationId,
     ) {
         let Some(e) = self.store.entries.get(&handle) else {
-            self.stats.unknown_object += 1;
+            // The new master's word can come before the old master's
+            // announcement of a new object: it waits for it.
+            let entries = &self.store.entries;
+            let claims = self
+                .store
+                .pending_master
+                .keys()
+                .filter(|h| !entries.contains_key(h))
+                .count();
+            if origin == master
+                && self.membership.members.contains_key(&master)
+                && (self.store.pending_master.contains_key(&handle)
+                    || claims < MAX_CLAIMS_BEFORE_CREATE)
+            {
+                self.hold_for_new_master(handle, master, None);
+            } else {
+                self.stats.unknown_object += 1;
+            }
             return;
         };
         if origin == e.master
@@ -916,9 +944,10 @@ impl Station {
         }
     }
 
-    /// Forgets pending claims older than twice the failure timeout, those
-    /// about objects no longer here, and those whose old master is gone
-    /// (the session master's recovery decides about its objects).
+    /// Forgets pending claims older than twice the failure timeout, and
+    /// those whose old master is gone (the session master's recovery
+    /// decides about its objects). Claims about objects not here yet wait
+    /// for them until they expire (removing an object drops its claim).
     pub(super) fn expire_pending_masters(&mut self) {
         let now = self.now;
         let keep = self.cfg.failure_timeout * 2;
@@ -928,7 +957,7 @@ impl Station {
             now < p.since + keep
                 && entries
                     .get(h)
-                    .is_some_and(|e| members.contains_key(&e.master))
+                    .is_none_or(|e| members.contains_key(&e.master))
         });
     }
 
