@@ -314,3 +314,34 @@ fn a_change_by_the_new_master_waits_for_the_object_to_arrive() {
         );
     }
 }
+
+/// An object is handed on twice in a row (A to B, B to C), and B's
+/// hand-over reaches C before A's word that B is the master: C takes the
+/// object once A's word arrives, and every station agrees C masters it.
+#[test]
+fn a_second_hand_over_that_overtakes_the_first_waits_for_it() {
+    let mut c = mesh(3);
+    let now = c.now();
+    let h = c
+        .station_mut(0)
+        .publish(now, Counter::new(1, "x"))
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_millis(200));
+    // A's word to C is slow.
+    c.sim
+        .set_link_latency(c.addrs[0], c.addrs[1], Duration::from_millis(80));
+    let now = c.now();
+    c.station_mut(0).migrate(now, h, StationId(3)).unwrap();
+    assert!(c.run_until(Duration::from_secs(1), |c| c
+        .station(2)
+        .get::<Counter>(h)
+        .is_some_and(|r| r.is_master())));
+    let now = c.now();
+    c.station_mut(2).migrate(now, h, StationId(2)).unwrap();
+    c.run_for(Duration::from_millis(500));
+    assert!(c.station(1).get::<Counter>(h).unwrap().is_master());
+    for i in 0..3 {
+        assert_eq!(c.station(i).master_of(h), Some(StationId(2)), "station {i}");
+    }
+}

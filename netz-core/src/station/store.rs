@@ -751,8 +751,24 @@ impl Station {
             self.stats.unknown_object += 1;
             return;
         };
-        if e.master != origin || origin == self.membership.id {
+        if origin == self.membership.id || e.master == self.membership.id {
             self.refuse("Migrate", origin, "not the object's master");
+            return;
+        }
+        if e.master != origin {
+            if !self.membership.members.contains_key(&origin) {
+                self.refuse("Migrate", origin, "not the object's master");
+                return;
+            }
+            // From a later master of a chain of hand-overs, before the word
+            // that made it the master: it waits for that word (or for the
+            // old master's departure).
+            let msg = Msg::Migrate {
+                handle,
+                data,
+                dup_set,
+            };
+            self.hold_for_new_master(handle, origin, Some(msg));
             return;
         }
         let cell = e.cell.clone();
