@@ -345,3 +345,41 @@ fn a_second_hand_over_that_overtakes_the_first_waits_for_it() {
         assert_eq!(c.station(i).master_of(h), Some(StationId(2)), "station {i}");
     }
 }
+
+/// The session master leaves, and the new session master's word reaches a
+/// station before the old one's goodbye (the old master's link to it is
+/// slow): that station ends in the same session as the others, without
+/// the station that left or the objects nobody kept.
+#[test]
+fn the_session_master_leaving_is_agreed_on_when_its_successor_speaks_first() {
+    let mut c = mesh(3);
+    let now = c.now();
+    let kept = c
+        .station_mut(0)
+        .publish(now, Counter::recovering(true))
+        .unwrap()
+        .handle();
+    let dropped = c
+        .station_mut(0)
+        .publish(now, Counter::recovering(false))
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_millis(300));
+    c.sim
+        .set_link_latency(c.addrs[0], c.addrs[2], Duration::from_millis(100));
+    let now = c.now();
+    c.station_mut(0).leave(now).unwrap();
+    c.run_for(Duration::from_secs(3));
+    for i in [1, 2] {
+        let st = c.station(i);
+        let ids: Vec<StationId> = st.stations().iter().map(|s| s.id).collect();
+        assert_eq!(ids, vec![StationId(2), StationId(3)], "station {i}");
+        assert_eq!(st.session_master(), StationId(2), "station {i}");
+        assert_eq!(st.master_of(kept), Some(StationId(2)), "station {i}");
+        assert!(!st.contains(dropped), "station {i}");
+        assert!(st
+            .objects()
+            .iter()
+            .all(|h| st.master_of(*h) != Some(StationId(1))));
+    }
+}

@@ -260,6 +260,19 @@ impl Station {
             self.master_lost(origin);
             if self.is_session_master() {
                 self.declare_gone(origin, false);
+            } else {
+                // The new session master says so to everyone, but its
+                // word may have come first and been refused (this station
+                // did not know yet): the station left, here too; when the
+                // new session master's word was refused, so was its
+                // recovery's end, and what the station mastered that
+                // nobody recovered goes with it (what the new session
+                // master recovered comes back whole).
+                self.station_gone(origin, false);
+                let refused = self.membership.refused_takeover.take();
+                if refused == Some(self.membership.session_master) {
+                    self.remove_orphans_of(origin, self.membership.id);
+                }
             }
         } else if self.is_session_master() {
             self.declare_gone(origin, false);
@@ -325,6 +338,7 @@ impl Station {
         };
         if failed.contains(&self.membership.id) || !failed.iter().all(suspected) {
             self.refuse("NewSessionMaster", origin, "names a live station as failed");
+            self.membership.refused_takeover = Some(origin);
             return;
         }
         let candidate = self
@@ -342,6 +356,7 @@ impl Station {
             .min();
         if candidate != Some(origin) && !(self.is_session_master() && origin > self.membership.id) {
             self.refuse("NewSessionMaster", origin, "not the one the election picks");
+            self.membership.refused_takeover = Some(origin);
             return;
         }
         if self.is_session_master() && origin > self.membership.id {

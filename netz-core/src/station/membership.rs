@@ -22,6 +22,9 @@ pub(super) struct Membership {
     /// named (a station restarted on the address of a member gets the
     /// packets meant for that member too, naming its old id).
     pub(super) provisional_receivers: BTreeMap<SocketAddr, u32>,
+    /// The last station whose takeover as session master was refused here
+    /// (this station did not see the old one gone yet).
+    pub(super) refused_takeover: Option<StationId>,
 }
 
 impl Membership {
@@ -38,6 +41,7 @@ impl Membership {
             next_station_id: 2,
             gone: BTreeSet::new(),
             provisional_receivers: BTreeMap::new(),
+            refused_takeover: None,
         }
     }
 }

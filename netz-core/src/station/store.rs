@@ -652,7 +652,12 @@ impl Station {
         if origin != self.membership.session_master {
             return;
         }
-        // Objects nobody recovered have no master any more.
+        self.remove_orphans_of(id, origin);
+    }
+
+    /// Removes the objects gone station `id` still masters here: nobody
+    /// recovered them (`origin` says so).
+    pub(super) fn remove_orphans_of(&mut self, id: StationId, origin: StationId) {
         let orphans: Vec<DOHandle> = self
             .store
             .entries
