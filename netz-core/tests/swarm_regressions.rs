@@ -383,3 +383,30 @@ fn the_session_master_leaving_is_agreed_on_when_its_successor_speaks_first() {
             .all(|h| st.master_of(*h) != Some(StationId(1))));
     }
 }
+
+/// A station joins while a master has a change not sent yet, and the
+/// change is undone before the next update: the newcomer ends with the
+/// master's state like every other duplica.
+#[test]
+fn a_newcomer_gets_the_state_the_other_duplicas_have() {
+    let mut c = mesh(2);
+    let now = c.now();
+    let r = c.station_mut(0).publish(now, Counter::new(5, "x")).unwrap();
+    let h = r.handle();
+    c.run_for(Duration::from_millis(200));
+    r.lock().data.value = 9;
+    let late = c
+        .join(StationConfig::new(ProcessType::Server, "late"), 0)
+        .unwrap();
+    r.lock().data.value = 5;
+    let now = c.now();
+    c.station_mut(0).update_all(now);
+    c.run_for(Duration::from_millis(300));
+    for i in [1, late] {
+        assert_eq!(
+            c.station(i).get::<Counter>(h).unwrap().lock().data.value,
+            5,
+            "station {i}"
+        );
+    }
+}

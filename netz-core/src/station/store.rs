@@ -251,6 +251,15 @@ impl Station {
         {
             return;
         }
+        if addition {
+            // The newcomer gets what the other duplicas have: changes not
+            // sent yet go to them first (they may be undone before the
+            // next update, which would then send nothing).
+            let _ = self.update(self.now, handle);
+        }
+        let Some(e) = self.store.entries.get(&handle) else {
+            return;
+        };
         let cell = e.cell.clone();
         let op = self.make_op(
             OperationDetail::ChangeDupSet(ChangeDupSetOperation { addition, station }),
