@@ -410,3 +410,29 @@ fn a_newcomer_gets_the_state_the_other_duplicas_have() {
         );
     }
 }
+
+/// A server that is the session master leaves: its client is
+/// disconnected (nothing reaches it any more), the other server's client
+/// stays, and the survivors agree on who is left.
+#[test]
+fn the_client_of_a_server_that_leaves_is_disconnected() {
+    let mut c = Cluster::start(
+        SimConfig::seeded(9),
+        registry(),
+        vec![cs(ProcessType::Server, "s1"), cs(ProcessType::Server, "s2")],
+    )
+    .unwrap();
+    let mine = c.join(cs(ProcessType::Client, "c3"), 0).unwrap();
+    let other = c.join(cs(ProcessType::Client, "c4"), 1).unwrap();
+    let now = c.now();
+    c.station_mut(0).leave(now).unwrap();
+    c.run_for(Duration::from_secs(5));
+    assert!(c.station(0).is_closed());
+    assert!(c.station(mine).is_closed());
+    for i in [1, other] {
+        let st = c.station(i);
+        assert!(st.is_in_session(), "station {i}");
+        let ids: Vec<StationId> = st.stations().iter().map(|s| s.id).collect();
+        assert_eq!(ids, vec![StationId(2), StationId(4)], "station {i}");
+    }
+}

@@ -252,6 +252,14 @@ impl Station {
 impl Station {
     /// `Leaving`: a station leaves gracefully.
     pub(super) fn on_leaving(&mut self, origin: StationId) {
+        if self.cfg.topology == Topology::ClientServer
+            && self.cfg.process_type == ProcessType::Client
+            && origin == self.membership.relay
+        {
+            // Nothing reaches this client any more (nobody else links to it).
+            self.close("the server left the session");
+            return;
+        }
         if origin == self.membership.session_master {
             if let Some(m) = self.membership.members.get_mut(&origin) {
                 m.silent = true;
@@ -260,7 +268,7 @@ impl Station {
             self.master_lost(origin);
             if self.is_session_master() {
                 self.declare_gone(origin, false);
-            } else {
+            } else if self.membership.session_master != origin {
                 // The new session master says so to everyone, but its
                 // word may have come first and been refused (this station
                 // did not know yet): the station left, here too; when the
