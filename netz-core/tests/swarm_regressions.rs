@@ -436,3 +436,34 @@ fn the_client_of_a_server_that_leaves_is_disconnected() {
         assert_eq!(ids, vec![StationId(2), StationId(4)], "station {i}");
     }
 }
+
+/// The session master leaves while its successor has just crashed: the
+/// next session master recovers what the one that left mastered (its
+/// station object included), and no station keeps a duplica whose master
+/// is gone.
+#[test]
+fn objects_of_a_leaving_session_master_are_recovered_when_its_successor_crashed() {
+    let mut c = mesh(4);
+    let now = c.now();
+    let kept = c
+        .station_mut(0)
+        .publish(now, Counter::recovering(true))
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_millis(300));
+    c.crash(1);
+    let now = c.now();
+    c.station_mut(0).leave(now).unwrap();
+    c.run_for(Duration::from_secs(5));
+    for i in [2, 3] {
+        let st = c.station(i);
+        assert_eq!(st.session_master(), StationId(3), "station {i}");
+        let ids: Vec<StationId> = st.stations().iter().map(|s| s.id).collect();
+        assert_eq!(ids, vec![StationId(3), StationId(4)], "station {i}");
+        assert_eq!(st.master_of(kept), Some(StationId(3)), "station {i}");
+        for h in st.objects() {
+            let m = st.master_of(h).unwrap();
+            assert!(ids.contains(&m), "station {i}: {h:?} mastered by {m}");
+        }
+    }
+}

@@ -101,6 +101,25 @@ impl Station {
                 self.declare_gone(f, true);
             }
         }
+        // Objects of stations that went while no session master could
+        // recover them (the one before went too) are recovered now.
+        let mut orphaned: Vec<(StationId, DOHandle)> = self
+            .store
+            .entries
+            .iter()
+            .filter(|(_, e)| {
+                e.master != self.membership.id && !self.membership.members.contains_key(&e.master)
+            })
+            .map(|(h, e)| (e.master, *h))
+            .collect();
+        orphaned.sort();
+        for &(m, h) in &orphaned {
+            self.fault_recover(h, m, true);
+        }
+        let owners: BTreeSet<StationId> = orphaned.into_iter().map(|(m, _)| m).collect();
+        for id in owners {
+            self.broadcast(&Msg::RecoveryDone { id }, &[]);
+        }
     }
 
     /// Session master only: station `id` is out (failed or left).
