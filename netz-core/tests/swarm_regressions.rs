@@ -467,3 +467,41 @@ fn objects_of_a_leaving_session_master_are_recovered_when_its_successor_crashed(
         }
     }
 }
+
+/// A station leaves and comes back at once on the same address as a new
+/// station, while its peers' links to the one that left still linger to
+/// flush: what those links send is not taken for the new station's links,
+/// which carry everything it is sent.
+#[test]
+fn a_station_back_on_the_address_of_one_that_left_gets_what_it_is_sent() {
+    let mut c = mesh(3);
+    let now = c.now();
+    let h = c
+        .station_mut(2)
+        .publish(now, Counter::new(3, "x"))
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_millis(300));
+    let addr = c.addrs[1];
+    let now = c.now();
+    c.station_mut(1).leave(now).unwrap();
+    // Something on its way to the station that leaves, to flush.
+    c.station(2).get::<Counter>(h).unwrap().lock().data.value = 4;
+    c.station_mut(2).update(now, h).unwrap();
+    c.run_for(Duration::from_millis(60));
+    assert!(c.station(1).is_closed());
+    let fresh = Station::new(StationConfig::new(ProcessType::Server, "again"), registry());
+    c.sim.restart(addr, fresh);
+    c.join_existing(1, 0).unwrap();
+    for value in 5..10 {
+        c.station(2).get::<Counter>(h).unwrap().lock().data.value = value;
+        let now = c.now();
+        c.station_mut(2).update(now, h).unwrap();
+        c.run_for(Duration::from_millis(100));
+    }
+    c.run_for(Duration::from_secs(2));
+    assert_eq!(
+        c.station(1).get::<Counter>(h).map(|r| r.lock().data.value),
+        Some(9)
+    );
+}

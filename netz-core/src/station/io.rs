@@ -202,6 +202,12 @@ impl Station {
             self.stats.wrong_session += 1;
             return;
         }
+        if header.receiver != self.membership.id.0 {
+            // For a station that was at this address before (its peers'
+            // links to it linger to flush): not for this station's links.
+            self.stats.unknown_sender += 1;
+            return;
+        }
         let sender = StationId(header.sender);
         let linked = self
             .membership
