@@ -505,3 +505,43 @@ fn a_station_back_on_the_address_of_one_that_left_gets_what_it_is_sent() {
         Some(9)
     );
 }
+
+/// Two stations join one after the other and the first one's acceptance
+/// is slow to arrive: the second, in already, talks to the first while it
+/// still waits. Once both are in, each has the other's station object.
+#[test]
+fn a_station_slow_to_be_accepted_links_with_one_admitted_after_it() {
+    let mut c = mesh(3);
+    let reg = registry();
+    let a = c.sim.add_node(Station::new(
+        StationConfig::new(ProcessType::Server, "a"),
+        reg.clone(),
+    ));
+    let b = c.sim.add_node(Station::new(
+        StationConfig::new(ProcessType::Server, "b"),
+        reg,
+    ));
+    c.addrs.push(a);
+    c.addrs.push(b);
+    // Joining through station 1, admitted by the session master, whose
+    // link to `a` is slow: `a` is admitted first and hears so last.
+    let (master, contact) = (c.addrs[0], c.addrs[1]);
+    c.sim
+        .set_link_latency(master, a, Duration::from_millis(150));
+    let now = c.now();
+    c.sim.node_mut(a).join(now, a, contact).unwrap();
+    c.run_for(Duration::from_millis(30));
+    let now = c.now();
+    c.sim.node_mut(b).join(now, b, contact).unwrap();
+    c.run_for(Duration::from_secs(3));
+    let station_objects = |s: &Station| {
+        s.objects()
+            .into_iter()
+            .filter(|h| h.class_id() == ClassId::STATION)
+            .count()
+    };
+    for i in [3, 4] {
+        assert!(c.station(i).is_in_session(), "station {i}");
+        assert_eq!(station_objects(c.station(i)), 5, "station {i}");
+    }
+}

@@ -190,6 +190,37 @@ impl Station {
                 provisional.retain(|a, _| receivers.get(a).is_none_or(|r| *r == me));
                 early.retain(|(a, _, _)| receivers.get(a).is_none_or(|r| *r == me));
                 receivers.clear();
+                // Links to stations the acceptance does not list yet wait
+                // for their announcement, with what came on them.
+                let listed: BTreeSet<SocketAddr> = match &env.msg {
+                    Msg::JoinAccepted { members, .. } => members.iter().map(|m| m.addr).collect(),
+                    _ => BTreeSet::new(),
+                };
+                let spare = &mut self.membership.spare_links;
+                spare.clear();
+                let unlisted: Vec<SocketAddr> = provisional
+                    .keys()
+                    .copied()
+                    .filter(|a| !listed.contains(a))
+                    .collect();
+                for a in unlisted {
+                    if let Some((sender, link)) = provisional.remove(&a) {
+                        let came: Vec<(u8, Envelope)> = early
+                            .iter()
+                            .filter(|(from, _, _)| *from == a)
+                            .map(|(_, s, e)| (*s, e.clone()))
+                            .collect();
+                        early.retain(|(from, _, _)| *from != a);
+                        spare.insert(
+                            a,
+                            SpareLink {
+                                sender,
+                                link,
+                                early: came,
+                            },
+                        );
+                    }
+                }
                 self.on_join_accepted(header.sender, substream, env);
             }
             return;
