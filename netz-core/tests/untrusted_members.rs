@@ -173,6 +173,14 @@ fn a_migrate_from_a_non_master_changes_nothing() {
             "station {i} kept the master's value"
         );
     }
+    // A claim may wait for the old master's word a while (a later master
+    // of a chain of hand-overs); none comes, and it is refused.
+    let wait = c.station(0).config().failure_timeout * 2;
+    c.run_for(wait + Duration::from_millis(100));
+    for i in [0, 2] {
+        assert_eq!(c.station(i).master_of(h), Some(ids[0]), "station {i}");
+        assert_eq!(c.station(i).get::<Counter>(h).unwrap().lock().data.value, 1);
+    }
     assert!(refused(&c, 0) >= 1 && refused(&c, 2) >= 1);
 }
 

@@ -132,6 +132,25 @@ impl Station {
                 self.declare_gone(f, true);
             }
         }
+        // Objects of stations that went while no session master could
+        // recover them (the one before went too) are recovered now.
+        let mut orphaned: Vec<(StationId, DOHandle)> = self
+            .store
+            .entries
+            .iter()
+            .filter(|(_, e)| {
+                e.master != self.membership.id && !self.membership.members.contains_key(&e.master)
+            })
+            .map(|(h, e)| (e.master, *h))
+            .collect();
+        orphaned.sort();
+        for &(m, h) in &orphaned {
+            self.fault_recover(h, m, true);
+        }
+        let owners: BTreeSet<StationId> = orphaned.into_iter().map(|(m, _)| m).collect();
+        for id in owners {
+            self.broadcast(&Msg::RecoveryDone { id }, &[]);
+        }
     }
 
     /// Session master only: station `id` is out (failed or left).
@@ -254,9 +273,22 @@ impl Station {
                 _ => {}
             }
         }
+        self.believe_claims_after(id);
         self.expire_pending_masters();
         self.migration.offline.remove(&id);
         self.migration.handovers.remove(&id);
+        // Clients this server was handing to the gone one, before it
+        // answered: another server is asked, or the client is refused.
+        let stranded: Vec<StationId> = self
+            .migration
+            .handovers
+            .iter()
+            .filter(|(_, h)| h.target == id && !h.accepted)
+            .map(|(c, _)| *c)
+            .collect();
+        for c in stranded {
+            self.on_handover_ack(id, c, false);
+        }
         self.room_member_gone(id);
         self.events.push_back(if failed {
             Event::StationFailed(id)
@@ -270,6 +302,14 @@ impl Station {
 impl Station {
     /// `Leaving`: a station leaves gracefully.
     pub(super) fn on_leaving(&mut self, origin: StationId) {
+        if self.cfg.topology == Topology::ClientServer
+            && self.cfg.process_type == ProcessType::Client
+            && origin == self.membership.relay
+        {
+            // Nothing reaches this client any more (nobody else links to it).
+            self.close("the server left the session");
+            return;
+        }
         if origin == self.membership.session_master {
             if let Some(m) = self.membership.members.get_mut(&origin) {
                 m.silent = true;
@@ -278,6 +318,19 @@ impl Station {
             self.master_lost(origin);
             if self.is_session_master() {
                 self.declare_gone(origin, false);
+            } else if self.membership.session_master != origin {
+                // The new session master says so to everyone, but its
+                // word may have come first and been refused (this station
+                // did not know yet): the station left, here too; when the
+                // new session master's word was refused, so was its
+                // recovery's end, and what the station mastered that
+                // nobody recovered goes with it (what the new session
+                // master recovered comes back whole).
+                self.station_gone(origin, false);
+                let refused = self.membership.refused_takeover.take();
+                if refused == Some(self.membership.session_master) {
+                    self.remove_orphans_of(origin, self.membership.id);
+                }
             }
         } else if self.is_session_master() {
             self.declare_gone(origin, false);
@@ -343,6 +396,7 @@ impl Station {
         };
         if failed.contains(&self.membership.id) || !failed.iter().all(suspected) {
             self.refuse("NewSessionMaster", origin, "names a live station as failed");
+            self.membership.refused_takeover = Some(origin);
             return;
         }
         let candidate = self
@@ -360,6 +414,7 @@ impl Station {
             .min();
         if candidate != Some(origin) && !(self.is_session_master() && origin > self.membership.id) {
             self.refuse("NewSessionMaster", origin, "not the one the election picks");
+            self.membership.refused_takeover = Some(origin);
             return;
         }
         if self.is_session_master() && origin > self.membership.id {

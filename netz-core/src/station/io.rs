@@ -128,12 +128,32 @@ impl Station {
             provisional, early, ..
         } = &mut self.membership.state
         {
+            let receivers = &mut self.membership.provisional_receivers;
+            if provisional.is_empty() {
+                receivers.clear();
+            }
+            // Packets for a station that was at this address before name
+            // an older id than the packets for this one (ids only grow):
+            // the newest receiver's link is kept, the older ones dropped
+            // with what they brought.
+            match receivers.get(&from) {
+                Some(&r) if header.receiver < r => {
+                    self.stats.unknown_sender += 1;
+                    return;
+                }
+                Some(&r) if header.receiver > r => {
+                    provisional.remove(&from);
+                    early.retain(|(a, _, _)| *a != from);
+                }
+                _ => {}
+            }
             if !provisional.contains_key(&from) {
                 if provisional.len() >= MAX_PROVISIONAL_LINKS {
                     self.stats.unknown_sender += 1;
                     return;
                 }
                 provisional.insert(from, (header.sender, Link::new(self.tcfg.clone(), now)));
+                receivers.insert(from, header.receiver);
             }
             let Some((_, link)) = provisional.get_mut(&from) else {
                 return;
@@ -163,6 +183,47 @@ impl Station {
                 }
             }
             if let Some((substream, env)) = accepted {
+                // The acceptance names this station's id: links built from
+                // packets to another id were the links of a station that
+                // was here before.
+                let me = header.receiver;
+                provisional.retain(|a, _| receivers.get(a).is_none_or(|r| *r == me));
+                early.retain(|(a, _, _)| receivers.get(a).is_none_or(|r| *r == me));
+                receivers.clear();
+                // Links to stations the acceptance does not list yet wait
+                // for their announcement, with what came on them.
+                // (The accepting station is listed where it has itself, and
+                // linked where its answer came from.)
+                let mut listed: BTreeSet<SocketAddr> = match &env.msg {
+                    Msg::JoinAccepted { members, .. } => members.iter().map(|m| m.addr).collect(),
+                    _ => BTreeSet::new(),
+                };
+                listed.insert(from);
+                let spare = &mut self.membership.spare_links;
+                spare.clear();
+                let unlisted: Vec<SocketAddr> = provisional
+                    .keys()
+                    .copied()
+                    .filter(|a| !listed.contains(a))
+                    .collect();
+                for a in unlisted {
+                    if let Some((sender, link)) = provisional.remove(&a) {
+                        let came: Vec<(u8, Envelope)> = early
+                            .iter()
+                            .filter(|(from, _, _)| *from == a)
+                            .map(|(_, s, e)| (*s, e.clone()))
+                            .collect();
+                        early.retain(|(from, _, _)| *from != a);
+                        spare.insert(
+                            a,
+                            SpareLink {
+                                sender,
+                                link,
+                                early: came,
+                            },
+                        );
+                    }
+                }
                 self.on_join_accepted(from, header.sender, substream, env);
             }
             return;
@@ -173,6 +234,12 @@ impl Station {
         }
         if header.session != self.membership.session_tag {
             self.stats.wrong_session += 1;
+            return;
+        }
+        if header.receiver != self.membership.id.0 {
+            // For a station that was at this address before (its peers'
+            // links to it linger to flush): not for this station's links.
+            self.stats.unknown_sender += 1;
             return;
         }
         let sender = StationId(header.sender);

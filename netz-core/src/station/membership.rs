@@ -18,6 +18,18 @@ pub(super) struct Membership {
     pub(super) next_station_id: u32,
     /// Stations declared failed or gone (never admitted again by id).
     pub(super) gone: BTreeSet<StationId>,
+    /// While joining: the receiver id the packets of each provisional link
+    /// named (a station restarted on the address of a member gets the
+    /// packets meant for that member too, naming its old id).
+    pub(super) provisional_receivers: BTreeMap<SocketAddr, u32>,
+    /// A joiner's provisional links to stations its acceptance did not
+    /// list (admitted after it), with what came on them: taken when the
+    /// session master announces them (the peer's link numbered its
+    /// packets with those; a new link would look old to it).
+    pub(super) spare_links: BTreeMap<SocketAddr, SpareLink>,
+    /// The last station whose takeover as session master was refused here
+    /// (this station did not see the old one gone yet).
+    pub(super) refused_takeover: Option<StationId>,
 }
 
 impl Membership {
@@ -33,8 +45,19 @@ impl Membership {
             relay: StationId::NONE,
             next_station_id: 2,
             gone: BTreeSet::new(),
+            provisional_receivers: BTreeMap::new(),
+            refused_takeover: None,
+            spare_links: BTreeMap::new(),
         }
     }
+}
+
+/// See [`Membership::spare_links`]: the peer's id, the link, and the
+/// messages that came on it (sub-stream, envelope).
+pub(super) struct SpareLink {
+    pub(super) sender: u32,
+    pub(super) link: Link,
+    pub(super) early: Vec<(u8, Envelope)>,
 }
 
 pub(super) struct Member {
@@ -157,11 +180,24 @@ impl Station {
         );
         let id = info.id;
         let i2 = info.clone();
+        let spare = self
+            .membership
+            .spare_links
+            .remove(&info.addr)
+            .filter(|s| s.sender == id.0);
+        let (link, early) = match spare {
+            Some(s) => (Some(s.link), s.early),
+            None => (None, Vec::new()),
+        };
         self.run_op(op, None, false, |st, _| {
-            st.add_member(i2, None);
+            st.add_member(i2, link);
             st.discover_all_for(id);
         });
         self.events.push_back(Event::StationJoined(info));
+        let relays = self.process_type_of(id) == Some(ProcessType::Server);
+        for (substream, env) in early {
+            self.route(id, relays, substream, env);
+        }
         let mine = |e: &(Instant, StationId, u8, Envelope)| e.3.origin == id || e.3.dest == id;
         if self.routing.early_relayed.iter().any(mine) {
             let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.routing.early_relayed)

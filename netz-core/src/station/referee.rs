@@ -69,7 +69,10 @@ impl Station {
                     was_master: false,
                     reason: RemoveReason::Deleted,
                 });
-                (op, *handle, master_of(self, *handle) == Some(origin), None)
+                // Gone here already: the client's deletion addressed to
+                // this server came first (each receiver checks its own).
+                let own = master_of(self, *handle).is_none_or(|m| m == origin);
+                (op, *handle, own, None)
             }
             Msg::MasterChanged { handle, .. } | Msg::Migrate { handle, .. } => {
                 let new_master = match &env.msg {
@@ -81,7 +84,12 @@ impl Station {
                     old_master,
                     new_master,
                 });
-                let ok = old_master == origin || new_master == origin;
+                // The client's word to this server comes first and is
+                // applied here before its words to the others are relayed:
+                // the move this server already holds passes too.
+                let ok = old_master == origin
+                    || new_master == origin
+                    || (old_master == new_master && old_master.is_some());
                 (op, *handle, ok, None)
             }
             Msg::Rmc {

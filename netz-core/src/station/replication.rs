@@ -97,7 +97,14 @@ impl Station {
 
     pub(super) fn on_update(&mut self, origin: StationId, handle: DOHandle, data: &[u8]) {
         let Some(e) = self.store.entries.get(&handle) else {
-            self.stats.unknown_object += 1;
+            // From a new master whose claim waits for the object.
+            let msg = Msg::Update {
+                handle,
+                data: Bytes(data.to_vec()),
+            };
+            if !self.hold_if_pending(origin, handle, msg) {
+                self.stats.unknown_object += 1;
+            }
             return;
         };
         if e.master != origin || e.master == self.membership.id {

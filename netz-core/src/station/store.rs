@@ -41,6 +41,9 @@ pub(super) enum MasterRule {
 
 /// What a held master change may keep of what its claimed master sends.
 const MAX_HELD_FOR_NEW_MASTER: usize = 64 * 1024;
+/// How many claims about objects not in the store yet are held at once
+/// (each holds at most [`MAX_HELD_FOR_NEW_MASTER`] bytes).
+const MAX_CLAIMS_BEFORE_CREATE: usize = 64;
 
 impl Store {
     /// The handle the next object of `class` created by station `me` gets.
@@ -248,6 +251,15 @@ impl Station {
         {
             return;
         }
+        if addition {
+            // The newcomer gets what the other duplicas have: changes not
+            // sent yet go to them first (they may be undone before the
+            // next update, which would then send nothing).
+            let _ = self.update(self.now, handle);
+        }
+        let Some(e) = self.store.entries.get(&handle) else {
+            return;
+        };
         let cell = e.cell.clone();
         let op = self.make_op(
             OperationDetail::ChangeDupSet(ChangeDupSetOperation { addition, station }),
@@ -428,6 +440,9 @@ impl Station {
         if !e.dup_set.contains(&to) {
             self.change_dup_set(handle, to, true, self.membership.id);
         }
+        // Changes not sent yet go to the duplicas first: the new master
+        // takes what its copy holds for what every duplica holds.
+        self.update(self.now, handle)?;
         let Some(e) = self.store.entries.get(&handle) else {
             return Err(StationError::NoSuchObject(handle));
         };
@@ -577,6 +592,12 @@ impl Station {
             self.refuse("Create", origin, "names another station as master");
             return;
         }
+        if !self.membership.members.contains_key(&master) {
+            // From a station that left (its link lingers to flush): its
+            // objects were dealt with already, nobody would master this.
+            self.refuse("Create", origin, "its master is not in the session");
+            return;
+        }
         if self.store.entries.contains_key(&handle) {
             match self.master_change_rule(origin, handle, master) {
                 MasterRule::Yes => {
@@ -621,6 +642,14 @@ impl Station {
         if !self.store.entries.contains_key(&handle) {
             // Refused by the SafetyExecutive: the master forgets us.
             self.send(master, SYSTEM_STREAM, Msg::DuplicaRemoved { handle });
+        } else if self
+            .store
+            .pending_master
+            .get(&handle)
+            .is_some_and(|p| p.master == master)
+        {
+            // Its master claimed it before this announcement arrived.
+            self.master_confirmed(handle, master);
         }
     }
 }
@@ -632,7 +661,12 @@ impl Station {
         if origin != self.membership.session_master {
             return;
         }
-        // Objects nobody recovered have no master any more.
+        self.remove_orphans_of(id, origin);
+    }
+
+    /// Removes the objects gone station `id` still masters here: nobody
+    /// recovered them (`origin` says so).
+    pub(super) fn remove_orphans_of(&mut self, id: StationId, origin: StationId) {
         let orphans: Vec<DOHandle> = self
             .store
             .entries
@@ -667,8 +701,42 @@ impl Station {
         handle: DOHandle,
         master: StationId,
     ) {
-        if !self.store.entries.contains_key(&handle) {
-            self.stats.unknown_object += 1;
+        let Some(e) = self.store.entries.get(&handle) else {
+            // The new master's word can come before the old master's
+            // announcement of a new object: it waits for it.
+            let entries = &self.store.entries;
+            let claims = self
+                .store
+                .pending_master
+                .keys()
+                .filter(|h| !entries.contains_key(h))
+                .count();
+            if origin == master
+                && self.membership.members.contains_key(&master)
+                && (self.store.pending_master.contains_key(&handle)
+                    || claims < MAX_CLAIMS_BEFORE_CREATE)
+            {
+                self.hold_for_new_master(handle, master, None);
+            } else {
+                self.stats.unknown_object += 1;
+            }
+            return;
+        };
+        if origin == e.master
+            && e.master != self.membership.id
+            && self.membership.gone.contains(&master)
+            && !self.membership.members.contains_key(&master)
+        {
+            // Its master handed it to a station that has gone since:
+            // nobody masters it now, and it goes the way of that
+            // station's objects (the session master recovers it).
+            if self.change_master(handle, master, origin) {
+                if self.is_session_master() {
+                    self.fault_recover(handle, master, true);
+                } else {
+                    self.believe_claims_after(master);
+                }
+            }
             return;
         }
         match self.master_change_rule(origin, handle, master) {
@@ -697,8 +765,24 @@ impl Station {
             self.stats.unknown_object += 1;
             return;
         };
-        if e.master != origin || origin == self.membership.id {
+        if origin == self.membership.id || e.master == self.membership.id {
             self.refuse("Migrate", origin, "not the object's master");
+            return;
+        }
+        if e.master != origin {
+            if !self.membership.members.contains_key(&origin) {
+                self.refuse("Migrate", origin, "not the object's master");
+                return;
+            }
+            // From a later master of a chain of hand-overs, before the word
+            // that made it the master: it waits for that word (or for the
+            // old master's departure).
+            let msg = Msg::Migrate {
+                handle,
+                data,
+                dup_set,
+            };
+            self.hold_for_new_master(handle, origin, Some(msg));
             return;
         }
         let cell = e.cell.clone();
@@ -771,7 +855,13 @@ impl Station {
         if !self.membership.members.contains_key(&master) {
             return MasterRule::No;
         }
-        if origin == e.master || origin == self.membership.session_master {
+        if origin == e.master {
+            return MasterRule::Yes;
+        }
+        // The session master's claim for itself waits like any other (its
+        // word can overtake the old master's last messages); a recovery
+        // comes after the old master's departure, which was told first.
+        if origin == self.membership.session_master && origin != master {
             return MasterRule::Yes;
         }
         if origin != master {
@@ -862,20 +952,52 @@ impl Station {
         }
     }
 
-    /// Forgets pending claims older than twice the failure timeout, those
-    /// about objects no longer here, and those whose old master is gone
-    /// (the session master's recovery decides about its objects).
+    /// `gone` left the session: the claims held for the objects it
+    /// mastered here are believed now (the new master's own word counts
+    /// once the old master is gone), with what they held.
+    pub(super) fn believe_claims_after(&mut self, gone: StationId) {
+        let mut claims: Vec<(DOHandle, StationId)> = self
+            .store
+            .pending_master
+            .iter()
+            .filter(|(h, p)| {
+                self.store.entries.get(h).is_some_and(|e| e.master == gone)
+                    && self.membership.members.contains_key(&p.master)
+            })
+            .map(|(h, p)| (*h, p.master))
+            .collect();
+        claims.sort();
+        for (h, m) in claims {
+            if self.change_master(h, m, m) {
+                self.master_confirmed(h, m);
+            }
+        }
+    }
+
+    /// Forgets pending claims older than twice the failure timeout, and
+    /// those whose old master is gone (the session master's recovery
+    /// decides about its objects). Claims about objects not here yet wait
+    /// for them until they expire (removing an object drops its claim).
     pub(super) fn expire_pending_masters(&mut self) {
         let now = self.now;
         let keep = self.cfg.failure_timeout * 2;
         let entries = &self.store.entries;
         let members = &self.membership.members;
+        let mut expired = Vec::new();
         self.store.pending_master.retain(|h, p| {
-            now < p.since + keep
+            let fresh = now < p.since + keep;
+            if !fresh {
+                expired.push(p.master);
+            }
+            fresh
                 && entries
                     .get(h)
-                    .is_some_and(|e| members.contains_key(&e.master))
+                    .is_none_or(|e| members.contains_key(&e.master))
         });
+        // A claim nobody confirmed in time was one it had no right to make.
+        for claimant in expired {
+            self.refuse("MasterClaim", claimant, "no word of the old master came");
+        }
     }
 
     /// When the oldest pending claim expires.

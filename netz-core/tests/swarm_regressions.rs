@@ -1,0 +1,547 @@
+//! Scenarios the swarm test (`tests/swarm.rs`) found, each reduced to a
+//! small deterministic test of its own.
+mod common;
+use common::*;
+use netz_core::cluster::Cluster;
+use netz_core::sim::SimConfig;
+use netz_core::*;
+use std::time::Duration;
+
+fn mesh(n: usize) -> Cluster {
+    let cfgs = (0..n)
+        .map(|i| StationConfig::new(ProcessType::Server, format!("s{i}")))
+        .collect();
+    Cluster::start(SimConfig::seeded(3), registry(), cfgs).unwrap()
+}
+
+/// A master whose change was not sent yet (an RMC changed it, say) is
+/// handed to another station and at once back: the duplicas end with
+/// the master's state, though nobody changes it again.
+#[test]
+fn a_master_handed_over_and_back_brings_its_duplicas_the_changes_not_sent_yet() {
+    let mut c = mesh(3);
+    let now = c.now();
+    let r = c.station_mut(0).publish(now, Counter::new(5, "x")).unwrap();
+    let h = r.handle();
+    c.run_for(Duration::from_millis(200));
+    // Changed on the master, not sent.
+    r.lock().data.value = 9;
+    let now = c.now();
+    c.station_mut(0).migrate(now, h, StationId(2)).unwrap();
+    assert!(c.run_until(Duration::from_secs(1), |c| c
+        .station(1)
+        .get::<Counter>(h)
+        .is_some_and(|r| r.is_master())));
+    let now = c.now();
+    c.station_mut(1).migrate(now, h, StationId(1)).unwrap();
+    c.run_for(Duration::from_millis(300));
+    assert!(r.is_master(), "back on station 0");
+    let now = c.now();
+    c.station_mut(0).update_all(now);
+    c.run_for(Duration::from_millis(300));
+    for i in 0..3 {
+        assert_eq!(
+            c.station(i).get::<Counter>(h).unwrap().lock().data.value,
+            9,
+            "station {i}"
+        );
+    }
+}
+
+/// A station crashes and comes back at once on the same address, as a new
+/// station: what its peers still send to the crashed one reaches it while
+/// it waits to be admitted (here the first messages a newcomer sent the
+/// crashed station, sent again and again). Once in, it has every
+/// station's object, and its links carry what it is sent.
+#[test]
+fn a_station_restarted_on_its_address_joins_with_working_links() {
+    let mut c = mesh(2);
+    let addr = c.addrs[1];
+    c.crash(1);
+    // A newcomer links to the crashed station too (nobody noticed yet):
+    // its first messages to it go unanswered and are sent again.
+    let late = c
+        .join(StationConfig::new(ProcessType::Server, "late"), 0)
+        .unwrap();
+    let fresh = Station::new(StationConfig::new(ProcessType::Server, "again"), registry());
+    c.sim.restart(addr, fresh);
+    c.join_existing(1, 0).unwrap();
+    c.run_for(Duration::from_secs(2));
+    let station_objects = |s: &Station| {
+        s.objects()
+            .into_iter()
+            .filter(|h| h.class_id() == ClassId::STATION)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(station_objects(c.station(1)).len(), 3);
+    assert_eq!(station_objects(c.station(1)), station_objects(c.station(0)));
+    let now = c.now();
+    let h = c
+        .station_mut(late)
+        .publish(now, Counter::new(4, "x"))
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_millis(300));
+    assert_eq!(
+        c.station(1).get::<Counter>(h).map(|r| r.lock().data.value),
+        Some(4)
+    );
+}
+
+fn cs(process_type: ProcessType, token: &str) -> StationConfig {
+    StationConfig {
+        topology: Topology::ClientServer,
+        ..StationConfig::new(process_type, token)
+    }
+}
+
+/// A client hands its object to a server that is not its own: its server
+/// passes the hand-over on (it learnt of it first, from the client's word
+/// to itself), and every station ends with the new master.
+#[test]
+fn a_client_hands_its_object_to_another_server() {
+    let mut c = Cluster::start(
+        SimConfig::seeded(5),
+        registry(),
+        vec![
+            cs(ProcessType::Server, "s1"),
+            cs(ProcessType::Server, "s2"),
+            cs(ProcessType::Client, "c3"),
+            cs(ProcessType::Client, "c4"),
+        ],
+    )
+    .unwrap();
+    c.run_for(Duration::from_millis(200));
+    assert_eq!(c.station(2).relay(), Some(StationId(1)));
+    let now = c.now();
+    let h = c
+        .station_mut(2)
+        .publish(now, Counter::new(6, "x"))
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_millis(300));
+    let now = c.now();
+    c.station_mut(2).migrate(now, h, StationId(2)).unwrap();
+    c.run_for(Duration::from_millis(500));
+    for i in 0..4 {
+        assert_eq!(c.station(i).master_of(h), Some(StationId(2)), "station {i}");
+    }
+    assert!(c.station(1).get::<Counter>(h).unwrap().is_master());
+    let ctx: RmcContext<i64> = RmcContext::on_master();
+    assert!(c
+        .station_mut(3)
+        .object::<Counter>(h)
+        .call(&ctx, ADD, &(1i64,)));
+    assert!(c.wait(&ctx, Duration::from_secs(2)));
+    assert_eq!(ctx.result(), Some(7));
+}
+
+/// A master sends a change and hands its object to the session master,
+/// whose own word reaches a duplica before the old master's change (the
+/// old master's link to it is slow): the duplica waits for the old
+/// master's word, applies the change, and ends with the master's state.
+#[test]
+fn a_hand_over_to_the_session_master_does_not_overtake_the_last_change() {
+    let mut c = mesh(3);
+    let now = c.now();
+    let r = c.station_mut(1).publish(now, Counter::new(1, "x")).unwrap();
+    let h = r.handle();
+    c.run_for(Duration::from_millis(200));
+    c.sim
+        .set_link_latency(c.addrs[1], c.addrs[2], Duration::from_millis(60));
+    r.lock().data.value = 2;
+    let now = c.now();
+    c.station_mut(1).update(now, h).unwrap();
+    c.station_mut(1).migrate(now, h, StationId(1)).unwrap();
+    c.run_for(Duration::from_millis(500));
+    let now = c.now();
+    c.station_mut(0).update_all(now);
+    c.run_for(Duration::from_millis(300));
+    assert!(c.station(0).get::<Counter>(h).unwrap().is_master());
+    for i in 0..3 {
+        assert_eq!(c.station(i).master_of(h), Some(StationId(1)), "station {i}");
+        assert_eq!(
+            c.station(i).get::<Counter>(h).unwrap().lock().data.value,
+            2,
+            "station {i}"
+        );
+    }
+}
+
+/// A client deletes its object: its server passes the deletion on to the
+/// other client, though it applied the deletion addressed to itself
+/// first (and no longer holds the object when it checks the other).
+#[test]
+fn a_client_deletes_its_object_everywhere() {
+    let mut c = Cluster::start(
+        SimConfig::seeded(6),
+        registry(),
+        vec![
+            cs(ProcessType::Server, "s1"),
+            cs(ProcessType::Client, "c2"),
+            cs(ProcessType::Client, "c3"),
+        ],
+    )
+    .unwrap();
+    let now = c.now();
+    let h = c
+        .station_mut(1)
+        .publish(now, Counter::new(1, "x"))
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_millis(300));
+    assert!(c.station(2).contains(h));
+    let now = c.now();
+    c.station_mut(1).delete_main_ref(now, h).unwrap();
+    c.run_for(Duration::from_millis(300));
+    for i in 0..3 {
+        assert!(!c.station(i).contains(h), "station {i}");
+    }
+}
+
+/// A station that leaves publishes an object on its way out: nobody keeps
+/// a duplica whose master is gone.
+#[test]
+fn an_object_published_while_leaving_is_kept_nowhere() {
+    let mut c = mesh(3);
+    let now = c.now();
+    c.station_mut(2).leave(now).unwrap();
+    let h = c
+        .station_mut(2)
+        .publish(now, Counter::new(1, "late"))
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_secs(3));
+    assert!(c.station(2).is_closed());
+    for i in 0..2 {
+        assert!(!c.station(i).contains(h), "station {i}");
+    }
+}
+
+/// A master hands its object to a station that is leaving (the hand-over
+/// crosses the leave): the session master takes the object over, as it
+/// would any object of a station that left, and every station agrees.
+#[test]
+fn an_object_handed_to_a_leaving_station_is_recovered() {
+    let mut c = mesh(3);
+    // The leave reaches the session master before the hand-over does.
+    c.sim
+        .set_link_latency(c.addrs[0], c.addrs[1], Duration::from_millis(30));
+    let now = c.now();
+    c.station_mut(2).leave(now).unwrap();
+    let r = c
+        .station_mut(1)
+        .publish(now, Counter::recovering(true))
+        .unwrap();
+    let h = r.handle();
+    c.station_mut(1).migrate(now, h, StationId(3)).unwrap();
+    c.run_for(Duration::from_secs(3));
+    assert!(c.station(2).is_closed());
+    for i in 0..2 {
+        assert_eq!(c.station(i).master_of(h), Some(StationId(1)), "station {i}");
+    }
+    assert!(c.station(0).get::<Counter>(h).unwrap().is_master());
+}
+
+/// A client asks to move while the only other server has crashed (nobody
+/// noticed yet): once that server is declared failed the migration fails,
+/// and what the client sent meanwhile goes out through its server.
+#[test]
+fn a_migration_to_a_server_that_crashed_fails_and_releases_what_was_held() {
+    let mut c = Cluster::start(
+        SimConfig::seeded(8),
+        registry(),
+        vec![
+            cs(ProcessType::Server, "s1"),
+            cs(ProcessType::Server, "s2"),
+            cs(ProcessType::Client, "c3"),
+        ],
+    )
+    .unwrap();
+    let now = c.now();
+    let r = c.station_mut(2).publish(now, Counter::new(1, "x")).unwrap();
+    let h = r.handle();
+    c.run_for(Duration::from_millis(300));
+    c.crash(1);
+    let now = c.now();
+    c.station_mut(2).send_migrate(now).unwrap();
+    c.run_for(Duration::from_millis(50));
+    r.lock().data.value = 2;
+    let now = c.now();
+    c.station_mut(2).update(now, h).unwrap();
+    c.run_for(Duration::from_secs(4));
+    let events = c.events(2);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::MigrateFailed { .. })),
+        "{events:?}"
+    );
+    assert!(!c.station(2).is_migrating());
+    assert_eq!(c.station(0).get::<Counter>(h).unwrap().lock().data.value, 2);
+}
+
+/// A new object is handed over at once, and the new master changes it
+/// before the old master's announcement of the object reaches a slow
+/// duplica: what the new master sent waits for the object there, and the
+/// duplica ends with the new master's state.
+#[test]
+fn a_change_by_the_new_master_waits_for_the_object_to_arrive() {
+    let mut c = mesh(4);
+    c.sim
+        .set_link_latency(c.addrs[1], c.addrs[3], Duration::from_millis(80));
+    let now = c.now();
+    let h = c
+        .station_mut(1)
+        .publish(now, Counter::new(1, "x"))
+        .unwrap()
+        .handle();
+    c.station_mut(1).migrate(now, h, StationId(3)).unwrap();
+    assert!(c.run_until(Duration::from_secs(1), |c| c
+        .station(2)
+        .get::<Counter>(h)
+        .is_some_and(|r| r.is_master())));
+    c.station(2).get::<Counter>(h).unwrap().lock().data.value = 2;
+    let now = c.now();
+    c.station_mut(2).update(now, h).unwrap();
+    c.run_for(Duration::from_millis(500));
+    for i in 0..4 {
+        assert_eq!(c.station(i).master_of(h), Some(StationId(3)), "station {i}");
+        assert_eq!(
+            c.station(i).get::<Counter>(h).unwrap().lock().data.value,
+            2,
+            "station {i}"
+        );
+    }
+}
+
+/// An object is handed on twice in a row (A to B, B to C), and B's
+/// hand-over reaches C before A's word that B is the master: C takes the
+/// object once A's word arrives, and every station agrees C masters it.
+#[test]
+fn a_second_hand_over_that_overtakes_the_first_waits_for_it() {
+    let mut c = mesh(3);
+    let now = c.now();
+    let h = c
+        .station_mut(0)
+        .publish(now, Counter::new(1, "x"))
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_millis(200));
+    // A's word to C is slow.
+    c.sim
+        .set_link_latency(c.addrs[0], c.addrs[1], Duration::from_millis(80));
+    let now = c.now();
+    c.station_mut(0).migrate(now, h, StationId(3)).unwrap();
+    assert!(c.run_until(Duration::from_secs(1), |c| c
+        .station(2)
+        .get::<Counter>(h)
+        .is_some_and(|r| r.is_master())));
+    let now = c.now();
+    c.station_mut(2).migrate(now, h, StationId(2)).unwrap();
+    c.run_for(Duration::from_millis(500));
+    assert!(c.station(1).get::<Counter>(h).unwrap().is_master());
+    for i in 0..3 {
+        assert_eq!(c.station(i).master_of(h), Some(StationId(2)), "station {i}");
+    }
+}
+
+/// The session master leaves, and the new session master's word reaches a
+/// station before the old one's goodbye (the old master's link to it is
+/// slow): that station ends in the same session as the others, without
+/// the station that left or the objects nobody kept.
+#[test]
+fn the_session_master_leaving_is_agreed_on_when_its_successor_speaks_first() {
+    let mut c = mesh(3);
+    let now = c.now();
+    let kept = c
+        .station_mut(0)
+        .publish(now, Counter::recovering(true))
+        .unwrap()
+        .handle();
+    let dropped = c
+        .station_mut(0)
+        .publish(now, Counter::recovering(false))
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_millis(300));
+    c.sim
+        .set_link_latency(c.addrs[0], c.addrs[2], Duration::from_millis(100));
+    let now = c.now();
+    c.station_mut(0).leave(now).unwrap();
+    c.run_for(Duration::from_secs(3));
+    for i in [1, 2] {
+        let st = c.station(i);
+        let ids: Vec<StationId> = st.stations().iter().map(|s| s.id).collect();
+        assert_eq!(ids, vec![StationId(2), StationId(3)], "station {i}");
+        assert_eq!(st.session_master(), StationId(2), "station {i}");
+        assert_eq!(st.master_of(kept), Some(StationId(2)), "station {i}");
+        assert!(!st.contains(dropped), "station {i}");
+        assert!(st
+            .objects()
+            .iter()
+            .all(|h| st.master_of(*h) != Some(StationId(1))));
+    }
+}
+
+/// A station joins while a master has a change not sent yet, and the
+/// change is undone before the next update: the newcomer ends with the
+/// master's state like every other duplica.
+#[test]
+fn a_newcomer_gets_the_state_the_other_duplicas_have() {
+    let mut c = mesh(2);
+    let now = c.now();
+    let r = c.station_mut(0).publish(now, Counter::new(5, "x")).unwrap();
+    let h = r.handle();
+    c.run_for(Duration::from_millis(200));
+    r.lock().data.value = 9;
+    let late = c
+        .join(StationConfig::new(ProcessType::Server, "late"), 0)
+        .unwrap();
+    r.lock().data.value = 5;
+    let now = c.now();
+    c.station_mut(0).update_all(now);
+    c.run_for(Duration::from_millis(300));
+    for i in [1, late] {
+        assert_eq!(
+            c.station(i).get::<Counter>(h).unwrap().lock().data.value,
+            5,
+            "station {i}"
+        );
+    }
+}
+
+/// A server that is the session master leaves: its client is
+/// disconnected (nothing reaches it any more), the other server's client
+/// stays, and the survivors agree on who is left.
+#[test]
+fn the_client_of_a_server_that_leaves_is_disconnected() {
+    let mut c = Cluster::start(
+        SimConfig::seeded(9),
+        registry(),
+        vec![cs(ProcessType::Server, "s1"), cs(ProcessType::Server, "s2")],
+    )
+    .unwrap();
+    let mine = c.join(cs(ProcessType::Client, "c3"), 0).unwrap();
+    let other = c.join(cs(ProcessType::Client, "c4"), 1).unwrap();
+    let now = c.now();
+    c.station_mut(0).leave(now).unwrap();
+    c.run_for(Duration::from_secs(5));
+    assert!(c.station(0).is_closed());
+    assert!(c.station(mine).is_closed());
+    for i in [1, other] {
+        let st = c.station(i);
+        assert!(st.is_in_session(), "station {i}");
+        let ids: Vec<StationId> = st.stations().iter().map(|s| s.id).collect();
+        assert_eq!(ids, vec![StationId(2), StationId(4)], "station {i}");
+    }
+}
+
+/// The session master leaves while its successor has just crashed: the
+/// next session master recovers what the one that left mastered (its
+/// station object included), and no station keeps a duplica whose master
+/// is gone.
+#[test]
+fn objects_of_a_leaving_session_master_are_recovered_when_its_successor_crashed() {
+    let mut c = mesh(4);
+    let now = c.now();
+    let kept = c
+        .station_mut(0)
+        .publish(now, Counter::recovering(true))
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_millis(300));
+    c.crash(1);
+    let now = c.now();
+    c.station_mut(0).leave(now).unwrap();
+    c.run_for(Duration::from_secs(5));
+    for i in [2, 3] {
+        let st = c.station(i);
+        assert_eq!(st.session_master(), StationId(3), "station {i}");
+        let ids: Vec<StationId> = st.stations().iter().map(|s| s.id).collect();
+        assert_eq!(ids, vec![StationId(3), StationId(4)], "station {i}");
+        assert_eq!(st.master_of(kept), Some(StationId(3)), "station {i}");
+        for h in st.objects() {
+            let m = st.master_of(h).unwrap();
+            assert!(ids.contains(&m), "station {i}: {h:?} mastered by {m}");
+        }
+    }
+}
+
+/// A station leaves and comes back at once on the same address as a new
+/// station, while its peers' links to the one that left still linger to
+/// flush: what those links send is not taken for the new station's links,
+/// which carry everything it is sent.
+#[test]
+fn a_station_back_on_the_address_of_one_that_left_gets_what_it_is_sent() {
+    let mut c = mesh(3);
+    let now = c.now();
+    let h = c
+        .station_mut(2)
+        .publish(now, Counter::new(3, "x"))
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_millis(300));
+    let addr = c.addrs[1];
+    let now = c.now();
+    c.station_mut(1).leave(now).unwrap();
+    // Something on its way to the station that leaves, to flush.
+    c.station(2).get::<Counter>(h).unwrap().lock().data.value = 4;
+    c.station_mut(2).update(now, h).unwrap();
+    c.run_for(Duration::from_millis(60));
+    assert!(c.station(1).is_closed());
+    let fresh = Station::new(StationConfig::new(ProcessType::Server, "again"), registry());
+    c.sim.restart(addr, fresh);
+    c.join_existing(1, 0).unwrap();
+    for value in 5..10 {
+        c.station(2).get::<Counter>(h).unwrap().lock().data.value = value;
+        let now = c.now();
+        c.station_mut(2).update(now, h).unwrap();
+        c.run_for(Duration::from_millis(100));
+    }
+    c.run_for(Duration::from_secs(2));
+    assert_eq!(
+        c.station(1).get::<Counter>(h).map(|r| r.lock().data.value),
+        Some(9)
+    );
+}
+
+/// Two stations join one after the other and the first one's acceptance
+/// is slow to arrive: the second, in already, talks to the first while it
+/// still waits. Once both are in, each has the other's station object.
+#[test]
+fn a_station_slow_to_be_accepted_links_with_one_admitted_after_it() {
+    let mut c = mesh(3);
+    let reg = registry();
+    let a = c.sim.add_node(Station::new(
+        StationConfig::new(ProcessType::Server, "a"),
+        reg.clone(),
+    ));
+    let b = c.sim.add_node(Station::new(
+        StationConfig::new(ProcessType::Server, "b"),
+        reg,
+    ));
+    c.addrs.push(a);
+    c.addrs.push(b);
+    // Joining through station 1, admitted by the session master, whose
+    // link to `a` is slow: `a` is admitted first and hears so last.
+    let (master, contact) = (c.addrs[0], c.addrs[1]);
+    c.sim
+        .set_link_latency(master, a, Duration::from_millis(150));
+    let now = c.now();
+    c.sim.node_mut(a).join(now, a, contact).unwrap();
+    c.run_for(Duration::from_millis(30));
+    let now = c.now();
+    c.sim.node_mut(b).join(now, b, contact).unwrap();
+    c.run_for(Duration::from_secs(3));
+    let station_objects = |s: &Station| {
+        s.objects()
+            .into_iter()
+            .filter(|h| h.class_id() == ClassId::STATION)
+            .count()
+    };
+    for i in [3, 4] {
+        assert!(c.station(i).is_in_session(), "station {i}");
+        assert_eq!(station_objects(c.station(i)), 5, "station {i}");
+    }
+}
