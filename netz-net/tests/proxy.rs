@@ -189,7 +189,7 @@ fn a_client_plays_through_loss_and_jitter() {
     play(&mut server, &mut client, 20);
     let s = proxy.stats();
     println!("{s:?}");
-    assert!(s.dropped > 0 && s.from_client > 20, "{s:?}");
+    assert!(s.dropped > 0 && s.forwarded > 10, "{s:?}");
 }
 
 #[test]
