@@ -173,12 +173,14 @@ impl Interests {
     fn place(&mut self, h: DOHandle, p: Position) {
         let c = self.cell_of(p);
         if let Some((old, _)) = self.at.insert(h, (c, p)) {
-            if old != c {
-                if let Some(s) = self.cells.get_mut(&old) {
-                    s.remove(&h);
-                    if s.is_empty() {
-                        self.cells.remove(&old);
-                    }
+            if old == c {
+                // Still in the same cell: listed there already.
+                return;
+            }
+            if let Some(s) = self.cells.get_mut(&old) {
+                s.remove(&h);
+                if s.is_empty() {
+                    self.cells.remove(&old);
                 }
             }
         }
@@ -434,6 +436,11 @@ impl Station {
         let Some(e) = self.store.entries.get(&handle) else {
             return Relevance::Not("not in the store");
         };
+        self.relevance_of(handle, e, station)
+    }
+
+    /// [`Station::relevance`] of `handle`, whose store entry is `e`.
+    fn relevance_of(&self, handle: DOHandle, e: &Entry, station: StationId) -> Relevance {
         let Some(policy) = self.interest.policies.get(&handle.class_id()) else {
             return Relevance::Always;
         };
@@ -511,7 +518,8 @@ impl Station {
             return;
         }
         let held = e.dup_set.contains(&station);
-        let relevant = self.relevant(handle, station);
+        let relevant = !self.interest.has_policy(handle.class_id())
+            || self.relevance_of(handle, e, station).is_relevant();
         if relevant && !held {
             self.change_dup_set(handle, station, true, self.membership.id);
             if self.holds(handle, station) {
