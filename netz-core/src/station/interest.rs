@@ -11,6 +11,7 @@
 //! [`RemoveReason::NotRelevant`]).
 
 use super::*;
+use crate::fasthash::{FastMap, SeededState};
 use crate::interest::{Area, ClassInterest, GroupId, Position, Relevance, StationInterest};
 
 /// The side of a grid cell, in world units, by default.
@@ -52,10 +53,10 @@ type Span = Option<((i32, i32), (i32, i32))>;
 /// more than [`MAX_AREA_CELLS`] cells (a radius much larger than the cell
 /// side) is not listed by cell, its station is checked for every moved
 /// object (the full scan, for that station alone).
-#[derive(Default)]
 struct AreaIndex {
-    /// The stations listed at each cell, in order.
-    cells: BTreeMap<(i32, i32), Vec<StationId>>,
+    /// The stations listed at each cell, in order (looked up, never
+    /// iterated for anything that shows).
+    cells: FastMap<(i32, i32), Vec<StationId>>,
     /// The cells each station with an area is listed at.
     spans: BTreeMap<StationId, Span>,
     /// The stations whose area is too large to list, in order.
@@ -63,6 +64,14 @@ struct AreaIndex {
 }
 
 impl AreaIndex {
+    fn new(seed: u64) -> AreaIndex {
+        AreaIndex {
+            cells: FastMap::with_hasher(SeededState(seed)),
+            spans: BTreeMap::new(),
+            wide: BTreeSet::new(),
+        }
+    }
+
     /// Lists `station` at `span` (`None`: its area is too large).
     fn insert(&mut self, station: StationId, span: Span) {
         self.remove(station);
@@ -129,8 +138,9 @@ pub(super) struct Interests {
     cell: f32,
     /// The local masters of spatial classes, by grid cell.
     cells: BTreeMap<(i32, i32), BTreeSet<DOHandle>>,
-    /// The cell and position of each of them.
-    at: BTreeMap<DOHandle, ((i32, i32), Position)>,
+    /// The cell and position of each of them (looked up, never iterated
+    /// for anything that shows).
+    at: FastMap<DOHandle, ((i32, i32), Position)>,
     /// The declared areas by cell.
     areas: AreaIndex,
     /// The other members that are servers (they see every object): kept
@@ -141,23 +151,22 @@ pub(super) struct Interests {
     full_scan: bool,
 }
 
-impl Default for Interests {
-    fn default() -> Self {
+impl Interests {
+    /// No policy and no declared interest; `seed` seeds the hash maps.
+    pub(super) fn new(seed: u64) -> Self {
         Interests {
             policies: BTreeMap::new(),
             declared: BTreeMap::new(),
             mine: None,
             cell: DEFAULT_CELL,
             cells: BTreeMap::new(),
-            at: BTreeMap::new(),
-            areas: AreaIndex::default(),
+            at: FastMap::with_hasher(SeededState(seed)),
+            areas: AreaIndex::new(seed.rotate_left(32)),
             servers: BTreeSet::new(),
             full_scan: false,
         }
     }
-}
 
-impl Interests {
     /// Whether objects of `class` have a policy (are not always relevant).
     pub(super) fn has_policy(&self, class: ClassId) -> bool {
         !self.policies.is_empty() && self.policies.contains_key(&class)
@@ -170,12 +179,13 @@ impl Interests {
         )
     }
 
-    fn place(&mut self, h: DOHandle, p: Position) {
+    /// Places `h` at `p`; returns its cell.
+    fn place(&mut self, h: DOHandle, p: Position) -> (i32, i32) {
         let c = self.cell_of(p);
         if let Some((old, _)) = self.at.insert(h, (c, p)) {
             if old == c {
                 // Still in the same cell: listed there already.
-                return;
+                return c;
             }
             if let Some(s) = self.cells.get_mut(&old) {
                 s.remove(&h);
@@ -185,6 +195,7 @@ impl Interests {
             }
         }
         self.cells.entry(c).or_default().insert(h);
+        c
     }
 
     fn unplace(&mut self, h: DOHandle) {
@@ -345,12 +356,13 @@ impl Station {
     pub fn set_interest_cell_size(&mut self, side: f32) {
         if side.is_finite() && side > 0.0 {
             self.interest.cell = side;
-            let placed: Vec<(DOHandle, Position)> = self
+            let mut placed: Vec<(DOHandle, Position)> = self
                 .interest
                 .at
                 .iter()
                 .map(|(h, (_, p))| (*h, *p))
                 .collect();
+            placed.sort_unstable_by_key(|(h, _)| *h);
             self.interest.cells.clear();
             self.interest.at.clear();
             for (h, p) in placed {
@@ -571,12 +583,17 @@ impl Station {
             return;
         }
         if let Policy::Spatial(f) = &policy {
-            match f(&e.cell) {
-                Some(p) if p.x.is_finite() && p.y.is_finite() => self.interest.place(handle, p),
-                _ => self.interest.unplace(handle),
-            }
+            let cell = match f(&e.cell) {
+                Some(p) if p.x.is_finite() && p.y.is_finite() => {
+                    Some(self.interest.place(handle, p))
+                }
+                _ => {
+                    self.interest.unplace(handle);
+                    None
+                }
+            };
             if !self.interest.full_scan {
-                for id in self.spatial_candidates(handle) {
+                for id in self.spatial_candidates(cell, &e.dup_set) {
                     self.apply_relevance(handle, id);
                 }
                 return;
@@ -588,11 +605,15 @@ impl Station {
         }
     }
 
-    /// The stations a check of master `handle` (of a spatial class, just
-    /// placed) may change something for, in order: those holding it, those
-    /// the index of areas lists at its cell (none if it has no position),
-    /// and the privileged ones.
-    fn spatial_candidates(&self, handle: DOHandle) -> Vec<StationId> {
+    /// The stations a check of a master of a spatial class may change
+    /// something for, in order: those holding it (`held`), those the index
+    /// of areas lists at its cell (none if it has no position), and the
+    /// privileged ones.
+    fn spatial_candidates(
+        &self,
+        cell: Option<(i32, i32)>,
+        held: &BTreeSet<StationId>,
+    ) -> Vec<StationId> {
         debug_assert_eq!(
             self.interest.servers,
             self.membership
@@ -606,13 +627,12 @@ impl Station {
             "the servers are known"
         );
         let i = &self.interest;
-        let listed = i.at.get(&handle).map_or(&[][..], |(c, _)| i.areas.at(*c));
-        let held = self.store.entries.get(&handle).map(|e| &e.dup_set);
+        let listed = cell.map_or(&[][..], |c| i.areas.at(c));
         let mut ids: Vec<StationId> = Vec::with_capacity(
-            listed.len() + held.map_or(0, BTreeSet::len) + i.areas.wide.len() + 1,
+            listed.len() + held.len() + i.areas.wide.len() + i.servers.len() + 1,
         );
         ids.extend_from_slice(listed);
-        ids.extend(held.into_iter().flatten().copied());
+        ids.extend(held.iter().copied());
         ids.extend(i.areas.wide.iter().copied());
         ids.extend(i.servers.iter().copied());
         ids.push(self.membership.session_master);
