@@ -217,6 +217,7 @@ impl Station {
         let mut resend = Vec::new();
         self.run_op(op, None, false, |st, _| {
             let removed = st.membership.members.remove(&id);
+            st.interest_station_gone(id);
             st.link_changed(id);
             if let Some(m) = removed {
                 if st.membership.addrs.get(&m.info.addr) == Some(&id) {

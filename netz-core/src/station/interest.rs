@@ -11,12 +11,17 @@
 //! [`RemoveReason::NotRelevant`]).
 
 use super::*;
+use crate::fasthash::{FastMap, SeededState};
 use crate::interest::{Area, ClassInterest, GroupId, Position, Relevance, StationInterest};
 
 /// The side of a grid cell, in world units, by default.
 const DEFAULT_CELL: f32 = 64.0;
 /// How many groups a station may subscribe to.
 pub(super) const MAX_GROUPS: usize = 1024;
+/// The most grid cells a station's area is listed at in the index of
+/// declared areas (32 × 32); a larger area is not listed by cell (see
+/// [`AreaIndex`]).
+const MAX_AREA_CELLS: i64 = 1024;
 
 type ErasedGroups = Arc<dyn Fn(&Arc<dyn ErasedCell>) -> Vec<GroupId> + Send + Sync>;
 type ErasedPosition = Arc<dyn Fn(&Arc<dyn ErasedCell>) -> Option<Position> + Send + Sync>;
@@ -31,6 +36,96 @@ pub(super) enum Policy {
     Custom(ErasedCustom),
 }
 
+/// The cells an area is listed at: the first and the last cell (inclusive)
+/// of the square its leave circle touches, or `None` for an area too large
+/// to list.
+type Span = Option<((i32, i32), (i32, i32))>;
+
+/// The areas the other stations declared, by grid cell (the cells of the
+/// objects' grid, [`Station::set_interest_cell_size`]): what makes a
+/// master check a moved object of a spatial class against the stations
+/// whose area may hold it rather than every station.
+///
+/// An area is listed at every cell the square around its leave circle
+/// touches, so a station it is listed at is a candidate for every object
+/// in such a cell; a station whose area does not touch an object's cell
+/// cannot find it relevant. Memory is bounded: an area whose square spans
+/// more than [`MAX_AREA_CELLS`] cells (a radius much larger than the cell
+/// side) is not listed by cell, its station is checked for every moved
+/// object (the full scan, for that station alone).
+struct AreaIndex {
+    /// The stations listed at each cell, in order (looked up, never
+    /// iterated for anything that shows).
+    cells: FastMap<(i32, i32), Vec<StationId>>,
+    /// The cells each station with an area is listed at.
+    spans: BTreeMap<StationId, Span>,
+    /// The stations whose area is too large to list, in order.
+    wide: BTreeSet<StationId>,
+}
+
+impl AreaIndex {
+    fn new(seed: u64) -> AreaIndex {
+        AreaIndex {
+            cells: FastMap::with_hasher(SeededState(seed)),
+            spans: BTreeMap::new(),
+            wide: BTreeSet::new(),
+        }
+    }
+
+    /// Lists `station` at `span` (`None`: its area is too large).
+    fn insert(&mut self, station: StationId, span: Span) {
+        self.remove(station);
+        self.spans.insert(station, span);
+        let Some(((x0, y0), (x1, y1))) = span else {
+            self.wide.insert(station);
+            return;
+        };
+        for cx in x0..=x1 {
+            for cy in y0..=y1 {
+                let v = self.cells.entry((cx, cy)).or_default();
+                if let Err(i) = v.binary_search(&station) {
+                    v.insert(i, station);
+                }
+            }
+        }
+    }
+
+    /// Takes `station` out of the index.
+    fn remove(&mut self, station: StationId) {
+        match self.spans.remove(&station) {
+            None => {}
+            Some(None) => {
+                self.wide.remove(&station);
+            }
+            Some(Some(((x0, y0), (x1, y1)))) => {
+                for cx in x0..=x1 {
+                    for cy in y0..=y1 {
+                        if let Some(v) = self.cells.get_mut(&(cx, cy)) {
+                            if let Ok(i) = v.binary_search(&station) {
+                                v.remove(i);
+                            }
+                            if v.is_empty() {
+                                self.cells.remove(&(cx, cy));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The stations listed at `cell`.
+    fn at(&self, cell: (i32, i32)) -> &[StationId] {
+        self.cells.get(&cell).map_or(&[], Vec::as_slice)
+    }
+
+    fn clear(&mut self) {
+        self.cells.clear();
+        self.spans.clear();
+        self.wide.clear();
+    }
+}
+
 /// The relevance state of this station.
 pub(super) struct Interests {
     /// The policy of each class that is not always relevant.
@@ -43,24 +138,35 @@ pub(super) struct Interests {
     cell: f32,
     /// The local masters of spatial classes, by grid cell.
     cells: BTreeMap<(i32, i32), BTreeSet<DOHandle>>,
-    /// The cell and position of each of them.
-    at: BTreeMap<DOHandle, ((i32, i32), Position)>,
+    /// The cell and position of each of them (looked up, never iterated
+    /// for anything that shows).
+    at: FastMap<DOHandle, ((i32, i32), Position)>,
+    /// The declared areas by cell.
+    areas: AreaIndex,
+    /// The other members that are servers (they see every object): kept
+    /// as members join (`add_member`) and go (`station_gone`).
+    servers: BTreeSet<StationId>,
+    /// Whether moved spatial objects are checked against every station
+    /// (the index unused; for tests that compare the two).
+    full_scan: bool,
 }
 
-impl Default for Interests {
-    fn default() -> Self {
+impl Interests {
+    /// No policy and no declared interest; `seed` seeds the hash maps.
+    pub(super) fn new(seed: u64) -> Self {
         Interests {
             policies: BTreeMap::new(),
             declared: BTreeMap::new(),
             mine: None,
             cell: DEFAULT_CELL,
             cells: BTreeMap::new(),
-            at: BTreeMap::new(),
+            at: FastMap::with_hasher(SeededState(seed)),
+            areas: AreaIndex::new(seed.rotate_left(32)),
+            servers: BTreeSet::new(),
+            full_scan: false,
         }
     }
-}
 
-impl Interests {
     /// Whether objects of `class` have a policy (are not always relevant).
     pub(super) fn has_policy(&self, class: ClassId) -> bool {
         !self.policies.is_empty() && self.policies.contains_key(&class)
@@ -73,19 +179,23 @@ impl Interests {
         )
     }
 
-    fn place(&mut self, h: DOHandle, p: Position) {
+    /// Places `h` at `p`; returns its cell.
+    fn place(&mut self, h: DOHandle, p: Position) -> (i32, i32) {
         let c = self.cell_of(p);
         if let Some((old, _)) = self.at.insert(h, (c, p)) {
-            if old != c {
-                if let Some(s) = self.cells.get_mut(&old) {
-                    s.remove(&h);
-                    if s.is_empty() {
-                        self.cells.remove(&old);
-                    }
+            if old == c {
+                // Still in the same cell: listed there already.
+                return c;
+            }
+            if let Some(s) = self.cells.get_mut(&old) {
+                s.remove(&h);
+                if s.is_empty() {
+                    self.cells.remove(&old);
                 }
             }
         }
         self.cells.entry(c).or_default().insert(h);
+        c
     }
 
     fn unplace(&mut self, h: DOHandle) {
@@ -97,6 +207,53 @@ impl Interests {
                 }
             }
         }
+    }
+
+    /// The cells the index lists `area` at. The square is padded a little
+    /// beyond the leave radius (and worked out in `f64`), so that every
+    /// position the distance check (in `f32`, rounding) puts within the
+    /// radius falls in a listed cell.
+    fn span_of(&self, area: &Area) -> Span {
+        let r = f64::from(area.leave.max(0.0)) * (1.0 + 1e-5) + 1e-6;
+        let (x, y) = (f64::from(area.center.x), f64::from(area.center.y));
+        let lo = self.cell_of(Position::new((x - r) as f32, (y - r) as f32));
+        let hi = self.cell_of(Position::new((x + r) as f32, (y + r) as f32));
+        let n = (hi.0 as i64 - lo.0 as i64 + 1) * (hi.1 as i64 - lo.1 as i64 + 1);
+        (n <= MAX_AREA_CELLS).then_some((lo, hi))
+    }
+
+    /// Lists what `station` declared in the index of areas (or takes it
+    /// out if it declared no area).
+    fn index_area(&mut self, station: StationId, area: Option<Area>) {
+        match area {
+            None => self.areas.remove(station),
+            Some(a) => {
+                let span = self.span_of(&a);
+                if self.areas.spans.get(&station) != Some(&span) {
+                    self.areas.insert(station, span);
+                }
+            }
+        }
+    }
+
+    /// Lists every declared area again (the cell size changed).
+    fn reindex_areas(&mut self) {
+        self.areas.clear();
+        let areas: Vec<(StationId, Area)> = self
+            .declared
+            .iter()
+            .filter_map(|(s, d)| d.area.map(|a| (*s, a)))
+            .collect();
+        for (s, a) in areas {
+            self.index_area(s, Some(a));
+        }
+    }
+
+    /// Station `id` is gone: what it declared goes too.
+    fn forget(&mut self, id: StationId) {
+        self.declared.remove(&id);
+        self.areas.remove(id);
+        self.servers.remove(&id);
     }
 
     /// The placed objects in the cells a circle of `area.leave` touches.
@@ -187,21 +344,61 @@ impl Station {
     /// Sets the side of the cells of the spatial index (default 64 world
     /// units; about the enter radius is a good value). Set it before
     /// publishing spatial objects.
+    ///
+    /// The same cells index the areas the other stations declared: a
+    /// master checks a moved object of a spatial class only against the
+    /// stations whose area (the square around its leave radius) touches
+    /// the object's cell, those holding the object, the session master and
+    /// the servers. An area spanning more than 1024 cells (32 × 32: a leave
+    /// radius beyond about 15 cell sides) is not indexed, to keep the index
+    /// small; its station is checked for every moved object, as if there
+    /// were no index.
     pub fn set_interest_cell_size(&mut self, side: f32) {
         if side.is_finite() && side > 0.0 {
             self.interest.cell = side;
-            let placed: Vec<(DOHandle, Position)> = self
+            let mut placed: Vec<(DOHandle, Position)> = self
                 .interest
                 .at
                 .iter()
                 .map(|(h, (_, p))| (*h, *p))
                 .collect();
+            placed.sort_unstable_by_key(|(h, _)| *h);
             self.interest.cells.clear();
             self.interest.at.clear();
             for (h, p) in placed {
                 self.interest.place(h, p);
             }
+            self.interest.reindex_areas();
         }
+    }
+
+    /// Whether a moved object of a spatial class is checked against every
+    /// station (`true`) rather than the stations the index of declared
+    /// areas lists at its cell, those holding it and the privileged ones
+    /// (`false`, the default). The outcome is the same; for tests that
+    /// compare the two.
+    #[doc(hidden)]
+    pub fn set_interest_full_scan(&mut self, on: bool) {
+        self.interest.full_scan = on;
+    }
+
+    /// The stations the index of declared areas lists at `p`'s cell, with
+    /// those whose area is too large to list by cell, in order (a superset
+    /// of the stations whose leave radius holds `p`); for tests.
+    #[doc(hidden)]
+    pub fn interest_index_at(&self, p: Position) -> Vec<StationId> {
+        let mut v: Vec<StationId> = self.interest.areas.at(self.interest.cell_of(p)).to_vec();
+        v.extend(self.interest.areas.wide.iter().copied());
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    /// How many (cell, station) listings the index of declared areas
+    /// holds; for tests of its bounds.
+    #[doc(hidden)]
+    pub fn interest_index_size(&self) -> usize {
+        self.interest.areas.cells.values().map(Vec::len).sum()
     }
 
     /// Declares what this station is interested in; every station of the
@@ -251,6 +448,11 @@ impl Station {
         let Some(e) = self.store.entries.get(&handle) else {
             return Relevance::Not("not in the store");
         };
+        self.relevance_of(handle, e, station)
+    }
+
+    /// [`Station::relevance`] of `handle`, whose store entry is `e`.
+    fn relevance_of(&self, handle: DOHandle, e: &Entry, station: StationId) -> Relevance {
         let Some(policy) = self.interest.policies.get(&handle.class_id()) else {
             return Relevance::Always;
         };
@@ -328,7 +530,8 @@ impl Station {
             return;
         }
         let held = e.dup_set.contains(&station);
-        let relevant = self.relevant(handle, station);
+        let relevant = !self.interest.has_policy(handle.class_id())
+            || self.relevance_of(handle, e, station).is_relevant();
         if relevant && !held {
             self.change_dup_set(handle, station, true, self.membership.id);
             if self.holds(handle, station) {
@@ -359,7 +562,14 @@ impl Station {
     }
 
     /// Re-evaluates master `handle` for every station (it was published,
-    /// recovered, taken over, or it moved). Costs one check per station.
+    /// recovered, taken over, or it moved). Costs one check per station for
+    /// group and custom classes; for a spatial class, one check per station
+    /// that may find it relevant or must see it leave: those whose declared
+    /// area touches its cell (the index of areas), those holding it, and
+    /// the session master and the servers. Every other station declared no
+    /// area or one that cannot hold the object's position, and does not
+    /// hold it: its check would change nothing. The stations are checked in
+    /// order, as every station is otherwise.
     pub(super) fn reevaluate_object(&mut self, handle: DOHandle) {
         let Some(policy) = self.interest.policies.get(&handle.class_id()).cloned() else {
             return;
@@ -373,15 +583,75 @@ impl Station {
             return;
         }
         if let Policy::Spatial(f) = &policy {
-            match f(&e.cell) {
-                Some(p) if p.x.is_finite() && p.y.is_finite() => self.interest.place(handle, p),
-                _ => self.interest.unplace(handle),
+            let cell = match f(&e.cell) {
+                Some(p) if p.x.is_finite() && p.y.is_finite() => {
+                    Some(self.interest.place(handle, p))
+                }
+                _ => {
+                    self.interest.unplace(handle);
+                    None
+                }
+            };
+            if !self.interest.full_scan {
+                for id in self.spatial_candidates(cell, &e.dup_set) {
+                    self.apply_relevance(handle, id);
+                }
+                return;
             }
         }
         let ids: Vec<StationId> = self.membership.members.keys().copied().collect();
         for id in ids {
             self.apply_relevance(handle, id);
         }
+    }
+
+    /// The stations a check of a master of a spatial class may change
+    /// something for, in order: those holding it (`held`), those the index
+    /// of areas lists at its cell (none if it has no position), and the
+    /// privileged ones.
+    fn spatial_candidates(
+        &self,
+        cell: Option<(i32, i32)>,
+        held: &BTreeSet<StationId>,
+    ) -> Vec<StationId> {
+        debug_assert_eq!(
+            self.interest.servers,
+            self.membership
+                .members
+                .iter()
+                .filter(|(id, m)| {
+                    **id != self.membership.id && m.info.process_type == ProcessType::Server
+                })
+                .map(|(id, _)| *id)
+                .collect::<BTreeSet<_>>(),
+            "the servers are known"
+        );
+        let i = &self.interest;
+        let listed = cell.map_or(&[][..], |c| i.areas.at(c));
+        let mut ids: Vec<StationId> = Vec::with_capacity(
+            listed.len() + held.len() + i.areas.wide.len() + i.servers.len() + 1,
+        );
+        ids.extend_from_slice(listed);
+        ids.extend(held.iter().copied());
+        ids.extend(i.areas.wide.iter().copied());
+        ids.extend(i.servers.iter().copied());
+        ids.push(self.membership.session_master);
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    /// A member joined: a server among them sees every object.
+    pub(super) fn interest_member_added(&mut self, info: &StationInfo) {
+        if info.process_type == ProcessType::Server && info.id != self.membership.id {
+            self.interest.servers.insert(info.id);
+        }
+    }
+
+    /// Station `id` left the session (or failed): its declared interest and
+    /// its place in the index of areas go.
+    pub(super) fn interest_station_gone(&mut self, id: StationId) {
+        self.interest.forget(id);
     }
 
     /// After a dataset update of the masters `changed`: those with a
@@ -439,11 +709,19 @@ impl Station {
             area,
         };
         let old = self.interest.declared.insert(origin, new.clone());
+        self.interest.index_area(origin, new.area);
         // Stations that left: their interest goes too.
         let members = &self.membership.members;
-        self.interest
+        let left: Vec<StationId> = self
+            .interest
             .declared
-            .retain(|s, _| members.contains_key(s));
+            .keys()
+            .filter(|s| !members.contains_key(s))
+            .copied()
+            .collect();
+        for s in left {
+            self.interest.forget(s);
+        }
         if self.interest.policies.is_empty() {
             return;
         }

@@ -108,6 +108,7 @@ impl Station {
             None
         };
         let id = info.id;
+        self.interest_member_added(&info);
         self.membership.addrs.insert(info.addr, info.id);
         self.membership.gone.remove(&info.id);
         self.membership.members.insert(

@@ -164,7 +164,7 @@ impl Station {
             routing: Routing::new(rng.rotate_left(7)),
             migration: Migrations::default(),
             rooms: Rooms::default(),
-            interest: Default::default(),
+            interest: interest::Interests::new(rng.rotate_left(29)),
             refusals_logged: BTreeSet::new(),
             events: VecDeque::new(),
             rng,
