@@ -545,3 +545,31 @@ fn a_station_slow_to_be_accepted_links_with_one_admitted_after_it() {
         assert_eq!(station_objects(c.station(i)), 5, "station {i}");
     }
 }
+
+/// The session master admits a station and fails before one member heard
+/// of it: the next session master announces every member again, and
+/// everyone agrees on who is in the session.
+#[test]
+fn a_station_admitted_just_before_the_session_master_failed_is_known_to_all() {
+    let mut c = mesh(4);
+    let (master, deaf) = (c.addrs[0], c.addrs[3]);
+    c.sim.set_link_loss(master, deaf, 1.0);
+    let late = c.sim.add_node(Station::new(
+        StationConfig::new(ProcessType::Server, "late"),
+        registry(),
+    ));
+    c.addrs.push(late);
+    let now = c.now();
+    c.sim.node_mut(late).join(now, late, c.addrs[1]).unwrap();
+    assert!(c.run_until(Duration::from_secs(2), |c| c.station(4).is_in_session()));
+    c.run_for(Duration::from_millis(50));
+    c.crash(0);
+    c.sim.clear_link(master, deaf);
+    c.run_for(Duration::from_secs(5));
+    let ids = |s: &Station| s.stations().iter().map(|m| m.id).collect::<Vec<_>>();
+    let want = ids(c.station(1));
+    assert_eq!(want.len(), 4, "{want:?}");
+    for i in 2..5 {
+        assert_eq!(ids(c.station(i)), want, "station {i}");
+    }
+}

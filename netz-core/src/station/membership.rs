@@ -170,6 +170,15 @@ impl Station {
             self.stats.bad_messages += 1;
             return;
         }
+        if self
+            .membership
+            .members
+            .get(&info.id)
+            .is_some_and(|m| m.info.addr == info.addr)
+        {
+            // Known already (a new session master announces every member).
+            return;
+        }
         let op = self.make_op(
             OperationDetail::JoinStation(JoinStationOperation {
                 station: info.clone(),
