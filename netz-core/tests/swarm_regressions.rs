@@ -573,3 +573,39 @@ fn a_station_admitted_just_before_the_session_master_failed_is_known_to_all() {
         assert_eq!(ids(c.station(i)), want, "station {i}");
     }
 }
+
+/// The station with the highest id fails, then the session master: the
+/// next session master gives a newcomer a new id, not the failed one's
+/// (whose objects, recovered, still carry it in their handles).
+#[test]
+fn a_new_session_master_never_gives_out_an_id_again() {
+    let mut c = mesh(4);
+    let now = c.now();
+    let kept = c
+        .station_mut(3)
+        .publish(now, Counter::recovering(true))
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_millis(300));
+    c.crash(3);
+    c.run_for(Duration::from_secs(3));
+    c.crash(0);
+    c.run_for(Duration::from_secs(3));
+    assert!(c.station(1).is_session_master());
+    assert!(c.station(1).contains(kept));
+    let late = c
+        .join(StationConfig::new(ProcessType::Server, "late"), 1)
+        .unwrap();
+    assert!(
+        c.station(late).id() > StationId(4),
+        "{}",
+        c.station(late).id()
+    );
+    let now = c.now();
+    let h = c
+        .station_mut(late)
+        .publish(now, Counter::new(1, "x"))
+        .unwrap()
+        .handle();
+    assert_ne!(h, kept);
+}

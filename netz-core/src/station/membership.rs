@@ -108,6 +108,10 @@ impl Station {
             None
         };
         let id = info.id;
+        // Every station keeps above the ids it saw, so that a successor as
+        // session master never gives out one again (a station's handles
+        // carry its id, and its objects can outlive it).
+        self.membership.next_station_id = self.membership.next_station_id.max(id.0 + 1);
         self.membership.addrs.insert(info.addr, info.id);
         self.membership.gone.remove(&info.id);
         self.membership.members.insert(
