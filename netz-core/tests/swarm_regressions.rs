@@ -609,3 +609,30 @@ fn a_new_session_master_never_gives_out_an_id_again() {
         .handle();
     assert_ne!(h, kept);
 }
+
+/// An object is handed over and deleted at once by its new master; its
+/// old master's announcement of it reaches one station after the
+/// deletion (that link is slow): that station does not keep it.
+#[test]
+fn an_object_deleted_before_its_announcement_arrives_is_kept_nowhere() {
+    let mut c = mesh(4);
+    c.sim
+        .set_link_latency(c.addrs[2], c.addrs[1], Duration::from_millis(80));
+    let now = c.now();
+    let h = c
+        .station_mut(2)
+        .publish(now, Counter::new(1, "x"))
+        .unwrap()
+        .handle();
+    c.station_mut(2).migrate(now, h, StationId(4)).unwrap();
+    assert!(c.run_until(Duration::from_secs(1), |c| c
+        .station(3)
+        .get::<Counter>(h)
+        .is_some_and(|r| r.is_master())));
+    let now = c.now();
+    c.station_mut(3).delete_main_ref(now, h).unwrap();
+    c.run_for(Duration::from_secs(1));
+    for i in 0..4 {
+        assert!(!c.station(i).contains(h), "station {i}");
+    }
+}
