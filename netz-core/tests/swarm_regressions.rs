@@ -636,3 +636,33 @@ fn an_object_deleted_before_its_announcement_arrives_is_kept_nowhere() {
         assert!(!c.station(i).contains(h), "station {i}");
     }
 }
+
+/// An object is handed over and deleted at once by its new master, whose
+/// deletion reaches a station before the old master's word of the
+/// hand-over (that link is slow): the deletion waits for the word, and
+/// nobody keeps the object.
+#[test]
+fn a_deletion_by_a_new_master_waits_for_the_word_of_the_hand_over() {
+    let mut c = mesh(4);
+    let now = c.now();
+    let h = c
+        .station_mut(2)
+        .publish(now, Counter::new(1, "x"))
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_millis(200));
+    c.sim
+        .set_link_latency(c.addrs[2], c.addrs[0], Duration::from_millis(80));
+    let now = c.now();
+    c.station_mut(2).migrate(now, h, StationId(4)).unwrap();
+    assert!(c.run_until(Duration::from_secs(1), |c| c
+        .station(3)
+        .get::<Counter>(h)
+        .is_some_and(|r| r.is_master())));
+    let now = c.now();
+    c.station_mut(3).delete_main_ref(now, h).unwrap();
+    c.run_for(Duration::from_secs(1));
+    for i in 0..4 {
+        assert!(!c.station(i).contains(h), "station {i}");
+    }
+}

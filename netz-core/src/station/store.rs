@@ -710,7 +710,10 @@ impl Station {
         if e.master == self.membership.id
             || (origin != e.master && origin != self.membership.session_master)
         {
-            self.refuse("Delete", origin, "not the object's master");
+            // From a new master whose claim waits for the old one's word.
+            if !self.hold_if_pending(origin, handle, Msg::Delete { handle }) {
+                self.refuse("Delete", origin, "not the object's master");
+            }
             return;
         }
         self.remove_from_store(handle, origin, RemoveReason::Deleted, false);
