@@ -666,3 +666,42 @@ fn a_deletion_by_a_new_master_waits_for_the_word_of_the_hand_over() {
         assert!(!c.station(i).contains(h), "station {i}");
     }
 }
+
+/// A client publishes and changes an object while it moves to a new
+/// server (what it sends waits for the switch), and learns of the new
+/// server only after the change: the new server passes the change on
+/// though its own copy of the object comes after it, and every station
+/// ends with the change.
+#[test]
+fn a_migrating_clients_change_reaches_everyone_through_its_new_server() {
+    let mut c = Cluster::start(
+        SimConfig::seeded(12),
+        registry(),
+        vec![
+            cs(ProcessType::Server, "s1"),
+            cs(ProcessType::Client, "c2"),
+            cs(ProcessType::Client, "c3"),
+        ],
+    )
+    .unwrap();
+    // What the first server tells the client is slow.
+    c.sim
+        .set_link_latency(c.addrs[0], c.addrs[1], Duration::from_millis(300));
+    let s4 = c.join(cs(ProcessType::Server, "s4"), 0).unwrap();
+    assert!(c.station(1).station_info(c.station(s4).id()).is_none());
+    let now = c.now();
+    c.station_mut(1).send_migrate(now).unwrap();
+    let r = c.station_mut(1).publish(now, Counter::new(1, "x")).unwrap();
+    let h = r.handle();
+    r.lock().data.value = 2;
+    c.station_mut(1).update(now, h).unwrap();
+    c.run_for(Duration::from_secs(3));
+    assert_eq!(c.station(1).relay(), Some(c.station(s4).id()));
+    for i in [0, 2, s4] {
+        assert_eq!(
+            c.station(i).get::<Counter>(h).map(|r| r.lock().data.value),
+            Some(2),
+            "station {i}"
+        );
+    }
+}
