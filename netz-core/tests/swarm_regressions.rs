@@ -705,3 +705,60 @@ fn a_migrating_clients_change_reaches_everyone_through_its_new_server() {
         );
     }
 }
+
+/// A client moves to another server and at once back, and its old server
+/// (to be its new one again) sends it updates while the move back waits
+/// (the server handing it over waits for another client's link): the
+/// move completes, and what is sent to the client arrives.
+#[test]
+fn a_client_moving_back_to_its_old_server_at_once_completes() {
+    let mut c = Cluster::start(
+        SimConfig::seeded(13),
+        registry(),
+        vec![cs(ProcessType::Server, "s1"), cs(ProcessType::Server, "s2")],
+    )
+    .unwrap();
+    let client = c.join(cs(ProcessType::Client, "c3"), 1).unwrap();
+    let other = c.join(cs(ProcessType::Client, "c4"), 0).unwrap();
+    let now = c.now();
+    let r = c.station_mut(1).publish(now, Counter::new(1, "x")).unwrap();
+    let h = r.handle();
+    c.run_for(Duration::from_millis(300));
+    let now = c.now();
+    c.station_mut(client).send_migrate(now).unwrap();
+    assert!(c.run_until(Duration::from_secs(3), |c| !c
+        .station(client)
+        .is_migrating()));
+    assert_eq!(c.station(client).relay(), Some(StationId(1)));
+    // Back to the second server; the first one's link to the other client
+    // is cut for a while, so the hand-over waits.
+    let (s1, o) = (c.addrs[0], c.addrs[other]);
+    c.sim.set_link_loss(s1, o, 1.0);
+    let now = c.now();
+    // Something from the first server to the other client, unacknowledged.
+    c.station_mut(0)
+        .publish(now, Counter::new(7, "unacked"))
+        .unwrap();
+    c.station_mut(client).send_migrate(now).unwrap();
+    for v in 2..10 {
+        c.run_for(Duration::from_millis(100));
+        r.lock().data.value = v;
+        let now = c.now();
+        c.station_mut(1).update(now, h).unwrap();
+    }
+    c.sim.clear_link(s1, o);
+    assert!(c.run_until(Duration::from_secs(5), |c| !c
+        .station(client)
+        .is_migrating()));
+    assert_eq!(c.station(client).relay(), Some(StationId(2)));
+    c.run_for(Duration::from_millis(500));
+    assert_eq!(
+        c.station(client)
+            .get::<Counter>(h)
+            .unwrap()
+            .lock()
+            .data
+            .value,
+        9
+    );
+}
