@@ -795,19 +795,17 @@ impl Station {
             return;
         }
         if e.master != origin {
-            if !self.membership.members.contains_key(&origin) {
-                self.refuse("Migrate", origin, "not the object's master");
-                return;
-            }
-            // From a later master of a chain of hand-overs, before the word
-            // that made it the master: it waits for that word (or for the
-            // old master's departure).
+            // From a later master of a chain of hand-overs whose claim
+            // waits for the word that made it the master: it waits with it
+            // (or for the old master's departure).
             let msg = Msg::Migrate {
                 handle,
                 data,
                 dup_set,
             };
-            self.hold_for_new_master(handle, origin, Some(msg));
+            if !self.hold_if_pending(origin, handle, msg) {
+                self.refuse("Migrate", origin, "not the object's master");
+            }
             return;
         }
         let cell = e.cell.clone();
