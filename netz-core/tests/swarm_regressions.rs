@@ -545,3 +545,220 @@ fn a_station_slow_to_be_accepted_links_with_one_admitted_after_it() {
         assert_eq!(station_objects(c.station(i)), 5, "station {i}");
     }
 }
+
+/// The session master admits a station and fails before one member heard
+/// of it: the next session master announces every member again, and
+/// everyone agrees on who is in the session.
+#[test]
+fn a_station_admitted_just_before_the_session_master_failed_is_known_to_all() {
+    let mut c = mesh(4);
+    let (master, deaf) = (c.addrs[0], c.addrs[3]);
+    c.sim.set_link_loss(master, deaf, 1.0);
+    let late = c.sim.add_node(Station::new(
+        StationConfig::new(ProcessType::Server, "late"),
+        registry(),
+    ));
+    c.addrs.push(late);
+    let now = c.now();
+    c.sim.node_mut(late).join(now, late, c.addrs[1]).unwrap();
+    assert!(c.run_until(Duration::from_secs(2), |c| c.station(4).is_in_session()));
+    c.run_for(Duration::from_millis(50));
+    c.crash(0);
+    c.sim.clear_link(master, deaf);
+    c.run_for(Duration::from_secs(5));
+    let ids = |s: &Station| s.stations().iter().map(|m| m.id).collect::<Vec<_>>();
+    let want = ids(c.station(1));
+    assert_eq!(want.len(), 4, "{want:?}");
+    for i in 2..5 {
+        assert_eq!(ids(c.station(i)), want, "station {i}");
+    }
+}
+
+/// The station with the highest id fails, then the session master: the
+/// next session master gives a newcomer a new id, not the failed one's
+/// (whose objects, recovered, still carry it in their handles).
+#[test]
+fn a_new_session_master_never_gives_out_an_id_again() {
+    let mut c = mesh(4);
+    let now = c.now();
+    let kept = c
+        .station_mut(3)
+        .publish(now, Counter::recovering(true))
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_millis(300));
+    c.crash(3);
+    c.run_for(Duration::from_secs(3));
+    c.crash(0);
+    c.run_for(Duration::from_secs(3));
+    assert!(c.station(1).is_session_master());
+    assert!(c.station(1).contains(kept));
+    let late = c
+        .join(StationConfig::new(ProcessType::Server, "late"), 1)
+        .unwrap();
+    assert!(
+        c.station(late).id() > StationId(4),
+        "{}",
+        c.station(late).id()
+    );
+    let now = c.now();
+    let h = c
+        .station_mut(late)
+        .publish(now, Counter::new(1, "x"))
+        .unwrap()
+        .handle();
+    assert_ne!(h, kept);
+}
+
+/// An object is handed over and deleted at once by its new master; its
+/// old master's announcement of it reaches one station after the
+/// deletion (that link is slow): that station does not keep it.
+#[test]
+fn an_object_deleted_before_its_announcement_arrives_is_kept_nowhere() {
+    let mut c = mesh(4);
+    c.sim
+        .set_link_latency(c.addrs[2], c.addrs[1], Duration::from_millis(80));
+    let now = c.now();
+    let h = c
+        .station_mut(2)
+        .publish(now, Counter::new(1, "x"))
+        .unwrap()
+        .handle();
+    c.station_mut(2).migrate(now, h, StationId(4)).unwrap();
+    assert!(c.run_until(Duration::from_secs(1), |c| c
+        .station(3)
+        .get::<Counter>(h)
+        .is_some_and(|r| r.is_master())));
+    let now = c.now();
+    c.station_mut(3).delete_main_ref(now, h).unwrap();
+    c.run_for(Duration::from_secs(1));
+    for i in 0..4 {
+        assert!(!c.station(i).contains(h), "station {i}");
+    }
+}
+
+/// An object is handed over and deleted at once by its new master, whose
+/// deletion reaches a station before the old master's word of the
+/// hand-over (that link is slow): the deletion waits for the word, and
+/// nobody keeps the object.
+#[test]
+fn a_deletion_by_a_new_master_waits_for_the_word_of_the_hand_over() {
+    let mut c = mesh(4);
+    let now = c.now();
+    let h = c
+        .station_mut(2)
+        .publish(now, Counter::new(1, "x"))
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_millis(200));
+    c.sim
+        .set_link_latency(c.addrs[2], c.addrs[0], Duration::from_millis(80));
+    let now = c.now();
+    c.station_mut(2).migrate(now, h, StationId(4)).unwrap();
+    assert!(c.run_until(Duration::from_secs(1), |c| c
+        .station(3)
+        .get::<Counter>(h)
+        .is_some_and(|r| r.is_master())));
+    let now = c.now();
+    c.station_mut(3).delete_main_ref(now, h).unwrap();
+    c.run_for(Duration::from_secs(1));
+    for i in 0..4 {
+        assert!(!c.station(i).contains(h), "station {i}");
+    }
+}
+
+/// A client publishes and changes an object while it moves to a new
+/// server (what it sends waits for the switch), and learns of the new
+/// server only after the change: the new server passes the change on
+/// though its own copy of the object comes after it, and every station
+/// ends with the change.
+#[test]
+fn a_migrating_clients_change_reaches_everyone_through_its_new_server() {
+    let mut c = Cluster::start(
+        SimConfig::seeded(12),
+        registry(),
+        vec![
+            cs(ProcessType::Server, "s1"),
+            cs(ProcessType::Client, "c2"),
+            cs(ProcessType::Client, "c3"),
+        ],
+    )
+    .unwrap();
+    // What the first server tells the client is slow.
+    c.sim
+        .set_link_latency(c.addrs[0], c.addrs[1], Duration::from_millis(300));
+    let s4 = c.join(cs(ProcessType::Server, "s4"), 0).unwrap();
+    assert!(c.station(1).station_info(c.station(s4).id()).is_none());
+    let now = c.now();
+    c.station_mut(1).send_migrate(now).unwrap();
+    let r = c.station_mut(1).publish(now, Counter::new(1, "x")).unwrap();
+    let h = r.handle();
+    r.lock().data.value = 2;
+    c.station_mut(1).update(now, h).unwrap();
+    c.run_for(Duration::from_secs(3));
+    assert_eq!(c.station(1).relay(), Some(c.station(s4).id()));
+    for i in [0, 2, s4] {
+        assert_eq!(
+            c.station(i).get::<Counter>(h).map(|r| r.lock().data.value),
+            Some(2),
+            "station {i}"
+        );
+    }
+}
+
+/// A client moves to another server and at once back, and its old server
+/// (to be its new one again) sends it updates while the move back waits
+/// (the server handing it over waits for another client's link): the
+/// move completes, and what is sent to the client arrives.
+#[test]
+fn a_client_moving_back_to_its_old_server_at_once_completes() {
+    let mut c = Cluster::start(
+        SimConfig::seeded(13),
+        registry(),
+        vec![cs(ProcessType::Server, "s1"), cs(ProcessType::Server, "s2")],
+    )
+    .unwrap();
+    let client = c.join(cs(ProcessType::Client, "c3"), 1).unwrap();
+    let other = c.join(cs(ProcessType::Client, "c4"), 0).unwrap();
+    let now = c.now();
+    let r = c.station_mut(1).publish(now, Counter::new(1, "x")).unwrap();
+    let h = r.handle();
+    c.run_for(Duration::from_millis(300));
+    let now = c.now();
+    c.station_mut(client).send_migrate(now).unwrap();
+    assert!(c.run_until(Duration::from_secs(3), |c| !c
+        .station(client)
+        .is_migrating()));
+    assert_eq!(c.station(client).relay(), Some(StationId(1)));
+    // Back to the second server; the first one's link to the other client
+    // is cut for a while, so the hand-over waits.
+    let (s1, o) = (c.addrs[0], c.addrs[other]);
+    c.sim.set_link_loss(s1, o, 1.0);
+    let now = c.now();
+    // Something from the first server to the other client, unacknowledged.
+    c.station_mut(0)
+        .publish(now, Counter::new(7, "unacked"))
+        .unwrap();
+    c.station_mut(client).send_migrate(now).unwrap();
+    for v in 2..10 {
+        c.run_for(Duration::from_millis(100));
+        r.lock().data.value = v;
+        let now = c.now();
+        c.station_mut(1).update(now, h).unwrap();
+    }
+    c.sim.clear_link(s1, o);
+    assert!(c.run_until(Duration::from_secs(5), |c| !c
+        .station(client)
+        .is_migrating()));
+    assert_eq!(c.station(client).relay(), Some(StationId(2)));
+    c.run_for(Duration::from_millis(500));
+    assert_eq!(
+        c.station(client)
+            .get::<Counter>(h)
+            .unwrap()
+            .lock()
+            .data
+            .value,
+        9
+    );
+}

@@ -132,6 +132,22 @@ impl Station {
                 self.declare_gone(f, true);
             }
         }
+        // A station the old session master admitted just before it went
+        // may not have been announced to everyone: every member is
+        // announced again (those who know it already ignore it).
+        let infos: Vec<StationInfo> = self
+            .membership
+            .members
+            .values()
+            .filter(|m| m.info.id != self.membership.id)
+            .map(|m| m.info.clone())
+            .collect();
+        for to in &infos {
+            for info in infos.iter().filter(|i| i.id != to.id) {
+                let shown = self.shown_to(info, to);
+                self.send(to.id, SYSTEM_STREAM, Msg::StationJoined(shown));
+            }
+        }
         // Objects of stations that went while no session master could
         // recover them (the one before went too) are recovered now.
         let mut orphaned: Vec<(StationId, DOHandle)> = self

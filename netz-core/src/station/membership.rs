@@ -109,6 +109,10 @@ impl Station {
         };
         let id = info.id;
         self.interest_member_added(&info);
+        // Every station keeps above the ids it saw, so that a successor as
+        // session master never gives out one again (a station's handles
+        // carry its id, and its objects can outlive it).
+        self.membership.next_station_id = self.membership.next_station_id.max(id.0 + 1);
         self.membership.addrs.insert(info.addr, info.id);
         self.membership.gone.remove(&info.id);
         self.membership.members.insert(
@@ -169,6 +173,15 @@ impl Station {
     pub(super) fn on_station_joined(&mut self, origin: StationId, info: StationInfo) {
         if origin != self.membership.session_master || info.id == self.membership.id {
             self.stats.bad_messages += 1;
+            return;
+        }
+        if self
+            .membership
+            .members
+            .get(&info.id)
+            .is_some_and(|m| m.info.addr == info.addr)
+        {
+            // Known already (a new session master announces every member).
             return;
         }
         let op = self.make_op(

@@ -338,15 +338,20 @@ impl Station {
         let now = self.now;
         let until = now + self.cfg.failure_timeout;
         let tcfg = self.tcfg.clone();
-        if direct {
-            self.routing.closing.retain(|c| c.id != station);
-        }
+        // A link to it that still lingers (it moved away a moment ago) is
+        // taken up again: its other end lingers too, and would take a new
+        // link's packets for old ones.
+        let lingering = if direct {
+            self.take_closing(station)
+        } else {
+            None
+        };
         let Some(m) = self.membership.members.get_mut(&station) else {
             return;
         };
         if direct {
             if m.link.is_none() {
-                m.link = Some(Link::new(tcfg, now));
+                m.link = Some(lingering.unwrap_or_else(|| Link::new(tcfg, now)));
                 m.silent = false;
             }
         } else if let Some(link) = m.link.take() {
@@ -523,6 +528,15 @@ impl Station {
         }
     }
 
+    /// Takes the lingering link to `station` out of the closing ones, if
+    /// there is one.
+    fn take_closing(&mut self, station: StationId) -> Option<Link> {
+        let i = self.routing.closing.iter().position(|c| c.id == station)?;
+        let c = self.routing.closing.remove(i);
+        self.routing.closing.retain(|c| c.id != station);
+        Some(c.link)
+    }
+
     /// Session master: `station` is relayed by `relay` now; tells everyone.
     pub(super) fn apply_reattach(&mut self, station: StationId, relay: StationId) {
         self.set_relay(station, relay);
@@ -588,7 +602,7 @@ impl Station {
         if let Some(me) = self.membership.members.get_mut(&self.membership.id) {
             me.info.relay = Some(to);
         }
-        self.routing.closing.retain(|c| c.id != to);
+        let lingering = self.take_closing(to);
         if let Some(m) = self.membership.members.get_mut(&from) {
             if let Some(link) = m.link.take() {
                 // What the old server still sends us is handled.
@@ -599,7 +613,8 @@ impl Station {
         }
         let tcfg = self.tcfg.clone();
         if let Some(m) = self.membership.members.get_mut(&to) {
-            m.link = Some(Link::new(tcfg, now));
+            // The new server's link from a moment ago, if it lingers.
+            m.link = Some(lingering.unwrap_or_else(|| Link::new(tcfg, now)));
             m.silent = false;
         }
         self.link_changed(from);

@@ -44,18 +44,16 @@ impl Station {
                 let revision = peek_revision(&data.0);
                 let op = OperationDetail::UpdateDataSet(UpdateDataSetOperation { revision });
                 let payload = Some(Payload::Datasets(data.0.as_slice().into()));
-                (
-                    op,
-                    *handle,
-                    master_of(self, *handle) == Some(origin),
-                    payload,
-                )
+                // Not here yet: its announcement to this server comes later
+                // in the client's order (each receiver checks its own).
+                let own = master_of(self, *handle).is_none_or(|m| m == origin);
+                (op, *handle, own, payload)
             }
             Msg::Updates { items } => {
                 for (handle, data) in items {
                     let revision = peek_revision(&data.0);
                     let op = OperationDetail::UpdateDataSet(UpdateDataSetOperation { revision });
-                    let mastered = master_of(self, *handle) == Some(origin);
+                    let mastered = master_of(self, *handle).is_none_or(|m| m == origin);
                     let payload = Some(Payload::Datasets(data.0.as_slice().into()));
                     let checked = (op, *handle, mastered, payload);
                     if !self.referee_op("Updates", checked, origin, env.dest) {

@@ -15,6 +15,10 @@ pub(super) struct Store {
     /// arrived: what it sent is held until then (see
     /// [`Station::master_change_rule`]).
     pub(super) pending_master: HashMap<DOHandle, PendingMaster>,
+    /// Objects deleted before they arrived here (a new master deleted an
+    /// object its old master's announcement of had not brought yet), by
+    /// when: a late announcement of one is refused.
+    pub(super) deleted_early: BTreeMap<DOHandle, Instant>,
 }
 
 /// A master change announced by the new master alone, and what it sent
@@ -41,6 +45,8 @@ pub(super) enum MasterRule {
 
 /// What a held master change may keep of what its claimed master sends.
 const MAX_HELD_FOR_NEW_MASTER: usize = 64 * 1024;
+/// How many deletions of objects not in the store yet are remembered.
+const MAX_DELETED_EARLY: usize = 256;
 /// How many claims about objects not in the store yet are held at once
 /// (each holds at most [`MAX_HELD_FOR_NEW_MASTER`] bytes).
 const MAX_CLAIMS_BEFORE_CREATE: usize = 64;
@@ -73,6 +79,7 @@ impl Store {
             system_lock: 0,
             deferred: Vec::new(),
             pending_master: HashMap::new(),
+            deleted_early: BTreeMap::new(),
         }
     }
 }
@@ -623,6 +630,12 @@ impl Station {
             self.on_update(origin, handle, data);
             return;
         }
+        if let Some(t) = self.store.deleted_early.remove(&handle) {
+            if self.now < t + self.cfg.failure_timeout * 2 {
+                self.refuse("Create", origin, "an object deleted already");
+                return;
+            }
+        }
         // A new object: not a well-known one (those exist from the start),
         // not one in this station's own id space that it never created.
         let forged_well_known = handle.is_well_known() && origin != self.membership.session_master;
@@ -683,12 +696,24 @@ impl Station {
     pub(super) fn on_delete(&mut self, origin: StationId, handle: DOHandle) {
         let Some(e) = self.store.entries.get(&handle) else {
             self.stats.unknown_object += 1;
+            // Its announcement may still be on its way (the object was
+            // handed over and deleted at once): it is refused when it comes.
+            let now = self.now;
+            let keep = self.cfg.failure_timeout * 2;
+            let early = &mut self.store.deleted_early;
+            early.retain(|_, t| now < *t + keep);
+            if self.membership.members.contains_key(&origin) && early.len() < MAX_DELETED_EARLY {
+                early.insert(handle, now);
+            }
             return;
         };
         if e.master == self.membership.id
             || (origin != e.master && origin != self.membership.session_master)
         {
-            self.refuse("Delete", origin, "not the object's master");
+            // From a new master whose claim waits for the old one's word.
+            if !self.hold_if_pending(origin, handle, Msg::Delete { handle }) {
+                self.refuse("Delete", origin, "not the object's master");
+            }
             return;
         }
         self.remove_from_store(handle, origin, RemoveReason::Deleted, false);
@@ -770,19 +795,17 @@ impl Station {
             return;
         }
         if e.master != origin {
-            if !self.membership.members.contains_key(&origin) {
-                self.refuse("Migrate", origin, "not the object's master");
-                return;
-            }
-            // From a later master of a chain of hand-overs, before the word
-            // that made it the master: it waits for that word (or for the
-            // old master's departure).
+            // From a later master of a chain of hand-overs whose claim
+            // waits for the word that made it the master: it waits with it
+            // (or for the old master's departure).
             let msg = Msg::Migrate {
                 handle,
                 data,
                 dup_set,
             };
-            self.hold_for_new_master(handle, origin, Some(msg));
+            if !self.hold_if_pending(origin, handle, msg) {
+                self.refuse("Migrate", origin, "not the object's master");
+            }
             return;
         }
         let cell = e.cell.clone();
