@@ -331,13 +331,12 @@ impl TokioPair {
             msg[..4].copy_from_slice(&(i as u32).to_le_bytes());
             let start = Instant::now();
             self.client.send(&msg).await.expect("udp send");
+            // No timer: a floor pays for nothing it does not need (nothing
+            // is lost on loopback at one datagram in flight).
             loop {
-                match tokio::time::timeout(RESEND, self.client.recv(&mut buf)).await {
-                    Ok(Ok(got)) if got >= 4 && buf[..4] == msg[..4] => break,
-                    Ok(_) => {}
-                    Err(_) => {
-                        self.client.send(&msg).await.expect("udp send");
-                    }
+                let got = self.client.recv(&mut buf).await.expect("udp recv");
+                if got >= 4 && buf[..4] == msg[..4] {
+                    break;
                 }
             }
             out.push(start.elapsed().as_secs_f64() * 1e6);
@@ -354,6 +353,7 @@ struct NetzPair {
     client: NetStation,
     target: DOHandle,
     client_wire: Arc<WireCounter>,
+    server_wire: Arc<WireCounter>,
 }
 
 async fn bind(process: ProcessType, token: &str, counter: Arc<WireCounter>) -> NetStation {
@@ -367,7 +367,8 @@ async fn bind(process: ProcessType, token: &str, counter: Arc<WireCounter>) -> N
 impl NetzPair {
     async fn start() -> NetzPair {
         let client_wire = Arc::new(WireCounter::default());
-        let server = bind(ProcessType::Server, "server", Default::default()).await;
+        let server_wire = Arc::new(WireCounter::default());
+        let server = bind(ProcessType::Server, "server", server_wire.clone()).await;
         server.create_session().expect("session");
         let client = bind(ProcessType::Client, "client", client_wire.clone()).await;
         client.join(server.local_addr()).await.expect("join");
@@ -383,6 +384,7 @@ impl NetzPair {
             client,
             target,
             client_wire,
+            server_wire,
         }
     }
 
@@ -403,6 +405,11 @@ impl NetzPair {
         out
     }
 
+    /// Datagrams both stations sent so far.
+    fn datagrams(&self) -> u64 {
+        self.client_wire.get().1 + self.server_wire.get().1
+    }
+
     /// Mean size of the datagrams the caller sends for sequential calls.
     async fn request_size(&self) -> usize {
         let (b0, d0) = self.client_wire.get();
@@ -417,6 +424,7 @@ impl NetzPair {
 enum Cmd {
     Tokio(usize, usize, mpsc::Sender<Vec<f64>>),
     Netz(usize, mpsc::Sender<Vec<f64>>),
+    Datagrams(mpsc::Sender<Vec<f64>>),
 }
 
 /// A tokio runtime on a thread of its own, running a ping-pong pair and a
@@ -432,48 +440,55 @@ impl Host {
     fn start(multi: bool) -> Host {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Cmd>();
         let (ready_tx, ready_rx) = mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            let rt = if multi {
-                tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-            } else {
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-            }
-            .expect("runtime");
-            rt.block_on(async move {
-                let netz = Arc::new(NetzPair::start().await);
-                let udp = Arc::new(TokioPair::start().await);
-                let payload = {
-                    let n = netz.clone();
-                    tokio::spawn(async move { n.request_size().await })
-                        .await
-                        .expect("measuring task")
-                };
-                let _ = ready_tx.send(payload);
-                while let Some(cmd) = rx.recv().await {
-                    match cmd {
-                        Cmd::Tokio(payload, n, reply) => {
-                            let u = udp.clone();
-                            let v = tokio::spawn(async move { u.pingpong(payload, n).await })
-                                .await
-                                .expect("measuring task");
-                            let _ = reply.send(v);
+        let name = if multi { "floor-mt" } else { "floor-ct" };
+        let thread = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                let rt = if multi {
+                    tokio::runtime::Builder::new_multi_thread()
+                        .worker_threads(2)
+                        .enable_all()
+                        .build()
+                } else {
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                }
+                .expect("runtime");
+                rt.block_on(async move {
+                    let netz = Arc::new(NetzPair::start().await);
+                    let udp = Arc::new(TokioPair::start().await);
+                    let payload = {
+                        let n = netz.clone();
+                        tokio::spawn(async move { n.request_size().await })
+                            .await
+                            .expect("measuring task")
+                    };
+                    let _ = ready_tx.send(payload);
+                    while let Some(cmd) = rx.recv().await {
+                        match cmd {
+                            Cmd::Tokio(payload, n, reply) => {
+                                let u = udp.clone();
+                                let v = tokio::spawn(async move { u.pingpong(payload, n).await })
+                                    .await
+                                    .expect("measuring task");
+                                let _ = reply.send(v);
+                            }
+                            Cmd::Datagrams(reply) => {
+                            let _ = reply.send(vec![netz.datagrams() as f64]);
                         }
                         Cmd::Netz(n, reply) => {
-                            let z = netz.clone();
-                            let v = tokio::spawn(async move { z.sequential(n).await })
-                                .await
-                                .expect("measuring task");
-                            let _ = reply.send(v);
+                                let z = netz.clone();
+                                let v = tokio::spawn(async move { z.sequential(n).await })
+                                    .await
+                                    .expect("measuring task");
+                                let _ = reply.send(v);
+                            }
                         }
                     }
-                }
-            });
-        });
+                });
+            })
+            .expect("a thread for the runtime");
         let payload = ready_rx.recv().expect("the runtime's thread started");
         Host {
             tx,
@@ -632,4 +647,25 @@ impl Floors {
             0.99,
         )
     }
+}
+
+/// Only netz's and tokio's ping-pongs on one runtime (multi-thread or
+/// current-thread), `rounds` rounds of `calls` calls each: the mean round
+/// trips of netz and of the tokio floor per round, µs, and the datagrams
+/// netz sent per call, for profiling and quick comparisons.
+pub fn netz_and_tokio(multi: bool, rounds: usize, calls: usize) -> (Vec<f64>, Vec<f64>, f64) {
+    let host = Host::start(multi);
+    let payload = host.payload;
+    host.run(|r| Cmd::Netz(200, r));
+    host.run(|r| Cmd::Tokio(payload, 200, r));
+    let mean = |v: Vec<f64>| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let (mut netz, mut tokio) = (Vec::new(), Vec::new());
+    let mut datagrams = 0.0;
+    for _ in 0..rounds {
+        let d0 = host.run(Cmd::Datagrams)[0];
+        netz.push(mean(host.run(|r| Cmd::Netz(calls, r))));
+        datagrams += host.run(Cmd::Datagrams)[0] - d0;
+        tokio.push(mean(host.run(|r| Cmd::Tokio(payload, calls, r))));
+    }
+    (netz, tokio, datagrams / (rounds * calls).max(1) as f64)
 }

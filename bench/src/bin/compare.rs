@@ -14,11 +14,11 @@
 use futures::stream::{FuturesUnordered, StreamExt};
 use netz_bench::alloc::{self, CountingAlloc};
 use netz_bench::classes::{registry, Motion, Unit};
-use netz_bench::{floors, scaling, sections};
 use netz_bench::interest::{self, Policy, TickCost, World, WorldConfig};
 use netz_bench::memory::{self, MemoryReport};
 use netz_bench::socket::{CountingSocket, WireCounter};
 use netz_bench::stats::Summary;
+use netz_bench::{floors, scaling, sections};
 use netz_core::{DOHandle, Event, ProcessType, Ref, RmcContext, StationId, Topology};
 use netz_net::{NetConfig, NetStation};
 use std::fmt::Write as _;
@@ -1499,8 +1499,7 @@ fn measure_extra(o: &Opts) -> Extra {
         let load = sections::load_average();
         let f = floors::measure(o.rounds, o.floor_calls);
         x.blocks.push(("floors".into(), floors_block(o, &f, &load)));
-        x.charts
-            .push(("rmc_latency_cdf.svg".into(), f.cdf_svg()));
+        x.charts.push(("rmc_latency_cdf.svg".into(), f.cdf_svg()));
     }
     if o.runs("scaling") {
         let load = sections::load_average();
@@ -1524,8 +1523,10 @@ fn measure_extra(o: &Opts) -> Extra {
              ![cost of a tick vs units]({CHART_DIR}/scaling_objects.svg)"
         );
         x.blocks.push(("scaling".into(), m));
-        x.charts
-            .push(("scaling_stations.svg".into(), scaling::stations_svg(&points)));
+        x.charts.push((
+            "scaling_stations.svg".into(),
+            scaling::stations_svg(&points),
+        ));
         x.charts
             .push(("scaling_objects.svg".into(), scaling::objects_svg(&points)));
     }
