@@ -11,90 +11,9 @@
 //! stations).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use netz_bench::classes::{registry, Motion, Unit};
-use netz_core::cluster::Cluster;
-use netz_core::{DOHandle, ProcessType, Ref, StationConfig};
+use netz_bench::classes::Motion;
+use netz_bench::scaling::{cluster, drain, World};
 use std::time::Duration;
-
-fn cluster(n: usize) -> Cluster {
-    let configs = (0..n)
-        .map(|i| StationConfig {
-            seed: i as u64 + 1,
-            ..StationConfig::new(ProcessType::Server, format!("s{i}"))
-        })
-        .collect();
-    Cluster::start(Default::default(), registry(), configs).expect("cluster starts")
-}
-
-fn drain(c: &mut Cluster) {
-    for i in 0..c.addrs.len() {
-        while c.station_mut(i).poll_event().is_some() {}
-    }
-}
-
-fn applied(c: &Cluster) -> u64 {
-    (1..c.addrs.len())
-        .map(|i| c.station(i).stats().updates_applied)
-        .sum()
-}
-
-struct World {
-    c: Cluster,
-    refs: Vec<Ref<Unit>>,
-    handles: Vec<DOHandle>,
-    tick: u32,
-}
-
-impl World {
-    fn new(stations: usize, objects: usize) -> World {
-        let mut c = cluster(stations);
-        let mut refs = Vec::with_capacity(objects);
-        for _ in 0..objects {
-            let now = c.now();
-            refs.push(
-                c.station_mut(0)
-                    .publish(now, Unit::default())
-                    .expect("published"),
-            );
-        }
-        let want = objects * (stations - 1);
-        c.run_until(Duration::from_secs(600), |c| {
-            (1..c.addrs.len())
-                .map(|i| c.station(i).duplicas().len())
-                .sum::<usize>()
-                >= want
-        });
-        drain(&mut c);
-        let handles = refs.iter().map(|r| r.handle()).collect();
-        World {
-            c,
-            refs,
-            handles,
-            tick: 0,
-        }
-    }
-
-    /// Changes every unit, sends the updates and runs until all arrived.
-    fn tick(&mut self) {
-        self.tick += 1;
-        let tick = self.tick;
-        for r in &self.refs {
-            r.with(|u| u.motion.step(tick));
-        }
-        let before = applied(&self.c);
-        let now = self.c.now();
-        let st = self.c.station_mut(0);
-        for h in &self.handles {
-            st.update(now, *h).expect("update");
-        }
-        let want = before + (self.handles.len() * (self.c.addrs.len() - 1)) as u64;
-        let done = self
-            .c
-            .run_until(Duration::from_secs(60), |c| applied(c) >= want);
-        assert!(done, "every update was delivered");
-        drain(&mut self.c);
-    }
-}
 
 fn tick_stations(c: &mut Criterion) {
     let mut g = c.benchmark_group("scaling");

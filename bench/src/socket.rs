@@ -58,4 +58,13 @@ impl DatagramSocket for CountingSocket {
     fn local_addr(&self) -> io::Result<SocketAddr> {
         self.inner.local_addr()
     }
+    fn try_send_to(&self, buf: &[u8], target: SocketAddr) -> io::Result<usize> {
+        let n = self.inner.try_send_to(buf, target)?;
+        self.counter.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        self.counter.datagrams.fetch_add(1, Ordering::Relaxed);
+        Ok(n)
+    }
+    fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.inner.try_recv_from(buf)
+    }
 }

@@ -9,6 +9,13 @@ use std::net::SocketAddr;
 ///
 /// `recv_from` must be cancellation-safe: the driver polls it in a
 /// `select!`, and a dropped call must not lose a datagram.
+///
+/// The non-blocking `try_send_to` and `try_recv_from` are optional: a
+/// socket that can send or receive at once without waiting implements them,
+/// and the driver then sends a call's datagrams from the calling task while
+/// it is idle itself, and takes every datagram already waiting after one it
+/// awaited. Their defaults report [`io::ErrorKind::WouldBlock`], and the
+/// driver falls back to the async methods.
 #[async_trait]
 pub trait DatagramSocket: Send + Sync + 'static {
     /// Sends `buf` to `target`.
@@ -17,6 +24,18 @@ pub trait DatagramSocket: Send + Sync + 'static {
     async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)>;
     /// The address the socket is bound to.
     fn local_addr(&self) -> io::Result<SocketAddr>;
+    /// Sends `buf` to `target` if that can be done without waiting;
+    /// [`io::ErrorKind::WouldBlock`] otherwise (the default: never).
+    fn try_send_to(&self, buf: &[u8], target: SocketAddr) -> io::Result<usize> {
+        let _ = (buf, target);
+        Err(io::ErrorKind::WouldBlock.into())
+    }
+    /// Receives a datagram that is already waiting;
+    /// [`io::ErrorKind::WouldBlock`] when none is (the default: never).
+    fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        let _ = buf;
+        Err(io::ErrorKind::WouldBlock.into())
+    }
 }
 
 #[async_trait]
@@ -29,5 +48,11 @@ impl DatagramSocket for tokio::net::UdpSocket {
     }
     fn local_addr(&self) -> io::Result<SocketAddr> {
         tokio::net::UdpSocket::local_addr(self)
+    }
+    fn try_send_to(&self, buf: &[u8], target: SocketAddr) -> io::Result<usize> {
+        tokio::net::UdpSocket::try_send_to(self, buf, target)
+    }
+    fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        tokio::net::UdpSocket::try_recv_from(self, buf)
     }
 }

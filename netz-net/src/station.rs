@@ -10,7 +10,7 @@ use netz_core::{
 };
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{broadcast, watch, Notify};
@@ -72,6 +72,18 @@ struct Shared {
     station: Mutex<Station>,
     clock: Clock,
     wake: Notify,
+    socket: Arc<dyn DatagramSocket>,
+    /// Set (under the station's lock) while the driver holds datagrams it
+    /// took from the station and has not sent yet: a caller then leaves its
+    /// own datagrams to the driver, so that none overtakes another.
+    sending: AtomicBool,
+    /// The deadline the driver sleeps until, µs of the station's clock
+    /// (`u64::MAX` for none); a caller whose call moved the station's next
+    /// deadline earlier wakes the driver.
+    sleeping_until: AtomicU64,
+    /// Datagrams a caller could not send at once, for the driver to send
+    /// first.
+    handed: Mutex<Vec<netz_core::Transmit>>,
     events: broadcast::Sender<Event>,
     state: watch::Sender<SessionState>,
     tick: watch::Sender<u64>,
@@ -93,6 +105,60 @@ impl Shared {
         while let Some(t) = st.poll_transmit(now) {
             out.push(t);
         }
+        self.publish(st);
+    }
+
+    /// After a user's call on the station (lock held): sends what the call
+    /// caused from the calling task if the driver is idle and the socket
+    /// can send at once, and publishes the events. Returns whether the
+    /// driver must still be woken (datagrams left for it, or a deadline
+    /// earlier than the one it sleeps until).
+    fn flush_from_caller(&self, st: &mut Station, now: Instant) -> bool {
+        if self.sending.load(Ordering::Acquire)
+            || !self
+                .handed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_empty()
+        {
+            return true;
+        }
+        if st.poll_timeout().is_some_and(|t| t <= now) {
+            st.handle_timeout(now);
+        }
+        while let Some(t) = st.poll_transmit(now) {
+            match self.socket.try_send_to(&t.contents, t.destination) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // The socket is full or cannot send without waiting:
+                    // the driver sends this one and the rest, in order.
+                    let mut rest = vec![t];
+                    while let Some(t) = st.poll_transmit(now) {
+                        rest.push(t);
+                    }
+                    self.handoff(rest);
+                    self.publish(st);
+                    return true;
+                }
+                Err(e) => debug!(to = %t.destination, "send failed: {e}"),
+            }
+        }
+        self.publish(st);
+        st.poll_timeout()
+            .is_some_and(|t| t.as_micros() < self.sleeping_until.load(Ordering::Acquire))
+    }
+
+    /// Leaves `datagrams` to the driver (lock held): it sends them before
+    /// anything it drains itself.
+    fn handoff(&self, datagrams: Vec<netz_core::Transmit>) {
+        self.handed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(datagrams);
+    }
+
+    /// Publishes the station's events and session state (lock held).
+    fn publish(&self, st: &mut Station) {
         while let Some(e) = st.poll_event() {
             self.on_event(st, &e);
             let _ = self.events.send(e);
@@ -244,10 +310,15 @@ impl NetStation {
         let station = Station::new(config.into_station_config(local_addr)?, registry);
         let span = info_span!("station", addr = %local_addr, id = tracing::field::Empty);
         let (events, _) = broadcast::channel(capacity);
+        let socket: Arc<dyn DatagramSocket> = Arc::new(socket);
         let shared = Arc::new(Shared {
             station: Mutex::new(station),
             clock: Clock::new(),
             wake: Notify::new(),
+            socket: socket.clone(),
+            sending: AtomicBool::new(false),
+            sleeping_until: AtomicU64::new(0),
+            handed: Mutex::new(Vec::new()),
             events,
             state: watch::Sender::new(SessionState::Idle),
             tick: watch::Sender::new(0),
@@ -255,7 +326,7 @@ impl NetStation {
             span: span.clone(),
         });
         let (stop, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(drive(shared.clone(), Box::new(socket), stop_rx).instrument(span));
+        let task = tokio::spawn(drive(shared.clone(), socket, stop_rx).instrument(span));
         Ok(NetStation {
             shared,
             owner: Arc::new(Owner {
@@ -307,14 +378,22 @@ impl NetStation {
     /// Runs `f` on the station with the current time, then wakes the driver
     /// so that whatever `f` caused is sent at once. Never hold on to the
     /// station beyond `f`; do not block in it.
+    ///
+    /// What `f` caused is sent from the calling task when the driver is
+    /// idle and the socket can send at once (a tokio `UdpSocket` can); the
+    /// driver is only woken when it has to send or its next deadline moved
+    /// earlier.
     pub fn with<R>(&self, f: impl FnOnce(&mut Station, Instant) -> R) -> R {
         let _span = self.shared.span.enter();
-        let r = {
+        let (r, wake) = {
             let mut st = self.shared.lock();
             let now = self.shared.clock.now();
-            f(&mut st, now)
+            let r = f(&mut st, now);
+            (r, self.shared.flush_from_caller(&mut st, now))
         };
-        self.shared.wake.notify_one();
+        if wake {
+            self.shared.wake.notify_one();
+        }
         r
     }
 
@@ -780,36 +859,75 @@ impl Events {
     }
 }
 
+/// At most this many datagrams already waiting are taken after one the
+/// driver awaited, before it looks at its timers and wake-ups again.
+const BURST: usize = 64;
+
 /// The driver: owns the socket, sleeps until the station's next deadline,
 /// and feeds it every datagram, deadline and user call.
 async fn drive(
     shared: Arc<Shared>,
-    socket: Box<dyn DatagramSocket>,
+    socket: Arc<dyn DatagramSocket>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut buf = vec![0u8; 65_536];
     let mut out = Vec::new();
     let mut errors = 0u32;
+    // The wake-up, the deadline and the stop stay armed across turns of
+    // the loop: re-creating them every turn costs a timer registration
+    // and a waiter list update per datagram.
+    let stopped = stop.changed();
+    tokio::pin!(stopped);
+    let woken = shared.wake.notified();
+    tokio::pin!(woken);
+    let sleep = tokio::time::sleep_until(tokio::time::Instant::now());
+    tokio::pin!(sleep);
+    let mut armed: Option<Instant> = None;
     loop {
         let deadline = {
             let mut st = shared.lock();
             let now = shared.clock.now();
+            out.append(&mut shared.handed.lock().unwrap_or_else(|e| e.into_inner()));
             shared.drain(&mut st, now, &mut out);
-            st.poll_timeout()
+            if !out.is_empty() {
+                shared.sending.store(true, Ordering::Release);
+            }
+            let deadline = st.poll_timeout();
+            shared.sleeping_until.store(
+                deadline.map_or(u64::MAX, |d| d.as_micros()),
+                Ordering::Release,
+            );
+            deadline
         };
         for t in out.drain(..) {
-            if let Err(e) = socket.send_to(&t.contents, t.destination).await {
+            let sent = match socket.try_send_to(&t.contents, t.destination) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    socket.send_to(&t.contents, t.destination).await
+                }
+                r => r,
+            };
+            if let Err(e) = sent {
                 debug!(to = %t.destination, "send failed: {e}");
             }
         }
-        shared.tick.send_modify(|n| *n = n.wrapping_add(1));
-        let sleep = deadline.map(|d| shared.clock.to_tokio(d));
+        shared.sending.store(false, Ordering::Release);
+        if shared.tick.receiver_count() > 0 {
+            shared.tick.send_modify(|n| *n = n.wrapping_add(1));
+        }
+        if deadline != armed {
+            if let Some(d) = deadline {
+                sleep.as_mut().reset(shared.clock.to_tokio(d));
+            }
+            armed = deadline;
+        }
         tokio::select! {
             biased;
-            _ = stop.changed() => break,
-            _ = shared.wake.notified() => {}
-            _ = tokio::time::sleep_until(sleep.unwrap_or_else(tokio::time::Instant::now)),
-                if sleep.is_some() => {
+            _ = &mut stopped => break,
+            _ = &mut woken => woken.set(shared.wake.notified()),
+            _ = &mut sleep, if armed.is_some() => {
+                // Re-armed by the next turn (the station's deadline moves
+                // on once handled).
+                armed = None;
                 let mut st = shared.lock();
                 let now = shared.clock.now();
                 st.handle_timeout(now);
@@ -817,9 +935,21 @@ async fn drive(
             r = socket.recv_from(&mut buf) => match r {
                 Ok((n, from)) => {
                     errors = 0;
-                    let mut st = shared.lock();
-                    let now = shared.clock.now();
-                    st.handle_datagram(now, from, &buf[..n]);
+                    {
+                        let mut st = shared.lock();
+                        let now = shared.clock.now();
+                        st.handle_datagram(now, from, &buf[..n]);
+                    }
+                    // Take what else is already waiting, without another
+                    // turn of the select.
+                    for _ in 0..BURST {
+                        let Ok((n, from)) = socket.try_recv_from(&mut buf) else {
+                            break;
+                        };
+                        let mut st = shared.lock();
+                        let now = shared.clock.now();
+                        st.handle_datagram(now, from, &buf[..n]);
+                    }
                 }
                 Err(e) if is_transient(&e) => {}
                 Err(e) => {

@@ -18,6 +18,7 @@ use netz_bench::interest::{self, Policy, TickCost, World, WorldConfig};
 use netz_bench::memory::{self, MemoryReport};
 use netz_bench::socket::{CountingSocket, WireCounter};
 use netz_bench::stats::Summary;
+use netz_bench::{floors, scaling, sections};
 use netz_core::{DOHandle, Event, ProcessType, Ref, RmcContext, StationId, Topology};
 use netz_net::{NetConfig, NetStation};
 use std::fmt::Write as _;
@@ -49,7 +50,33 @@ struct Opts {
     current_thread: bool,
     only: Option<String>,
     out: Option<PathBuf>,
+    floor_calls: usize,
+    scaling_ticks: usize,
+    /// A partial run updates its marked blocks of `BENCHMARKS.md` in place.
+    update: bool,
+    /// Measure the peers (naia, renet) too.
+    peers: bool,
 }
+
+/// What `--help` prints.
+const USAGE: &str =
+    "usage: compare [--quick] [--no-write] [--out PATH] [--rounds N] [--current-thread]
+               [--only rmc|replication|recovery|migration|memory|interest|floors|scaling|peers]
+               [--update] [--peers]
+
+A full run (no --only) measures every section (the peers only with --peers)
+and rewrites BENCHMARKS.md (or --out PATH) and the charts in docs/bench/
+beside it, keeping the notes below the notes marker and any marked block
+(<!-- begin NAME --> ... <!-- end NAME -->) of a section it did not measure.
+
+A partial run (--only SECTION) prints only the rows it measured and never
+rewrites the file; with --update it replaces in place the marked blocks of
+the sections it measured (floors, scaling, peers) and writes their charts,
+leaving every other line as it was. The rows of the main table
+(rmc, replication, recovery, migration, memory, interest) are only ever
+written by a full run.
+
+--peers needs the peers feature: cargo run --release --features peers --bin compare -- --peers";
 
 impl Opts {
     fn parse() -> Opts {
@@ -69,6 +96,10 @@ impl Opts {
             current_thread: false,
             only: None,
             out: Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../BENCHMARKS.md")),
+            floor_calls: 3000,
+            scaling_ticks: 5,
+            update: false,
+            peers: false,
         };
         let mut args = std::env::args().skip(1);
         while let Some(a) = args.next() {
@@ -85,12 +116,17 @@ impl Opts {
                     o.interest_objects = 10_000;
                     o.interest_rounds = 3;
                     o.interest_ticks = 10;
+                    o.floor_calls = 500;
+                    o.scaling_ticks = 2;
                 }
                 "--no-write" => o.out = None,
                 "--current-thread" => o.current_thread = true,
-                "--only" => {
-                    o.only = args.next();
-                    o.out = None;
+                "--only" => o.only = args.next(),
+                "--update" => o.update = true,
+                "--peers" => o.peers = true,
+                "--help" | "-h" => {
+                    println!("{USAGE}");
+                    std::process::exit(0);
                 }
                 "--out" => o.out = args.next().map(PathBuf::from),
                 "--rounds" => {
@@ -100,12 +136,20 @@ impl Opts {
                 "--bench" => {}
                 other => {
                     eprintln!("unknown argument {other}");
-                    eprintln!("usage: compare [--quick] [--no-write] [--out PATH] [--rounds N] [--current-thread] [--only rmc|replication|recovery|migration|memory|interest]");
+                    eprintln!("{USAGE}");
                     std::process::exit(2);
                 }
             }
         }
         o
+    }
+
+    /// Whether this run measures `section`.
+    fn runs(&self, section: &str) -> bool {
+        match self.only.as_deref() {
+            Some(s) => s == section,
+            None => section != "peers" || self.peers,
+        }
     }
 }
 
@@ -954,132 +998,144 @@ fn report(
         "| Measurement | netz | Reference | Ratio | Target | Target met |"
     );
     let _ = writeln!(t, "|---|---|---|---|---|---|");
-    let _ = writeln!(
-        t,
-        "| RMC round trip (i32), sequential, µs | {} | UDP ping-pong of {} B: {} | netz / UDP = {}× | ≤ 1.5× | {} |",
-        fmt_s(netz_seq, 1),
-        rmc.payload,
-        fmt_s(udp_seq, 1),
-        fmt_s(vs_udp, 2),
-        met(vs_udp.median <= 1.5)
-    );
-    let _ = writeln!(
-        t,
-        "| RMC round trip (i32), sequential, µs | {} | tarpc (TCP, bincode): {} | tarpc / netz = {}× | ≥ 3× | {} |",
-        fmt_s(netz_seq, 1),
-        fmt_s(tarpc_seq, 1),
-        fmt_s(vs_tarpc, 2),
-        met(vs_tarpc.median >= 3.0)
-    );
-    let _ = writeln!(
-        t,
-        "| RMC throughput, {} in flight, calls/s | {} | tarpc: {} | netz / tarpc = {}× | ≥ 1.5× | {} |",
-        o.inflight,
-        fmt_big(netz_inf),
-        fmt_big(tarpc_inf),
-        fmt_s(inf_vs_tarpc, 2),
-        met(inf_vs_tarpc.median >= 1.5)
-    );
-    let _ = writeln!(
-        t,
-        "| RMC throughput, {} in flight, calls/s | {} | UDP ping-pong, one datagram per call: {} | netz / UDP = {}× | – | – |",
-        o.inflight,
-        fmt_big(netz_inf),
-        fmt_big(udp_inf),
-        fmt_s(inf_vs_udp, 2),
-    );
-    let _ = writeln!(
-        t,
-        "| Dataset field updates delivered per second, per duplica station (1 master, {} duplica stations, {} units × {} fields every tick, one core) | {} | 1 M | {}× | ≥ 1× | {} |",
-        rep.duplicas,
-        rep.objects,
-        Motion::FIELDS,
-        fmt_big(per_dup),
-        fmt_s(Summary { median: per_dup.median / 1e6, min: per_dup.min / 1e6, max: per_dup.max / 1e6 }, 2),
-        met(per_dup.median >= 1e6)
-    );
-    let _ = writeln!(
-        t,
-        "| … the same, all {} duplica stations together | {} | 1 M | {}× | – | – |",
-        rep.duplicas,
-        fmt_big(aggregate),
-        fmt_s(
-            Summary {
-                median: aggregate.median / 1e6,
-                min: aggregate.min / 1e6,
-                max: aggregate.max / 1e6
-            },
-            2
-        ),
-    );
-    let _ = writeln!(
-        t,
-        "| Wire bytes per object update (master → duplica, UDP payload) | {} | postcard of the changed fields: {} B | {}× | ≤ 1.15× | {} |",
-        fmt_s(wire, 1),
-        rep.postcard,
-        fmt_s(overhead, 2),
-        met(overhead.median <= 1.15)
-    );
-    let _ = writeln!(
-        t,
-        "| Fault detection: crash → session master's StationFailed, ms | {} | failure timeout: {ft_ms:.0} ms | {}× | (by design ≈ 1×) | – |",
-        fmt_s(detect, 1),
-        fmt_s(det_ratio, 2),
-    );
-    let _ = writeln!(
-        t,
-        "| Recovery: detection → every survivor has all {} units under the new master, ms | {} | heartbeat interval: {hb_ms:.0} ms | {}× | ≤ 1× | {} |",
-        rec.objects,
-        fmt_s(recover, 1),
-        fmt_s(rec_ratio, 2),
-        met(rec_ratio.median <= 1.0)
-    );
-    let _ = writeln!(
-        t,
-        "| Heap per duplica at {} objects, netz bookkeeping, B | {:.0} | 256 B | {:.2}× | ≤ 1× | {} |",
-        mem.objects,
-        mem.duplica,
-        mem.duplica / 256.0,
-        met(mem.duplica <= 256.0)
-    );
-    let _ = writeln!(
-        t,
-        "| Heap per master at {} objects (one duplica station), B | {:.0} | alone in the session: {:.0} B | – | – | – |",
-        mem.objects, mem.master, mem.master_alone
-    );
-    let blackout = Summary::of(&mig.blackout);
-    let _ = writeln!(
-        t,
-        "| Migration blackout: `send_migrate` → `Event::Reconnected` (`on_connect(reconnect = true)`), ms | {} | {} migrations, {} to another server, {} failed | – | – | – |",
-        fmt_s(blackout, 2),
-        mig.blackout.len() + mig.failed,
-        mig.moved,
-        mig.failed
-    );
-    let cpu = |v: &[TickCost]| -> Vec<f64> {
-        v.iter()
-            .map(|c| c.per_station_micros(int.stations))
-            .collect()
-    };
-    let bytes = |v: &[TickCost]| -> Vec<f64> { v.iter().map(|c| c.client_bytes).collect() };
-    let (s_cpu, a_cpu) = (cpu(&int.spatial), cpu(&int.always));
-    let (s_b, a_b) = (bytes(&int.spatial), bytes(&int.always));
-    let _ = writeln!(
-        t,
-        "| Interest management: per-tick CPU per station, spatial vs always-relevant ({} stations, {} objects, 1% moving, ~1% interest), µs | {} | always relevant: {} | always / spatial = {}× | – | – |",
-        int.stations,
-        int.objects,
-        fmt_s(Summary::of(&s_cpu), 1),
-        fmt_s(Summary::of(&a_cpu), 1),
-        fmt_s(paired(&a_cpu, &s_cpu, |a, s| a / s), 1),
-    );
-    let _ = writeln!(
-        t,
-        "| Interest management: bytes per client station per tick, spatial vs always-relevant (same worlds) | {} | always relevant: {} | always / spatial = {}× | – | – |",
-        fmt_s(Summary::of(&s_b), 0),
-        fmt_s(Summary::of(&a_b), 0),
-        fmt_s(paired(&a_b, &s_b, |a, s| a / s), 1),
-    );
+    if o.runs("rmc") {
+        let _ = writeln!(
+            t,
+            "| RMC round trip (i32), sequential, µs | {} | UDP ping-pong of {} B: {} | netz / UDP = {}× | ≤ 1.5× | {} |",
+            fmt_s(netz_seq, 1),
+            rmc.payload,
+            fmt_s(udp_seq, 1),
+            fmt_s(vs_udp, 2),
+            met(vs_udp.median <= 1.5)
+        );
+        let _ = writeln!(
+            t,
+            "| RMC round trip (i32), sequential, µs | {} | tarpc (TCP, bincode): {} | tarpc / netz = {}× | ≥ 3× | {} |",
+            fmt_s(netz_seq, 1),
+            fmt_s(tarpc_seq, 1),
+            fmt_s(vs_tarpc, 2),
+            met(vs_tarpc.median >= 3.0)
+        );
+        let _ = writeln!(
+            t,
+            "| RMC throughput, {} in flight, calls/s | {} | tarpc: {} | netz / tarpc = {}× | ≥ 1.5× | {} |",
+            o.inflight,
+            fmt_big(netz_inf),
+            fmt_big(tarpc_inf),
+            fmt_s(inf_vs_tarpc, 2),
+            met(inf_vs_tarpc.median >= 1.5)
+        );
+        let _ = writeln!(
+            t,
+            "| RMC throughput, {} in flight, calls/s | {} | UDP ping-pong, one datagram per call: {} | netz / UDP = {}× | – | – |",
+            o.inflight,
+            fmt_big(netz_inf),
+            fmt_big(udp_inf),
+            fmt_s(inf_vs_udp, 2),
+        );
+    }
+    if o.runs("replication") {
+        let _ = writeln!(
+            t,
+            "| Dataset field updates delivered per second, per duplica station (1 master, {} duplica stations, {} units × {} fields every tick, one core) | {} | 1 M | {}× | ≥ 1× | {} |",
+            rep.duplicas,
+            rep.objects,
+            Motion::FIELDS,
+            fmt_big(per_dup),
+            fmt_s(Summary { median: per_dup.median / 1e6, min: per_dup.min / 1e6, max: per_dup.max / 1e6 }, 2),
+            met(per_dup.median >= 1e6)
+        );
+        let _ = writeln!(
+            t,
+            "| … the same, all {} duplica stations together | {} | 1 M | {}× | – | – |",
+            rep.duplicas,
+            fmt_big(aggregate),
+            fmt_s(
+                Summary {
+                    median: aggregate.median / 1e6,
+                    min: aggregate.min / 1e6,
+                    max: aggregate.max / 1e6
+                },
+                2
+            ),
+        );
+        let _ = writeln!(
+            t,
+            "| Wire bytes per object update (master → duplica, UDP payload) | {} | postcard of the changed fields: {} B | {}× | ≤ 1.15× | {} |",
+            fmt_s(wire, 1),
+            rep.postcard,
+            fmt_s(overhead, 2),
+            met(overhead.median <= 1.15)
+        );
+    }
+    if o.runs("recovery") {
+        let _ = writeln!(
+            t,
+            "| Fault detection: crash → session master's StationFailed, ms | {} | failure timeout: {ft_ms:.0} ms | {}× | (by design ≈ 1×) | – |",
+            fmt_s(detect, 1),
+            fmt_s(det_ratio, 2),
+        );
+        let _ = writeln!(
+            t,
+            "| Recovery: detection → every survivor has all {} units under the new master, ms | {} | heartbeat interval: {hb_ms:.0} ms | {}× | ≤ 1× | {} |",
+            rec.objects,
+            fmt_s(recover, 1),
+            fmt_s(rec_ratio, 2),
+            met(rec_ratio.median <= 1.0)
+        );
+    }
+    if o.runs("memory") {
+        let _ = writeln!(
+            t,
+            "| Heap per duplica at {} objects, netz bookkeeping, B | {:.0} | 256 B | {:.2}× | ≤ 1× | {} |",
+            mem.objects,
+            mem.duplica,
+            mem.duplica / 256.0,
+            met(mem.duplica <= 256.0)
+        );
+        let _ = writeln!(
+            t,
+            "| Heap per master at {} objects (one duplica station), B | {:.0} | alone in the session: {:.0} B | – | – | – |",
+            mem.objects, mem.master, mem.master_alone
+        );
+    }
+    if o.runs("migration") {
+        let blackout = Summary::of(&mig.blackout);
+        let _ = writeln!(
+            t,
+            "| Migration blackout: `send_migrate` → `Event::Reconnected` (`on_connect(reconnect = true)`), ms | {} | {} migrations, {} to another server, {} failed | – | – | – |",
+            fmt_s(blackout, 2),
+            mig.blackout.len() + mig.failed,
+            mig.moved,
+            mig.failed
+        );
+    }
+    if o.runs("interest") {
+        let cpu = |v: &[TickCost]| -> Vec<f64> {
+            v.iter()
+                .map(|c| c.per_station_micros(int.stations))
+                .collect()
+        };
+        let bytes = |v: &[TickCost]| -> Vec<f64> { v.iter().map(|c| c.client_bytes).collect() };
+        let (s_cpu, a_cpu) = (cpu(&int.spatial), cpu(&int.always));
+        let (s_b, a_b) = (bytes(&int.spatial), bytes(&int.always));
+        let _ = writeln!(
+            t,
+            "| Interest management: per-tick CPU per station, spatial vs always-relevant ({} stations, {} objects, 1% moving, ~1% interest), µs | {} | always relevant: {} | always / spatial = {}× | – | – |",
+            int.stations,
+            int.objects,
+            fmt_s(Summary::of(&s_cpu), 1),
+            fmt_s(Summary::of(&a_cpu), 1),
+            fmt_s(paired(&a_cpu, &s_cpu, |a, s| a / s), 1),
+        );
+        let _ = writeln!(
+            t,
+            "| Interest management: bytes per client station per tick, spatial vs always-relevant (same worlds) | {} | always relevant: {} | always / spatial = {}× | – | – |",
+            fmt_s(Summary::of(&s_b), 0),
+            fmt_s(Summary::of(&a_b), 0),
+            fmt_s(paired(&a_b, &s_b, |a, s| a / s), 1),
+        );
+    }
     t
 }
 
@@ -1267,7 +1323,7 @@ const NOTES_MARKER: &str = "<!-- notes: kept when compare rewrites this file -->
 
 fn main() {
     let o = Opts::parse();
-    let run = |section: &str| o.only.as_deref().is_none_or(|s| s == section);
+    let run = |section: &str| o.runs(section);
     let mem = if run("memory") {
         alloc::set_enabled(true);
         eprintln!("memory: {} objects", o.memory_objects);
@@ -1331,23 +1387,174 @@ fn main() {
             series: Vec::new(),
         }
     };
-    let table = report(&o, &rmc, &rep, &rec, &mig, &mem, &int);
-    println!("{table}");
+    let extra = measure_extra(&o);
+    let main_table = MAIN_SECTIONS.iter().any(|s| o.runs(s));
+    let table = if main_table {
+        report(&o, &rmc, &rep, &rec, &mig, &mem, &int)
+    } else {
+        String::new()
+    };
+    if main_table {
+        println!("{table}");
+    }
     if !int.series.is_empty() {
         println!("{}", interest_table(&int));
     }
-    if let Some(path) = &o.out {
+    for b in &extra.blocks {
+        println!("{}", b.1);
+    }
+    let Some(path) = &o.out else { return };
+    let old = std::fs::read_to_string(path).unwrap_or_default();
+    let md = if o.only.is_none() {
         let mut md = markdown(&o, &table, &rmc, &rec, &mem, &int);
-        // Hand-written notes after the marker survive a rerun.
-        if let Ok(old) = std::fs::read_to_string(path) {
-            if let Some(i) = old.find(NOTES_MARKER) {
-                md.push('\n');
-                md.push_str(&old[i..]);
+        for (name, content) in &extra.blocks {
+            md.push('\n');
+            md.push_str(&sections::block(name, content));
+        }
+        // Blocks of sections this run did not measure, then the
+        // hand-written notes after the marker, survive a rerun.
+        let notes = old.find(NOTES_MARKER).unwrap_or(old.len());
+        for name in sections::names(&old[..notes]) {
+            if !extra.blocks.iter().any(|b| b.0 == name) {
+                if let Some(b) = sections::get(&old, &name) {
+                    md.push('\n');
+                    md.push_str(b);
+                }
             }
         }
-        match std::fs::write(path, md) {
-            Ok(()) => eprintln!("wrote {}", path.display()),
-            Err(e) => eprintln!("cannot write {}: {e}", path.display()),
+        if notes < old.len() {
+            md.push('\n');
+            md.push_str(&old[notes..]);
+        }
+        md
+    } else if o.update && !extra.blocks.is_empty() {
+        let mut md = old;
+        for (name, content) in &extra.blocks {
+            md = sections::replace_block(&md, name, content, NOTES_MARKER);
+        }
+        md
+    } else {
+        eprintln!("a partial run writes nothing (see --update in --help)");
+        return;
+    };
+    match std::fs::write(path, md) {
+        Ok(()) => eprintln!("wrote {}", path.display()),
+        Err(e) => eprintln!("cannot write {}: {e}", path.display()),
+    }
+    let dir = path
+        .parent()
+        .unwrap_or(std::path::Path::new("."))
+        .join(CHART_DIR);
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        eprintln!("cannot create {}: {e}", dir.display());
+        return;
+    }
+    for (file, svg) in &extra.charts {
+        let p = dir.join(file);
+        match std::fs::write(&p, svg) {
+            Ok(()) => eprintln!("wrote {}", p.display()),
+            Err(e) => eprintln!("cannot write {}: {e}", p.display()),
         }
     }
+}
+
+// ------------------------------------------------------------------ blocks
+
+/// The sections whose rows are in the main table.
+const MAIN_SECTIONS: [&str; 6] = [
+    "rmc",
+    "replication",
+    "recovery",
+    "migration",
+    "memory",
+    "interest",
+];
+
+/// Where the charts go, relative to `BENCHMARKS.md`.
+const CHART_DIR: &str = "docs/bench";
+
+/// The marked blocks (name, Markdown) and charts (file name, SVG) of the
+/// sections outside the main table.
+#[derive(Default)]
+struct Extra {
+    blocks: Vec<(String, String)>,
+    charts: Vec<(String, String)>,
+}
+
+/// How a block says when and how it was measured.
+fn provenance(o: &Opts, section: &str, load: &str) -> String {
+    format!(
+        "Measured on {} by `cd bench && cargo run --release{} --bin compare -- --only {section}{}` ({}; load average {load} before, {} after).",
+        today(),
+        if section == "peers" { " --features peers" } else { "" },
+        if o.rounds != 7 || o.floor_calls != 3000 { " --quick" } else { "" },
+        machine(),
+        sections::load_average(),
+    )
+}
+
+fn measure_extra(o: &Opts) -> Extra {
+    let mut x = Extra::default();
+    if o.runs("floors") {
+        let load = sections::load_average();
+        let f = floors::measure(o.rounds, o.floor_calls);
+        x.blocks.push(("floors".into(), floors_block(o, &f, &load)));
+        x.charts.push(("rmc_latency_cdf.svg".into(), f.cdf_svg()));
+    }
+    if o.runs("scaling") {
+        let load = sections::load_average();
+        let points = scaling::measure(o.scaling_ticks);
+        let mut m = String::new();
+        let _ = writeln!(m, "## Scaling: the cost of a tick\n");
+        let _ = writeln!(m, "{}\n", provenance(o, "scaling", &load));
+        let _ = writeln!(
+            m,
+            "netz-core's network simulator (5 ms latency, no loss, every station on \
+             one thread): one master changes every field of its units each tick and \
+             the tick runs until every duplica station applied every update; the \
+             median of {} ticks per point. Stations 2 → 64 at 1,000 units, then units \
+             1,000 → 100,000 at 4 stations.\n",
+            o.scaling_ticks
+        );
+        m.push_str(&scaling::table(&points));
+        let _ = writeln!(
+            m,
+            "\n![cost of a tick vs stations]({CHART_DIR}/scaling_stations.svg)\n\
+             ![cost of a tick vs units]({CHART_DIR}/scaling_objects.svg)"
+        );
+        x.blocks.push(("scaling".into(), m));
+        x.charts.push((
+            "scaling_stations.svg".into(),
+            scaling::stations_svg(&points),
+        ));
+        x.charts
+            .push(("scaling_objects.svg".into(), scaling::objects_svg(&points)));
+    }
+    x
+}
+
+fn floors_block(o: &Opts, f: &floors::Floors, load: &str) -> String {
+    let mut m = String::new();
+    let _ = writeln!(m, "## Floors: sequential round trips on this machine\n");
+    let _ = writeln!(m, "{}\n", provenance(o, "floors", load));
+    let _ = writeln!(
+        m,
+        "A strict ping-pong of one {} B datagram (the size of netz's RMC request) \
+         on 127.0.0.1, against netz's sequential RMC (`NetStation::call` of \
+         `Unit::ping(i32)`, two stations in one process). Each runtime runs on a \
+         thread of its own for the whole run and the calling task is spawned on \
+         it; std sockets run the echo server on a thread of its own. {} rounds of \
+         {} calls per contender, the order rotated round by round, every call \
+         timed. Mean: the median of the rounds' means (minimum–maximum); p50 and \
+         p99 of every call of every round; ratios per round against the fastest \
+         floor of the same runtime kind and against the fastest floor of any \
+         kind.\n",
+        f.payload, o.rounds, f.calls
+    );
+    m.push_str(&f.table());
+    let _ = writeln!(
+        m,
+        "\n![RMC latency distribution against the floors]({CHART_DIR}/rmc_latency_cdf.svg)"
+    );
+    m
 }
