@@ -66,9 +66,9 @@ pub use netz_net as net;
 pub mod prelude {
     pub use crate::{action, dataset, doclass, rmc};
     pub use netz_core::{
-        CallContext, CallMethodOperation, ClassId, DOHandle, DataSet, DoClass, Event, MasterLoss,
-        MethodId, ObjectProxy, Operation, OperationKind, Outcome, ProcessType, Ref, Registry,
-        RmcContext, RmcFlag, Station, StationConfig, StationId, StoreView,
+        CallContext, CallMethodOperation, ClassId, DOHandle, DataSet, Delivery, DoClass, Event,
+        MasterLoss, MethodId, ObjectProxy, Operation, OperationKind, Outcome, ProcessType, Ref,
+        Registry, RmcContext, RmcFlag, Station, StationConfig, StationId, StoreView,
     };
     #[cfg(feature = "net")]
     pub use netz_net::{
@@ -104,8 +104,9 @@ pub mod __private {
     pub use ::core::result::Result::{self, Err, Ok};
     pub use ::std::vec::Vec;
     pub use netz_core::{
-        decode_value, encode_value, CallContext, DataSet, DecodeError, DispatchError, DoClass,
-        MethodId, MethodInfo, MethodKind, ObjectProxy, Operation, RmcContext,
+        decode_quantized, decode_value, encode_quantized, encode_value, CallContext, DataSet,
+        DecodeError, Delivery, DispatchError, DoClass, MethodId, MethodInfo, MethodKind,
+        ObjectProxy, Operation, RmcContext,
     };
     pub use postcard;
     pub use serde;

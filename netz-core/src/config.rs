@@ -60,6 +60,13 @@ pub struct StationConfig {
     /// class ids below [`ClassId::FIRST_USER`](crate::ClassId::FIRST_USER)).
     /// Default false: those events concern user objects only.
     pub core_object_events: bool,
+    /// The bandwidth budget of every link, in bytes per second (see
+    /// [`crate::Station::set_link_budget`] for one link): dataset updates
+    /// go most important first as it allows; RMCs, actions and the
+    /// protocol's own messages never wait for it but count against it.
+    /// `None` (the default): no budget, updates go as they come (within
+    /// the congestion window).
+    pub link_budget: Option<u64>,
 }
 
 impl Default for StationConfig {
@@ -79,6 +86,7 @@ impl Default for StationConfig {
             limits: crate::limits::Limits::default(),
             security: None,
             core_object_events: false,
+            link_budget: None,
         }
     }
 }

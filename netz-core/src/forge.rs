@@ -63,6 +63,16 @@ pub enum Forged {
         /// Dataset bytes.
         data: Vec<u8>,
     },
+    /// "The latest states of these objects" (see [`latest_batch_of`]).
+    LatestBatch {
+        /// The batch's bytes.
+        data: Vec<u8>,
+    },
+    /// "The reliable changes of these objects".
+    UpdateBatch {
+        /// The batch's bytes.
+        data: Vec<u8>,
+    },
     /// An action on `handle`.
     Action {
         /// The object.
@@ -151,6 +161,8 @@ impl Forged {
                 handle,
                 data: Bytes(data),
             },
+            Forged::LatestBatch { data } => Msg::LatestBatch { data: Bytes(data) },
+            Forged::UpdateBatch { data } => Msg::UpdateBatch { data: Bytes(data) },
             Forged::Action {
                 handle,
                 method,
@@ -213,6 +225,12 @@ pub fn send_as(st: &mut Station, now: Instant, dest: StationId, msg: Forged) -> 
 /// The dataset bytes of a local object, as a `Create` carries them.
 pub fn datasets_of(st: &Station, handle: DOHandle) -> Option<Vec<u8>> {
     st.forge_datasets(handle)
+}
+
+/// A latest-state batch with every field of every dataset of the local
+/// objects `handles` (master or duplica), all at `version`.
+pub fn latest_batch_of(st: &Station, handles: &[DOHandle], version: u64) -> Vec<u8> {
+    st.forge_latest_batch(handles, version)
 }
 
 /// Sends `msg` from `st` to `dest` in an envelope that claims `origin` and

@@ -323,6 +323,14 @@ pub fn dissect_handles(
             | Msg::Action { handle, .. }
             | Msg::NotRelevant { handle } => vec![*handle],
             Msg::Updates { items } => items.iter().map(|(h, _)| *h).collect(),
+            Msg::UpdateBatch { data } | Msg::LatestBatch { data } => {
+                let latest = matches!(msg, Msg::LatestBatch { .. });
+                crate::dataset_codec::decode_batch(&data.0, latest, |_| true)
+                    .items
+                    .iter()
+                    .map(|i| i.handle)
+                    .collect()
+            }
             _ => Vec::new(),
         };
         out.push((to, msg.name(), handles));

@@ -38,14 +38,15 @@ pub use crypto_text::{
 pub use event::{Event, JoinError, RoomError};
 pub use ids::{ClassId, DOHandle, MethodId, ProcessType, StationId, StationInfo};
 pub use object::{
-    decode_value, encode_value, ActionTarget, CallContext, DataSet, DecodeError, DispatchError,
-    DoClass, Invoker, MasterLoss, MethodInfo, MethodKind, ObjectProxy, Ref,
+    decode_quantized, decode_value, dequantize, encode_quantized, encode_value, quantize,
+    ActionTarget, CallContext, DataSet, DecodeError, Delivery, DispatchError, DoClass, Invoker,
+    MasterLoss, MethodInfo, MethodKind, ObjectProxy, Ref,
 };
 pub use operation::*;
 pub use pipeline::{CallbackError, CallbackId, StoreView};
 pub use registry::{Registry, RegistryError};
 pub use rmc::{CallState, Completion, Outcome, RmcContext, RmcFlag};
-pub use station::{Station, StationError, StationStats};
+pub use station::{LinkBudgetStats, Station, StationError, StationStats};
 pub use time::Instant;
 
 use std::net::SocketAddr;

@@ -25,6 +25,23 @@ pub struct DecodeError {
     pub what: &'static str,
 }
 
+/// How the updates of a dataset travel from its master to the duplicas.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Delivery {
+    /// Every update arrives, in order, on the link's reliable system
+    /// sub-stream (a lost one is sent again and holds back those after it).
+    /// The default.
+    #[default]
+    Reliable,
+    /// Latest state: updates travel on the link's unreliable channel and
+    /// carry the fields changed since the state the receiver is known to
+    /// hold; a lost update is never sent again (the next one carries the
+    /// newer state), and a duplica applies only states newer than the one
+    /// it has. For positions and other state that a newer value replaces.
+    Latest,
+}
+
 /// A replicated dataset (NetZ `DataSet`): fields with ids in declaration
 /// order, each with the revision from which it is valid (VER-3).
 ///
@@ -51,6 +68,20 @@ pub trait DataSet: Send + 'static {
     fn received_revision(&self) -> u8;
     /// Records the revision of a received update.
     fn set_received_revision(&mut self, revision: u8);
+    /// How this dataset's updates travel ([`Delivery::Reliable`] unless
+    /// overridden; `#[dataset(latest)]` makes it [`Delivery::Latest`]).
+    /// Every object of a class must answer the same.
+    fn delivery(&self) -> Delivery {
+        Delivery::Reliable
+    }
+    /// The width in bits of a quantized field (see [`encode_quantized`]),
+    /// `None` (the default) for a field encoded with postcard. A quantized
+    /// field's [`DataSet::encode_field`] writes its quantized value as
+    /// `ceil(bits / 8)` little-endian bytes; updates pack consecutive
+    /// quantized fields bit by bit.
+    fn field_bits(&self, _index: usize) -> Option<u8> {
+        None
+    }
     /// Called at the start of every operation on the owning object.
     fn operation_begin(&mut self, _op: &Operation) {}
     /// Called at the end of every operation on the owning object.
@@ -89,6 +120,62 @@ pub fn decode_value<T: serde::de::DeserializeOwned>(
     let (v, rest) = postcard::take_from_bytes::<T>(input).map_err(|_| DecodeError { what })?;
     *input = rest;
     Ok(v)
+}
+
+/// The widest quantized field, in bits.
+pub const MAX_QUANTIZED_BITS: u8 = 32;
+
+/// The quantized value of `value` in `[min, max]` on `bits` bits (1 to
+/// [`MAX_QUANTIZED_BITS`]): the nearest of `2^bits` evenly spaced steps,
+/// `min` and `max` included; values outside the range are clamped and NaN
+/// reads as `min`.
+pub fn quantize(value: f64, min: f64, max: f64, bits: u8) -> u64 {
+    let bits = bits.clamp(1, MAX_QUANTIZED_BITS);
+    let steps = ((1u64 << bits) - 1) as f64;
+    if max.partial_cmp(&min) != Some(std::cmp::Ordering::Greater) || value.is_nan() {
+        return 0;
+    }
+    let t = ((value - min) / (max - min)).clamp(0.0, 1.0);
+    (t * steps).round() as u64
+}
+
+/// The value a quantized `q` stands for (see [`quantize`]).
+pub fn dequantize(q: u64, min: f64, max: f64, bits: u8) -> f64 {
+    let bits = bits.clamp(1, MAX_QUANTIZED_BITS);
+    let steps = ((1u64 << bits) - 1) as f64;
+    let q = q.min((1u64 << bits) - 1) as f64;
+    if max.partial_cmp(&min) != Some(std::cmp::Ordering::Greater) {
+        return min;
+    }
+    min + (max - min) * (q / steps)
+}
+
+/// Encodes a quantized field the way [`DataSet::field_bits`] says: its
+/// [`quantize`]d value as `ceil(bits / 8)` little-endian bytes.
+pub fn encode_quantized(value: f64, min: f64, max: f64, bits: u8, out: &mut Vec<u8>) {
+    let q = quantize(value, min, max, bits);
+    let n = usize::from(bits.clamp(1, MAX_QUANTIZED_BITS)).div_ceil(8);
+    out.extend_from_slice(&q.to_le_bytes()[..n]);
+}
+
+/// Decodes a field written by [`encode_quantized`] from the front of
+/// `input`, advancing it.
+pub fn decode_quantized(
+    input: &mut &[u8],
+    min: f64,
+    max: f64,
+    bits: u8,
+    what: &'static str,
+) -> Result<f64, DecodeError> {
+    let n = usize::from(bits.clamp(1, MAX_QUANTIZED_BITS)).div_ceil(8);
+    if input.len() < n {
+        return Err(DecodeError { what });
+    }
+    let (head, rest) = input.split_at(n);
+    let mut le = [0u8; 8];
+    le[..n].copy_from_slice(head);
+    *input = rest;
+    Ok(dequantize(u64::from_le_bytes(le), min, max, bits))
 }
 
 /// How an object's master station went away (see

@@ -52,6 +52,17 @@ pub struct LinkView {
     pub last_received_ago: Duration,
     /// Whether the failure detector currently finds the peer silent.
     pub silent: bool,
+    /// The link's bandwidth budget, bytes per second (`None`: none).
+    pub budget: Option<u64>,
+    /// Bytes the link sent per second over the last full second, as of
+    /// the last flush of dataset updates (0 before one).
+    pub bytes_per_second: u64,
+    /// Dataset updates (per object) waiting for the link.
+    pub deferred_updates: u64,
+    /// Their accumulated priority, added up.
+    pub queued_priority: u64,
+    /// How long the oldest of them has waited.
+    pub oldest_deferred: Duration,
 }
 
 /// One object of the local store.

@@ -241,6 +241,13 @@ pub(crate) enum Msg {
     /// server refused: it keeps the refused message's number, so the
     /// receiver's order has no gap; nothing else happens.
     Withheld,
+    /// Master station -> a duplica station, reliable: the changes of
+    /// reliable datasets of several objects (see `dataset_codec`'s batches).
+    UpdateBatch { data: Bytes },
+    /// Master station -> a duplica station, on the unreliable channel (or
+    /// reliably when too large for a datagram): the latest states of
+    /// latest-state datasets of several objects, with their versions.
+    LatestBatch { data: Bytes },
 }
 
 /// What a room request asks for.
@@ -294,6 +301,8 @@ impl Msg {
             Msg::Interest { .. } => "Interest",
             Msg::NotRelevant { .. } => "NotRelevant",
             Msg::Withheld => "Withheld",
+            Msg::UpdateBatch { .. } => "UpdateBatch",
+            Msg::LatestBatch { .. } => "LatestBatch",
             Msg::RoomRequest { .. } => "RoomRequest",
             Msg::RoomReply { .. } => "RoomReply",
             Msg::RoomAdopt { .. } => "RoomAdopt",

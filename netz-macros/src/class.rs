@@ -58,7 +58,7 @@ fn parse(args: TokenStream, mut item: ItemStruct, errors: &mut Errors) -> Model 
                     if !matches!(attr.meta, syn::Meta::Path(_)) {
                         errors.at(
                             &attr,
-                            "`#[dataset]` on a field of a DO class takes no arguments; put `#[revision(n)]` markers on the dataset struct's fields",
+                            "`#[dataset]` on a field of a DO class takes no arguments; declare the mode and revisions on the dataset struct (`#[dataset(latest)] struct ...`, `#[revision(n)]` on its fields)",
                         );
                     }
                 }

@@ -65,6 +65,19 @@ pub fn parse_args(
     valid: &[&str],
     errors: &mut Errors,
 ) -> Vec<(Ident, Lit)> {
+    parse_args_and_flags(tokens, attr, valid, &[], errors).0
+}
+
+/// Like [`parse_args`], with bare keys (`flags`) that take no value.
+/// Returns the `key = value` arguments and the flags given.
+pub fn parse_args_and_flags(
+    tokens: TokenStream,
+    attr: &str,
+    valid: &[&str],
+    flags: &[&str],
+    errors: &mut Errors,
+) -> (Vec<(Ident, Lit)>, Vec<Ident>) {
+    let all: Vec<&str> = valid.iter().chain(flags).copied().collect();
     let parsed = match Punctuated::<Arg, Token![,]>::parse_terminated.parse2(tokens) {
         Ok(p) => p,
         Err(e) => {
@@ -72,30 +85,41 @@ pub fn parse_args(
                 e.span(),
                 format!(
                     "cannot parse the arguments of `#[{attr}]`: expected `key = value, ...` with {}",
-                    list_valid(valid)
+                    list_valid(&all)
                 ),
             ));
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         }
     };
     let mut out: Vec<(Ident, Lit)> = Vec::new();
+    let mut given: Vec<Ident> = Vec::new();
     for arg in parsed {
         let name = arg.key.unraw().to_string();
-        if !valid.contains(&name.as_str()) {
+        if !all.contains(&name.as_str()) {
             errors.at(
                 &arg.key,
                 format!(
                     "unknown argument `{name}` of `#[{attr}]`; {}",
-                    list_valid(valid)
+                    list_valid(&all)
                 ),
             );
             continue;
         }
-        if out.iter().any(|(k, _)| k.unraw() == name) {
+        if out.iter().any(|(k, _)| k.unraw() == name) || given.iter().any(|k| k.unraw() == name) {
             errors.at(
                 &arg.key,
                 format!("duplicate argument `{name}` of `#[{attr}]`; give it once"),
             );
+            continue;
+        }
+        if flags.contains(&name.as_str()) {
+            match arg.value {
+                None => given.push(arg.key),
+                Some(v) => errors.at(
+                    &v,
+                    format!("argument `{name}` of `#[{attr}]` takes no value: write `#[{attr}({name})]`"),
+                ),
+            }
             continue;
         }
         match arg.value {
@@ -106,7 +130,7 @@ pub fn parse_args(
             ),
         }
     }
-    out
+    (out, given)
 }
 
 fn list_valid(valid: &[&str]) -> String {

@@ -21,7 +21,7 @@ use proc_macro::TokenStream;
 /// ```ignore
 /// use netz::prelude::*;
 ///
-/// #[dataset]                       // optional: (revision = n, name = "...", crate = "...")
+/// #[dataset]                       // optional: (revision = n, name = "...", crate = "...", latest)
 /// #[derive(Default, Clone, Debug)] // put `#[dataset]` above the derives
 /// pub struct Position {
 ///     pub x: f32,                  // field id 0, revision 0
@@ -29,7 +29,24 @@ use proc_macro::TokenStream;
 ///     #[revision(1)]               // a marker: this and the following fields are revision 1
 ///     pub z: f32,                  // field id 2, revision 1
 /// }
+///
+/// #[dataset(latest)]               // a latest-state dataset
+/// #[derive(Default, Clone, Debug)]
+/// pub struct Place {
+///     #[quantize(min = -1000.0, max = 1000.0, bits = 17)]
+///     pub x: f32,                  // 17 bits on the wire instead of 32
+///     #[quantize(min = -1000.0, max = 1000.0, bits = 17)]
+///     pub y: f32,
+/// }
 /// ```
+///
+/// `latest` makes the dataset's updates travel as latest states (see
+/// `netz::Delivery::Latest`): on the unreliable channel, never sent again
+/// when lost, applied only when newer; without it they are reliable and
+/// ordered. `#[quantize(min = a, max = b, bits = n)]` on an `f32` or `f64`
+/// field sends it as the nearest of `2^n` evenly spaced values of `[a, b]`
+/// (clamped), packed bit by bit with the quantized fields next to it; the
+/// master keeps its exact value, duplicas get the quantized one.
 ///
 /// Fields get ids in declaration order (at most 64 fields). A
 /// `#[revision(n)]` marker (n in 1..=255, strictly increasing) applies to its
@@ -48,7 +65,9 @@ use proc_macro::TokenStream;
 ///   first, and `#[dataset]` (which then sees no derive) reports an error
 ///   that says to move it above the derives;
 /// - `impl netz::DataSet for Position` (name, field names, field revisions,
-///   encode/decode of each field, received revision);
+///   encode/decode of each field, received revision; with `latest`,
+///   `delivery()` returning `Delivery::Latest`; with quantized fields,
+///   `field_bits()`);
 /// - `pub const Position::REVISION: u8`: the declared revision (highest marker);
 /// - `pub fn revision(&self) -> u8`: the revision of the received dataset
 ///   (NetZ `DataSet::GetRevision`);
@@ -60,7 +79,9 @@ use proc_macro::TokenStream;
 ///
 /// Generic or tuple structs, more than 64 fields, a revision outside
 /// 1..=255 or not greater than the previous one, unknown or duplicated
-/// arguments.
+/// arguments, a value given to `latest`; `#[quantize]` on a field that is
+/// not `f32` or `f64`, without `min`, `max` or `bits`, with an empty range
+/// or with a width outside 1..=32.
 #[proc_macro_attribute]
 pub fn dataset(args: TokenStream, item: TokenStream) -> TokenStream {
     match syn::parse::<syn::ItemStruct>(item.clone()) {

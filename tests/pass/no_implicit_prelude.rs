@@ -9,11 +9,22 @@ pub struct Data {
     pub name: ::std::string::String,
 }
 
+#[::netz::dataset(revision = 1, latest)]
+#[derive(::std::default::Default)]
+pub struct Place {
+    #[quantize(min = -512.0, max = 512.0, bits = 16)]
+    pub x: f32,
+    #[quantize(min = 0, max = 1, bits = 1)]
+    pub on: f64,
+}
+
 #[::netz::doclass(classid = 150)]
 #[derive(::std::default::Default)]
 pub struct Thing {
     #[dataset]
     pub data: Data,
+    #[dataset]
+    pub place: Place,
 }
 
 #[::netz::doclass]

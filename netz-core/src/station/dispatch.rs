@@ -78,7 +78,10 @@ impl Station {
                 handle,
                 master,
                 data,
-            } => self.on_create(origin, handle, master, &data.0),
+            } => {
+                self.on_create(origin, handle, master, &data.0);
+                self.note_full_state(origin, handle, &data.0);
+            }
             Msg::Delete { handle } => self.on_delete(origin, handle),
             Msg::DuplicaRemoved { handle } => self.change_dup_set(handle, origin, false, origin),
             Msg::MasterChanged { handle, master } => self.on_master_changed(origin, handle, master),
@@ -94,6 +97,8 @@ impl Station {
                     self.on_update(origin, handle, &data.0);
                 }
             }
+            Msg::UpdateBatch { data } => self.on_update_batch(origin, &data.0),
+            Msg::LatestBatch { data } => self.on_latest_batch(origin, &data.0),
             // Calls.
             Msg::Rmc {
                 call,
@@ -208,7 +213,8 @@ enum Sender {
 /// | DuplicaRemoved | any member | about its own duplica |
 /// | MasterChanged | handler | the object's current master hands it over, or the session master recovers it, or the new master names itself once the old one is gone |
 /// | Migrate | handler | the object's current master |
-/// | Update, Updates | handler | the object's master |
+/// | Update, Updates, UpdateBatch | handler | the object's master (per object) |
+/// | LatestBatch | handler | the object's master (per object); only states newer than the duplica's apply |
 /// | Rmc | any member | the pipeline's checks |
 /// | RmcReply | handler | the station the call was sent to |
 /// | Action | handler | to the master: any member; to duplicas: the object's master |
@@ -254,6 +260,8 @@ fn sender_rule(msg: &Msg) -> Sender {
         | Msg::Migrate { .. }
         | Msg::Update { .. }
         | Msg::Updates { .. }
+        | Msg::UpdateBatch { .. }
+        | Msg::LatestBatch { .. }
         | Msg::RmcReply { .. }
         | Msg::Action { .. }
         | Msg::MigrateRequest

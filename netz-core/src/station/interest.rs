@@ -444,7 +444,7 @@ impl Station {
         Some(self.relevance(handle, station))
     }
 
-    fn relevance(&self, handle: DOHandle, station: StationId) -> Relevance {
+    pub(super) fn relevance(&self, handle: DOHandle, station: StationId) -> Relevance {
         let Some(e) = self.store.entries.get(&handle) else {
             return Relevance::Not("not in the store");
         };

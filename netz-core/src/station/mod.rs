@@ -50,6 +50,7 @@ mod referee;
 mod replication;
 mod rooms;
 mod routing;
+mod schedule;
 mod stats;
 mod store;
 mod timers;
@@ -64,6 +65,7 @@ use membership::*;
 use migration::*;
 use rooms::*;
 use routing::*;
+pub use schedule::LinkBudgetStats;
 pub use stats::{StationError, StationStats};
 use store::*;
 use timers::*;
@@ -116,6 +118,8 @@ pub struct Station {
     rooms: Rooms,
     /// Class policies, declared interests and the spatial index.
     interest: interest::Interests,
+    /// Dataset updates waiting: latest-state datasets, budgets, priorities.
+    sched: schedule::Scheduler,
     /// Message kinds whose refusal was logged already (each is logged once).
     refusals_logged: BTreeSet<&'static str>,
 }
@@ -165,6 +169,7 @@ impl Station {
             migration: Migrations::default(),
             rooms: Rooms::default(),
             interest: interest::Interests::new(rng.rotate_left(29)),
+            sched: Default::default(),
             refusals_logged: BTreeSet::new(),
             events: VecDeque::new(),
             rng,
@@ -533,6 +538,25 @@ impl Station {
 
     pub(crate) fn forge_spent_tokens(&self) -> usize {
         self.sec.as_ref().map_or(0, |s| s.spent_tokens())
+    }
+
+    pub(crate) fn forge_latest_batch(&self, handles: &[DOHandle], version: u64) -> Vec<u8> {
+        let mut hs = handles.to_vec();
+        hs.sort();
+        hs.dedup();
+        let mut w = crate::dataset_codec::BatchWriter::latest(version);
+        for h in hs {
+            let Some(e) = self.store.entries.get(&h) else {
+                continue;
+            };
+            let shape = crate::dataset_codec::Shape::of(&e.cell);
+            let snap = e.cell.snapshot_fields();
+            let masks: Vec<u64> = shape.datasets.iter().map(|d| d.all()).collect();
+            if let Some(item) = crate::dataset_codec::Item::from_snapshot(&snap, &shape, &masks) {
+                w.push(h, version, &shape, &item);
+            }
+        }
+        w.finish()
     }
 
     pub(crate) fn forge_datasets(&self, handle: DOHandle) -> Option<Vec<u8>> {

@@ -62,6 +62,32 @@ impl Station {
                 }
                 return true;
             }
+            Msg::UpdateBatch { data } | Msg::LatestBatch { data } => {
+                let latest = matches!(env.msg, Msg::LatestBatch { .. });
+                let kind = env.msg.name();
+                let registry = self.registry.clone();
+                let batch = crate::dataset_codec::decode_batch(&data.0, latest, |c| {
+                    registry.entry(ClassId(c)).is_some()
+                });
+                if batch.malformed {
+                    self.stats.bad_messages += 1;
+                    return false;
+                }
+                for item in &batch.items {
+                    let Some(msg) = item.message(|_| true) else {
+                        continue;
+                    };
+                    let revision = peek_revision(&msg);
+                    let op = OperationDetail::UpdateDataSet(UpdateDataSetOperation { revision });
+                    let mastered = master_of(self, item.handle) == Some(origin);
+                    let payload = Some(Payload::Datasets(msg.as_slice().into()));
+                    let checked = (op, item.handle, mastered, payload);
+                    if !self.referee_op(kind, checked, origin, env.dest) {
+                        return false;
+                    }
+                }
+                return true;
+            }
             Msg::Delete { handle } => {
                 let op = OperationDetail::RemoveFromStore(RemoveFromStoreOperation {
                     was_master: false,

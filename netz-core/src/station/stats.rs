@@ -47,6 +47,21 @@ pub struct StationStats {
     pub updates_sent: u64,
     /// Dataset updates applied.
     pub updates_applied: u64,
+    /// Latest-state dataset updates sent (one per object and station;
+    /// also counted in [`StationStats::updates_sent`]).
+    pub latest_updates_sent: u64,
+    /// Latest-state dataset updates applied (also counted in
+    /// [`StationStats::updates_applied`]).
+    pub latest_updates_applied: u64,
+    /// Latest-state states received that were not newer than the duplica's
+    /// (late or reordered), per dataset: dropped.
+    pub latest_stale_dropped: u64,
+    /// Times a dataset update (of one object for one station) waited past
+    /// a flush for the budget or the congestion window.
+    pub updates_deferred: u64,
+    /// The budget figures of each link with a budget or latest-state
+    /// traffic, by peer, as of its last flush.
+    pub budgets: std::collections::BTreeMap<StationId, super::LinkBudgetStats>,
     /// RMCs and actions executed locally.
     pub calls_executed: u64,
     /// RMCs of this station answered with success.

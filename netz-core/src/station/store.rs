@@ -276,7 +276,7 @@ impl Station {
         );
         self.run_op(op, Some(cell.clone()), true, |st, _| {
             if addition {
-                let data = encode_datasets(&cell);
+                let (data, version) = st.full_state(handle, &cell);
                 st.send(
                     station,
                     SYSTEM_STREAM,
@@ -289,8 +289,10 @@ impl Station {
                 if let Some(e) = st.store.entries.get_mut(&handle) {
                     e.dup_set.insert(station);
                 }
+                st.sched_dup_added(handle, station, version);
             } else if let Some(e) = st.store.entries.get_mut(&handle) {
                 e.dup_set.remove(&station);
+                st.sched_dup_removed(handle, station);
             }
         });
     }
@@ -375,6 +377,7 @@ impl Station {
                     }
                 }
                 cell.meta().in_store.store(false, Ordering::Release);
+                st.sched_forget(handle);
                 st.rooms.started.remove(&handle);
                 st.rooms.completed.remove(&handle);
                 st.store.pending_master.remove(&handle);
@@ -457,6 +460,7 @@ impl Station {
         let told = dup_set.clone();
         dup_set.push(self.membership.id);
         let data = encode_datasets(&e.cell);
+        self.flush_reliable_now(handle);
         if self.change_master(handle, to, self.membership.id) {
             // The old master's word: the duplicas believe the new master's
             // own announcement only with it.
@@ -501,6 +505,9 @@ impl Station {
         );
         let done = self.run_op(op, Some(cell.clone()), true, |st, _| {
             cell.meta().master.store(new_master.0, Ordering::Release);
+            if old_master == st.membership.id || new_master == st.membership.id {
+                st.sched_forget(handle);
+            }
             if let Some(e) = st.store.entries.get_mut(&handle) {
                 e.master = new_master;
                 if new_master == st.membership.id {

@@ -30,6 +30,8 @@ pub(super) enum Timer {
     Leave,
     /// A new master's claim that waits for the old master's word expires.
     PendingMaster,
+    /// Dataset updates wait for the budget, a send rate or the path.
+    Replication,
 }
 
 /// The timer table of the members' links: each link's own deadline
@@ -87,6 +89,7 @@ impl Station {
     /// time passed, it was made or dropped): its timers are read again and
     /// it may have something to send.
     pub(super) fn link_changed(&mut self, id: StationId) {
+        self.sched_link_changed(id);
         self.refresh_link_timers(id);
         if self.link_timers.cached.contains_key(&id) {
             self.link_timers.ready.insert(id);
@@ -201,6 +204,9 @@ impl Station {
         if let Some(at) = self.pending_master_deadline() {
             f(Timer::PendingMaster, at);
         }
+        if let Some(at) = self.sched.due {
+            f(Timer::Replication, at);
+        }
         match &self.membership.state {
             State::Joining {
                 deadline,
@@ -274,6 +280,9 @@ impl Station {
         }
         if due.contains(&Timer::PendingMaster) {
             self.expire_pending_masters();
+        }
+        if due.contains(&Timer::Replication) {
+            self.flush_updates();
         }
         for timer in &due {
             if let Timer::Gap(origin, substream) = *timer {

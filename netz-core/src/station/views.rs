@@ -12,6 +12,7 @@ impl Station {
             .filter_map(|(id, m)| {
                 let link = m.link.as_ref()?;
                 let s = link.stats();
+                let b = self.stats.budgets.get(id).cloned().unwrap_or_default();
                 Some(crate::views::LinkView {
                     peer: *id,
                     addr: m.info.addr,
@@ -33,6 +34,11 @@ impl Station {
                     queued_bytes: link.queued_bytes(),
                     last_received_ago: self.now.saturating_duration_since(link.last_received()),
                     silent: m.silent,
+                    budget: self.link_budget(*id),
+                    bytes_per_second: b.bytes_per_second,
+                    deferred_updates: b.deferred,
+                    queued_priority: b.queued_priority,
+                    oldest_deferred: b.oldest_deferred,
                 })
             })
             .collect()

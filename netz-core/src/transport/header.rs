@@ -7,7 +7,7 @@ use super::PacketError;
 pub const MAGIC: u8 = 0x4E;
 
 /// Wire protocol version carried in the second byte.
-pub const PROTOCOL_VERSION: u8 = 7;
+pub const PROTOCOL_VERSION: u8 = 8;
 
 /// What follows the header of a datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

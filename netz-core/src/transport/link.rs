@@ -31,6 +31,9 @@ const BUFFERED_SEGMENT_COST: usize = 64;
 /// What holding one unreliable fragment costs besides its bytes (its
 /// buffer and its place in the map), charged to the reassembly budget.
 const HELD_FRAGMENT_COST: usize = 64;
+/// Worst-case framing of a tracked unreliable message: type, length, and
+/// the PING that makes its packet ack-eliciting.
+const TRACKED_OVERHEAD: usize = 1 + MAX_VARINT_LEN + 1;
 /// A large message is split to fill the rest of a packet only if at least this much fits.
 const MIN_FRAGMENT_FILL: usize = 64;
 /// Partially received unreliable messages kept at once.
@@ -89,6 +92,20 @@ pub struct Link {
     retransmit: VecDeque<FrameRef>,
     round_robin: usize,
     unreliable_queue: VecDeque<Vec<u8>>,
+    /// Unreliable messages whose fate is reported (see
+    /// [`Link::send_unreliable_tracked`]), with their tokens.
+    tracked_queue: VecDeque<(Vec<u8>, u64)>,
+    /// The token of the next tracked message.
+    next_token: u64,
+    /// Tokens of the tracked messages carried by the packets in `sent`, in
+    /// the same order.
+    sent_tokens: VecDeque<u64>,
+    /// Global index of `sent_tokens[0]`.
+    sent_tokens_base: u64,
+    /// Global index of the next token pushed to `sent_tokens`.
+    sent_tokens_next: u64,
+    /// What became of tracked messages: (token, acknowledged), not yet polled.
+    outcomes: VecDeque<(u64, bool)>,
     /// Bytes of queued messages not yet cut into packets (reliable and unreliable).
     queued_bytes: usize,
     /// Next fragment index of the front unreliable message, when it is fragmented.
@@ -136,6 +153,10 @@ struct SentPacket {
     time_sent: Instant,
     frames_start: u64,
     frames_len: u32,
+    /// The tracked unreliable messages it carries (global indexes into
+    /// `sent_tokens`).
+    tokens_start: u64,
+    tokens_len: u32,
     /// Bytes of the packet, header included.
     size: u32,
     in_flight: bool,
@@ -227,6 +248,7 @@ struct Wants {
     ping_due: bool,
     has_reliable: bool,
     has_unreliable: bool,
+    has_tracked: bool,
 }
 
 mod frames;
@@ -257,6 +279,12 @@ impl Link {
             retransmit: VecDeque::new(),
             round_robin: 0,
             unreliable_queue: VecDeque::new(),
+            tracked_queue: VecDeque::new(),
+            next_token: 0,
+            sent_tokens: VecDeque::new(),
+            sent_tokens_base: 0,
+            sent_tokens_next: 0,
+            outcomes: VecDeque::new(),
             queued_bytes: 0,
             unreliable_front_fragment: 0,
             next_unreliable_id: 0,
@@ -338,6 +366,62 @@ impl Link {
         Ok(())
     }
 
+    /// Queue an unreliable message whose fate is reported: it is never sent
+    /// again, and [`Link::poll_outcome`] later says whether the packet that
+    /// carried it was acknowledged or declared lost. Returns its token.
+    ///
+    /// Unlike [`Link::send_unreliable`], the message is never fragmented
+    /// (at most [`Link::max_tracked_message`] bytes), its packet is
+    /// ack-eliciting, and it is sent within the congestion window and
+    /// paced like reliable data.
+    pub fn send_unreliable_tracked(&mut self, message: &[u8]) -> Result<u64, SendError> {
+        let max = self.max_tracked_message();
+        if message.len() > max {
+            return Err(SendError::TooLarge {
+                size: message.len(),
+                max,
+            });
+        }
+        let token = self.next_token;
+        self.next_token += 1;
+        self.tracked_queue.push_back((message.to_vec(), token));
+        self.queued_bytes += message.len();
+        self.stats.unreliable_sent += 1;
+        Ok(token)
+    }
+
+    /// The largest message [`Link::send_unreliable_tracked`] takes: what
+    /// fits whole in an otherwise empty packet.
+    pub fn max_tracked_message(&self) -> usize {
+        (self.max_fragment + FRAGMENT_OVERHEAD).saturating_sub(TRACKED_OVERHEAD)
+    }
+
+    /// What became of the next tracked message: `(token, true)` once the
+    /// packet carrying it was acknowledged, `(token, false)` once it was
+    /// declared lost. Each token is reported once, in no particular order.
+    pub fn poll_outcome(&mut self) -> Option<(u64, bool)> {
+        self.outcomes.pop_front()
+    }
+
+    /// Whether [`Link::poll_outcome`] has something to report.
+    pub fn has_outcomes(&self) -> bool {
+        !self.outcomes.is_empty()
+    }
+
+    /// How many bytes the congestion window lets go now: the window minus
+    /// the bytes in flight (unbounded without congestion control), less
+    /// what is queued and not yet sent.
+    pub fn send_allowance(&self) -> u64 {
+        let path = if self.config.congestion_control {
+            self.congestion
+                .window()
+                .saturating_sub(self.congestion.bytes_in_flight())
+        } else {
+            u64::MAX
+        };
+        path.saturating_sub(self.queued_bytes as u64)
+    }
+
     /// Next message ready for the application.
     pub fn poll_message(&mut self) -> Option<Delivered> {
         self.delivered.pop_front()
@@ -404,14 +488,18 @@ impl Link {
             .map(|s| (s.base_seq, s.next_seq, s.queue.len(), s.slots.len()))
             .collect();
         format!(
-            "reassembly {} recv {:?} send {:?} retransmit {} in_flight {} sent {} rto {:?}",
+            "reassembly {} recv {:?} send {:?} retransmit {} in_flight {} sent {} rto {:?} tracked {} cwnd {} bif {} sent0 {:?}",
             self.reassembly_bytes,
             recv,
             send,
             self.retransmit.len(),
             self.in_flight,
             self.sent.len(),
-            self.rto()
+            self.rto(),
+            self.tracked_queue.len(),
+            self.congestion.window(),
+            self.congestion.bytes_in_flight(),
+            self.sent.front().map(|p| (p.pn, p.time_sent, p.in_flight))
         )
     }
 
@@ -490,7 +578,7 @@ impl Link {
             t = t.min(front.time_sent + self.rto());
         }
         if let Some(paced) = self.congestion.paced_until() {
-            if self.window_open() && self.reliable_pending() {
+            if self.window_open() && (self.reliable_pending() || !self.tracked_queue.is_empty()) {
                 t = t.min(paced);
             }
         }
@@ -561,6 +649,9 @@ impl Link {
                 && self.congestion.pacer_open(now)
                 && self.reliable_pending(),
             has_unreliable: !self.unreliable_queue.is_empty(),
+            has_tracked: self.window_open()
+                && self.congestion.pacer_open(now)
+                && !self.tracked_queue.is_empty(),
         }
     }
 
@@ -579,6 +670,6 @@ impl Link {
     /// packet header).
     pub fn may_send(&self, now: Instant) -> bool {
         let w = self.wants(now);
-        w.ack_due || w.ping_due || w.has_reliable || w.has_unreliable
+        w.ack_due || w.ping_due || w.has_reliable || w.has_unreliable || w.has_tracked
     }
 }

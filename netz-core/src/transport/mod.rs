@@ -205,6 +205,10 @@ pub struct LinkStats {
     pub reliable_sent: u64,
     /// Unreliable messages queued.
     pub unreliable_sent: u64,
+    /// Tracked unreliable messages whose packet was acknowledged.
+    pub tracked_acked: u64,
+    /// Tracked unreliable messages whose packet was declared lost.
+    pub tracked_lost: u64,
     /// Reliable messages delivered to the application.
     pub reliable_delivered: u64,
     /// Unreliable messages delivered to the application.

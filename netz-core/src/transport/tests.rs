@@ -1158,3 +1158,94 @@ fn one_byte_fragments_are_charged_what_holding_them_costs() {
     assert!(link.reassembly_bytes() <= 10_000);
     assert!(link.stats().unreliable_expired >= 1);
 }
+
+#[test]
+fn tracked_unreliable_messages_report_their_fate_once_and_are_never_resent() {
+    let mut sim = Sim::new(TransportConfig::default(), NetParams::hostile(20), 21);
+    let count = 2000u32;
+    let mut tokens = Vec::new();
+    for i in 0..count {
+        let len = 20 + (i as usize % 7) * 10;
+        tokens.push(
+            sim.links[0]
+                .send_unreliable_tracked(&message(4, i, len))
+                .unwrap(),
+        );
+        // Reliable traffic beside it, now and then.
+        if i % 40 == 0 {
+            sim.links[0].send_reliable(1, &message(5, i, 300)).unwrap();
+        }
+        if i % 10 == 0 {
+            sim.run_until(sim.now + Duration::from_millis(3));
+        }
+    }
+    sim.run_until(sim.now + Duration::from_secs(5));
+    let mut fate = vec![None; count as usize];
+    while let Some((token, acked)) = sim.links[0].poll_outcome() {
+        let i = tokens
+            .iter()
+            .position(|t| *t == token)
+            .expect("a token that was given out");
+        assert!(fate[i].is_none(), "token {token} reported twice");
+        fate[i] = Some(acked);
+    }
+    let missing: Vec<usize> = (0..count as usize).filter(|i| fate[*i].is_none()).collect();
+    assert!(
+        missing.is_empty(),
+        "no fate for {} messages, first {:?}; {} now {:?}",
+        missing.len(),
+        missing.first(),
+        sim.links[0].debug_state(),
+        sim.now
+    );
+    let mut seen = vec![false; count as usize];
+    for d in sim.drain(1) {
+        if d.channel != Channel::Unreliable {
+            continue;
+        }
+        let index = u32::from_le_bytes(d.data[1..5].try_into().unwrap()) as usize;
+        assert!(!seen[index], "message {index} delivered twice");
+        seen[index] = true;
+    }
+    for i in 0..count as usize {
+        if fate[i] == Some(true) {
+            assert!(
+                seen[i],
+                "message {i} reported acknowledged but never delivered"
+            );
+        }
+    }
+    let lost = fate.iter().filter(|f| **f == Some(false)).count();
+    assert!(lost > 0 && lost < count as usize / 2, "lost {lost}");
+    let s = sim.links[0].stats();
+    assert_eq!(s.tracked_acked + s.tracked_lost, u64::from(count));
+    // A message that cannot go whole in one packet is refused.
+    let max = sim.links[0].max_tracked_message();
+    assert!(sim.links[0]
+        .send_unreliable_tracked(&vec![0; max + 1])
+        .is_err());
+    assert!(sim.links[0].send_unreliable_tracked(&vec![0; max]).is_ok());
+    sim.run_until(sim.now + Duration::from_secs(2));
+    assert!(sim.links[0].poll_outcome().is_some());
+}
+
+#[test]
+fn tracked_messages_wait_for_the_congestion_window() {
+    let config = TransportConfig {
+        initial_window: 2400,
+        ..TransportConfig::default()
+    };
+    let mut sim = Sim::new(config, NetParams::clean(50), 3);
+    for i in 0..40u32 {
+        sim.links[0]
+            .send_unreliable_tracked(&message(6, i, 500))
+            .unwrap();
+    }
+    assert!(sim.links[0].send_allowance() < 2400);
+    sim.flush();
+    // Two datagrams' worth of window: the rest waits for acknowledgements.
+    assert!(sim.datagrams_sent <= 3, "sent {}", sim.datagrams_sent);
+    sim.run_until(sim.now + Duration::from_secs(5));
+    assert_eq!(sim.drain(1).len(), 40);
+    assert_eq!(sim.links[0].stats().tracked_acked, 40);
+}

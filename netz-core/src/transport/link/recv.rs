@@ -10,6 +10,13 @@ impl Link {
         self.in_flight -= 1;
         self.congestion.on_lost(u64::from(p.size));
         self.stats.packets_lost += 1;
+        let tokens = (p.tokens_start - self.sent_tokens_base) as usize;
+        let tokens = tokens..tokens + p.tokens_len as usize;
+        for &t in self.sent_tokens.range(tokens) {
+            self.outcomes.push_back((t, false));
+            self.stats.tracked_lost += 1;
+        }
+        let p = &self.sent[index];
         let start = (p.frames_start - self.sent_frames_base) as usize;
         let len = p.frames_len as usize;
         for &frame in self.sent_frames.range(start..start + len) {
@@ -34,6 +41,13 @@ impl Link {
         self.congestion
             .on_acked(p.time_sent, u64::from(p.size), in_flight_before);
         let ack_top_low = p.ack_top_low;
+        let tokens = (p.tokens_start - self.sent_tokens_base) as usize;
+        let tokens = tokens..tokens + p.tokens_len as usize;
+        for &t in self.sent_tokens.range(tokens) {
+            self.outcomes.push_back((t, true));
+            self.stats.tracked_acked += 1;
+        }
+        let p = &self.sent[index];
         let start = (p.frames_start - self.sent_frames_base) as usize;
         let len = p.frames_len as usize;
         for &frame in self.sent_frames.range(start..start + len) {
@@ -79,6 +93,9 @@ impl Link {
             let n = p.frames_len as usize;
             self.sent_frames.drain(..n);
             self.sent_frames_base += n as u64;
+            let n = p.tokens_len as usize;
+            self.sent_tokens.drain(..n);
+            self.sent_tokens_base += n as u64;
             self.sent.pop_front();
         }
     }

@@ -22,6 +22,7 @@ impl Link {
             ping_due,
             has_reliable,
             has_unreliable,
+            has_tracked,
             ..
         } = self.wants(now);
         if !self.may_send(now) {
@@ -36,10 +37,16 @@ impl Link {
         }
         let data_limit = if ping_due { limit - 1 } else { limit };
         let frames_start = self.sent_frames_next;
+        let tokens_start = self.sent_tokens_next;
         let mut eliciting = false;
         if has_reliable {
             eliciting |= self.write_retransmits(buf, data_limit);
             eliciting |= self.write_new_reliable(buf, data_limit);
+        }
+        // Room is kept for the PING that makes the packet ack-eliciting.
+        if has_tracked && self.write_tracked(buf, limit - 1) && !eliciting {
+            buf.push(FRAME_PING);
+            eliciting = true;
         }
         let wrote_unreliable = has_unreliable && self.write_unreliable(buf, data_limit);
         if ping_due && !eliciting && buf.len() < limit {
@@ -63,12 +70,15 @@ impl Link {
         }
         if eliciting {
             let frames_len = (self.sent_frames_next - frames_start) as u32;
+            let tokens_len = (self.sent_tokens_next - tokens_start) as u32;
             let size = buf.len() as u32;
             self.sent.push_back(SentPacket {
                 pn,
                 time_sent: now,
                 frames_start,
                 frames_len,
+                tokens_start,
+                tokens_len,
                 size,
                 in_flight: true,
                 acked: false,
@@ -213,6 +223,26 @@ impl Link {
         }
         if n > 0 {
             self.round_robin = (self.round_robin + 1) % n;
+        }
+        wrote
+    }
+
+    /// Writes the tracked messages that fit whole; returns whether any did.
+    pub(super) fn write_tracked(&mut self, buf: &mut Vec<u8>, limit: usize) -> bool {
+        let mut wrote = false;
+        while let Some((message, token)) = self.tracked_queue.front() {
+            let len = message.len();
+            if buf.len() + 1 + varint_len(len as u64) + len > limit {
+                break;
+            }
+            buf.push(FRAME_UNRELIABLE);
+            write_varint(buf, len as u64);
+            buf.extend_from_slice(message);
+            self.sent_tokens.push_back(*token);
+            self.sent_tokens_next += 1;
+            self.queued_bytes = self.queued_bytes.saturating_sub(len);
+            self.tracked_queue.pop_front();
+            wrote = true;
         }
         wrote
     }

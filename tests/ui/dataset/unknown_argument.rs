@@ -1,0 +1,9 @@
+use netz::prelude::*;
+
+#[dataset(lastest)]
+#[derive(Default)]
+struct Data {
+    x: f32,
+}
+
+fn main() {}
