@@ -7,6 +7,7 @@
 //! program (`src/bin/compare.rs`) both build on this crate.
 
 pub mod alloc;
+pub mod budget;
 pub mod classes;
 pub mod interest;
 pub mod memory;

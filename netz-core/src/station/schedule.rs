@@ -792,10 +792,12 @@ impl Station {
             return (None, false);
         };
         let mut next = rate_due;
-        if let Some(cost) = stopped {
+        if stopped.is_some() {
             let t = match budget {
-                Some(rate) if rate > 0 && tokens < cost.min(datagram) as f64 => {
-                    let need = cost.min(datagram) as f64 - tokens.min(cap);
+                // Back once the bucket is full: a datagram's worth goes
+                // together, not one small update per packet.
+                Some(rate) if rate > 0 && tokens < cap => {
+                    let need = cap - tokens.min(cap);
                     let micros = (need / rate as f64 * 1e6).ceil().max(1000.0);
                     now + Duration::from_micros(micros.min(1e7) as u64)
                 }
