@@ -714,9 +714,16 @@ impl Station {
         let mut left = Vec::new();
         let mut stopped = None;
         let mut oversized = Vec::new();
+        let mut held_back = false;
         let full = (cap - queued as f64).min(link_allow as f64);
         for c in cands {
-            if stopped.is_some() || (migrating && c.latest.is_some()) {
+            if migrating && c.latest.is_some() {
+                // The link to this client's server is changing.
+                held_back = true;
+                left.push(c);
+                continue;
+            }
+            if stopped.is_some() {
                 left.push(c);
                 continue;
             }
@@ -792,6 +799,10 @@ impl Station {
             return (None, false);
         };
         let mut next = rate_due;
+        if held_back {
+            let t = now + Duration::from_millis(20);
+            next = Some(next.map_or(t, |n| n.min(t)));
+        }
         if stopped.is_some() {
             let t = match budget {
                 // Back once the bucket is full: a datagram's worth goes
