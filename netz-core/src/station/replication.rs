@@ -338,6 +338,7 @@ impl Station {
                 }
             }
         }
+        self.prune_received();
     }
 }
 

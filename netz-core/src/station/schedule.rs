@@ -279,11 +279,6 @@ impl Station {
         Ok(())
     }
 
-    /// The budget figures of the link to `station`, as of the last flush.
-    fn budget_figures(&self, hop: StationId) -> LinkBudgetStats {
-        self.stats.budgets.get(&hop).cloned().unwrap_or_default()
-    }
-
     /// The shape of the class of `handle` (from `cell`, once per class).
     pub(super) fn shape_of(&mut self, handle: DOHandle, cell: &Arc<dyn ErasedCell>) -> Arc<Shape> {
         self.sched
@@ -1298,22 +1293,17 @@ impl Station {
         v.resize(n, version);
     }
 
+    /// How many duplicas' latest-state versions are remembered.
+    pub(super) fn sched_received_len(&self) -> usize {
+        self.sched.received.len()
+    }
+
     /// Forgets the versions of objects no longer in the store, now and then.
-    fn prune_received(&mut self) {
+    pub(super) fn prune_received(&mut self) {
         if self.sched.received.len() > 2 * self.store.entries.len() + 1024 {
             let entries = &self.store.entries;
             self.sched.received.retain(|h, _| entries.contains_key(h));
         }
-    }
-
-    /// The budget figures of every link with a budget or latest-state
-    /// traffic, by peer.
-    pub fn budget_views(&self) -> Vec<(StationId, LinkBudgetStats)> {
-        self.sched
-            .links
-            .keys()
-            .map(|h| (*h, self.budget_figures(*h)))
-            .collect()
     }
 }
 
