@@ -6,6 +6,9 @@
 #[path = "../examples/avatar_guard.rs"]
 mod avatar_guard;
 #[allow(dead_code)]
+#[path = "../examples/budget.rs"]
+mod budget;
+#[allow(dead_code)]
 #[path = "../examples/car_dealer.rs"]
 mod car_dealer;
 #[allow(dead_code)]
@@ -340,5 +343,21 @@ fn interest() {
         .and_then(|n| n.parse().ok())
         .expect("count");
     assert!(most > 0 && most < 40, "{lines:#?}");
+    assert_eq!(lines.last().map(String::as_str), Some("done"), "{lines:#?}");
+}
+
+#[test]
+fn budget() {
+    let lines = budget::run();
+    assert_eq!(count(&lines, "budget 6000 B/s"), 3, "{lines:#?}");
+    assert!(
+        has(&lines, "every link within its budget: true"),
+        "{lines:#?}"
+    );
+    assert!(has(&lines, "flagships fresher: true"), "{lines:#?}");
+    assert!(
+        has(&lines, "every client holds its last state: true"),
+        "{lines:#?}"
+    );
     assert_eq!(lines.last().map(String::as_str), Some("done"), "{lines:#?}");
 }

@@ -5,7 +5,10 @@ use netz_core::{ProcessType, StationConfig};
 use std::time::{Duration, Instant};
 
 fn main() {
-    let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(64);
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(64);
     let configs = (0..n)
         .map(|i| StationConfig {
             seed: i as u64 + 1,

@@ -78,3 +78,124 @@ pub fn registry() -> Arc<Registry> {
     r.register::<Unit>().expect("Unit registers");
     Arc::new(r)
 }
+
+/// Where a mover is and the tick that put it there, as latest state.
+#[dataset(latest)]
+#[derive(Default, Clone, Debug)]
+pub struct Track {
+    /// Position, x.
+    pub x: f32,
+    /// Position, y.
+    pub y: f32,
+    /// Position, z.
+    pub z: f32,
+    /// The tick of this state.
+    pub tick: u32,
+}
+
+/// [`Track`]'s fields, reliable.
+#[dataset]
+#[derive(Default, Clone, Debug)]
+pub struct ReliableTrack {
+    /// Position, x.
+    pub x: f32,
+    /// Position, y.
+    pub y: f32,
+    /// Position, z.
+    pub z: f32,
+    /// The tick of this state.
+    pub tick: u32,
+}
+
+/// A 3D position in a 2 km cube at 1.5 cm, 17 bits a coordinate.
+#[dataset(latest)]
+#[derive(Default, Clone, Debug)]
+pub struct Quantized3 {
+    /// Position, x.
+    #[quantize(min = -1000.0, max = 1000.0, bits = 17)]
+    pub x: f32,
+    /// Position, y.
+    #[quantize(min = -1000.0, max = 1000.0, bits = 17)]
+    pub y: f32,
+    /// Position, z.
+    #[quantize(min = -1000.0, max = 1000.0, bits = 17)]
+    pub z: f32,
+}
+
+/// A 2D position in a 2 km square at 1.5 cm, 17 bits a coordinate.
+#[dataset(latest)]
+#[derive(Default, Clone, Debug)]
+pub struct Quantized2 {
+    /// Position, x.
+    #[quantize(min = -1000.0, max = 1000.0, bits = 17)]
+    pub x: f32,
+    /// Position, y.
+    #[quantize(min = -1000.0, max = 1000.0, bits = 17)]
+    pub y: f32,
+}
+
+/// The same 3D position as three plain `f32`s.
+#[dataset(latest)]
+#[derive(Default, Clone, Debug)]
+pub struct Plain3 {
+    /// Position, x.
+    pub x: f32,
+    /// Position, y.
+    pub y: f32,
+    /// Position, z.
+    pub z: f32,
+}
+
+/// A mover whose track is latest state.
+#[doclass]
+#[derive(Default)]
+pub struct Mover {
+    /// Replicated as latest state.
+    #[dataset]
+    pub track: Track,
+}
+
+#[doclass]
+impl Mover {}
+
+/// A mover whose track is reliable.
+#[doclass]
+#[derive(Default)]
+pub struct ReliableMover {
+    /// Replicated reliably.
+    #[dataset]
+    pub track: ReliableTrack,
+}
+
+#[doclass]
+impl ReliableMover {}
+
+/// One of each position dataset, for their sizes on the wire.
+#[doclass]
+#[derive(Default)]
+pub struct Positions {
+    /// 3 x 17 bits.
+    #[dataset]
+    pub q3: Quantized3,
+    /// 2 x 17 bits.
+    #[dataset]
+    pub q2: Quantized2,
+    /// 3 x 32 bits.
+    #[dataset]
+    pub plain: Plain3,
+}
+
+#[doclass]
+impl Positions {}
+
+/// A registry with [`Unit`], [`Mover`], [`ReliableMover`] and
+/// [`Positions`] registered.
+pub fn replication_registry() -> Arc<Registry> {
+    let mut r = Registry::new();
+    r.register::<Unit>().expect("Unit registers");
+    r.register::<Mover>().expect("Mover registers");
+    r.register::<ReliableMover>()
+        .expect("ReliableMover registers");
+    r.register::<Positions>().expect("Positions registers");
+    Arc::new(r)
+}

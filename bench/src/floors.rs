@@ -475,9 +475,9 @@ impl Host {
                                 let _ = reply.send(v);
                             }
                             Cmd::Datagrams(reply) => {
-                            let _ = reply.send(vec![netz.datagrams() as f64]);
-                        }
-                        Cmd::Netz(n, reply) => {
+                                let _ = reply.send(vec![netz.datagrams() as f64]);
+                            }
+                            Cmd::Netz(n, reply) => {
                                 let z = netz.clone();
                                 let v = tokio::spawn(async move { z.sequential(n).await })
                                     .await

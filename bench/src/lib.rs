@@ -9,6 +9,7 @@
 //! program (`src/bin/compare.rs`) both build on this crate.
 
 pub mod alloc;
+pub mod budget;
 pub mod charts;
 pub mod classes;
 pub mod floors;

@@ -146,4 +146,7 @@ pub struct Bookkeeping {
     pub pending_calls: usize,
     /// Postponed calls.
     pub postponed_calls: usize,
+    /// Duplicas whose latest-state versions are remembered (at most about
+    /// twice the store, see [`crate::Delivery::Latest`]).
+    pub latest_versions: usize,
 }

@@ -126,7 +126,8 @@ pub(crate) enum Msg {
     /// Master -> duplicas: dataset changes.
     Update { handle: DOHandle, data: Bytes },
     /// Master station -> a duplica station: the dataset changes of several
-    /// objects at once (`Station::update_all`).
+    /// objects at once, one dataset message each (understood; `update_all`
+    /// sends `UpdateBatch`).
     Updates { items: Vec<(DOHandle, Bytes)> },
     /// New master -> duplicas: the master moved.
     MasterChanged { handle: DOHandle, master: StationId },

@@ -649,6 +649,7 @@ fn a_cheating_member_cannot_push_latest_states_of_objects_it_does_not_master() {
     c.run_for(Duration::from_millis(300));
     let st = c.station(1);
     assert_eq!(st.stats().unauthorized_by_kind.get("LatestBatch"), Some(&1));
+    assert!(st.bookkeeping().latest_versions <= 1);
     assert!(st.stats().bad_messages > 0);
     assert_eq!(st.get::<U>(h).unwrap().lock().pos.x, 0.0);
     // The real master's next state still applies.

@@ -2,17 +2,20 @@
 //! a peer RPC stack (tarpc over loopback TCP with bincode), measured
 //! interleaved in one run, plus dataset replication, fault recovery,
 //! memory, migration and interest management (spatial against always
-//! relevant). Prints one Markdown table and writes it to `BENCHMARKS.md` at
-//! the repository root.
+//! relevant) and bandwidth budgets with latest-state datasets (on the
+//! deterministic simulator). Prints one Markdown table and writes it to
+//! `BENCHMARKS.md` at the repository root.
 //!
 //! ```text
 //! cd bench && cargo run --release --bin compare            # full run, writes ../BENCHMARKS.md
 //! cd bench && cargo run --release --bin compare -- --quick --no-write
 //! cd bench && cargo run --release --bin compare -- --only interest   # one section, printed only
+//! cd bench && cargo run --release --bin compare -- --only budget     # budgets, latest state, wire sizes
 //! ```
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use netz_bench::alloc::{self, CountingAlloc};
+use netz_bench::budget::{self as budgets, quantile, BudgetRun, PositionCost};
 use netz_bench::classes::{registry, Motion, Unit};
 use netz_bench::interest::{self, Policy, TickCost, World, WorldConfig};
 use netz_bench::memory::{self, MemoryReport};
@@ -47,6 +50,7 @@ struct Opts {
     interest_objects: usize,
     interest_rounds: usize,
     interest_ticks: usize,
+    budget_ticks: u32,
     current_thread: bool,
     only: Option<String>,
     out: Option<PathBuf>,
@@ -61,7 +65,7 @@ struct Opts {
 /// What `--help` prints.
 const USAGE: &str =
     "usage: compare [--quick] [--no-write] [--out PATH] [--rounds N] [--current-thread]
-               [--only rmc|replication|recovery|migration|memory|interest|floors|scaling|peers]
+               [--only rmc|replication|recovery|migration|memory|interest|budget|floors|scaling|peers]
                [--update] [--peers]
 
 A full run (no --only) measures every section (the peers only with --peers)
@@ -93,6 +97,7 @@ impl Opts {
             interest_objects: 100_000,
             interest_rounds: 5,
             interest_ticks: 20,
+            budget_ticks: 400,
             current_thread: false,
             only: None,
             out: Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../BENCHMARKS.md")),
@@ -118,6 +123,7 @@ impl Opts {
                     o.interest_ticks = 10;
                     o.floor_calls = 500;
                     o.scaling_ticks = 2;
+                    o.budget_ticks = 100;
                 }
                 "--no-write" => o.out = None,
                 "--current-thread" => o.current_thread = true,
@@ -861,6 +867,144 @@ fn median_cost(costs: &[TickCost]) -> TickCost {
     v[v.len() / 2]
 }
 
+// ------------------------------------------------------------------ budgets
+
+/// The budget section: budgets with priorities, latest state against
+/// reliable under loss, the wire size of updates, quantized positions.
+struct Budget {
+    run: Option<BudgetRun>,
+    loss: f64,
+    loss_stations: usize,
+    loss_objects: usize,
+    latest_ages: Vec<f64>,
+    reliable_ages: Vec<f64>,
+    wire: Option<(f64, usize)>,
+    positions: Option<[PositionCost; 3]>,
+}
+
+impl Budget {
+    fn empty() -> Budget {
+        Budget {
+            run: None,
+            loss: 0.2,
+            loss_stations: 4,
+            loss_objects: 200,
+            latest_ages: Vec::new(),
+            reliable_ages: Vec::new(),
+            wire: None,
+            positions: None,
+        }
+    }
+}
+
+fn measure_budget(o: &Opts) -> Budget {
+    let mut b = Budget::empty();
+    let t = std::time::Instant::now();
+    eprintln!(
+        "budget: 1000 objects, 8 stations, 64000 B/s, {} ticks",
+        o.budget_ticks
+    );
+    b.run = Some(budgets::budget(8, 1000, 64_000, o.budget_ticks));
+    eprintln!("budget: latest state and reliable at 20 % loss");
+    b.latest_ages = budgets::ages_under_loss(
+        true,
+        b.loss_stations,
+        b.loss_objects,
+        o.budget_ticks,
+        b.loss,
+    );
+    b.reliable_ages = budgets::ages_under_loss(
+        false,
+        b.loss_stations,
+        b.loss_objects,
+        o.budget_ticks,
+        b.loss,
+    );
+    eprintln!("budget: wire bytes per update");
+    b.wire = Some(budgets::wire_per_update(8, 1000, 40));
+    b.positions = Some(budgets::positions(1000, 40));
+    eprintln!("budget: done in {:.1} s", t.elapsed().as_secs_f64());
+    b
+}
+
+fn budget_rows(t: &mut String, b: &Budget) {
+    if let Some(run) = &b.run {
+        let bps = Summary::of(&run.bytes_per_second);
+        let ratio: Vec<f64> = run
+            .bytes_per_second
+            .iter()
+            .map(|v| v / run.budget as f64)
+            .collect();
+        let _ = writeln!(
+            t,
+            "| Budget: bytes/s the master sends each station (1 master, {} stations, {} objects changing every tick at 20 Hz, latest state, budget per link; simulator, {:.0} s) | {} | budget: {} B/s | {}× | ≤ 1× (+ one datagram) | {} |",
+            run.stations,
+            run.objects,
+            run.seconds,
+            fmt_s(bps, 0),
+            run.budget,
+            fmt_s(Summary::of(&ratio), 3),
+            met(bps.max <= run.budget as f64 + 1200.0 / run.seconds)
+        );
+        for c in &run.classes {
+            let _ = writeln!(
+                t,
+                "| … staleness (age of the state a station holds), priority gain {} ({} objects), p50 / p99, ms | {:.0} / {:.0} | – | – | – | – |",
+                c.gain,
+                c.objects,
+                quantile(&c.ages_ms, 0.5),
+                quantile(&c.ages_ms, 0.99),
+            );
+        }
+    }
+    if !b.latest_ages.is_empty() {
+        let (l50, l99) = (
+            quantile(&b.latest_ages, 0.5),
+            quantile(&b.latest_ages, 0.99),
+        );
+        let (r50, r99) = (
+            quantile(&b.reliable_ages, 0.5),
+            quantile(&b.reliable_ages, 0.99),
+        );
+        let _ = writeln!(
+            t,
+            "| Latest state vs reliable at {:.0} % loss: age of the newest state at the receiver, p50 / p99, ms ({} objects, {} stations, 20 Hz, 20 ms latency; simulator) | {:.0} / {:.0} | reliable: {:.0} / {:.0} | reliable / latest at p99 = {:.2}× | – | – |",
+            b.loss * 100.0,
+            b.loss_objects,
+            b.loss_stations,
+            l50,
+            l99,
+            r50,
+            r99,
+            r99 / l99
+        );
+    }
+    if let Some((wire, postcard)) = b.wire {
+        let ratio = wire / postcard as f64;
+        let _ = writeln!(
+            t,
+            "| Wire bytes per object update, `UpdateBatch` (1000 units × 8 stations, every field changes; simulator, every datagram counted) | {:.1} | postcard of the changed fields: {} B | {:.2}× | ≤ 1.15× | {} |",
+            wire,
+            postcard,
+            ratio,
+            met(ratio <= 1.15)
+        );
+    }
+    if let Some([q3, q2, plain]) = b.positions {
+        let _ = writeln!(
+            t,
+            "| Quantized position (17 bits a coordinate, 2 km at 1.5 cm): bits of a 3D / 2D position, and wire bytes per update (latest state, 1000 objects, one station) | 3D: {} bits, {:.1} B; 2D: {} bits, {:.1} B | three `f32`: {} bits, {:.1} B | 3D / three `f32` = {:.2}× | – | – |",
+            q3.field_bits,
+            q3.wire_bytes,
+            q2.field_bits,
+            q2.wire_bytes,
+            plain.field_bits,
+            plain.wire_bytes,
+            q3.wire_bytes / plain.wire_bytes
+        );
+    }
+}
+
 // ------------------------------------------------------------------ report
 
 fn fmt_s(s: Summary, digits: usize) -> String {
@@ -950,6 +1094,7 @@ fn today() -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
+#[allow(clippy::too_many_arguments)]
 fn report(
     o: &Opts,
     rmc: &Rmc,
@@ -958,6 +1103,7 @@ fn report(
     mig: &Migration,
     mem: &MemoryReport,
     int: &Interest,
+    bud: &Budget,
 ) -> String {
     let mut t = String::new();
     let udp_seq = Summary::of(&rmc.udp_seq);
@@ -1136,6 +1282,9 @@ fn report(
             fmt_s(paired(&a_b, &s_b, |a, s| a / s), 1),
         );
     }
+    if o.runs("budget") {
+        budget_rows(&mut t, bud);
+    }
     t
 }
 
@@ -1309,6 +1458,23 @@ fn markdown(
     m.push_str(&interest_table(int));
     let _ = writeln!(
         m,
+        "\n- **Budgets and latest state** (netz-core's deterministic \
+         simulator, virtual time: the figures are the protocol's): one master \
+         publishes 1,000 movers whose latest-state track (x, y, z, tick) changes \
+         every 50 ms tick, to 8 stations; each of its links has a budget of \
+         64,000 B/s; 10 % of the movers have priority gain 16, 30 % gain 4, 60 % \
+         gain 1. Bytes are every datagram the master sent a station over the \
+         measured ticks; staleness is the age of the state a station holds \
+         (now minus when the master made it), sampled every other tick for \
+         every mover and station in the middle of every other tick. Under loss: 200 movers, 4 stations, 20 % of \
+         the datagrams lost, no budget, the same track as latest state and as \
+         a reliable dataset. Wire bytes per update: `Unit`'s `Motion` (seven \
+         fields, 26 B of postcard) through `update_all`, every datagram the \
+         master sent (headers, acknowledgements, heartbeats) over the updates. \
+         Quantized positions: 17 bits a coordinate, a dataset changing alone."
+    );
+    let _ = writeln!(
+        m,
         "\nThe criterion benches of the sans-IO core (`cd bench && cargo bench`) \
          cover the pipeline, RMC dispatch, dataset encoding, the scaling series \
          and interest management; \
@@ -1387,10 +1553,15 @@ fn main() {
             series: Vec::new(),
         }
     };
+    let bud = if run("budget") {
+        measure_budget(&o)
+    } else {
+        Budget::empty()
+    };
     let extra = measure_extra(&o);
     let main_table = MAIN_SECTIONS.iter().any(|s| o.runs(s));
     let table = if main_table {
-        report(&o, &rmc, &rep, &rec, &mig, &mem, &int)
+        report(&o, &rmc, &rep, &rec, &mig, &mem, &int, &bud)
     } else {
         String::new()
     };
@@ -1461,13 +1632,14 @@ fn main() {
 // ------------------------------------------------------------------ blocks
 
 /// The sections whose rows are in the main table.
-const MAIN_SECTIONS: [&str; 6] = [
+const MAIN_SECTIONS: [&str; 7] = [
     "rmc",
     "replication",
     "recovery",
     "migration",
     "memory",
     "interest",
+    "budget",
 ];
 
 /// Where the charts go, relative to `BENCHMARKS.md`.

@@ -18,7 +18,9 @@ impl Station {
     ///
     /// Reliable datasets go at once to the stations whose link has no
     /// budget; latest-state datasets, and everything for links with a
-    /// budget, go as the scheduler allows (most at once).
+    /// budget, go as the scheduler allows, from the next
+    /// [`Station::handle_timeout`] on ([`Station::poll_timeout`] says it is
+    /// due at once).
     pub fn update(&mut self, now: Instant, handle: DOHandle) -> Result<bool, StationError> {
         self.advance(now);
         let id = self.membership.id;
@@ -57,9 +59,9 @@ impl Station {
         }
         self.end_update_call();
         self.interest_after_update(&[handle]);
-        if self.sched.due.is_some() {
-            self.flush_updates();
-        }
+        // What waits in the scheduler goes at the next `handle_timeout`
+        // (due at once): the updates of many `update` calls in one input
+        // go together.
         Ok(true)
     }
 
@@ -343,6 +345,7 @@ impl Station {
                 }
             }
         }
+        self.prune_received();
     }
 }
 

@@ -279,11 +279,6 @@ impl Station {
         Ok(())
     }
 
-    /// The budget figures of the link to `station`, as of the last flush.
-    fn budget_figures(&self, hop: StationId) -> LinkBudgetStats {
-        self.stats.budgets.get(&hop).cloned().unwrap_or_default()
-    }
-
     /// The shape of the class of `handle` (from `cell`, once per class).
     pub(super) fn shape_of(&mut self, handle: DOHandle, cell: &Arc<dyn ErasedCell>) -> Arc<Shape> {
         self.sched
@@ -714,9 +709,16 @@ impl Station {
         let mut left = Vec::new();
         let mut stopped = None;
         let mut oversized = Vec::new();
+        let mut held_back = false;
         let full = (cap - queued as f64).min(link_allow as f64);
         for c in cands {
-            if stopped.is_some() || (migrating && c.latest.is_some()) {
+            if migrating && c.latest.is_some() {
+                // The link to this client's server is changing.
+                held_back = true;
+                left.push(c);
+                continue;
+            }
+            if stopped.is_some() {
                 left.push(c);
                 continue;
             }
@@ -792,10 +794,16 @@ impl Station {
             return (None, false);
         };
         let mut next = rate_due;
-        if let Some(cost) = stopped {
+        if held_back {
+            let t = now + Duration::from_millis(20);
+            next = Some(next.map_or(t, |n| n.min(t)));
+        }
+        if stopped.is_some() {
             let t = match budget {
-                Some(rate) if rate > 0 && tokens < cost.min(datagram) as f64 => {
-                    let need = cost.min(datagram) as f64 - tokens.min(cap);
+                // Back once the bucket is full: a datagram's worth goes
+                // together, not one small update per packet.
+                Some(rate) if rate > 0 && tokens < cap => {
+                    let need = cap - tokens.min(cap);
                     let micros = (need / rate as f64 * 1e6).ceil().max(1000.0);
                     now + Duration::from_micros(micros.min(1e7) as u64)
                 }
@@ -1285,22 +1293,17 @@ impl Station {
         v.resize(n, version);
     }
 
+    /// How many duplicas' latest-state versions are remembered.
+    pub(super) fn sched_received_len(&self) -> usize {
+        self.sched.received.len()
+    }
+
     /// Forgets the versions of objects no longer in the store, now and then.
-    fn prune_received(&mut self) {
+    pub(super) fn prune_received(&mut self) {
         if self.sched.received.len() > 2 * self.store.entries.len() + 1024 {
             let entries = &self.store.entries;
             self.sched.received.retain(|h, _| entries.contains_key(h));
         }
-    }
-
-    /// The budget figures of every link with a budget or latest-state
-    /// traffic, by peer.
-    pub fn budget_views(&self) -> Vec<(StationId, LinkBudgetStats)> {
-        self.sched
-            .links
-            .keys()
-            .map(|h| (*h, self.budget_figures(*h)))
-            .collect()
     }
 }
 

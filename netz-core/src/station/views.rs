@@ -146,6 +146,7 @@ impl Station {
             pending_masters: self.store.pending_master.len(),
             pending_calls: self.calls.pending.len(),
             postponed_calls: self.calls.postponed.len(),
+            latest_versions: self.sched_received_len(),
         }
     }
 }
