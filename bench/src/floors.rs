@@ -475,9 +475,9 @@ impl Host {
                                 let _ = reply.send(v);
                             }
                             Cmd::Datagrams(reply) => {
-                            let _ = reply.send(vec![netz.datagrams() as f64]);
-                        }
-                        Cmd::Netz(n, reply) => {
+                                let _ = reply.send(vec![netz.datagrams() as f64]);
+                            }
+                            Cmd::Netz(n, reply) => {
                                 let z = netz.clone();
                                 let v = tokio::spawn(async move { z.sequential(n).await })
                                     .await
@@ -642,7 +642,7 @@ impl Floors {
                 "RMC round trip vs UDP ping-pong ({} B), loopback",
                 self.payload
             ),
-            &Axis::linear("round trip, µs"),
+            &Axis::log("round trip, µs"),
             &sets,
             0.99,
         )

@@ -1530,7 +1530,52 @@ fn measure_extra(o: &Opts) -> Extra {
         x.charts
             .push(("scaling_objects.svg".into(), scaling::objects_svg(&points)));
     }
+    if o.runs("peers") {
+        measure_peers(o, &mut x);
+    }
     x
+}
+
+#[cfg(feature = "peers")]
+fn measure_peers(o: &Opts, x: &mut Extra) {
+    let load = sections::load_average();
+    let p = netz_bench::peers::measure(o.rounds.min(5), o.ticks.min(50), 20);
+    let mut m = String::new();
+    let _ = writeln!(m, "## Peers: naia and renet side by side\n");
+    let _ = writeln!(m, "{}\n", provenance(o, "peers", &load));
+    let _ = writeln!(
+        m,
+        "Replication: the scenario of the table's replication rows written for \
+         each (1 server, 8 clients, 1,000 entities × 7 fields changing every \
+         tick, loopback), the server on one thread and the 8 clients on \
+         another; each tick waits until every client applied every entity's \
+         update. netz: `NetStation`s on a current-thread runtime per thread; \
+         naia 0.25 with its native UDP transport, a loop per thread (a pass \
+         that found nothing sleeps 20 µs), its bandwidth budget raised out of \
+         the way. Wire bytes: the UDP payloads the server sent per entity \
+         update delivered; CPU: each thread's on-CPU time per delivered field \
+         update (the clients' thread for all 8 clients together); heap: the \
+         counting allocator, one server and one client on one thread. \
+         Messages: batches of reliable ordered `i32` messages from a client to \
+         a server on loopback, one thread (netz: one-way RMCs; renet 2: its \
+         `ReliableOrdered` channel over plain UDP sockets, no netcode \
+         encryption). Medians of the rounds (minimum–maximum).\n"
+    );
+    m.push_str(&p.tables());
+    let _ = writeln!(
+        m,
+        "\n![wire bytes per entity update, netz and naia]({CHART_DIR}/peers_bytes_per_update.svg)"
+    );
+    x.blocks.push(("peers".into(), m));
+    x.charts
+        .push(("peers_bytes_per_update.svg".into(), p.bytes_svg()));
+}
+
+#[cfg(not(feature = "peers"))]
+fn measure_peers(_: &Opts, _: &mut Extra) {
+    eprintln!(
+        "the peers are not built: cargo run --release --features peers --bin compare -- --peers"
+    );
 }
 
 fn floors_block(o: &Opts, f: &floors::Floors, load: &str) -> String {
