@@ -882,9 +882,14 @@ async fn drive(
     tokio::pin!(woken);
     let sleep = tokio::time::sleep_until(tokio::time::Instant::now());
     tokio::pin!(sleep);
+    // The deadline the sleep is armed for. A later deadline of the station
+    // does not move it (the station's deadlines mostly move later, once per
+    // datagram): the sleep then fires early, finds nothing due and is armed
+    // again, which costs one turn per expiry instead of a timer update per
+    // datagram.
     let mut armed: Option<Instant> = None;
     loop {
-        let deadline = {
+        let rearm = {
             let mut st = shared.lock();
             let now = shared.clock.now();
             out.append(&mut shared.handed.lock().unwrap_or_else(|e| e.into_inner()));
@@ -892,12 +897,12 @@ async fn drive(
             if !out.is_empty() {
                 shared.sending.store(true, Ordering::Release);
             }
-            let deadline = st.poll_timeout();
-            shared.sleeping_until.store(
-                deadline.map_or(u64::MAX, |d| d.as_micros()),
-                Ordering::Release,
-            );
-            deadline
+            let rearm = st.poll_timeout().filter(|d| armed.is_none_or(|a| *d < a));
+            let until = rearm.or(armed);
+            shared
+                .sleeping_until
+                .store(until.map_or(u64::MAX, |d| d.as_micros()), Ordering::Release);
+            rearm
         };
         for t in out.drain(..) {
             let sent = match socket.try_send_to(&t.contents, t.destination) {
@@ -914,23 +919,22 @@ async fn drive(
         if shared.tick.receiver_count() > 0 {
             shared.tick.send_modify(|n| *n = n.wrapping_add(1));
         }
-        if deadline != armed {
-            if let Some(d) = deadline {
-                sleep.as_mut().reset(shared.clock.to_tokio(d));
-            }
-            armed = deadline;
+        if let Some(d) = rearm {
+            sleep.as_mut().reset(shared.clock.to_tokio(d));
+            armed = Some(d);
         }
         tokio::select! {
             biased;
             _ = &mut stopped => break,
             _ = &mut woken => woken.set(shared.wake.notified()),
             _ = &mut sleep, if armed.is_some() => {
-                // Re-armed by the next turn (the station's deadline moves
-                // on once handled).
+                // Armed again by the next turn.
                 armed = None;
                 let mut st = shared.lock();
                 let now = shared.clock.now();
-                st.handle_timeout(now);
+                if st.poll_timeout().is_some_and(|t| t <= now) {
+                    st.handle_timeout(now);
+                }
             }
             r = socket.recv_from(&mut buf) => match r {
                 Ok((n, from)) => {
