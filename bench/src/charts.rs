@@ -161,7 +161,7 @@ fn escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-fn header(svg: &mut String, title: &str) {
+fn header(svg: &mut String, title: &str, centre: f64) {
     let _ = writeln!(
         svg,
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">"#
@@ -169,8 +169,7 @@ fn header(svg: &mut String, title: &str) {
     let _ = writeln!(svg, r#"<rect width="{W}" height="{H}" fill="white"/>"#);
     let _ = writeln!(
         svg,
-        r#"<text x="{}" y="24" text-anchor="middle" font-size="15" font-weight="bold">{}</text>"#,
-        (LEFT + W - RIGHT) / 2.0,
+        r#"<text x="{centre}" y="24" text-anchor="middle" font-size="15" font-weight="bold">{}</text>"#,
         escape(title)
     );
 }
@@ -204,7 +203,7 @@ pub fn line_chart(title: &str, x: &Axis, y: &Axis, lines: &[Line]) -> String {
     let sx = Scale::new(x0, x1, x.log, LEFT, W - RIGHT);
     let sy = Scale::new(y0, y1, y.log, H - BOTTOM, TOP);
     let mut svg = String::new();
-    header(&mut svg, title);
+    header(&mut svg, title, (LEFT + W - RIGHT) / 2.0);
     // Grid and ticks.
     for t in sx.ticks() {
         let px = sx.map(t);
@@ -343,7 +342,7 @@ pub fn bar_chart(title: &str, y: &str, bars: &[(String, f64)]) -> String {
         .fold(0.0, f64::max);
     let sy = Scale::new(0.0, top.max(1e-9) * 1.1, false, H - BOTTOM, TOP);
     let mut svg = String::new();
-    header(&mut svg, title);
+    header(&mut svg, title, (LEFT + W - 40.0) / 2.0);
     for t in sy.ticks() {
         let py = sy.map(t);
         let _ = writeln!(

@@ -180,6 +180,17 @@ impl Floors {
         Percentiles::of(&self.get(c).samples)
     }
 
+    /// `c`'s pooled p50 divided by the lowest pooled p50 of the floors
+    /// accepted by `which`.
+    pub fn p50_ratio(&self, c: Contender, which: impl Fn(Contender) -> bool) -> f64 {
+        let best = Contender::ALL
+            .iter()
+            .filter(|k| !k.is_netz() && which(**k))
+            .map(|k| self.percentiles(*k).p50)
+            .fold(f64::INFINITY, f64::min);
+        self.percentiles(c).p50 / best
+    }
+
     /// The floor (not netz) with the lowest median round mean.
     pub fn fastest_floor(&self) -> Contender {
         Contender::ALL
@@ -574,17 +585,19 @@ fn fmt_summary(s: Summary, digits: usize) -> String {
 impl Floors {
     /// The floors as a Markdown table: per contender the mean round trip
     /// (median of the rounds, with their minimum and maximum), the pooled
-    /// p50 and p99, and the ratios per round against the fastest floor of
-    /// the same runtime kind and against the fastest floor of any kind.
+    /// p50 and p99, the ratios of the means per round against the fastest
+    /// floor of the same runtime kind and against the fastest floor of any
+    /// kind, and the same two ratios of the pooled p50s (which a stall of
+    /// the thread in one round does not move).
     pub fn table(&self) -> String {
         use std::fmt::Write as _;
         let mut t = String::new();
         let _ = writeln!(
             t,
-            "| Round trip of {} B, sequential | Runtime | Mean, µs | p50, µs | p99, µs | / fastest floor of its runtime | / fastest floor overall |",
+            "| Round trip of {} B, sequential | Runtime | Mean, µs | p50, µs | p99, µs | mean / fastest floor of its runtime | mean / fastest floor overall | p50 / fastest floor of its runtime | p50 / fastest floor overall |",
             self.payload
         );
-        let _ = writeln!(t, "|---|---|---|---|---|---|---|");
+        let _ = writeln!(t, "|---|---|---|---|---|---|---|---|---|");
         for c in Contender::ALL {
             let s = self.get(c);
             let p = self.percentiles(c);
@@ -597,13 +610,15 @@ impl Floors {
             };
             let _ = writeln!(
                 t,
-                "| {name} | {} | {} | {:.1} | {:.1} | {}× | {}× |",
+                "| {name} | {} | {} | {:.1} | {:.1} | {}× | {}× | {:.2}× | {:.2}× |",
                 c.runtime().name(),
                 fmt_summary(Summary::of(&s.rounds), 1),
                 p.p50,
                 p.p99,
                 fmt_summary(own, 2),
                 fmt_summary(all, 2),
+                self.p50_ratio(c, |k| k.runtime() == c.runtime()),
+                self.p50_ratio(c, |_| true),
             );
         }
         t
@@ -642,7 +657,7 @@ impl Floors {
                 "RMC round trip vs UDP ping-pong ({} B), loopback",
                 self.payload
             ),
-            &Axis::linear("round trip, µs"),
+            &Axis::log("round trip, µs"),
             &sets,
             0.99,
         )

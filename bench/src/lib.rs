@@ -16,6 +16,8 @@ pub mod floors;
 pub mod interest;
 pub mod memory;
 pub mod mesh;
+#[cfg(feature = "peers")]
+pub mod peers;
 pub mod scaling;
 pub mod sections;
 pub mod socket;

@@ -4,13 +4,19 @@
 //! memory, migration and interest management (spatial against always
 //! relevant) and bandwidth budgets with latest-state datasets (on the
 //! deterministic simulator). Prints one Markdown table and writes it to
-//! `BENCHMARKS.md` at the repository root.
+//! `BENCHMARKS.md` at the repository root. Sections of their own, each a marked block of
+//! `BENCHMARKS.md` with an SVG chart in `docs/bench/`: the floors of the
+//! sequential round trip on both tokio runtimes (`netz_bench::floors`), the
+//! simulator's scaling series (`netz_bench::scaling`) and, with the `peers`
+//! feature, naia and renet side by side (`netz_bench::peers`).
 //!
 //! ```text
 //! cd bench && cargo run --release --bin compare            # full run, writes ../BENCHMARKS.md
 //! cd bench && cargo run --release --bin compare -- --quick --no-write
 //! cd bench && cargo run --release --bin compare -- --only interest   # one section, printed only
 //! cd bench && cargo run --release --bin compare -- --only budget     # budgets, latest state, wire sizes
+//! cd bench && cargo run --release --bin compare -- --only floors --update   # rewrites its block
+//! cd bench && cargo run --release --features peers --bin compare -- --peers
 //! ```
 
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -1702,7 +1708,55 @@ fn measure_extra(o: &Opts) -> Extra {
         x.charts
             .push(("scaling_objects.svg".into(), scaling::objects_svg(&points)));
     }
+    if o.runs("peers") {
+        measure_peers(o, &mut x);
+    }
     x
+}
+
+#[cfg(feature = "peers")]
+fn measure_peers(o: &Opts, x: &mut Extra) {
+    let load = sections::load_average();
+    let p = netz_bench::peers::measure(o.rounds.min(5), o.ticks.min(50), 20);
+    let mut m = String::new();
+    let _ = writeln!(m, "## Peers: naia and renet side by side\n");
+    let _ = writeln!(m, "{}\n", provenance(o, "peers", &load));
+    let _ = writeln!(
+        m,
+        "Replication: the scenario of the table's replication rows written for \
+         each (1 server, 8 clients, 1,000 entities × 7 fields changing every \
+         tick, loopback), the server on one thread and the 8 clients on \
+         another; each tick waits until every client applied every entity's \
+         update. netz: `NetStation`s on a current-thread runtime per thread; \
+         naia 0.24 with its native UDP transport (0.25 cannot connect, see the \
+         notes), a loop per thread (a pass that found nothing sleeps 20 µs). \
+         Wire bytes: the UDP payloads the server sent per entity \
+         update delivered; CPU: each thread's on-CPU time per delivered field \
+         update (the clients' thread for all 8 clients together); heap: the \
+         counting allocator, one server and one client on one thread. \
+         Messages: batches of reliable ordered `i32` messages from a client to \
+         a server on loopback, one thread (netz: one-way RMCs; renet 2: its \
+         `ReliableOrdered` channel over plain UDP sockets, no netcode \
+         encryption). naia's UDP client binds the address of the host's \
+         default route, so these rows were measured in a network namespace \
+         whose only route is the loopback (see the notes). Medians of the \
+         rounds (minimum–maximum).\n"
+    );
+    m.push_str(&p.tables());
+    let _ = writeln!(
+        m,
+        "\n![wire bytes per entity update, netz and naia]({CHART_DIR}/peers_bytes_per_update.svg)"
+    );
+    x.blocks.push(("peers".into(), m));
+    x.charts
+        .push(("peers_bytes_per_update.svg".into(), p.bytes_svg()));
+}
+
+#[cfg(not(feature = "peers"))]
+fn measure_peers(_: &Opts, _: &mut Extra) {
+    eprintln!(
+        "the peers are not built: cargo run --release --features peers --bin compare -- --peers"
+    );
 }
 
 fn floors_block(o: &Opts, f: &floors::Floors, load: &str) -> String {
@@ -1718,9 +1772,10 @@ fn floors_block(o: &Opts, f: &floors::Floors, load: &str) -> String {
          it; std sockets run the echo server on a thread of its own. {} rounds of \
          {} calls per contender, the order rotated round by round, every call \
          timed. Mean: the median of the rounds' means (minimum–maximum); p50 and \
-         p99 of every call of every round; ratios per round against the fastest \
-         floor of the same runtime kind and against the fastest floor of any \
-         kind.\n",
+         p99 of every call of every round; the means' ratios per round against \
+         the fastest floor of the same runtime kind and against the fastest floor \
+         of any kind, then the same ratios of the p50s (on a loaded machine a \
+         round's mean takes every stall of its thread; the p50 does not).\n",
         f.payload, o.rounds, f.calls
     );
     m.push_str(&f.table());
