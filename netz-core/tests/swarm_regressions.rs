@@ -762,3 +762,38 @@ fn a_client_moving_back_to_its_old_server_at_once_completes() {
         9
     );
 }
+
+/// A client hands its object to another client that leaves at that moment
+/// (the leave reaches the server first): the server recovers the object,
+/// passes the hand-over on, and every station ends with the server as the
+/// object's master.
+#[test]
+fn a_clients_object_handed_to_a_client_that_leaves_is_recovered_everywhere() {
+    let mut c = Cluster::start(
+        SimConfig::seeded(14),
+        registry(),
+        vec![
+            cs(ProcessType::Server, "s1"),
+            cs(ProcessType::Client, "c2"),
+            cs(ProcessType::Client, "c3"),
+            cs(ProcessType::Client, "c4"),
+        ],
+    )
+    .unwrap();
+    let now = c.now();
+    let h = c
+        .station_mut(1)
+        .publish(now, Counter::recovering(true))
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_millis(300));
+    c.sim
+        .set_link_latency(c.addrs[0], c.addrs[1], Duration::from_millis(40));
+    let now = c.now();
+    c.station_mut(2).leave(now).unwrap();
+    c.station_mut(1).migrate(now, h, StationId(3)).unwrap();
+    c.run_for(Duration::from_secs(3));
+    for i in [0, 1, 3] {
+        assert_eq!(c.station(i).master_of(h), Some(StationId(1)), "station {i}");
+    }
+}
