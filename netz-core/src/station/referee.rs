@@ -88,10 +88,13 @@ impl Station {
                 // A hand-over to a station that has gone since passes too:
                 // its receivers recover the object (the hand-over is
                 // believed only from the master they know).
+                // Neither does one of an object this server does not hold
+                // yet (its announcement comes later in the client's order).
                 let ok = old_master == origin
                     || new_master == origin
                     || (old_master == new_master && old_master.is_some())
-                    || !self.membership.members.contains_key(&new_master);
+                    || !self.membership.members.contains_key(&new_master)
+                    || !old_master.is_some();
                 (op, *handle, ok, None)
             }
             Msg::Rmc {
