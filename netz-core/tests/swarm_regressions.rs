@@ -667,11 +667,11 @@ fn a_deletion_by_a_new_master_waits_for_the_word_of_the_hand_over() {
     }
 }
 
-/// A client publishes and changes an object while it moves to a new
-/// server (what it sends waits for the switch), and learns of the new
-/// server only after the change: the new server passes the change on
-/// though its own copy of the object comes after it, and every station
-/// ends with the change.
+/// A client publishes and changes an object, and hands another one over,
+/// while it moves to a new server (what it sends waits for the switch),
+/// and learns of the new server only after that: the new server passes
+/// the change and the hand-over on though its own copies of the objects
+/// come after them, and every station ends with both.
 #[test]
 fn a_migrating_clients_change_reaches_everyone_through_its_new_server() {
     let mut c = Cluster::start(
@@ -695,12 +695,25 @@ fn a_migrating_clients_change_reaches_everyone_through_its_new_server() {
     let h = r.handle();
     r.lock().data.value = 2;
     c.station_mut(1).update(now, h).unwrap();
+    let given = c
+        .station_mut(1)
+        .publish(now, Counter::new(5, "given"))
+        .unwrap()
+        .handle();
+    c.station_mut(1).migrate(now, given, StationId(3)).unwrap();
     c.run_for(Duration::from_secs(3));
     assert_eq!(c.station(1).relay(), Some(c.station(s4).id()));
     for i in [0, 2, s4] {
         assert_eq!(
             c.station(i).get::<Counter>(h).map(|r| r.lock().data.value),
             Some(2),
+            "station {i}"
+        );
+    }
+    for i in [0, 1, 2, s4] {
+        assert_eq!(
+            c.station(i).master_of(given),
+            Some(StationId(3)),
             "station {i}"
         );
     }
@@ -761,4 +774,39 @@ fn a_client_moving_back_to_its_old_server_at_once_completes() {
             .value,
         9
     );
+}
+
+/// A client hands its object to another client that leaves at that moment
+/// (the leave reaches the server first): the server recovers the object,
+/// passes the hand-over on, and every station ends with the server as the
+/// object's master.
+#[test]
+fn a_clients_object_handed_to_a_client_that_leaves_is_recovered_everywhere() {
+    let mut c = Cluster::start(
+        SimConfig::seeded(14),
+        registry(),
+        vec![
+            cs(ProcessType::Server, "s1"),
+            cs(ProcessType::Client, "c2"),
+            cs(ProcessType::Client, "c3"),
+            cs(ProcessType::Client, "c4"),
+        ],
+    )
+    .unwrap();
+    let now = c.now();
+    let h = c
+        .station_mut(1)
+        .publish(now, Counter::recovering(true))
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_millis(300));
+    c.sim
+        .set_link_latency(c.addrs[0], c.addrs[1], Duration::from_millis(40));
+    let now = c.now();
+    c.station_mut(2).leave(now).unwrap();
+    c.station_mut(1).migrate(now, h, StationId(3)).unwrap();
+    c.run_for(Duration::from_secs(3));
+    for i in [0, 1, 3] {
+        assert_eq!(c.station(i).master_of(h), Some(StationId(1)), "station {i}");
+    }
 }

@@ -111,9 +111,16 @@ impl Station {
                 // The client's word to this server comes first and is
                 // applied here before its words to the others are relayed:
                 // the move this server already holds passes too.
+                // A hand-over to a station that has gone since passes too:
+                // its receivers recover the object (the hand-over is
+                // believed only from the master they know).
+                // Neither does one of an object this server does not hold
+                // yet (its announcement comes later in the client's order).
                 let ok = old_master == origin
                     || new_master == origin
-                    || (old_master == new_master && old_master.is_some());
+                    || (old_master == new_master && old_master.is_some())
+                    || !self.membership.members.contains_key(&new_master)
+                    || !old_master.is_some();
                 (op, *handle, ok, None)
             }
             Msg::Rmc {

@@ -846,8 +846,9 @@ impl World {
                 }
                 self.handed.insert(h, now);
                 self.handed_by.insert(self.uid(i), now);
+                // Answered by `RoomMigrateComplete` (which names no request),
+                // not by a `RoomResult`: not counted among the requests.
                 let r = self.node_mut(i).drive(|st| st.send_migrate_room(now, h));
-                self.room_request(i, &r);
                 format!("node {i} migrates room {h:?}: {r:?}")
             }
             Op::Join { contact, server } => {
