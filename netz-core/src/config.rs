@@ -67,6 +67,13 @@ pub struct StationConfig {
     /// `None` (the default): no budget, updates go as they come (within
     /// the congestion window).
     pub link_budget: Option<u64>,
+    /// How long a station remembers the stations declared failed and
+    /// probes them, so that a session split by a partition becomes one
+    /// again when the network heals (the side with fewer stations learns
+    /// it was excluded: see [`Event::Excluded`](crate::Event::Excluded)
+    /// and the README's "Frozen, partitioned and reconnecting stations").
+    /// Zero turns the probes off. Default 60 s.
+    pub partition_memory: Duration,
 }
 
 impl Default for StationConfig {
@@ -87,6 +94,7 @@ impl Default for StationConfig {
             security: None,
             core_object_events: false,
             link_budget: None,
+            partition_memory: Duration::from_secs(60),
         }
     }
 }

@@ -375,6 +375,8 @@ fn dissect_with(
                     f(*from, *to, &env.msg);
                 }
             }
+            // A probe carries no message (see the station's partition rule).
+            PacketKind::Probe => {}
         }
     }
     Ok(())

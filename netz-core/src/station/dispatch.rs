@@ -226,6 +226,10 @@ enum Sender {
 /// | Interest | any member | about itself (its own interest); a well-formed area, bounded groups |
 /// | NotRelevant | handler | the object's master |
 /// | Withheld | any member | (a no-op that keeps a refused message's number) |
+///
+/// `Probe` datagrams (after a partition) are a packet kind, not a message:
+/// their rule (only from a voter this station declared failed, authentic
+/// under that link's keys or from its last address) is in `partition.rs`.
 fn sender_rule(msg: &Msg) -> Sender {
     match msg {
         Msg::JoinRequest { .. }

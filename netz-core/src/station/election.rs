@@ -54,11 +54,53 @@ impl Station {
             self.cfg.failure_timeout.as_millis()
         );
         debug!(station = %me, gap_ms = gap.as_millis() as u64, "excluded after a stall");
+        self.exclude(&reason);
+    }
+
+    /// This station learned that the session lives on without it (see
+    /// [`Station::check_stall`] and the partition rule): it reports
+    /// [`Event::Excluded`], tells the clients it relays why, drops what it
+    /// held and closes. Only the links to those clients linger, to carry
+    /// that word; the others go (their peers count this station failed).
+    pub(super) fn exclude(&mut self, reason: &str) {
         self.stats.exclusions += 1;
         self.events.push_back(Event::Excluded {
-            reason: reason.clone(),
+            reason: reason.to_owned(),
         });
-        self.close(&reason);
+        let me = self.membership.id;
+        let clients: Vec<StationId> = self
+            .membership
+            .members
+            .values()
+            .filter(|m| m.info.relay == Some(me) && m.info.process_type == ProcessType::Client)
+            .map(|m| m.info.id)
+            .collect();
+        for c in &clients {
+            self.send(
+                *c,
+                SYSTEM_STREAM,
+                Msg::Kick {
+                    reason: reason.to_owned(),
+                },
+            );
+        }
+        self.close(reason);
+        let until = self.now + self.cfg.failure_timeout;
+        let ids: Vec<StationId> = self.membership.members.keys().copied().collect();
+        for id in ids {
+            if id == me {
+                continue;
+            }
+            if let Some(m) = self.membership.members.remove(&id) {
+                if let (true, Some(link)) = (clients.contains(&id), m.link) {
+                    self.routing
+                        .closing
+                        .push(Closing::new(&m.info, link, until, false));
+                }
+            }
+            self.link_changed(id);
+        }
+        self.partition = Default::default();
     }
 
     pub(super) fn eligible_master(&self, info: &StationInfo) -> bool {
@@ -221,6 +263,11 @@ impl Station {
             return;
         }
         self.membership.gone.insert(id);
+        if failed {
+            if let Some(info) = self.membership.members.get(&id).map(|m| m.info.clone()) {
+                self.remember_departed(&info);
+            }
+        }
         let op = self.make_op(
             OperationDetail::LeaveStation(LeaveStationOperation {
                 station: id,

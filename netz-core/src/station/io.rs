@@ -83,6 +83,7 @@ impl Station {
                 };
                 self.handle_sealed_link_packet(from, header, resolved, datagram, payload);
             }
+            PacketKind::Probe => self.handle_probe(from, header, datagram, payload),
         }
         self.drain_local();
         if self.migration.client.is_some()

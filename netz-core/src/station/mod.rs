@@ -46,6 +46,7 @@ mod join;
 mod membership;
 mod migration;
 mod ops;
+mod partition;
 mod referee;
 mod replication;
 mod rooms;
@@ -120,6 +121,8 @@ pub struct Station {
     interest: interest::Interests,
     /// Dataset updates waiting: latest-state datasets, budgets, priorities.
     sched: schedule::Scheduler,
+    /// Stations declared failed, probed after a partition.
+    partition: partition::Partition,
     /// Message kinds whose refusal was logged already (each is logged once).
     refusals_logged: BTreeSet<&'static str>,
 }
@@ -170,6 +173,7 @@ impl Station {
             rooms: Rooms::default(),
             interest: interest::Interests::new(rng.rotate_left(29)),
             sched: Default::default(),
+            partition: Default::default(),
             refusals_logged: BTreeSet::new(),
             events: VecDeque::new(),
             rng,
@@ -214,6 +218,12 @@ impl Station {
     /// Whether the station has left (or lost) its session for good.
     pub fn is_closed(&self) -> bool {
         matches!(self.membership.state, State::Closed)
+    }
+
+    /// The session's tag, carried in the header of every datagram of the
+    /// session (0 before a session is joined or made).
+    pub fn session_tag(&self) -> u32 {
+        self.membership.session_tag
     }
 
     /// The session master.

@@ -31,6 +31,13 @@ pub struct StationStats {
     /// Times this station found it had been excluded (not run for longer
     /// than the failure timeout).
     pub exclusions: u64,
+    /// Probes sent to stations declared failed (the partition rule).
+    pub probes_sent: u64,
+    /// Authentic probes received from stations declared failed.
+    pub probes_received: u64,
+    /// Probes dropped: not from a station this one declared failed, not
+    /// authentic, or of another session.
+    pub probes_dropped: u64,
     /// Messages that did not decode or made no sense in the current state.
     pub bad_messages: u64,
     /// Object messages naming a class this build does not know.

@@ -32,6 +32,8 @@ pub(super) enum Timer {
     PendingMaster,
     /// Dataset updates wait for the budget, a send rate or the path.
     Replication,
+    /// Probes to stations declared failed, the comparison of the sides.
+    Partition,
 }
 
 /// The timer table of the members' links: each link's own deadline
@@ -207,6 +209,9 @@ impl Station {
         if let Some(at) = self.sched.due {
             f(Timer::Replication, at);
         }
+        if let Some(at) = self.partition.deadline() {
+            f(Timer::Partition, at);
+        }
         match &self.membership.state {
             State::Joining {
                 deadline,
@@ -284,6 +289,9 @@ impl Station {
         if due.contains(&Timer::Replication) {
             self.flush_updates();
         }
+        if due.contains(&Timer::Partition) {
+            self.partition_timeout();
+        }
         for timer in &due {
             if let Timer::Gap(origin, substream) = *timer {
                 self.skip_gap((origin, substream));
@@ -295,13 +303,15 @@ impl Station {
                 + self.admission.pending.len();
             if matches!(self.membership.state, State::InSession) && sec.peer_count() > 2 * known + 8
             {
-                let (members, closing, pending) = (
+                let (members, closing, pending, partition) = (
                     &self.membership.members,
                     &self.routing.closing,
                     &self.admission.pending,
+                    &self.partition,
                 );
                 sec.retain(|id| {
                     members.contains_key(&id)
+                        || partition.remembers(id)
                         || pending.contains_key(&id)
                         || closing.iter().any(|c| c.id == id)
                 });

@@ -7,7 +7,7 @@ use super::PacketError;
 pub const MAGIC: u8 = 0x4E;
 
 /// Wire protocol version carried in the second byte.
-pub const PROTOCOL_VERSION: u8 = 8;
+pub const PROTOCOL_VERSION: u8 = 9;
 
 /// What follows the header of a datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -18,6 +18,10 @@ pub enum PacketKind {
     Link,
     /// One raw message, used before a link exists (e.g. join requests).
     Connectionless,
+    /// A probe to a station declared failed, after a partition (sealed
+    /// under the keys of the link the two had, with security on): see the
+    /// station's partition rule.
+    Probe,
 }
 
 impl PacketKind {
@@ -25,6 +29,7 @@ impl PacketKind {
         match self {
             PacketKind::Link => 0,
             PacketKind::Connectionless => 1,
+            PacketKind::Probe => 2,
         }
     }
 
@@ -32,6 +37,7 @@ impl PacketKind {
         match byte {
             0 => Ok(PacketKind::Link),
             1 => Ok(PacketKind::Connectionless),
+            2 => Ok(PacketKind::Probe),
             _ => Err(PacketError::UnknownPacketKind(byte)),
         }
     }
@@ -45,7 +51,7 @@ impl PacketKind {
 /// |-------|-------|
 /// | 1     | magic `0x4E` (`'N'`) |
 /// | 1     | protocol version (`1`) |
-/// | 1     | kind: `0` = link, `1` = connectionless |
+/// | 1     | kind: `0` = link, `1` = connectionless, `2` = probe |
 /// | 1–5   | `session`, unsigned LEB128 varint |
 /// | 1–5   | `sender`, unsigned LEB128 varint |
 /// | 1–5   | `receiver`, unsigned LEB128 varint |
