@@ -61,7 +61,7 @@ impl Station {
     /// [`Station::check_stall`] and the partition rule): it reports
     /// [`Event::Excluded`], tells the clients it relays why, drops what it
     /// held and closes. Only the links to those clients linger, to carry
-    /// that word; the others go (their peers count this station failed).
+    /// that word.
     pub(super) fn exclude(&mut self, reason: &str) {
         self.stats.exclusions += 1;
         self.events.push_back(Event::Excluded {
@@ -84,22 +84,19 @@ impl Station {
                 },
             );
         }
-        self.close(reason);
         let until = self.now + self.cfg.failure_timeout;
-        let ids: Vec<StationId> = self.membership.members.keys().copied().collect();
-        for id in ids {
-            if id == me {
-                continue;
-            }
-            if let Some(m) = self.membership.members.remove(&id) {
-                if let (true, Some(link)) = (clients.contains(&id), m.link) {
+        for c in &clients {
+            if let Some(m) = self.membership.members.get_mut(c) {
+                if let Some(link) = m.link.take() {
+                    let info = m.info.clone();
                     self.routing
                         .closing
-                        .push(Closing::new(&m.info, link, until, false));
+                        .push(Closing::new(&info, link, until, false));
                 }
             }
-            self.link_changed(id);
+            self.link_changed(*c);
         }
+        self.close(reason);
         self.partition = Default::default();
     }
 

@@ -161,6 +161,22 @@ impl Station {
         self.migration.handovers.clear();
         self.migration.scale_in = None;
         self.membership.state = State::Closed;
+        // A closed station's links fall silent (their peers would otherwise
+        // keep hearing its acknowledgements and heartbeats and never find
+        // it gone); what must still go out lingers in `routing.closing`.
+        let linked: Vec<StationId> = self
+            .membership
+            .members
+            .iter()
+            .filter(|(_, m)| m.link.is_some())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in linked {
+            if let Some(m) = self.membership.members.get_mut(&id) {
+                m.link = None;
+            }
+            self.link_changed(id);
+        }
         self.events.push_back(Event::Disconnected {
             reason: reason.into(),
         });
