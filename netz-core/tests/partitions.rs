@@ -360,3 +360,36 @@ fn with_security_a_probe_must_be_sealed_under_the_links_keys() {
     assert!(!excluded(&mut c, 0));
     assert!(c.station(0).is_in_session());
 }
+
+#[test]
+fn a_station_whose_chosen_successor_never_takes_over_learns_it_is_out() {
+    // Station 4 stops hearing the session master (station 1) while
+    // station 1 still hears it: 4 takes station 2 for the successor, but
+    // 2 still hears 1 and never takes over, and 1 never declares 4
+    // failed. Before, 4 lived on believing 2 led the session and refused
+    // everything 1 said (a new member, a departure) for good.
+    for secure in [false, true] {
+        let (mut c, objects) = session(Topology::Mesh, secure, 4, 0, 21);
+        let (sm, cut) = (c.addrs[0], c.addrs[3]);
+        c.sim.block(&[sm], &[cut]);
+        c.run_for(failure_timeout(&c) * 5);
+        let case = format!("one-way cut secure={secure}");
+        assert!(excluded(&mut c, 3), "{case}: station 4 was not told");
+        assert!(!c.station(3).is_in_session(), "{case}");
+        c.sim.heal();
+        c.run_for(failure_timeout(&c) * 3);
+        for i in 0..3 {
+            let st = c.station(i);
+            assert_eq!(
+                st.session_master(),
+                c.station(0).id(),
+                "{case}: station {i}"
+            );
+            assert!(
+                st.station_info(c.station(3).id()).is_none(),
+                "{case}: station {i}"
+            );
+        }
+        check(&mut c, &case, &[0, 1, 2], &[], &objects);
+    }
+}

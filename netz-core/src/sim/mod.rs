@@ -244,6 +244,8 @@ pub struct Sim<N: SimNode> {
     in_flight: BinaryHeap<Reverse<InFlight>>,
     next_seq: u64,
     partitions: Vec<(BTreeSet<SocketAddr>, BTreeSet<SocketAddr>)>,
+    /// One-way cuts: datagrams from the first group to the second.
+    blocks: Vec<(BTreeSet<SocketAddr>, BTreeSet<SocketAddr>)>,
     links: BTreeMap<(SocketAddr, SocketAddr), LinkOverride>,
     /// Transmit queues of links with a bandwidth, per direction `(from, to)`.
     queues: BTreeMap<(SocketAddr, SocketAddr), Queue>,
@@ -304,6 +306,7 @@ impl<N: SimNode> Sim<N> {
             nat_out: BTreeMap::new(),
             nat_in: BTreeMap::new(),
             partitions: Vec::new(),
+            blocks: Vec::new(),
             links: BTreeMap::new(),
             queues: BTreeMap::new(),
             stats: SimStats::default(),
@@ -749,7 +752,10 @@ impl<N: SimNode> Sim<N> {
     fn is_partitioned(&self, from: SocketAddr, to: SocketAddr) -> bool {
         self.partitions.iter().any(|(a, b)| {
             (a.contains(&from) && b.contains(&to)) || (b.contains(&from) && a.contains(&to))
-        })
+        }) || self
+            .blocks
+            .iter()
+            .any(|(a, b)| a.contains(&from) && b.contains(&to))
     }
 
     /// The deadline of slot `i` must be asked again.
@@ -998,10 +1004,20 @@ impl<N: SimNode> Sim<N> {
         self.partition(&[addr], &others);
     }
 
-    /// Removes every partition.
+    /// Cuts one direction only, until [`heal`](Sim::heal): datagrams from
+    /// a node of `from` to a node of `to` are dropped (in flight too), the
+    /// other way passes (an asymmetric path: a firewall, a broken route).
+    pub fn block(&mut self, from: &[SocketAddr], to: &[SocketAddr]) {
+        trace!(?from, ?to, "one-way block");
+        self.blocks
+            .push((from.iter().copied().collect(), to.iter().copied().collect()));
+    }
+
+    /// Removes every partition and one-way block.
     pub fn heal(&mut self) {
         trace!("heal");
         self.partitions.clear();
+        self.blocks.clear();
     }
 
     /// Overrides the loss probability of the link between `a` and `b` (both

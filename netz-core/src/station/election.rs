@@ -127,14 +127,51 @@ impl Station {
         } else if let Some(c) = candidate {
             if self.membership.session_master != c {
                 self.membership.session_master = c;
+                let until = self.now + 2 * self.cfg.failure_timeout;
+                self.membership.unconfirmed_master = Some((c, until));
                 self.events
                     .push_back(Event::SessionMasterChanged { new_master: c });
             }
         }
     }
 
+    /// The successor this station picked when its session master was
+    /// lost has not said it took over in twice the failure timeout, though
+    /// it lives (linked, not silent): it follows another session master,
+    /// one this station counted failed (a loss burst or a partial cut made
+    /// the stations suspect different peers). This station's view has
+    /// split from the session's, whose messages it refuses: it reports
+    /// [`Event::Excluded`] and closes, as a station declared failed would
+    /// (the session declares it so once it falls silent).
+    pub(super) fn check_takeover(&mut self) {
+        let Some((c, until)) = self.membership.unconfirmed_master else {
+            return;
+        };
+        if self.now < until {
+            return;
+        }
+        self.membership.unconfirmed_master = None;
+        if !self.is_in_session() || self.membership.session_master != c {
+            return;
+        }
+        let live = self
+            .membership
+            .members
+            .get(&c)
+            .is_some_and(|m| !m.silent && m.link.is_some());
+        if !live {
+            return;
+        }
+        let reason = format!(
+            "station {c}, which this station took for the new session master, did not take over: the session follows a session master this station counted failed"
+        );
+        debug!(station = %self.membership.id, successor = %c, "excluded: the successor never took over");
+        self.exclude(&reason);
+    }
+
     pub(super) fn become_session_master(&mut self) {
         self.membership.session_master = self.membership.id;
+        self.membership.unconfirmed_master = None;
         self.membership.next_station_id = self.membership.next_station_id.max(
             self.membership
                 .members
@@ -490,6 +527,13 @@ impl Station {
         }
         for f in &failed {
             self.membership.gone.insert(*f);
+        }
+        if self
+            .membership
+            .unconfirmed_master
+            .is_some_and(|(c, _)| c == origin)
+        {
+            self.membership.unconfirmed_master = None;
         }
         if self.membership.session_master != origin {
             self.membership.session_master = origin;

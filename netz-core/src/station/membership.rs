@@ -30,6 +30,10 @@ pub(super) struct Membership {
     /// The last station whose takeover as session master was refused here
     /// (this station did not see the old one gone yet).
     pub(super) refused_takeover: Option<StationId>,
+    /// The successor this station picked when its session master was
+    /// lost, while its `NewSessionMaster` has not come, and until when it
+    /// is waited for (see [`Station::check_takeover`]).
+    pub(super) unconfirmed_master: Option<(StationId, Instant)>,
 }
 
 impl Membership {
@@ -47,6 +51,7 @@ impl Membership {
             gone: BTreeSet::new(),
             provisional_receivers: BTreeMap::new(),
             refused_takeover: None,
+            unconfirmed_master: None,
             spare_links: BTreeMap::new(),
         }
     }

@@ -34,6 +34,8 @@ pub(super) enum Timer {
     Replication,
     /// Probes to stations declared failed, the comparison of the sides.
     Partition,
+    /// The successor picked as session master has not taken over yet.
+    Takeover,
 }
 
 /// The timer table of the members' links: each link's own deadline
@@ -212,6 +214,9 @@ impl Station {
         if let Some(at) = self.partition.deadline() {
             f(Timer::Partition, at);
         }
+        if let Some((_, at)) = self.membership.unconfirmed_master {
+            f(Timer::Takeover, at);
+        }
         match &self.membership.state {
             State::Joining {
                 deadline,
@@ -291,6 +296,9 @@ impl Station {
         }
         if due.contains(&Timer::Partition) {
             self.partition_timeout();
+        }
+        if due.contains(&Timer::Takeover) {
+            self.check_takeover();
         }
         for timer in &due {
             if let Timer::Gap(origin, substream) = *timer {
