@@ -26,6 +26,11 @@ pub enum Forged {
         /// Failed (or left).
         failed: bool,
     },
+    /// "Station `id` went silent here."
+    ReportFailure {
+        /// The station it reports.
+        id: StationId,
+    },
     /// "The master of `handle` is `master` now."
     MasterChanged {
         /// The object.
@@ -137,6 +142,7 @@ impl Forged {
         Some(match self {
             Forged::NewSessionMaster { failed } => Msg::NewSessionMaster { failed },
             Forged::StationGone { id, failed } => Msg::StationGone { id, failed },
+            Forged::ReportFailure { id } => Msg::ReportFailure { id },
             Forged::MasterChanged { handle, master } => Msg::MasterChanged { handle, master },
             Forged::Migrate {
                 handle,

@@ -393,3 +393,88 @@ fn a_station_whose_chosen_successor_never_takes_over_learns_it_is_out() {
         check(&mut c, &case, &[0, 1, 2], &[], &objects);
     }
 }
+
+#[test]
+fn a_departure_missed_with_the_old_session_master_is_learned_from_the_new_one() {
+    // Station 4 crashes while station 3 cannot hear station 1, the session
+    // master (which still hears 3), which declares 4 failed and then
+    // crashes too: 3 never got that word. Its new session master (2) no longer counts 4 and tells 3
+    // so when 3 reports it silent. Before, 3 counted 4 a member for good.
+    for secure in [false, true] {
+        let (mut c, _) = session(Topology::Mesh, secure, 4, 0, 23);
+        let ft = failure_timeout(&c);
+        let four = c.station(3).id();
+        let (one, three) = (c.addrs[0], c.addrs[2]);
+        c.sim.block(&[one], &[three]);
+        c.crash(3);
+        c.run_for(ft + ft / 3);
+        assert!(
+            c.station(1).station_info(four).is_none(),
+            "2 heard the word"
+        );
+        assert!(c.station(2).station_info(four).is_some(), "3 missed it");
+        c.crash(0);
+        c.sim.heal();
+        c.run_for(ft * 4);
+        let ev = c.events(2);
+        let case = format!("secure={secure} {ev:?}");
+        let (two, st3) = (c.station(1), c.station(2));
+        assert!(two.is_session_master(), "{case}");
+        assert!(st3.is_in_session(), "{case}");
+        assert_eq!(st3.session_master(), two.id(), "{case}");
+        assert!(st3.station_info(four).is_none(), "{case}: 3 still counts 4");
+        let ids = |s: &Station| s.stations().iter().map(|m| m.id).collect::<Vec<_>>();
+        assert_eq!(ids(two), ids(st3), "{case}");
+    }
+}
+
+#[test]
+fn a_report_of_silence_from_a_member_declares_no_live_station_failed() {
+    // A cheating member reports live stations silent, in a mesh and to
+    // the session master of a client-server session (a client about
+    // another server's client, a server about another server): nobody
+    // is declared failed. About a station long gone, only the reporter
+    // hears it again.
+    use netz_core::forge::{self, Forged};
+    let (mut c, _) = session(Topology::Mesh, false, 4, 0, 31);
+    let (sm, victim) = (c.station(0).id(), c.station(2).id());
+    let now = c.now();
+    assert!(forge::send_as(
+        c.station_mut(3),
+        now,
+        sm,
+        Forged::ReportFailure { id: victim }
+    ));
+    c.run_for(failure_timeout(&c));
+    for i in 0..4 {
+        assert_eq!(c.station(i).stations().len(), 4, "mesh: station {i}");
+    }
+    let (mut c, _) = session(Topology::ClientServer, false, 2, 2, 32);
+    let sm = c.station(0).id();
+    let (server, other_client) = (c.station(1).id(), c.station(3).id());
+    let now = c.now();
+    assert!(forge::send_as(
+        c.station_mut(2),
+        now,
+        sm,
+        Forged::ReportFailure { id: server }
+    ));
+    assert!(forge::send_as(
+        c.station_mut(2),
+        now,
+        sm,
+        Forged::ReportFailure { id: other_client }
+    ));
+    assert!(forge::send_as(
+        c.station_mut(1),
+        now,
+        sm,
+        Forged::ReportFailure { id: sm }
+    ));
+    c.run_for(failure_timeout(&c));
+    for i in 0..4 {
+        assert!(c.station(i).is_in_session(), "client-server: station {i}");
+    }
+    assert_eq!(c.station(0).stations().len(), 4);
+    assert_eq!(c.station(1).stations().len(), 4);
+}

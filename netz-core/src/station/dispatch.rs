@@ -205,7 +205,7 @@ enum Sender {
 /// | JoinForward | a contact | the same token, rate and capacity checks as a direct request |
 /// | JoinKeysForward | the session master | only for a request this station forwarded, to the address it came from |
 /// | JoinDenyForward, LinkKeys, StationJoined, StationGone, RecoveryDone | the session master | |
-/// | ReportFailure | a server | the failed station is that server's client |
+/// | ReportFailure | any member | declared failed only when it is the sender's own client (the sender relays it); about a station the session master no longer counts, the sender alone is told it is gone |
 /// | Leaving | any member | about itself |
 /// | NewSessionMaster | handler | the sender is the one this station's own view of the election picks, and every station it names as failed has been silent here |
 /// | Create | handler | a new object is created by its sender, or re-discovered by its master; an existing duplica's master changes only with its old master's word or the session master's recovery |
@@ -244,8 +244,7 @@ fn sender_rule(msg: &Msg) -> Sender {
         | Msg::StationJoined(_)
         | Msg::StationGone { .. }
         | Msg::RecoveryDone { .. } => Sender::SessionMaster,
-        Msg::ReportFailure { .. }
-        | Msg::Offline { .. }
+        Msg::Offline { .. }
         | Msg::Handover { .. }
         | Msg::HandoverAck { .. }
         | Msg::RoomReply { .. }
@@ -253,6 +252,7 @@ fn sender_rule(msg: &Msg) -> Sender {
         | Msg::RoomMigrateStart { .. }
         | Msg::RoomMigrateComplete { .. } => Sender::Server,
         Msg::Leaving
+        | Msg::ReportFailure { .. }
         | Msg::DuplicaRemoved { .. }
         | Msg::Rmc { .. }
         | Msg::Interest { .. }

@@ -19,13 +19,31 @@ impl Station {
             self.master_lost(id);
         } else if self.is_session_master() {
             self.declare_gone(id, true);
-        } else if self
+        } else {
+            // The session master decides; it may have declared the station
+            // gone already, in a word this station missed (or refused while
+            // its view differed), and then says so again to this station.
+            let master = self.membership.session_master;
+            self.send(master, SYSTEM_STREAM, Msg::ReportFailure { id });
+        }
+    }
+
+    /// Reports to a new session master every member silent here: those
+    /// its view lacks are gone here too (see [`Station::on_report_failure`]).
+    fn report_silent_members(&mut self) {
+        let me = self.membership.id;
+        let silent: Vec<StationId> = self
             .membership
             .members
-            .get(&id)
-            .is_some_and(|m| m.info.relay == Some(self.membership.id))
-        {
-            let master = self.membership.session_master;
+            .iter()
+            .filter(|(id, m)| **id != me && m.silent)
+            .map(|(id, _)| *id)
+            .collect();
+        let master = self.membership.session_master;
+        if master == me {
+            return;
+        }
+        for id in silent {
             self.send(master, SYSTEM_STREAM, Msg::ReportFailure { id });
         }
     }
@@ -131,6 +149,7 @@ impl Station {
                 self.membership.unconfirmed_master = Some((c, until));
                 self.events
                     .push_back(Event::SessionMasterChanged { new_master: c });
+                self.report_silent_members();
             }
         }
     }
@@ -452,16 +471,23 @@ impl Station {
         }
     }
 
-    /// `ReportFailure`: a server says one of its clients went silent.
+    /// `ReportFailure`: a member says a station went silent there.
+    ///
+    /// Believed (the station declared failed) only from the server that
+    /// relays it, about its own client. About a station this session
+    /// master no longer counts, the sender alone is told it is gone (what
+    /// it missed of the session master's word); about any other station,
+    /// nothing: the session master judges silence by its own links.
     pub(super) fn on_report_failure(&mut self, origin: StationId, id: StationId) {
-        if self.is_session_master()
-            && self
-                .membership
-                .members
-                .get(&id)
-                .is_some_and(|m| m.info.relay == Some(origin))
-        {
-            self.declare_gone(id, true);
+        if !self.is_session_master() || id == self.membership.id {
+            return;
+        }
+        match self.membership.members.get(&id) {
+            Some(m) if m.info.relay == Some(origin) => self.declare_gone(id, true),
+            Some(_) => {}
+            None => {
+                self.send(origin, SYSTEM_STREAM, Msg::StationGone { id, failed: true });
+            }
         }
     }
 
@@ -540,5 +566,6 @@ impl Station {
             self.events
                 .push_back(Event::SessionMasterChanged { new_master: origin });
         }
+        self.report_silent_members();
     }
 }
