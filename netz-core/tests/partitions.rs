@@ -401,7 +401,7 @@ fn a_departure_missed_with_the_old_session_master_is_learned_from_the_new_one() 
     // crashes too: 3 never got that word. Its new session master (2) no longer counts 4 and tells 3
     // so when 3 reports it silent. Before, 3 counted 4 a member for good.
     for secure in [false, true] {
-        let (mut c, _) = session(Topology::Mesh, secure, 4, 0, 23);
+        let (mut c, objects) = session(Topology::Mesh, secure, 4, 0, 23);
         let ft = failure_timeout(&c);
         let four = c.station(3).id();
         let (one, three) = (c.addrs[0], c.addrs[2]);
@@ -425,6 +425,13 @@ fn a_departure_missed_with_the_old_session_master_is_learned_from_the_new_one() 
         assert!(st3.station_info(four).is_none(), "{case}: 3 still counts 4");
         let ids = |s: &Station| s.stations().iter().map(|m| m.id).collect::<Vec<_>>();
         assert_eq!(ids(two), ids(st3), "{case}");
+        // And where 4's object (and 1's) went: the recovery it missed.
+        for h in &objects {
+            let at_two = two.master_of(*h);
+            assert!(at_two.is_some_and(|m| m != four), "{case}: {h:?}");
+            assert_eq!(st3.master_of(*h), at_two, "{case}: {h:?} at 3");
+        }
+        assert!(doubly_mastered(&c).is_empty(), "{case}");
     }
 }
 

@@ -469,3 +469,44 @@ fn a_seed_runs_the_same_way_twice() {
         assert_eq!(run(), run(), "seed {seed}");
     }
 }
+
+/// Seeds of the long run (with long outages, and the session-epoch check)
+/// that found a defect, each with what it found; they run in every
+/// `cargo test`.
+const FOUND: &[(u64, &str)] = &[
+    (
+        108,
+        "a station whose chosen successor never took over lived on in a view of its own",
+    ),
+    (
+        874,
+        "a departure missed with the old session master was never learned",
+    ),
+    (
+        492,
+        "a departure learned late left duplicas of what the recovery had moved",
+    ),
+    (594, "the same, for a station object"),
+    (752, "the same, after a partition healed"),
+];
+
+#[test]
+fn seeds_that_found_defects_pass() {
+    let scenarios = Scenarios {
+        long_outages: true,
+        ..Scenarios::default()
+    };
+    let switches = Switches {
+        session_epoch: true,
+        ..Switches::default()
+    };
+    for &(seed, found) in FOUND {
+        let params = Params::draw(seed, Profile::Long, &BTreeSet::new(), scenarios);
+        let plan = params.plan(400);
+        if let Err(f) = run_plan(&params, &plan, switches, false) {
+            panic!(
+                "seed {seed} ({found}) fails again: {f:?}; NETZ_SWARM_SEED={seed} NETZ_SWARM_PROFILE=long NETZ_SWARM_ENABLE=session_epoch NETZ_SWARM_SCENARIOS=long_outages"
+            );
+        }
+    }
+}

@@ -291,6 +291,7 @@ impl Station {
             v.sort_by_key(|h| (h.class_id() != ClassId::STATION, *h));
             v
         };
+        self.remember_recovered(id, &mastered);
         let (station_objs, others): (Vec<_>, Vec<_>) = mastered
             .into_iter()
             .partition(|h| h.class_id() == ClassId::STATION);
@@ -485,10 +486,52 @@ impl Station {
         match self.membership.members.get(&id) {
             Some(m) if m.info.relay == Some(origin) => self.declare_gone(id, true),
             Some(_) => {}
-            None => {
-                self.send(origin, SYSTEM_STREAM, Msg::StationGone { id, failed: true });
+            None => self.retell_departure(origin, id),
+        }
+    }
+
+    /// Session master: what station `id` mastered when it was declared
+    /// gone, kept for [`StationConfig::partition_memory`] (at least a
+    /// minute), for a member that missed the recovery.
+    fn remember_recovered(&mut self, id: StationId, mastered: &[DOHandle]) {
+        let now = self.now;
+        let keep = self.cfg.partition_memory.max(Duration::from_secs(60));
+        let r = &mut self.membership.recovered;
+        r.retain(|_, (until, _)| now < *until);
+        if r.len() >= 256 {
+            if let Some(oldest) = r.iter().min_by_key(|(_, (t, _))| *t).map(|(k, _)| *k) {
+                r.remove(&oldest);
             }
         }
+        r.insert(id, (now + keep, mastered.to_vec()));
+    }
+
+    /// Session master: `to` reports silent a station declared gone
+    /// already; it missed that word (and what the recovery did): it is told
+    /// again, alone, with where each of the station's objects is now.
+    fn retell_departure(&mut self, to: StationId, id: StationId) {
+        if !self.membership.gone.contains(&id) {
+            return;
+        }
+        self.send(to, SYSTEM_STREAM, Msg::StationGone { id, failed: true });
+        let handles = self
+            .membership
+            .recovered
+            .get(&id)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        for h in handles {
+            let msg = match self.store.entries.get(&h) {
+                Some(e) if e.master != id => Msg::MasterChanged {
+                    handle: h,
+                    master: e.master,
+                },
+                Some(_) => continue,
+                None => Msg::Delete { handle: h },
+            };
+            self.send(to, SYSTEM_STREAM, msg);
+        }
+        self.send(to, SYSTEM_STREAM, Msg::RecoveryDone { id });
     }
 
     /// `NewSessionMaster`: the sender took over as session master.

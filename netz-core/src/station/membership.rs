@@ -34,6 +34,10 @@ pub(super) struct Membership {
     /// lost, while its `NewSessionMaster` has not come, and until when it
     /// is waited for (see [`Station::check_takeover`]).
     pub(super) unconfirmed_master: Option<(StationId, Instant)>,
+    /// Session master: the objects each station declared gone mastered
+    /// then, until when they are kept: told again to a member that reports
+    /// the station silent later (it missed the recovery).
+    pub(super) recovered: BTreeMap<StationId, (Instant, Vec<DOHandle>)>,
 }
 
 impl Membership {
@@ -52,6 +56,7 @@ impl Membership {
             provisional_receivers: BTreeMap::new(),
             refused_takeover: None,
             unconfirmed_master: None,
+            recovered: BTreeMap::new(),
             spare_links: BTreeMap::new(),
         }
     }
