@@ -108,12 +108,16 @@ pub enum Event {
         /// How it ended.
         outcome: Outcome,
     },
-    /// The session excluded this station: it was not run for longer than
-    /// the failure timeout (a stopped process, a suspended machine), so
-    /// the others have declared it failed and dealt with its objects. It
+    /// The session excluded this station, which the others have declared
+    /// failed and whose objects they dealt with: it was not run for longer
+    /// than the failure timeout (a stopped process, a suspended machine);
+    /// or it was on the losing side of a split session once the network
+    /// healed (see [`StationConfig::partition_memory`](crate::StationConfig::partition_memory));
+    /// or the successor it picked as session master never took over. It
     /// holds no duplica any more and is out of the session
-    /// (`Event::Disconnected` follows); the game rejoins (a new station,
-    /// with a fresh token where security is on) or stops.
+    /// (`Event::Disconnected` follows; a server that is excluded
+    /// disconnects its clients with the same reason); the game rejoins (a
+    /// new station, with a fresh token where security is on) or stops.
     Excluded {
         /// Why.
         reason: String,
