@@ -9,6 +9,9 @@ pub(super) struct Calls {
     pub(super) deadlines: BTreeSet<(Instant, u64)>,
     pub(super) next_call: u64,
     pub(super) postponed: Vec<Postponed>,
+    /// The targets of the call being sent, kept between calls so that
+    /// sending one allocates no list.
+    pub(super) targets: Vec<StationId>,
     /// The re-entrancy guard: how many calls are executing right now (a
     /// call that calls another runs it at once; queued local messages wait
     /// until the outermost one returns).
@@ -22,6 +25,7 @@ impl Calls {
             deadlines: BTreeSet::new(),
             next_call: 1,
             postponed: Vec::new(),
+            targets: Vec::new(),
             reentrancy: 0,
         }
     }
@@ -381,155 +385,14 @@ impl Invoker for Station {
         ctx: &Arc<RmcShared>,
         returns: bool,
     ) -> bool {
-        if !self.is_in_session() {
-            {
-                refuse(ctx, Outcome::StationUnreachable);
-                return false;
-            };
-        }
-        let (flags, explicit, substream) = {
-            let g = ctx.lock();
-            (g.flags, g.target, g.substream)
-        };
-        let one_way = bits::has(flags, RmcFlag::OneWayCall);
-        let master = self.store.entries.get(&handle).map(|e| e.master);
-        let mut targets: Vec<StationId> = Vec::new();
-        if let Some(t) = explicit {
-            targets.push(t);
-        }
-        if bits::has(flags, RmcFlag::CallOnMaster) {
-            match master {
-                Some(m) => targets.push(m),
-                None => {
-                    refuse(ctx, Outcome::TargetObjectNotFound);
-                    return false;
-                }
-            }
-        }
-        if bits::has(flags, RmcFlag::CallOnLocalStation) {
-            targets.push(self.membership.id);
-        }
-        let on_dups = bits::has(flags, RmcFlag::CallOnDuplicas);
-        let on_neigh = bits::has(flags, RmcFlag::CallOnNeighbouringStations);
-        if one_way {
-            if on_dups {
-                match self.store.entries.get(&handle) {
-                    Some(e) if e.master == self.membership.id => {
-                        targets.extend(e.dup_set.iter().copied())
-                    }
-                    _ => {
-                        refuse(ctx, Outcome::ErrorInvalidContext);
-                        return false;
-                    }
-                }
-            }
-            if on_neigh {
-                targets.extend(
-                    self.membership
-                        .members
-                        .keys()
-                        .copied()
-                        .filter(|i| *i != self.membership.id),
-                );
-            }
-        } else if on_dups || on_neigh || targets.len() != 1 {
-            {
-                refuse(ctx, Outcome::ErrorInvalidContext);
-                return false;
-            };
-        }
-        if bits::has(flags, RmcFlag::RetryOnTargetValidationFailure) && returns && !one_way {
-            {
-                refuse(ctx, Outcome::ErrorInvalidContext);
-                return false;
-            };
-        }
-        targets.sort();
-        targets.dedup();
-        if targets
-            .iter()
-            .any(|t| !self.membership.members.contains_key(t))
-        {
-            {
-                refuse(ctx, Outcome::StationUnreachable);
-                return false;
-            };
-        }
-        let generation = ctx.begin();
-        if one_way {
-            for t in targets {
-                self.send(
-                    t,
-                    substream,
-                    Msg::Rmc {
-                        call: 0,
-                        handle,
-                        method: method.0,
-                        flags,
-                        args: Bytes(args.clone()),
-                        reply: false,
-                        substream,
-                    },
-                );
-            }
-            ctx.complete(generation, Outcome::Success, None);
-            self.drain_local();
-            return true;
-        }
-        if self.calls.pending.len() >= self.cfg.limits.max_rmcs_in_flight {
-            self.stats.rmcs_limited += 1;
-            self.limit_state
-                .hit(crate::limits::Limit::RmcsInFlight, self.membership.id);
-            {
-                refuse(ctx, Outcome::StationUnreachable);
-                return false;
-            };
-        }
-        let target = targets[0];
-        let call = self.calls.next_call;
-        self.calls.next_call += 1;
-        let deadline = self.now + self.cfg.rmc_timeout;
-        self.calls.pending.insert(
-            call,
-            PendingCall {
-                shared: ctx.clone(),
-                generation,
-                target,
-                deadline,
-                handle,
-                method: method.0,
-                args: args.clone(),
-                flags,
-                substream,
-                retries: 0,
-                sent: self.now,
-            },
-        );
-        self.calls.deadlines.insert((deadline, call));
-        let sent = self.send(
-            target,
-            substream,
-            Msg::Rmc {
-                call,
-                handle,
-                method: method.0,
-                flags,
-                args: Bytes(args),
-                reply: true,
-                substream,
-            },
-        );
-        if !sent {
-            if let Some(p) = self.calls.pending.remove(&call) {
-                self.calls.deadlines.remove(&(deadline, call));
-                self.complete_call(&p, Outcome::StationUnreachable, None);
-            }
-            return false;
-        }
-        self.drain_local();
-        true
+        // A call made while executing one (re-entrancy) finds the list
+        // taken and uses a new one.
+        let mut targets = std::mem::take(&mut self.calls.targets);
+        targets.clear();
+        let sent = self.invoke_rmc_to(&mut targets, handle, method, args, ctx, returns);
+        self.calls.targets = targets;
+        sent
     }
-
     fn invoke_action(
         &mut self,
         handle: DOHandle,
@@ -631,4 +494,164 @@ impl Station {
 fn refuse(shared: &Arc<RmcShared>, outcome: Outcome) {
     let g = shared.begin();
     shared.complete(g, outcome, None);
+}
+
+impl Station {
+    /// [`Invoker::invoke_rmc`] with `targets`, an empty list to fill.
+    fn invoke_rmc_to(
+        &mut self,
+        targets: &mut Vec<StationId>,
+        handle: DOHandle,
+        method: MethodId,
+        args: Vec<u8>,
+        ctx: &Arc<RmcShared>,
+        returns: bool,
+    ) -> bool {
+        if !self.is_in_session() {
+            {
+                refuse(ctx, Outcome::StationUnreachable);
+                return false;
+            };
+        }
+        let (flags, explicit, substream) = {
+            let g = ctx.lock();
+            (g.flags, g.target, g.substream)
+        };
+        let one_way = bits::has(flags, RmcFlag::OneWayCall);
+        let master = self.store.entries.get(&handle).map(|e| e.master);
+        if let Some(t) = explicit {
+            targets.push(t);
+        }
+        if bits::has(flags, RmcFlag::CallOnMaster) {
+            match master {
+                Some(m) => targets.push(m),
+                None => {
+                    refuse(ctx, Outcome::TargetObjectNotFound);
+                    return false;
+                }
+            }
+        }
+        if bits::has(flags, RmcFlag::CallOnLocalStation) {
+            targets.push(self.membership.id);
+        }
+        let on_dups = bits::has(flags, RmcFlag::CallOnDuplicas);
+        let on_neigh = bits::has(flags, RmcFlag::CallOnNeighbouringStations);
+        if one_way {
+            if on_dups {
+                match self.store.entries.get(&handle) {
+                    Some(e) if e.master == self.membership.id => {
+                        targets.extend(e.dup_set.iter().copied())
+                    }
+                    _ => {
+                        refuse(ctx, Outcome::ErrorInvalidContext);
+                        return false;
+                    }
+                }
+            }
+            if on_neigh {
+                targets.extend(
+                    self.membership
+                        .members
+                        .keys()
+                        .copied()
+                        .filter(|i| *i != self.membership.id),
+                );
+            }
+        } else if on_dups || on_neigh || targets.len() != 1 {
+            {
+                refuse(ctx, Outcome::ErrorInvalidContext);
+                return false;
+            };
+        }
+        if bits::has(flags, RmcFlag::RetryOnTargetValidationFailure) && returns && !one_way {
+            {
+                refuse(ctx, Outcome::ErrorInvalidContext);
+                return false;
+            };
+        }
+        targets.sort();
+        targets.dedup();
+        if targets
+            .iter()
+            .any(|t| !self.membership.members.contains_key(t))
+        {
+            {
+                refuse(ctx, Outcome::StationUnreachable);
+                return false;
+            };
+        }
+        let generation = ctx.begin();
+        if one_way {
+            for &t in targets.iter() {
+                self.send(
+                    t,
+                    substream,
+                    Msg::Rmc {
+                        call: 0,
+                        handle,
+                        method: method.0,
+                        flags,
+                        args: Bytes(args.clone()),
+                        reply: false,
+                        substream,
+                    },
+                );
+            }
+            ctx.complete(generation, Outcome::Success, None);
+            self.drain_local();
+            return true;
+        }
+        if self.calls.pending.len() >= self.cfg.limits.max_rmcs_in_flight {
+            self.stats.rmcs_limited += 1;
+            self.limit_state
+                .hit(crate::limits::Limit::RmcsInFlight, self.membership.id);
+            {
+                refuse(ctx, Outcome::StationUnreachable);
+                return false;
+            };
+        }
+        let target = targets[0];
+        let call = self.calls.next_call;
+        self.calls.next_call += 1;
+        let deadline = self.now + self.cfg.rmc_timeout;
+        self.calls.pending.insert(
+            call,
+            PendingCall {
+                shared: ctx.clone(),
+                generation,
+                target,
+                deadline,
+                handle,
+                method: method.0,
+                args: args.clone(),
+                flags,
+                substream,
+                retries: 0,
+                sent: self.now,
+            },
+        );
+        self.calls.deadlines.insert((deadline, call));
+        let sent = self.send(
+            target,
+            substream,
+            Msg::Rmc {
+                call,
+                handle,
+                method: method.0,
+                flags,
+                args: Bytes(args),
+                reply: true,
+                substream,
+            },
+        );
+        if !sent {
+            if let Some(p) = self.calls.pending.remove(&call) {
+                self.calls.deadlines.remove(&(deadline, call));
+                self.complete_call(&p, Outcome::StationUnreachable, None);
+            }
+            return false;
+        }
+        self.drain_local();
+        true
+    }
 }
