@@ -80,6 +80,14 @@ struct Shared {
     /// took from the station and has not sent yet: a caller then leaves its
     /// own datagrams to the driver, so that none overtakes another.
     sending: AtomicBool,
+    /// Set by [`NetStation::shutdown`]: the driver stops at its next turn
+    /// (it is woken through `wake`, so that it waits on one thing less).
+    stop: AtomicBool,
+    /// Whether `handed` holds datagrams (read without its lock).
+    has_handed: AtomicBool,
+    /// The session master last seen by `publish` (its id), so that an
+    /// unchanged one costs no write lock on the session state.
+    master_seen: AtomicU64,
     /// The deadline the driver sleeps until, µs of the station's clock
     /// (`u64::MAX` for none); a caller whose call moved the station's next
     /// deadline earlier wakes the driver.
@@ -119,13 +127,7 @@ impl Shared {
     /// driver must still be woken (datagrams left for it, or a deadline
     /// earlier than the one it sleeps until).
     fn flush_from_caller(&self, st: &mut Station, now: Instant) -> bool {
-        if self.sending.load(Ordering::Acquire)
-            || !self
-                .handed
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .is_empty()
-        {
+        if self.sending.load(Ordering::Acquire) || self.has_handed.load(Ordering::Acquire) {
             return true;
         }
         if st.poll_timeout().is_some_and(|t| t <= now) {
@@ -160,16 +162,23 @@ impl Shared {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .extend(datagrams);
+        self.has_handed.store(true, Ordering::Release);
     }
 
     /// Publishes the station's events and session state (lock held).
     fn publish(&self, st: &mut Station) {
+        let mut any = false;
         while let Some(e) = st.poll_event() {
+            any = true;
             self.on_event(st, &e);
             let _ = self.events.send(e);
         }
         // A session master chosen without an event still shows in the state.
         let master = st.session_master();
+        let seen = self.master_seen.swap(u64::from(master.0), Ordering::AcqRel);
+        if !any && seen == u64::from(master.0) {
+            return;
+        }
         self.state.send_if_modified(|s| match s {
             SessionState::InSession { session_master, .. } if *session_master != master => {
                 *session_master = master;
@@ -309,7 +318,6 @@ impl Drop for CallWait {
 
 /// Stops the driver when the last handle goes.
 struct Owner {
-    stop: watch::Sender<bool>,
     task: Mutex<Option<JoinHandle<()>>>,
     callbacks: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -418,6 +426,9 @@ impl NetStation {
             wake: Notify::new(),
             socket: socket.clone(),
             sending: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+            has_handed: AtomicBool::new(false),
+            master_seen: AtomicU64::new(u64::MAX),
             sleeping_until: AtomicU64::new(0),
             handed: Mutex::new(Vec::new()),
             waiters: Mutex::new(Waiters::default()),
@@ -427,12 +438,10 @@ impl NetStation {
             local_addr,
             span: span.clone(),
         });
-        let (stop, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(drive(shared.clone(), socket, stop_rx).instrument(span));
+        let task = tokio::spawn(drive(shared.clone(), socket).instrument(span));
         Ok(NetStation {
             shared,
             owner: Arc::new(Owner {
-                stop,
                 task: Mutex::new(Some(task)),
                 callbacks: Mutex::new(Vec::new()),
             }),
@@ -441,7 +450,7 @@ impl NetStation {
 
     /// Whether [`NetStation::shutdown`] stopped the driver.
     pub(crate) fn is_stopped(&self) -> bool {
-        *self.owner.stop.borrow()
+        self.shared.stop.load(Ordering::Acquire)
     }
 
     /// The address the socket is bound to.
@@ -582,7 +591,8 @@ impl NetStation {
                 debug!(parent: &self.shared.span, "leave on shutdown: {e}");
             }
         }
-        self.owner.stop.send_replace(true);
+        self.shared.stop.store(true, Ordering::Release);
+        self.shared.wake.notify_one();
         let task = self
             .owner
             .task
@@ -1011,11 +1021,7 @@ const BURST: usize = 64;
 
 /// The driver: owns the socket, sleeps until the station's next deadline,
 /// and feeds it every datagram, deadline and user call.
-async fn drive(
-    shared: Arc<Shared>,
-    socket: Arc<dyn DatagramSocket>,
-    mut stop: watch::Receiver<bool>,
-) {
+async fn drive(shared: Arc<Shared>, socket: Arc<dyn DatagramSocket>) {
     let _stopped = StopGuard(shared.clone());
     let mut buf = vec![0u8; 65_536];
     let mut out = Vec::new();
@@ -1026,18 +1032,21 @@ async fn drive(
     // The wake-up, the deadline and the stop stay armed across turns of
     // the loop: re-creating them every turn costs a timer registration
     // and a waiter list update per datagram.
-    let stopped = stop.changed();
-    tokio::pin!(stopped);
     let woken = shared.wake.notified();
     tokio::pin!(woken);
     let sleep = tokio::time::sleep_until(tokio::time::Instant::now());
     tokio::pin!(sleep);
     let mut armed: Option<Instant> = None;
+    // The time the last datagram was handled at, for the turn that follows
+    // at once (one clock reading fewer per datagram).
+    let mut carried: Option<Instant> = None;
     loop {
         let deadline = {
             let mut st = shared.lock();
-            let now = shared.clock.now();
-            out.append(&mut shared.handed.lock().unwrap_or_else(|e| e.into_inner()));
+            let now = carried.take().unwrap_or_else(|| shared.clock.now());
+            if shared.has_handed.swap(false, Ordering::AcqRel) {
+                out.append(&mut shared.handed.lock().unwrap_or_else(|e| e.into_inner()));
+            }
             shared.drain(&mut st, now, &mut out);
             if !out.is_empty() {
                 shared.sending.store(true, Ordering::Release);
@@ -1072,8 +1081,12 @@ async fn drive(
         }
         tokio::select! {
             biased;
-            _ = &mut stopped => break,
-            _ = &mut woken => woken.set(shared.wake.notified()),
+            _ = &mut woken => {
+                if shared.stop.load(Ordering::Acquire) {
+                    break;
+                }
+                woken.set(shared.wake.notified());
+            }
             _ = &mut sleep, if armed.is_some() => {
                 // Re-armed by the next turn (the station's deadline moves
                 // on once handled).
@@ -1090,6 +1103,7 @@ async fn drive(
                         let mut st = shared.lock();
                         let now = shared.clock.now();
                         st.handle_datagram(now, from, &buf[..n]);
+                        carried = Some(now);
                     }
                     // Take what else is already waiting, without another
                     // turn of the select.
@@ -1100,6 +1114,7 @@ async fn drive(
                         let mut st = shared.lock();
                         let now = shared.clock.now();
                         st.handle_datagram(now, from, &buf[..n]);
+                        carried = Some(now);
                     }
                 }
                 Err(e) if is_transient(&e) => {}
