@@ -376,126 +376,6 @@ impl Station {
     }
 }
 
-impl Invoker for Station {
-    fn invoke_rmc(
-        &mut self,
-        handle: DOHandle,
-        method: MethodId,
-        args: Vec<u8>,
-        ctx: &Arc<RmcShared>,
-        returns: bool,
-    ) -> bool {
-        // A call made while executing one (re-entrancy) finds the list
-        // taken and uses a new one.
-        let mut targets = std::mem::take(&mut self.calls.targets);
-        targets.clear();
-        let sent = self.invoke_rmc_to(&mut targets, handle, method, args, ctx, returns);
-        self.calls.targets = targets;
-        sent
-    }
-    fn invoke_action(
-        &mut self,
-        handle: DOHandle,
-        method: MethodId,
-        args: Vec<u8>,
-        target: ActionTarget,
-    ) -> bool {
-        let Some(e) = self.store.entries.get(&handle) else {
-            return false;
-        };
-        let master = e.master;
-        let is_master = master == self.membership.id;
-        let sent = match target {
-            ActionTarget::Master => {
-                if is_master {
-                    let op = self.make_call_op(self.membership.id, handle, method.0, true);
-                    // The master runs it, then every duplica does.
-                    self.execute_call(op, 0, false, handle, args, SYSTEM_STREAM, true);
-                    true
-                } else {
-                    self.send(
-                        master,
-                        SYSTEM_STREAM,
-                        Msg::Action {
-                            handle,
-                            method: method.0,
-                            args: Bytes(args),
-                            forward: true,
-                        },
-                    )
-                }
-            }
-            ActionTarget::Duplicas => {
-                if !is_master {
-                    return false;
-                }
-                self.action_to_duplicas(handle, method, &args);
-                true
-            }
-        };
-        self.drain_local();
-        sent
-    }
-
-    fn local_station(&self) -> StationId {
-        self.membership.id
-    }
-
-    fn store_view(&self) -> Option<crate::pipeline::StoreView<'_>> {
-        Some(Station::store_view(self))
-    }
-}
-
-// ---- message handlers (dispatched by `Station::handle_msg`)
-impl Station {
-    /// `Action`: run an action (and, with `forward`, pass it to every duplica).
-    pub(super) fn on_action(
-        &mut self,
-        origin: StationId,
-        handle: DOHandle,
-        method: u16,
-        args: Bytes,
-        forward: bool,
-    ) {
-        let Some(e) = self.store.entries.get(&handle) else {
-            self.stats.unknown_object += 1;
-            return;
-        };
-        if !forward && origin != e.master {
-            // To the duplicas only from the master (to the master, anyone).
-            self.refuse(
-                "Action",
-                origin,
-                "an action on duplicas not from the master",
-            );
-            return;
-        }
-        if forward && e.master != self.membership.id {
-            // The master moved: pass it on.
-            let m = e.master;
-            self.send(
-                m,
-                SYSTEM_STREAM,
-                Msg::Action {
-                    handle,
-                    method,
-                    args,
-                    forward,
-                },
-            );
-            return;
-        }
-        let op = self.make_call_op(origin, handle, method, true);
-        self.execute_call(op, 0, false, handle, args.0, SYSTEM_STREAM, forward);
-    }
-}
-
-/// Completes a call that was not sent with `outcome`, at once.
-fn refuse(shared: &Arc<RmcShared>, outcome: Outcome) {
-    let g = shared.begin();
-    shared.complete(g, outcome, None);
-}
-
 impl Station {
     /// [`Invoker::invoke_rmc`] with `targets`, an empty list to fill.
     fn invoke_rmc_to(
@@ -654,4 +534,125 @@ impl Station {
         self.drain_local();
         true
     }
+}
+
+impl Invoker for Station {
+    fn invoke_rmc(
+        &mut self,
+        handle: DOHandle,
+        method: MethodId,
+        args: Vec<u8>,
+        ctx: &Arc<RmcShared>,
+        returns: bool,
+    ) -> bool {
+        // A call made while executing one (re-entrancy) finds the list
+        // taken and uses a new one.
+        let mut targets = std::mem::take(&mut self.calls.targets);
+        targets.clear();
+        let sent = self.invoke_rmc_to(&mut targets, handle, method, args, ctx, returns);
+        self.calls.targets = targets;
+        sent
+    }
+
+    fn invoke_action(
+        &mut self,
+        handle: DOHandle,
+        method: MethodId,
+        args: Vec<u8>,
+        target: ActionTarget,
+    ) -> bool {
+        let Some(e) = self.store.entries.get(&handle) else {
+            return false;
+        };
+        let master = e.master;
+        let is_master = master == self.membership.id;
+        let sent = match target {
+            ActionTarget::Master => {
+                if is_master {
+                    let op = self.make_call_op(self.membership.id, handle, method.0, true);
+                    // The master runs it, then every duplica does.
+                    self.execute_call(op, 0, false, handle, args, SYSTEM_STREAM, true);
+                    true
+                } else {
+                    self.send(
+                        master,
+                        SYSTEM_STREAM,
+                        Msg::Action {
+                            handle,
+                            method: method.0,
+                            args: Bytes(args),
+                            forward: true,
+                        },
+                    )
+                }
+            }
+            ActionTarget::Duplicas => {
+                if !is_master {
+                    return false;
+                }
+                self.action_to_duplicas(handle, method, &args);
+                true
+            }
+        };
+        self.drain_local();
+        sent
+    }
+
+    fn local_station(&self) -> StationId {
+        self.membership.id
+    }
+
+    fn store_view(&self) -> Option<crate::pipeline::StoreView<'_>> {
+        Some(Station::store_view(self))
+    }
+}
+
+// ---- message handlers (dispatched by `Station::handle_msg`)
+impl Station {
+    /// `Action`: run an action (and, with `forward`, pass it to every duplica).
+    pub(super) fn on_action(
+        &mut self,
+        origin: StationId,
+        handle: DOHandle,
+        method: u16,
+        args: Bytes,
+        forward: bool,
+    ) {
+        let Some(e) = self.store.entries.get(&handle) else {
+            self.stats.unknown_object += 1;
+            return;
+        };
+        if !forward && origin != e.master {
+            // To the duplicas only from the master (to the master, anyone).
+            self.refuse(
+                "Action",
+                origin,
+                "an action on duplicas not from the master",
+            );
+            return;
+        }
+        if forward && e.master != self.membership.id {
+            // The master moved: pass it on.
+            let m = e.master;
+            self.send(
+                m,
+                SYSTEM_STREAM,
+                Msg::Action {
+                    handle,
+                    method,
+                    args,
+                    forward,
+                },
+            );
+            return;
+        }
+        let op = self.make_call_op(origin, handle, method, true);
+        self.execute_call(op, 0, false, handle, args.0, SYSTEM_STREAM, forward);
+    }
+}
+
+/// Completes a call that was not sent with `outcome`, at once.
+fn refuse(shared: &Arc<RmcShared>, outcome: Outcome) {
+    let g = shared.begin();
+    shared.complete(g, outcome, None);
 }
