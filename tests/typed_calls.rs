@@ -374,3 +374,23 @@ async fn one_way_calls_and_actions() {
     assert!(matches!(missing.reset(1).await, Err(CallError::NotSent)));
     s.end().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_still_waiting_when_its_station_goes_fails_with_stopped() {
+    let s = session().await;
+    // The server answers only after a long while; meanwhile the last
+    // handle of alice's station goes, which stops its driver abruptly.
+    // The call sets no timer of its own: the driver's end wakes it.
+    let fut = s.alice.remote::<Arena>(s.arena).slow(60_000).send();
+    let Session {
+        server, alice, bob, ..
+    } = s;
+    drop(alice);
+    // (The timeout only keeps a broken build from hanging the test.)
+    let got = tokio::time::timeout(WAIT, fut)
+        .await
+        .expect("the call resolves");
+    assert!(matches!(got, Err(CallError::Stopped)), "{got:?}");
+    bob.shutdown().await;
+    server.shutdown().await;
+}

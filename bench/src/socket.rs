@@ -67,4 +67,11 @@ impl DatagramSocket for CountingSocket {
     fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         self.inner.try_recv_from(buf)
     }
+    fn poll_recv_from(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<io::Result<(usize, SocketAddr)>> {
+        DatagramSocket::poll_recv_from(&self.inner, cx, buf)
+    }
 }

@@ -136,7 +136,14 @@ pub(crate) struct RmcInner {
     pub(crate) result: Option<Vec<u8>>,
     /// Incremented on every new call and reset so late replies are ignored.
     pub(crate) generation: u64,
+    /// The first task waiting for completion (most calls have one: kept
+    /// apart so that waiting allocates nothing), then any others.
+    pub(crate) waker: Option<Waker>,
     pub(crate) wakers: Vec<Waker>,
+    /// Threads blocked in [`RmcContext::wait`]: the condition variable is
+    /// only notified when there are some (notifying costs a system call
+    /// even when nobody waits).
+    pub(crate) blocked: u32,
 }
 
 /// The shared, type-erased part of an [`RmcContext`]; the station keeps one
@@ -159,7 +166,7 @@ impl RmcShared {
         outcome: Outcome,
         result: Option<Vec<u8>>,
     ) -> bool {
-        let wakers = {
+        let (waker, wakers, blocked) = {
             let mut g = self.lock();
             if g.generation != generation || g.state != CallState::CallInProgress {
                 return false;
@@ -171,9 +178,14 @@ impl RmcShared {
                 CallState::CallFailure
             };
             g.result = result;
-            std::mem::take(&mut g.wakers)
+            (g.waker.take(), std::mem::take(&mut g.wakers), g.blocked > 0)
         };
-        self.cond.notify_all();
+        if blocked {
+            self.cond.notify_all();
+        }
+        if let Some(w) = waker {
+            w.wake();
+        }
         for w in wakers {
             w.wake();
         }
@@ -243,7 +255,9 @@ impl<R> RmcContext<R> {
                     outcome: Outcome::Unknown,
                     result: None,
                     generation: 0,
+                    waker: None,
                     wakers: Vec::new(),
+                    blocked: 0,
                 }),
                 cond: Condvar::new(),
             }),
@@ -326,17 +340,21 @@ impl<R> RmcContext<R> {
     /// blocks this thread until the call completes or `timeout` passes (another
     /// thread must be driving the station). Returns whether the call completed.
     pub fn wait(&self, timeout: Duration) -> bool {
-        let g = self.shared.lock();
+        let mut g = self.shared.lock();
         let done =
             |g: &RmcInner| matches!(g.state, CallState::CallSuccess | CallState::CallFailure);
         if done(&g) || timeout.is_zero() || g.state != CallState::CallInProgress {
             return done(&g);
         }
-        let (g, _) = self
+        // Counted under the lock, so that a completion (which takes it too)
+        // sees this thread before it decides whether to notify.
+        g.blocked += 1;
+        let (mut g, _) = self
             .shared
             .cond
             .wait_timeout_while(g, timeout, |g| g.state == CallState::CallInProgress)
             .unwrap_or_else(|e| e.into_inner());
+        g.blocked -= 1;
         done(&g)
     }
 
@@ -393,8 +411,15 @@ impl Future for Completion {
             CallState::CallSuccess | CallState::CallFailure => Poll::Ready(g.outcome),
             CallState::Available => Poll::Ready(Outcome::Unknown),
             CallState::CallInProgress => {
-                if !g.wakers.iter().any(|w| w.will_wake(cx.waker())) {
-                    g.wakers.push(cx.waker().clone());
+                let w = cx.waker();
+                match &g.waker {
+                    None => g.waker = Some(w.clone()),
+                    Some(first) if first.will_wake(w) => {}
+                    Some(_) => {
+                        if !g.wakers.iter().any(|o| o.will_wake(w)) {
+                            g.wakers.push(w.clone());
+                        }
+                    }
                 }
                 Poll::Pending
             }

@@ -329,7 +329,9 @@ pub(crate) struct Envelope {
 
 impl Envelope {
     pub(crate) fn encode(&self) -> Vec<u8> {
-        postcard::to_allocvec(self).unwrap_or_default()
+        // Room for a small message at once: growing from nothing costs a
+        // reallocation at every doubling.
+        postcard::to_extend(self, Vec::with_capacity(64)).unwrap_or_default()
     }
 
     pub(crate) fn decode(bytes: &[u8]) -> Option<Envelope> {

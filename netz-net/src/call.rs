@@ -18,8 +18,8 @@
 //! sans-IO [`netz_core::Station`].
 
 use crate::error::NetError;
-use crate::station::NetStation;
-use netz_core::rmc::{Completion, RmcContext, RmcFlag};
+use crate::station::{CallWait, NetStation};
+use netz_core::rmc::{RmcContext, RmcFlag};
 use netz_core::{
     decode_value, encode_value, ActionTarget, DOHandle, DoClass, Invoker, MethodId, Outcome, Ref,
     StationId,
@@ -32,10 +32,6 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
-
-/// How long the future waits beyond the station's RMC timeout for the
-/// core's own `TimedOut` outcome before it gives up by itself.
-const MARGIN: Duration = Duration::from_secs(2);
 
 /// Why a typed RMC or action failed: every failure [`Outcome`] of the core,
 /// and the driver's own errors.
@@ -380,17 +376,13 @@ fn send_rmc<R: 'static>(
     method: MethodId,
     args: Vec<u8>,
     ctx: &RmcContext<R>,
-) -> Result<Duration, CallError> {
+) -> Result<(), CallError> {
     if station.is_stopped() {
         return Err(CallError::Stopped);
     }
     let returns = TypeId::of::<R>() != TypeId::of::<()>();
-    let (sent, timeout) = station.with(|st, _| {
-        let sent = st.invoke_rmc(handle, method, args, ctx.shared(), returns);
-        (sent, st.config().rmc_timeout)
-    });
-    if sent {
-        return Ok(timeout);
+    if station.with(|st, _| st.invoke_rmc(handle, method, args, ctx.shared(), returns)) {
+        return Ok(());
     }
     Err(CallError::from_outcome(ctx.outcome())
         .filter(|e| !matches!(e, CallError::Other(_)))
@@ -403,16 +395,14 @@ impl<R: DeserializeOwned + Send + 'static> IntoFuture for RmcCall<R> {
 
     fn into_future(self) -> RmcFuture<R> {
         let ctx = self.settings.context::<R>();
-        let sent = send_rmc(&self.station, self.handle, self.method, self.args, &ctx);
-        let (error, wait) = match sent {
-            Ok(core) => (None, self.timeout.unwrap_or(core + MARGIN)),
-            Err(e) => (Some(e), Duration::ZERO),
-        };
+        let error = send_rmc(&self.station, self.handle, self.method, self.args, &ctx).err();
         RmcFuture {
-            completion: ctx.completion(),
+            wait: self.station.wait_call(&ctx),
             ctx,
             error,
-            sleep: Box::pin(tokio::time::sleep(wait)),
+            // Only a timeout of the call's own takes a timer: the core
+            // times every call out after its RMC timeout.
+            sleep: self.timeout.map(|d| Box::pin(tokio::time::sleep(d))),
             done: false,
         }
     }
@@ -424,9 +414,9 @@ impl<R: DeserializeOwned + Send + 'static> IntoFuture for RmcCall<R> {
 #[must_use = "a future does nothing unless awaited; dropping it cancels the call"]
 pub struct RmcFuture<R> {
     ctx: RmcContext<R>,
-    completion: Completion,
+    wait: CallWait,
     error: Option<CallError>,
-    sleep: Pin<Box<tokio::time::Sleep>>,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
     done: bool,
 }
 
@@ -459,8 +449,15 @@ impl<R: DeserializeOwned> Future for RmcFuture<R> {
             this.done = true;
             return Poll::Ready(Err(e));
         }
-        if let Poll::Ready(outcome) = Pin::new(&mut this.completion).poll(cx) {
+        if let Poll::Ready(waited) = Pin::new(&mut this.wait).poll(cx) {
             this.done = true;
+            let outcome = match waited {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    this.ctx.cancel();
+                    return Poll::Ready(Err(e.into()));
+                }
+            };
             return Poll::Ready(match CallError::from_outcome(outcome) {
                 // A reply with no bytes is the unit of a void RMC.
                 None => this
@@ -471,12 +468,12 @@ impl<R: DeserializeOwned> Future for RmcFuture<R> {
                 Some(e) => Err(e),
             });
         }
-        if this.sleep.as_mut().poll(cx).is_ready() {
-            this.done = true;
-            this.ctx.cancel();
-            // Without a timeout of its own, a call only gets here when the
-            // driver stopped before the core's RMC timeout fired.
-            return Poll::Ready(Err(CallError::TimedOut));
+        if let Some(sleep) = this.sleep.as_mut() {
+            if sleep.as_mut().poll(cx).is_ready() {
+                this.done = true;
+                this.ctx.cancel();
+                return Poll::Ready(Err(CallError::TimedOut));
+            }
         }
         Poll::Pending
     }

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use std::io;
 use std::net::SocketAddr;
+use std::task::{ready, Context, Poll};
 
 /// A datagram socket: a real UDP socket, or an in-memory one
 /// ([`crate::simnet::SimSocket`]) for tests under a simulated network.
@@ -15,7 +16,9 @@ use std::net::SocketAddr;
 /// and the driver then sends a call's datagrams from the calling task while
 /// it is idle itself, and takes every datagram already waiting after one it
 /// awaited. Their defaults report [`io::ErrorKind::WouldBlock`], and the
-/// driver falls back to the async methods.
+/// driver falls back to the async methods. So is `poll_recv_from`: a socket
+/// that implements it spares the driver a future (an allocation) per
+/// datagram it awaits.
 #[async_trait]
 pub trait DatagramSocket: Send + Sync + 'static {
     /// Sends `buf` to `target`.
@@ -36,6 +39,18 @@ pub trait DatagramSocket: Send + Sync + 'static {
         let _ = buf;
         Err(io::ErrorKind::WouldBlock.into())
     }
+    /// Polls for a datagram into `buf`, as `recv_from` does, registering
+    /// `cx`'s waker when none is waiting; [`io::ErrorKind::Unsupported`]
+    /// when the socket cannot be polled (the default: the driver then
+    /// awaits `recv_from`).
+    fn poll_recv_from(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<(usize, SocketAddr)>> {
+        let _ = (cx, buf);
+        Poll::Ready(Err(io::ErrorKind::Unsupported.into()))
+    }
 }
 
 #[async_trait]
@@ -54,5 +69,14 @@ impl DatagramSocket for tokio::net::UdpSocket {
     }
     fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         tokio::net::UdpSocket::try_recv_from(self, buf)
+    }
+    fn poll_recv_from(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<(usize, SocketAddr)>> {
+        let mut read = tokio::io::ReadBuf::new(buf);
+        let from = ready!(tokio::net::UdpSocket::poll_recv_from(self, cx, &mut read))?;
+        Poll::Ready(Ok((read.filled().len(), from)))
     }
 }

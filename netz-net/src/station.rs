@@ -8,10 +8,13 @@ use netz_core::{
     DOHandle, DoClass, Event, Instant, JoinError, Outcome, Ref, Registry, RoomInfo, Station,
     StationId, StationStats,
 };
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use tokio::sync::{broadcast, watch, Notify};
 use tokio::task::JoinHandle;
@@ -77,6 +80,14 @@ struct Shared {
     /// took from the station and has not sent yet: a caller then leaves its
     /// own datagrams to the driver, so that none overtakes another.
     sending: AtomicBool,
+    /// Set by [`NetStation::shutdown`]: the driver stops at its next turn
+    /// (it is woken through `wake`, so that it waits on one thing less).
+    stop: AtomicBool,
+    /// Whether `handed` holds datagrams (read without its lock).
+    has_handed: AtomicBool,
+    /// The session master last seen by `publish` (its id), so that an
+    /// unchanged one costs no write lock on the session state.
+    master_seen: AtomicU64,
     /// The deadline the driver sleeps until, µs of the station's clock
     /// (`u64::MAX` for none); a caller whose call moved the station's next
     /// deadline earlier wakes the driver.
@@ -84,6 +95,8 @@ struct Shared {
     /// Datagrams a caller could not send at once, for the driver to send
     /// first.
     handed: Mutex<Vec<netz_core::Transmit>>,
+    /// The tasks awaiting an RMC's outcome, woken when the driver stops.
+    waiters: Mutex<Waiters>,
     events: broadcast::Sender<Event>,
     state: watch::Sender<SessionState>,
     tick: watch::Sender<u64>,
@@ -114,13 +127,7 @@ impl Shared {
     /// driver must still be woken (datagrams left for it, or a deadline
     /// earlier than the one it sleeps until).
     fn flush_from_caller(&self, st: &mut Station, now: Instant) -> bool {
-        if self.sending.load(Ordering::Acquire)
-            || !self
-                .handed
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .is_empty()
-        {
+        if self.sending.load(Ordering::Acquire) || self.has_handed.load(Ordering::Acquire) {
             return true;
         }
         if st.poll_timeout().is_some_and(|t| t <= now) {
@@ -155,16 +162,23 @@ impl Shared {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .extend(datagrams);
+        self.has_handed.store(true, Ordering::Release);
     }
 
     /// Publishes the station's events and session state (lock held).
     fn publish(&self, st: &mut Station) {
+        let mut any = false;
         while let Some(e) = st.poll_event() {
+            any = true;
             self.on_event(st, &e);
             let _ = self.events.send(e);
         }
         // A session master chosen without an event still shows in the state.
         let master = st.session_master();
+        let seen = self.master_seen.swap(u64::from(master.0), Ordering::AcqRel);
+        if !any && seen == u64::from(master.0) {
+            return;
+        }
         self.state.send_if_modified(|s| match s {
             SessionState::InSession { session_master, .. } if *session_master != master => {
                 *session_master = master;
@@ -206,9 +220,104 @@ impl Shared {
     }
 }
 
+/// The tasks awaiting an RMC's outcome through [`CallWait`]. The core
+/// completes every call (with `TimedOut` at the latest), as long as the
+/// driver runs; when it stops, these are woken instead, so that no call
+/// needs a timer of its own.
+#[derive(Default)]
+struct Waiters {
+    slots: Vec<Option<Waker>>,
+    free: Vec<usize>,
+    stopped: bool,
+}
+
+impl Shared {
+    fn waiters(&self) -> MutexGuard<'_, Waiters> {
+        self.waiters.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Wakes every [`CallWait`] when the driver ends, however it ends
+/// (stopped, aborted, or panicking).
+struct StopGuard(Arc<Shared>);
+
+impl Drop for StopGuard {
+    fn drop(&mut self) {
+        let wakers: Vec<Waker> = {
+            let mut w = self.0.waiters();
+            w.stopped = true;
+            w.slots.iter_mut().filter_map(Option::take).collect()
+        };
+        for w in wakers {
+            w.wake();
+        }
+    }
+}
+
+/// Awaits an RMC's outcome on a station: the core's outcome, or
+/// [`NetError::Stopped`] once the station's driver has stopped.
+pub(crate) struct CallWait {
+    completion: netz_core::rmc::Completion,
+    shared: Arc<Shared>,
+    slot: Option<usize>,
+}
+
+impl CallWait {
+    fn release(&mut self) {
+        if let Some(i) = self.slot.take() {
+            let mut w = self.shared.waiters();
+            w.slots[i] = None;
+            w.free.push(i);
+        }
+    }
+}
+
+impl Future for CallWait {
+    type Output = Result<Outcome, NetError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        if let Poll::Ready(outcome) = Pin::new(&mut this.completion).poll(cx) {
+            this.release();
+            return Poll::Ready(Ok(outcome));
+        }
+        let mut w = this.shared.waiters();
+        if w.stopped {
+            drop(w);
+            this.release();
+            return Poll::Ready(Err(NetError::Stopped));
+        }
+        let waker = cx.waker();
+        match this.slot {
+            Some(i) => {
+                if !w.slots[i].as_ref().is_some_and(|o| o.will_wake(waker)) {
+                    w.slots[i] = Some(waker.clone());
+                }
+            }
+            None => {
+                let i = match w.free.pop() {
+                    Some(i) => i,
+                    None => {
+                        w.slots.push(None);
+                        w.slots.len() - 1
+                    }
+                };
+                w.slots[i] = Some(waker.clone());
+                this.slot = Some(i);
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for CallWait {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
 /// Stops the driver when the last handle goes.
 struct Owner {
-    stop: watch::Sender<bool>,
     task: Mutex<Option<JoinHandle<()>>>,
     callbacks: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -317,20 +426,22 @@ impl NetStation {
             wake: Notify::new(),
             socket: socket.clone(),
             sending: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+            has_handed: AtomicBool::new(false),
+            master_seen: AtomicU64::new(u64::MAX),
             sleeping_until: AtomicU64::new(0),
             handed: Mutex::new(Vec::new()),
+            waiters: Mutex::new(Waiters::default()),
             events,
             state: watch::Sender::new(SessionState::Idle),
             tick: watch::Sender::new(0),
             local_addr,
             span: span.clone(),
         });
-        let (stop, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(drive(shared.clone(), socket, stop_rx).instrument(span));
+        let task = tokio::spawn(drive(shared.clone(), socket).instrument(span));
         Ok(NetStation {
             shared,
             owner: Arc::new(Owner {
-                stop,
                 task: Mutex::new(Some(task)),
                 callbacks: Mutex::new(Vec::new()),
             }),
@@ -339,7 +450,7 @@ impl NetStation {
 
     /// Whether [`NetStation::shutdown`] stopped the driver.
     pub(crate) fn is_stopped(&self) -> bool {
-        *self.owner.stop.borrow()
+        self.shared.stop.load(Ordering::Acquire)
     }
 
     /// The address the socket is bound to.
@@ -480,7 +591,8 @@ impl NetStation {
                 debug!(parent: &self.shared.span, "leave on shutdown: {e}");
             }
         }
-        self.owner.stop.send_replace(true);
+        self.shared.stop.store(true, Ordering::Release);
+        self.shared.wake.notify_one();
         let task = self
             .owner
             .task
@@ -514,10 +626,13 @@ impl NetStation {
     }
 
     /// Sends an RMC through `send` (which calls a stub with `ctx`, such as
-    /// `st.object::<T>(h).call_name(&ctx, ..)`) and waits for its outcome, at
-    /// most the RMC timeout and a margin; the result is then in
-    /// `ctx.result()`. Fails with [`NetError::NotSent`] when `send` returns
-    /// false. Cancellation-safe: dropping the future leaves the call running.
+    /// `st.object::<T>(h).call_name(&ctx, ..)`) and waits for its outcome
+    /// (the core times the call out after the RMC timeout, with
+    /// `Outcome::TimedOut`); the result is then in `ctx.result()`. Fails
+    /// with [`NetError::NotSent`] when `send` returns false, and with
+    /// [`NetError::Stopped`] when the driver stops first. Sets no timer of
+    /// its own. Cancellation-safe: dropping the future leaves the call
+    /// running.
     ///
     /// The typed calls `#[doclass]` generates do the same in one line and
     /// deliver the reply: `station.remote::<T>(h).name(args).await` (see
@@ -547,11 +662,21 @@ impl NetStation {
         ctx: &RmcContext<R>,
         send: impl FnOnce(&mut Station) -> bool,
     ) -> Result<Outcome, NetError> {
-        let (sent, timeout) = self.with(|st, _| (send(st), st.config().rmc_timeout));
-        if !sent {
+        if !self.with(|st, _| send(st)) {
             return Err(NetError::NotSent);
         }
-        Ok(wait_rmc(ctx, timeout + Duration::from_secs(2)).await)
+        self.wait_call(ctx).await
+    }
+
+    /// Awaits the outcome of `ctx`'s call: the core's, which comes at the
+    /// latest after the RMC timeout, or [`NetError::Stopped`] once the
+    /// driver has stopped. Sets no timer.
+    pub(crate) fn wait_call<R>(&self, ctx: &RmcContext<R>) -> CallWait {
+        CallWait {
+            completion: ctx.completion(),
+            shared: self.shared.clone(),
+            slot: None,
+        }
     }
 
     /// Waits until `cond` holds on the station (checked after every step of
@@ -859,35 +984,69 @@ impl Events {
     }
 }
 
+/// What [`DatagramSocket::recv_from`] returns.
+type RecvFuture<'a> = Pin<Box<dyn Future<Output = io::Result<(usize, SocketAddr)>> + Send + 'a>>;
+
+/// The driver's wait for a datagram: a poll of the socket, or its boxed
+/// `recv_from` for a socket that cannot be polled.
+enum Recv<'a> {
+    Poll(&'a dyn DatagramSocket, &'a mut [u8]),
+    Boxed(RecvFuture<'a>),
+}
+
+impl<'a> Recv<'a> {
+    fn new(socket: &'a dyn DatagramSocket, buf: &'a mut [u8], polling: bool) -> Self {
+        if polling {
+            Recv::Poll(socket, buf)
+        } else {
+            Recv::Boxed(socket.recv_from(buf))
+        }
+    }
+}
+
+impl Future for Recv<'_> {
+    type Output = io::Result<(usize, SocketAddr)>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut *self {
+            Recv::Poll(socket, buf) => socket.poll_recv_from(cx, buf),
+            Recv::Boxed(f) => f.as_mut().poll(cx),
+        }
+    }
+}
+
 /// At most this many datagrams already waiting are taken after one the
 /// driver awaited, before it looks at its timers and wake-ups again.
 const BURST: usize = 64;
 
 /// The driver: owns the socket, sleeps until the station's next deadline,
 /// and feeds it every datagram, deadline and user call.
-async fn drive(
-    shared: Arc<Shared>,
-    socket: Arc<dyn DatagramSocket>,
-    mut stop: watch::Receiver<bool>,
-) {
+async fn drive(shared: Arc<Shared>, socket: Arc<dyn DatagramSocket>) {
+    let _stopped = StopGuard(shared.clone());
     let mut buf = vec![0u8; 65_536];
     let mut out = Vec::new();
     let mut errors = 0u32;
+    // Whether the socket can be polled for datagrams (found out at the
+    // first poll).
+    let mut polling = true;
     // The wake-up, the deadline and the stop stay armed across turns of
     // the loop: re-creating them every turn costs a timer registration
     // and a waiter list update per datagram.
-    let stopped = stop.changed();
-    tokio::pin!(stopped);
     let woken = shared.wake.notified();
     tokio::pin!(woken);
     let sleep = tokio::time::sleep_until(tokio::time::Instant::now());
     tokio::pin!(sleep);
     let mut armed: Option<Instant> = None;
+    // The time the last datagram was handled at, for the turn that follows
+    // at once (one clock reading fewer per datagram).
+    let mut carried: Option<Instant> = None;
     loop {
         let deadline = {
             let mut st = shared.lock();
-            let now = shared.clock.now();
-            out.append(&mut shared.handed.lock().unwrap_or_else(|e| e.into_inner()));
+            let now = carried.take().unwrap_or_else(|| shared.clock.now());
+            if shared.has_handed.swap(false, Ordering::AcqRel) {
+                out.append(&mut shared.handed.lock().unwrap_or_else(|e| e.into_inner()));
+            }
             shared.drain(&mut st, now, &mut out);
             if !out.is_empty() {
                 shared.sending.store(true, Ordering::Release);
@@ -922,8 +1081,12 @@ async fn drive(
         }
         tokio::select! {
             biased;
-            _ = &mut stopped => break,
-            _ = &mut woken => woken.set(shared.wake.notified()),
+            _ = &mut woken => {
+                if shared.stop.load(Ordering::Acquire) {
+                    break;
+                }
+                woken.set(shared.wake.notified());
+            }
             _ = &mut sleep, if armed.is_some() => {
                 // Re-armed by the next turn (the station's deadline moves
                 // on once handled).
@@ -932,13 +1095,15 @@ async fn drive(
                 let now = shared.clock.now();
                 st.handle_timeout(now);
             }
-            r = socket.recv_from(&mut buf) => match r {
+            r = Recv::new(&*socket, &mut buf, polling) => match r {
+                Err(e) if polling && e.kind() == io::ErrorKind::Unsupported => polling = false,
                 Ok((n, from)) => {
                     errors = 0;
                     {
                         let mut st = shared.lock();
                         let now = shared.clock.now();
                         st.handle_datagram(now, from, &buf[..n]);
+                        carried = Some(now);
                     }
                     // Take what else is already waiting, without another
                     // turn of the select.
@@ -949,6 +1114,7 @@ async fn drive(
                         let mut st = shared.lock();
                         let now = shared.clock.now();
                         st.handle_datagram(now, from, &buf[..n]);
+                        carried = Some(now);
                     }
                 }
                 Err(e) if is_transient(&e) => {}

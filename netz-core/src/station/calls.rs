@@ -9,6 +9,9 @@ pub(super) struct Calls {
     pub(super) deadlines: BTreeSet<(Instant, u64)>,
     pub(super) next_call: u64,
     pub(super) postponed: Vec<Postponed>,
+    /// The targets of the call being sent, kept between calls so that
+    /// sending one allocates no list.
+    pub(super) targets: Vec<StationId>,
     /// The re-entrancy guard: how many calls are executing right now (a
     /// call that calls another runs it at once; queued local messages wait
     /// until the outermost one returns).
@@ -22,6 +25,7 @@ impl Calls {
             deadlines: BTreeSet::new(),
             next_call: 1,
             postponed: Vec::new(),
+            targets: Vec::new(),
             reentrancy: 0,
         }
     }
@@ -372,9 +376,11 @@ impl Station {
     }
 }
 
-impl Invoker for Station {
-    fn invoke_rmc(
+impl Station {
+    /// [`Invoker::invoke_rmc`] with `targets`, an empty list to fill.
+    fn invoke_rmc_to(
         &mut self,
+        targets: &mut Vec<StationId>,
         handle: DOHandle,
         method: MethodId,
         args: Vec<u8>,
@@ -393,7 +399,6 @@ impl Invoker for Station {
         };
         let one_way = bits::has(flags, RmcFlag::OneWayCall);
         let master = self.store.entries.get(&handle).map(|e| e.master);
-        let mut targets: Vec<StationId> = Vec::new();
         if let Some(t) = explicit {
             targets.push(t);
         }
@@ -457,7 +462,7 @@ impl Invoker for Station {
         }
         let generation = ctx.begin();
         if one_way {
-            for t in targets {
+            for &t in targets.iter() {
                 self.send(
                     t,
                     substream,
@@ -528,6 +533,25 @@ impl Invoker for Station {
         }
         self.drain_local();
         true
+    }
+}
+
+impl Invoker for Station {
+    fn invoke_rmc(
+        &mut self,
+        handle: DOHandle,
+        method: MethodId,
+        args: Vec<u8>,
+        ctx: &Arc<RmcShared>,
+        returns: bool,
+    ) -> bool {
+        // A call made while executing one (re-entrancy) finds the list
+        // taken and uses a new one.
+        let mut targets = std::mem::take(&mut self.calls.targets);
+        targets.clear();
+        let sent = self.invoke_rmc_to(&mut targets, handle, method, args, ctx, returns);
+        self.calls.targets = targets;
+        sent
     }
 
     fn invoke_action(

@@ -530,7 +530,7 @@ impl Station {
             dest,
             msg,
         };
-        let sent = self.send_bytes(hop, SYSTEM_STREAM, &env.encode());
+        let sent = self.send_bytes(hop, SYSTEM_STREAM, env.encode());
         self.drain_local();
         sent
     }

@@ -302,8 +302,7 @@ impl Station {
         if let Some(n) = numbered {
             env.seq = n;
         }
-        let bytes = env.encode();
-        let sent = self.send_bytes(hop, substream, &bytes);
+        let sent = self.send_bytes(hop, substream, env.encode());
         if let (true, Some(n)) = (sent, numbered) {
             self.routing.seq_out.insert((env.dest, substream), n);
         }
@@ -342,7 +341,14 @@ impl Station {
     }
 
     /// Queues an encoded envelope on the link to `hop`, within the queue limit.
-    pub(super) fn send_bytes(&mut self, hop: StationId, substream: u8, bytes: &[u8]) -> bool {
+    /// Queues `bytes` (a slice is copied, a `Vec` taken over) on the link
+    /// to `hop`.
+    pub(super) fn send_bytes(
+        &mut self,
+        hop: StationId,
+        substream: u8,
+        bytes: impl AsRef<[u8]> + Into<Vec<u8>>,
+    ) -> bool {
         let substream = self.substream(substream);
         match self
             .membership
@@ -351,13 +357,15 @@ impl Station {
             .and_then(|m| m.link.as_mut())
         {
             Some(link) => {
-                if link.queued_bytes() + bytes.len() > self.cfg.limits.max_queued_bytes_per_link {
+                if link.queued_bytes() + bytes.as_ref().len()
+                    > self.cfg.limits.max_queued_bytes_per_link
+                {
                     self.stats.send_queue_limited += 1;
                     self.limit_state
                         .hit(crate::limits::Limit::QueuedBytes, self.membership.id);
                     return false;
                 }
-                let sent = link.send_reliable(substream, bytes).is_ok();
+                let sent = link.send_reliable_owned(substream, bytes.into()).is_ok();
                 self.link_changed(hop);
                 sent
             }
@@ -397,11 +405,11 @@ impl Station {
                 if self.sequenced(t) {
                     let n = self.next_seq(t, substream);
                     let numbered = Envelope::renumbered(bytes, n);
-                    if self.send_bytes(t, substream, &numbered) {
+                    if self.send_bytes(t, substream, numbered) {
                         self.routing.seq_out.insert((t, substream), n);
                     }
                 } else {
-                    self.send_bytes(t, substream, bytes);
+                    self.send_bytes(t, substream, bytes.as_slice());
                 }
             } else {
                 self.send(t, substream, msg.clone());

@@ -333,19 +333,38 @@ impl Link {
     /// Messages on one sub-stream are delivered exactly once and in order;
     /// messages larger than fit in one datagram are fragmented and reassembled.
     pub fn send_reliable(&mut self, substream: u8, message: &[u8]) -> Result<(), SendError> {
+        self.queue_reliable(substream, message.len(), || message.to_vec())
+    }
+
+    /// [`Link::send_reliable`] for a message the caller hands over (spares
+    /// a copy).
+    pub fn send_reliable_owned(
+        &mut self,
+        substream: u8,
+        message: Vec<u8>,
+    ) -> Result<(), SendError> {
+        self.queue_reliable(substream, message.len(), || message)
+    }
+
+    fn queue_reliable(
+        &mut self,
+        substream: u8,
+        len: usize,
+        message: impl FnOnce() -> Vec<u8>,
+    ) -> Result<(), SendError> {
         let stream = self
             .send_streams
             .get_mut(usize::from(substream))
             .ok_or(SendError::BadSubstream(substream))?;
-        if message.len() > self.config.max_message_size {
+        if len > self.config.max_message_size {
             return Err(SendError::TooLarge {
-                size: message.len(),
+                size: len,
                 max: self.config.max_message_size,
             });
         }
-        stream.queue.push_back(message.to_vec());
+        stream.queue.push_back(message());
         stream.messages_queued += 1;
-        self.queued_bytes += message.len();
+        self.queued_bytes += len;
         self.stats.reliable_sent += 1;
         Ok(())
     }
