@@ -37,6 +37,13 @@ impl Hasher for FastHasher {
 #[derive(Clone, Copy)]
 pub(crate) struct SeededState(pub(crate) u64);
 
+impl Default for SeededState {
+    /// A fixed seed, for maps whose keys no peer chooses (station ids).
+    fn default() -> Self {
+        SeededState(K)
+    }
+}
+
 impl BuildHasher for SeededState {
     type Hasher = FastHasher;
     fn build_hasher(&self) -> FastHasher {

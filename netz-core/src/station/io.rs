@@ -36,7 +36,9 @@ impl Station {
             out: &mut self.routing.packets,
         };
         // The links something happened to, and those whose time has come.
-        let mut ids: Vec<StationId> = self.link_timers.ready.iter().copied().collect();
+        let mut ids = std::mem::take(&mut self.link_timers.visit);
+        ids.clear();
+        ids.extend(self.link_timers.ready.iter().copied());
         ids.extend(self.link_timers.due_links(now));
         ids.sort_unstable();
         ids.dedup();
@@ -55,9 +57,10 @@ impl Station {
                 b.drain(StationId(*sender), *addr, link);
             }
         }
-        for id in ids {
-            self.link_drained(id);
+        for id in &ids {
+            self.link_drained(*id);
         }
+        self.link_timers.visit = ids;
     }
 
     /// A datagram arrived from `from`.

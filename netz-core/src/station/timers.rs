@@ -47,9 +47,11 @@ pub(super) enum Timer {
 pub(super) struct LinkTimers {
     link: BTreeSet<(Instant, StationId)>,
     silence: BTreeSet<(Instant, StationId)>,
-    cached: HashMap<StationId, (Option<Instant>, Option<Instant>)>,
+    cached: crate::fasthash::FastMap<StationId, (Option<Instant>, Option<Instant>)>,
     /// Links changed since they were last drained.
     pub(super) ready: BTreeSet<StationId>,
+    /// The ids of the links a poll visits (kept, so a poll allocates none).
+    pub(super) visit: Vec<StationId>,
 }
 
 impl LinkTimers {
