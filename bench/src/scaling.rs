@@ -246,3 +246,82 @@ pub fn table(points: &[Point]) -> String {
     }
     t
 }
+
+/// The clients of the server series.
+pub const CLIENTS: [usize; 6] = [2, 4, 8, 16, 32, 64];
+
+/// One point of the server series: a server's own CPU per tick with
+/// `clients` clients that each hold the same world.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ServerPoint {
+    /// Clients of the server.
+    pub clients: usize,
+    /// The server's own CPU per tick (median of the rounds), µs.
+    pub server_micros: f64,
+    /// A client's own CPU per tick (mean over the clients, median of the
+    /// rounds), µs.
+    pub client_micros: f64,
+}
+
+/// A server's own CPU per tick against its clients: one server masters
+/// 1,000 units that all walk every tick, always relevant, so every client
+/// receives the same world; stations wired in memory
+/// (`crate::interest::World`), each station's calls timed on their own.
+/// `rounds` rounds of `ticks` ticks per point, after 3 ticks of warm-up.
+pub fn server_series(rounds: usize, ticks: usize) -> Vec<ServerPoint> {
+    use crate::interest::{Policy, World as Field, WorldConfig};
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    CLIENTS
+        .iter()
+        .map(|&clients| {
+            eprint!("\rserver with {clients} clients   ");
+            let mut w = Field::new(WorldConfig {
+                moving: 1.0,
+                ..WorldConfig::new(clients + 1, 1_000, Policy::Always)
+            });
+            w.measure(3);
+            let costs: Vec<_> = (0..rounds.max(1)).map(|_| w.measure(ticks)).collect();
+            ServerPoint {
+                clients,
+                server_micros: median(costs.iter().map(|c| c.server_micros).collect()),
+                client_micros: median(costs.iter().map(|c| c.client_micros).collect()),
+            }
+        })
+        .collect()
+}
+
+/// The server series as a Markdown table, with the linearity target:
+/// with 64 clients at most 1.25 × 32 × the cost with 2.
+pub fn server_table(points: &[ServerPoint]) -> String {
+    use std::fmt::Write as _;
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "| Clients | Server's CPU per tick, µs | per client, µs | a client's CPU per tick, µs |"
+    );
+    let _ = writeln!(t, "|---|---|---|---|");
+    for p in points {
+        let _ = writeln!(
+            t,
+            "| {} | {:.1} | {:.1} | {:.1} |",
+            p.clients,
+            p.server_micros,
+            p.server_micros / p.clients as f64,
+            p.client_micros
+        );
+    }
+    let at = |n: usize| points.iter().find(|p| p.clients == n).map(|p| p.server_micros);
+    if let (Some(two), Some(sixty_four)) = (at(2), at(64)) {
+        let ratio = sixty_four / (32.0 * two);
+        let _ = writeln!(
+            t,
+            "\nWith 64 clients the server's tick costs {:.2}× 32 × its cost with 2 (target ≤ 1.25×: {}).",
+            ratio,
+            if ratio <= 1.25 { "**met**" } else { "missed" }
+        );
+    }
+    t
+}

@@ -1700,6 +1700,17 @@ fn measure_extra(o: &Opts) -> Extra {
             "\n![cost of a tick vs stations]({CHART_DIR}/scaling_stations.svg)\n\
              ![cost of a tick vs units]({CHART_DIR}/scaling_objects.svg)"
         );
+        let server = scaling::server_series(o.rounds.min(5), 10);
+        let _ = writeln!(
+            m,
+            "\n### A server's own cost per tick vs its clients\n\n\
+             One server masters 1,000 units that all walk every tick, always relevant, so \
+             every client receives the same world; the stations are wired in memory \
+             and each station's calls are timed on their own (the same harness as the \
+             interest rows). The median of {} rounds of 10 ticks per point.\n",
+            o.rounds.min(5)
+        );
+        m.push_str(&scaling::server_table(&server));
         x.blocks.push(("scaling".into(), m));
         x.charts.push((
             "scaling_stations.svg".into(),
