@@ -810,3 +810,54 @@ fn a_clients_object_handed_to_a_client_that_leaves_is_recovered_everywhere() {
         assert_eq!(c.station(i).master_of(h), Some(StationId(1)), "station {i}");
     }
 }
+
+/// A station joins and leaves at once, and a new station comes up on its
+/// address and joins over a lossy network: what the session master's
+/// lingering link to the one that left sends reaches the newcomer while it
+/// waits to be admitted, and the newcomer's answers on the link it built
+/// from those reach the session master's link to it. The newcomer's real
+/// link numbers its packets on after them (a fresh numbering was taken
+/// there for duplicates, acknowledged and dropped), and the object it
+/// publishes the moment it is in reaches every station.
+#[test]
+fn a_newcomer_on_the_address_of_one_that_left_publishes_at_once_to_everyone() {
+    let cfgs = (0..2)
+        .map(|i| StationConfig::new(ProcessType::Server, format!("s{i}")))
+        .collect();
+    let lossy = SimConfig {
+        loss: 0.25,
+        ..SimConfig::seeded(115)
+    };
+    let mut c = Cluster::start(lossy, registry(), cfgs).unwrap();
+    let brief = c
+        .join(StationConfig::new(ProcessType::Server, "brief"), 0)
+        .unwrap();
+    let addr = c.addrs[brief];
+    let now = c.now();
+    c.station_mut(brief).leave(now).unwrap();
+    c.run_for(Duration::from_millis(50));
+    let mut cfg = StationConfig::new(ProcessType::Server, "again");
+    cfg.seed = 99;
+    c.sim.restart(addr, Station::new(cfg, registry()));
+    let (now, contact) = (c.now(), c.addrs[0]);
+    c.sim.node_mut(addr).join(now, addr, contact).unwrap();
+    let mut published = None;
+    c.sim.run_until_cond(Duration::from_secs(10), |sim| {
+        let now = sim.now();
+        let st = sim.node_mut(addr);
+        let mut joined = false;
+        while let Some(e) = st.poll_event() {
+            joined |= matches!(e, Event::Joined { .. });
+        }
+        if joined {
+            published = Some(st.publish(now, Counter::new(7, "y")).unwrap().handle());
+        }
+        published.is_some()
+    });
+    let h = published.expect("the newcomer is in");
+    c.sim.set_config(SimConfig::seeded(115));
+    c.run_for(Duration::from_secs(5));
+    for i in 0..2 {
+        assert!(c.station(i).contains(h), "station {i}");
+    }
+}
