@@ -861,3 +861,33 @@ fn a_newcomer_on_the_address_of_one_that_left_publishes_at_once_to_everyone() {
         assert!(c.station(i).contains(h), "station {i}");
     }
 }
+
+/// A master hands its object to a station admitted a moment ago, and the
+/// master's word reaches a duplica before the session master's
+/// announcement of the new station (the session master's link to it is
+/// slow): the word waits for the announcement, and every station agrees
+/// the new station masters the object.
+#[test]
+fn a_hand_over_to_a_station_not_announced_yet_waits_for_its_announcement() {
+    let mut c = mesh(3);
+    let now = c.now();
+    let h = c
+        .station_mut(1)
+        .publish(now, Counter::new(1, "x"))
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_millis(200));
+    c.sim
+        .set_link_latency(c.addrs[0], c.addrs[2], Duration::from_millis(300));
+    let late = c
+        .join(StationConfig::new(ProcessType::Server, "late"), 0)
+        .unwrap();
+    let to = c.station(late).id();
+    assert!(!c.station(2).stations().iter().any(|s| s.id == to));
+    let now = c.now();
+    c.station_mut(1).migrate(now, h, to).unwrap();
+    c.run_for(Duration::from_secs(2));
+    for i in 0..4 {
+        assert_eq!(c.station(i).master_of(h), Some(to), "station {i}");
+    }
+}
