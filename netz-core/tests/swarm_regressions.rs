@@ -891,3 +891,34 @@ fn a_hand_over_to_a_station_not_announced_yet_waits_for_its_announcement() {
         assert_eq!(c.station(i).master_of(h), Some(to), "station {i}");
     }
 }
+
+/// A master hands its object over and fails before the new master got it
+/// (nor the session master the word of it), though one duplica got the
+/// word: the session master recovers the object, and that duplica takes
+/// the recovery instead of waiting in vain for a word of the new master,
+/// which follows the recovery too.
+#[test]
+fn a_recovery_after_a_hand_over_lost_with_its_master_is_taken_everywhere() {
+    let mut c = mesh(4);
+    let now = c.now();
+    let h = c
+        .station_mut(2)
+        .publish(now, Counter::recovering(true))
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_millis(300));
+    let a = c.addrs.clone();
+    c.sim.set_link_loss(a[2], a[3], 1.0);
+    c.sim.set_link_loss(a[2], a[0], 1.0);
+    let now = c.now();
+    c.station_mut(2).migrate(now, h, StationId(4)).unwrap();
+    c.run_for(Duration::from_millis(100));
+    assert_eq!(c.station(1).master_of(h), Some(StationId(4)));
+    c.crash(2);
+    c.sim.clear_link(a[2], a[3]);
+    c.sim.clear_link(a[2], a[0]);
+    c.run_for(Duration::from_secs(6));
+    for i in [0, 1, 3] {
+        assert_eq!(c.station(i).master_of(h), Some(StationId(1)), "station {i}");
+    }
+}

@@ -638,6 +638,16 @@ impl Station {
                     }
                 }
                 MasterRule::Already => {}
+                MasterRule::Hold if origin == self.membership.session_master => {
+                    // The session master's announcement with its whole
+                    // state: a recovery after the old master failed while
+                    // handing the object over (this station believes the
+                    // new master, which never got it and follows the
+                    // recovery too; one that got it yields to it).
+                    if self.change_master(handle, master, origin) {
+                        self.master_confirmed(handle, master);
+                    }
+                }
                 MasterRule::Hold => {
                     let msg = Msg::Create {
                         handle,
