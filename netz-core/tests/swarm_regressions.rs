@@ -922,3 +922,44 @@ fn a_recovery_after_a_hand_over_lost_with_its_master_is_taken_everywhere() {
         assert_eq!(c.station(i).master_of(h), Some(StationId(1)), "station {i}");
     }
 }
+
+/// A client moves to the other server and back a failure timeout later,
+/// when the first server's link to it has just run out of its time to
+/// close while the client's link to that server still lingers (it started
+/// closing a moment later): both ends take up the same link again (kept
+/// dormant on the server), the move back completes, and what the client
+/// publishes then reaches both servers.
+#[test]
+fn a_client_moving_back_to_a_server_once_its_link_ran_out_gets_through() {
+    let mut c = Cluster::start(
+        SimConfig::seeded(5),
+        registry(),
+        vec![
+            cs(ProcessType::Server, "s1"),
+            cs(ProcessType::Server, "s2"),
+            cs(ProcessType::Client, "c3"),
+        ],
+    )
+    .unwrap();
+    c.run_for(Duration::from_millis(200));
+    assert_eq!(c.station(2).relay(), Some(StationId(1)));
+    let now = c.now();
+    c.station_mut(2).send_migrate(now).unwrap();
+    c.run_for(Duration::from_millis(1505));
+    assert_eq!(c.station(2).relay(), Some(StationId(2)));
+    let now = c.now();
+    c.station_mut(2).send_migrate(now).unwrap();
+    c.run_for(Duration::from_secs(3));
+    assert_eq!(c.station(2).relay(), Some(StationId(1)));
+    assert!(!c.station(2).is_migrating());
+    let now = c.now();
+    let h = c
+        .station_mut(2)
+        .publish(now, Counter::new(6, "x"))
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_secs(2));
+    for i in 0..2 {
+        assert!(c.station(i).contains(h), "server {i}");
+    }
+}

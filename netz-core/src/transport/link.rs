@@ -335,6 +335,14 @@ impl Link {
         link
     }
 
+    /// Takes up a link that was not driven for a while (kept for a peer
+    /// that may come back): its peer counts as heard from at `now`, and its
+    /// retransmission timer starts afresh.
+    pub fn revive(&mut self, now: Instant) {
+        self.last_received = self.last_received.max(now);
+        self.backoff = 0;
+    }
+
     /// The link's configuration.
     pub fn config(&self) -> &Arc<TransportConfig> {
         &self.config
