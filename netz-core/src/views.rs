@@ -140,7 +140,8 @@ pub struct Bookkeeping {
     pub early_relayed_bytes: usize,
     /// Messages to this client held behind a gap in their sender's order.
     pub held_in_order: usize,
-    /// Master changes waiting for the old master's word.
+    /// Master changes waiting for the old master's word, or for their new
+    /// master to be announced.
     pub pending_masters: usize,
     /// RMCs in flight.
     pub pending_calls: usize,

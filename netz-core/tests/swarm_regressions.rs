@@ -810,3 +810,156 @@ fn a_clients_object_handed_to_a_client_that_leaves_is_recovered_everywhere() {
         assert_eq!(c.station(i).master_of(h), Some(StationId(1)), "station {i}");
     }
 }
+
+/// A station joins and leaves at once, and a new station comes up on its
+/// address and joins over a lossy network: what the session master's
+/// lingering link to the one that left sends reaches the newcomer while it
+/// waits to be admitted, and the newcomer's answers on the link it built
+/// from those reach the session master's link to it. The newcomer's real
+/// link numbers its packets on after them (a fresh numbering was taken
+/// there for duplicates, acknowledged and dropped), and the object it
+/// publishes the moment it is in reaches every station.
+#[test]
+fn a_newcomer_on_the_address_of_one_that_left_publishes_at_once_to_everyone() {
+    let cfgs = (0..2)
+        .map(|i| StationConfig::new(ProcessType::Server, format!("s{i}")))
+        .collect();
+    let lossy = SimConfig {
+        loss: 0.25,
+        ..SimConfig::seeded(115)
+    };
+    let mut c = Cluster::start(lossy, registry(), cfgs).unwrap();
+    let brief = c
+        .join(StationConfig::new(ProcessType::Server, "brief"), 0)
+        .unwrap();
+    let addr = c.addrs[brief];
+    let now = c.now();
+    c.station_mut(brief).leave(now).unwrap();
+    c.run_for(Duration::from_millis(50));
+    let mut cfg = StationConfig::new(ProcessType::Server, "again");
+    cfg.seed = 99;
+    c.sim.restart(addr, Station::new(cfg, registry()));
+    let (now, contact) = (c.now(), c.addrs[0]);
+    c.sim.node_mut(addr).join(now, addr, contact).unwrap();
+    let mut published = None;
+    c.sim.run_until_cond(Duration::from_secs(10), |sim| {
+        let now = sim.now();
+        let st = sim.node_mut(addr);
+        let mut joined = false;
+        while let Some(e) = st.poll_event() {
+            joined |= matches!(e, Event::Joined { .. });
+        }
+        if joined {
+            published = Some(st.publish(now, Counter::new(7, "y")).unwrap().handle());
+        }
+        published.is_some()
+    });
+    let h = published.expect("the newcomer is in");
+    c.sim.set_config(SimConfig::seeded(115));
+    c.run_for(Duration::from_secs(5));
+    for i in 0..2 {
+        assert!(c.station(i).contains(h), "station {i}");
+    }
+}
+
+/// A master hands its object to a station admitted a moment ago, and the
+/// master's word reaches a duplica before the session master's
+/// announcement of the new station (the session master's link to it is
+/// slow): the word waits for the announcement, and every station agrees
+/// the new station masters the object.
+#[test]
+fn a_hand_over_to_a_station_not_announced_yet_waits_for_its_announcement() {
+    let mut c = mesh(3);
+    let now = c.now();
+    let h = c
+        .station_mut(1)
+        .publish(now, Counter::new(1, "x"))
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_millis(200));
+    c.sim
+        .set_link_latency(c.addrs[0], c.addrs[2], Duration::from_millis(300));
+    let late = c
+        .join(StationConfig::new(ProcessType::Server, "late"), 0)
+        .unwrap();
+    let to = c.station(late).id();
+    assert!(!c.station(2).stations().iter().any(|s| s.id == to));
+    let now = c.now();
+    c.station_mut(1).migrate(now, h, to).unwrap();
+    c.run_for(Duration::from_secs(2));
+    for i in 0..4 {
+        assert_eq!(c.station(i).master_of(h), Some(to), "station {i}");
+    }
+}
+
+/// A master hands its object over and fails before the new master got it
+/// (nor the session master the word of it), though one duplica got the
+/// word: the session master recovers the object, and that duplica takes
+/// the recovery instead of waiting in vain for a word of the new master,
+/// which follows the recovery too.
+#[test]
+fn a_recovery_after_a_hand_over_lost_with_its_master_is_taken_everywhere() {
+    let mut c = mesh(4);
+    let now = c.now();
+    let h = c
+        .station_mut(2)
+        .publish(now, Counter::recovering(true))
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_millis(300));
+    let a = c.addrs.clone();
+    c.sim.set_link_loss(a[2], a[3], 1.0);
+    c.sim.set_link_loss(a[2], a[0], 1.0);
+    let now = c.now();
+    c.station_mut(2).migrate(now, h, StationId(4)).unwrap();
+    c.run_for(Duration::from_millis(100));
+    assert_eq!(c.station(1).master_of(h), Some(StationId(4)));
+    c.crash(2);
+    c.sim.clear_link(a[2], a[3]);
+    c.sim.clear_link(a[2], a[0]);
+    c.run_for(Duration::from_secs(6));
+    for i in [0, 1, 3] {
+        assert_eq!(c.station(i).master_of(h), Some(StationId(1)), "station {i}");
+    }
+}
+
+/// A client moves to the other server and back a failure timeout later,
+/// when the first server's link to it has just run out of its time to
+/// close while the client's link to that server still lingers (it started
+/// closing a moment later): both ends take up the same link again (kept
+/// dormant on the server), the move back completes, and what the client
+/// publishes then reaches both servers.
+#[test]
+fn a_client_moving_back_to_a_server_once_its_link_ran_out_gets_through() {
+    let mut c = Cluster::start(
+        SimConfig::seeded(5),
+        registry(),
+        vec![
+            cs(ProcessType::Server, "s1"),
+            cs(ProcessType::Server, "s2"),
+            cs(ProcessType::Client, "c3"),
+        ],
+    )
+    .unwrap();
+    c.run_for(Duration::from_millis(200));
+    assert_eq!(c.station(2).relay(), Some(StationId(1)));
+    let now = c.now();
+    c.station_mut(2).send_migrate(now).unwrap();
+    c.run_for(Duration::from_millis(1505));
+    assert_eq!(c.station(2).relay(), Some(StationId(2)));
+    let now = c.now();
+    c.station_mut(2).send_migrate(now).unwrap();
+    c.run_for(Duration::from_secs(3));
+    assert_eq!(c.station(2).relay(), Some(StationId(1)));
+    assert!(!c.station(2).is_migrating());
+    let now = c.now();
+    let h = c
+        .station_mut(2)
+        .publish(now, Counter::new(6, "x"))
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_secs(2));
+    for i in 0..2 {
+        assert!(c.station(i).contains(h), "server {i}");
+    }
+}

@@ -146,7 +146,12 @@ impl Station {
                     return;
                 }
                 Some(&r) if header.receiver > r => {
-                    provisional.remove(&from);
+                    // The peer may have taken what the dropped link sent
+                    // for this station's: the new one numbers on.
+                    if let Some((_, old)) = provisional.remove(&from) {
+                        provisional.insert(from, (header.sender, old.successor(now)));
+                        receivers.insert(from, header.receiver);
+                    }
                     early.retain(|(a, _, _)| *a != from);
                 }
                 _ => {}
@@ -191,7 +196,11 @@ impl Station {
                 // packets to another id were the links of a station that
                 // was here before.
                 let me = header.receiver;
-                provisional.retain(|a, _| receivers.get(a).is_none_or(|r| *r == me));
+                for (a, (_, link)) in provisional.iter_mut() {
+                    if receivers.get(a).is_some_and(|r| *r != me) {
+                        *link = link.successor(now);
+                    }
+                }
                 early.retain(|(a, _, _)| receivers.get(a).is_none_or(|r| *r == me));
                 receivers.clear();
                 // Links to stations the acceptance does not list yet wait

@@ -238,6 +238,7 @@ impl Station {
         for (substream, env) in early {
             self.route(id, relays, substream, env);
         }
+        self.member_announced(id);
         let mine = |e: &(Instant, StationId, u8, Envelope)| e.3.origin == id || e.3.dest == id;
         if self.routing.early_relayed.iter().any(mine) {
             let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.routing.early_relayed)

@@ -528,13 +528,20 @@ impl Station {
         }
     }
 
-    /// Takes the lingering link to `station` out of the closing ones, if
-    /// there is one.
+    /// Takes the lingering link to `station` out of the closing (or
+    /// dormant) ones, if there is one.
     fn take_closing(&mut self, station: StationId) -> Option<Link> {
-        let i = self.routing.closing.iter().position(|c| c.id == station)?;
-        let c = self.routing.closing.remove(i);
-        self.routing.closing.retain(|c| c.id != station);
-        Some(c.link)
+        let dormant = self.routing.dormant.remove(&station);
+        let mut link = match self.routing.closing.iter().position(|c| c.id == station) {
+            Some(i) => {
+                let c = self.routing.closing.remove(i);
+                self.routing.closing.retain(|c| c.id != station);
+                c.link
+            }
+            None => dormant?,
+        };
+        link.revive(self.now);
+        Some(link)
     }
 
     /// Session master: `station` is relayed by `relay` now; tells everyone.

@@ -12,6 +12,13 @@ pub(super) struct Routing {
     /// peers), kept briefly so that the last acknowledgements and messages
     /// still go out.
     pub(super) closing: Vec<Closing>,
+    /// Links of a client and a server it moved away from, once their time
+    /// to close is up, kept (not driven) while the peer is in the session:
+    /// if the client comes back, both ends take the same link up again
+    /// (each end's closing link runs out at its own time, and one end
+    /// taking up its old link while the other made a new one lost
+    /// everything sent on it).
+    pub(super) dormant: BTreeMap<StationId, Link>,
     /// Messages a server relays from or to a station whose `StationJoined`
     /// has not arrived yet (it took another path): (received, hop, sub-stream).
     pub(super) early_relayed: Vec<(Instant, StationId, u8, Envelope)>,
@@ -36,6 +43,7 @@ impl Routing {
         Routing {
             local_queue: VecDeque::new(),
             closing: Vec::new(),
+            dormant: BTreeMap::new(),
             early_relayed: Vec::new(),
             early_relayed_bytes: 0,
             seq_out: crate::fasthash::FastMap::with_hasher(crate::fasthash::SeededState(seed)),
@@ -74,6 +82,31 @@ impl Closing {
             deliver,
             relays: info.process_type == ProcessType::Server,
         }
+    }
+}
+
+impl Station {
+    /// Drives the closing links and drops those whose time is up; the
+    /// links of stations still in the session and no longer linked (a
+    /// client and the server it left) are kept dormant instead.
+    pub(super) fn expire_closing(&mut self, now: Instant) {
+        for mut c in std::mem::take(&mut self.routing.closing) {
+            c.link.handle_timeout(now);
+            if now < c.until {
+                self.routing.closing.push(c);
+            } else if self
+                .membership
+                .members
+                .get(&c.id)
+                .is_some_and(|m| m.link.is_none())
+            {
+                self.routing.dormant.insert(c.id, c.link);
+            }
+        }
+        let members = &self.membership.members;
+        self.routing
+            .dormant
+            .retain(|id, _| members.contains_key(id));
     }
 }
 

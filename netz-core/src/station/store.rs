@@ -19,6 +19,18 @@ pub(super) struct Store {
     /// object its old master's announcement of had not brought yet), by
     /// when: a late announcement of one is refused.
     pub(super) deleted_early: BTreeMap<DOHandle, Instant>,
+    /// Master changes an object's master announced for a station not
+    /// announced here yet (its `StationJoined` takes another path): they
+    /// wait for it (see [`Station::member_announced`]).
+    pub(super) awaiting_member: Vec<AwaitingMember>,
+}
+
+/// A master change to a station not announced yet, from who sent it.
+pub(super) struct AwaitingMember {
+    pub(super) station: StationId,
+    pub(super) origin: StationId,
+    pub(super) msg: Msg,
+    pub(super) since: Instant,
 }
 
 /// A master change announced by the new master alone, and what it sent
@@ -39,6 +51,9 @@ pub(super) enum MasterRule {
     Already,
     /// Wait for the old master's word (or its departure).
     Hold,
+    /// Wait for the new master's announcement: the old master (or the
+    /// session master) names a station admitted after what reached here.
+    Await,
     /// Refuse it.
     No,
 }
@@ -50,6 +65,8 @@ const MAX_DELETED_EARLY: usize = 256;
 /// How many claims about objects not in the store yet are held at once
 /// (each holds at most [`MAX_HELD_FOR_NEW_MASTER`] bytes).
 const MAX_CLAIMS_BEFORE_CREATE: usize = 64;
+/// How many master changes to stations not announced yet wait at once.
+const MAX_AWAITING_MEMBER: usize = 64;
 
 impl Store {
     /// The handle the next object of `class` created by station `me` gets.
@@ -80,6 +97,7 @@ impl Store {
             deferred: Vec::new(),
             pending_master: HashMap::new(),
             deleted_early: BTreeMap::new(),
+            awaiting_member: Vec::new(),
         }
     }
 }
@@ -620,6 +638,16 @@ impl Station {
                     }
                 }
                 MasterRule::Already => {}
+                MasterRule::Hold if origin == self.membership.session_master => {
+                    // The session master's announcement with its whole
+                    // state: a recovery after the old master failed while
+                    // handing the object over (this station believes the
+                    // new master, which never got it and follows the
+                    // recovery too; one that got it yields to it).
+                    if self.change_master(handle, master, origin) {
+                        self.master_confirmed(handle, master);
+                    }
+                }
                 MasterRule::Hold => {
                     let msg = Msg::Create {
                         handle,
@@ -629,7 +657,7 @@ impl Station {
                     self.hold_for_new_master(handle, master, Some(msg));
                     return;
                 }
-                MasterRule::No => {
+                MasterRule::No | MasterRule::Await => {
                     self.refuse("Create", origin, "not entitled to master the object");
                     return;
                 }
@@ -779,6 +807,9 @@ impl Station {
             }
             MasterRule::Already => {}
             MasterRule::Hold => self.hold_for_new_master(handle, master, None),
+            MasterRule::Await => {
+                self.await_member(master, origin, Msg::MasterChanged { handle, master })
+            }
             MasterRule::No => {
                 self.refuse("MasterChanged", origin, "not entitled to move the object")
             }
@@ -883,7 +914,16 @@ impl Station {
             return MasterRule::Already;
         }
         if !self.membership.members.contains_key(&master) {
-            return MasterRule::No;
+            // The master hands it (or the session master gives it) to a
+            // station admitted since, whose announcement has not reached
+            // this station yet: its word waits for it.
+            let entitled = origin == e.master
+                || (origin == self.membership.session_master && origin != master);
+            return if entitled && !self.membership.gone.contains(&master) {
+                MasterRule::Await
+            } else {
+                MasterRule::No
+            };
         }
         if origin == e.master {
             return MasterRule::Yes;
@@ -970,6 +1010,44 @@ impl Station {
         }
     }
 
+    /// Keeps `msg` from `origin`, a master change to `station`, until
+    /// `station` is announced here.
+    pub(super) fn await_member(&mut self, station: StationId, origin: StationId, msg: Msg) {
+        if self.store.awaiting_member.len() >= MAX_AWAITING_MEMBER {
+            self.refuse(msg.name(), origin, "too many changes wait for a station");
+            return;
+        }
+        let since = self.now;
+        self.store.awaiting_member.push(AwaitingMember {
+            station,
+            origin,
+            msg,
+            since,
+        });
+    }
+
+    /// `station` was announced here: the master changes to it that waited
+    /// for it are handled now (from senders still in the session).
+    pub(super) fn member_announced(&mut self, station: StationId) {
+        if !self
+            .store
+            .awaiting_member
+            .iter()
+            .any(|a| a.station == station)
+        {
+            return;
+        }
+        let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.store.awaiting_member)
+            .into_iter()
+            .partition(|a| a.station == station);
+        self.store.awaiting_member = later;
+        for a in now {
+            if self.membership.members.contains_key(&a.origin) {
+                self.handle_msg(a.origin, a.msg);
+            }
+        }
+    }
+
     /// `handle`'s master changed to `master` here: what a pending claim of
     /// `master` held is handled now; a pending claim of another is dropped.
     pub(super) fn master_confirmed(&mut self, handle: DOHandle, master: StationId) {
@@ -1028,15 +1106,29 @@ impl Station {
         for claimant in expired {
             self.refuse("MasterClaim", claimant, "no word of the old master came");
         }
+        // A change to a station never announced in time names none.
+        let mut stale = Vec::new();
+        self.store.awaiting_member.retain(|a| {
+            let fresh = now < a.since + keep;
+            if !fresh {
+                stale.push(a.origin);
+            }
+            fresh
+        });
+        for origin in stale {
+            self.refuse(
+                "MasterChanged",
+                origin,
+                "its new master was never announced",
+            );
+        }
     }
 
     /// When the oldest pending claim expires.
     pub(super) fn pending_master_deadline(&self) -> Option<Instant> {
         let keep = self.cfg.failure_timeout * 2;
-        self.store
-            .pending_master
-            .values()
-            .map(|p| p.since + keep)
-            .min()
+        let claims = self.store.pending_master.values().map(|p| p.since);
+        let awaiting = self.store.awaiting_member.iter().map(|a| a.since);
+        claims.chain(awaiting).min().map(|since| since + keep)
     }
 }

@@ -280,10 +280,7 @@ impl Station {
                 self.link_changed(id);
             }
         }
-        self.routing.closing.retain_mut(|c| {
-            c.link.handle_timeout(now);
-            now < c.until
-        });
+        self.expire_closing(now);
         let keep = self.cfg.failure_timeout;
         let before = self.routing.early_relayed.len();
         self.routing.early_relayed.retain(|e| now < e.0 + keep);

@@ -143,7 +143,7 @@ impl Station {
             early_relayed: self.routing.early_relayed.len(),
             early_relayed_bytes: self.routing.early_relayed_bytes,
             held_in_order: self.routing.seq_in.values().map(|o| o.held.len()).sum(),
-            pending_masters: self.store.pending_master.len(),
+            pending_masters: self.store.pending_master.len() + self.store.awaiting_member.len(),
             pending_calls: self.calls.pending.len(),
             postponed_calls: self.calls.postponed.len(),
             latest_versions: self.sched_received_len(),

@@ -323,6 +323,26 @@ impl Link {
         link
     }
 
+    /// A fresh link, created at `now`, whose packet numbers go on after
+    /// this one's: it replaces this link towards the same address, and the
+    /// peer's link may have taken this one's packets for its own (a
+    /// joiner's link built from packets meant for a station that was at
+    /// its address before), so the replacement's first packets are not
+    /// taken there for duplicates.
+    pub fn successor(&self, now: Instant) -> Link {
+        let mut link = Link::new(self.config.clone(), now);
+        link.next_pn = self.next_pn;
+        link
+    }
+
+    /// Takes up a link that was not driven for a while (kept for a peer
+    /// that may come back): its peer counts as heard from at `now`, and its
+    /// retransmission timer starts afresh.
+    pub fn revive(&mut self, now: Instant) {
+        self.last_received = self.last_received.max(now);
+        self.backoff = 0;
+    }
+
     /// The link's configuration.
     pub fn config(&self) -> &Arc<TransportConfig> {
         &self.config
