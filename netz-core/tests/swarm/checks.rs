@@ -17,9 +17,12 @@ pub struct Switches {
     /// frozen or cut off for longer than the failure timeout) learns it
     /// once it hears from the session again, and either rejoins or closes;
     /// after the heal every station in a session is known by all the
-    /// stations it knows. Needs a session epoch (or a "you are not a
-    /// member" answer): today such a station goes on alone, believing
-    /// itself in the session (and may elect itself session master).
+    /// stations it knows. The station's side of the rule is built (a
+    /// stall, the partition rule's probes, a successor that never takes
+    /// over, a departure retold by the session master: see
+    /// `tests/partitions.rs`); the check stays off by default because the
+    /// long run with `long_outages` still finds views that split some
+    /// other way (about 1 seed in 100).
     pub session_epoch: bool,
     /// `room_answers`: every room request of a station still in the
     /// session is answered (`Event::RoomResult`). Needs room requests to
@@ -102,8 +105,7 @@ fn single_master(w: &World) -> Result<(), String> {
     for (h, nodes) in claims {
         for (k, &a) in nodes.iter().enumerate() {
             for &b in &nodes[k + 1..] {
-                let sides = split
-                    && w.station(a).session_master() != w.station(b).session_master();
+                let sides = split && w.station(a).session_master() != w.station(b).session_master();
                 if mutual(w, a, b) && !sides {
                     return Err(format!(
                         "two masters of {h:?} in one session: node {a} ({}) and node {b} ({})",
