@@ -71,6 +71,9 @@ struct Settings {
     excluded: BTreeSet<String>,
     switches: Switches,
     scenarios: Scenarios,
+    /// Long outages and the session-epoch check forced on (see
+    /// [`swarm_with_long_outages`]).
+    outages: bool,
 }
 
 fn env_u64(name: &str) -> Option<u64> {
@@ -127,6 +130,7 @@ impl Settings {
             excluded,
             switches: Switches::from_env(),
             scenarios: Scenarios::from_env(),
+            outages: false,
         }
     }
 
@@ -152,6 +156,9 @@ impl Settings {
             if let Ok(v) = std::env::var(var) {
                 env += &format!(" {var}={v}");
             }
+        }
+        if self.outages && std::env::var_os("NETZ_SWARM_SCENARIOS").is_none() {
+            env += " NETZ_SWARM_SCENARIOS=long_outages NETZ_SWARM_ENABLE=session_epoch";
         }
         format!("{env} cargo test -p netz-core --test swarm -- --nocapture")
     }
@@ -349,7 +356,10 @@ fn minimise(params: &Params, plan: &[Step], switches: Switches) -> (Vec<usize>, 
 
 /// Runs the seeds of `topology_parity` (0: mesh, 1: client-server).
 fn swarm(parity: u64) {
-    let settings = Settings::from_env();
+    run_swarm(parity, Settings::from_env());
+}
+
+fn run_swarm(parity: u64, settings: Settings) {
     let seeds: Vec<u64> = match settings.single {
         Some(s) => vec![s],
         None => (settings.start..settings.start + settings.seeds).collect(),
@@ -454,6 +464,21 @@ fn swarm_mesh() {
 #[test]
 fn swarm_client_server() {
     swarm(1);
+}
+
+/// The short run again with outages longer than the failure timeout
+/// (live stations declared failed, sessions split and healed) and the
+/// check that a station the session counts out learns it: the partition
+/// rule, the successor that never takes over, departures retold.
+#[test]
+fn swarm_with_long_outages() {
+    let mut settings = Settings::from_env();
+    settings.scenarios.long_outages = true;
+    settings.switches.session_epoch = true;
+    settings.outages = true;
+    for parity in [0, 1] {
+        run_swarm(parity, settings.clone());
+    }
 }
 
 #[test]
