@@ -408,6 +408,12 @@ impl Station {
             self.on_handover_ack(id, c, false);
         }
         self.room_member_gone(id);
+        if failed && self.cfg.topology == Topology::Mesh {
+            // (Mesh only: in client-server, where clients' copies pass
+            // through their servers, the same re-announcement made two
+            // seeds of the long swarm run fail that passed without it.)
+            self.reannounce_handed_from(id);
+        }
         self.events.push_back(if failed {
             Event::StationFailed(id)
         } else {

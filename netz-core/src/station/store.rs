@@ -23,6 +23,11 @@ pub(super) struct Store {
     /// announced here yet (its `StationJoined` takes another path): they
     /// wait for it (see [`Station::member_announced`]).
     pub(super) awaiting_member: Vec<AwaitingMember>,
+    /// Objects handed to this station, from whom and when: if the old
+    /// master fails soon after, what it announced just before (the object
+    /// to a new duplica) may be lost with it, so they are announced again
+    /// (see [`Station::reannounce_handed_from`]).
+    pub(super) handed_from: BTreeMap<DOHandle, (StationId, Instant)>,
 }
 
 /// A master change to a station not announced yet, from who sent it.
@@ -98,6 +103,7 @@ impl Store {
             pending_master: HashMap::new(),
             deleted_early: BTreeMap::new(),
             awaiting_member: Vec::new(),
+            handed_from: BTreeMap::new(),
         }
     }
 }
@@ -867,10 +873,62 @@ impl Station {
                     },
                 );
             }
+            let now = self.now;
+            let keep = 3 * self.cfg.failure_timeout;
+            let h = &mut self.store.handed_from;
+            h.retain(|_, (_, at)| now < *at + keep);
+            if h.len() < MAX_HANDED_FROM {
+                h.insert(handle, (origin, now));
+            }
             self.discover_all(handle);
         }
     }
+
+    /// Station `gone` failed: the objects it handed to this station a
+    /// little before are announced again, whole, to their duplicas (its
+    /// last announcements of them, or of a duplica it added just before
+    /// the hand-over, may have gone with it; a duplica that has the
+    /// object takes the announcement as an update of the same state).
+    pub(super) fn reannounce_handed_from(&mut self, gone: StationId) {
+        let now = self.now;
+        let keep = 3 * self.cfg.failure_timeout;
+        let me = self.membership.id;
+        let handles: Vec<DOHandle> = self
+            .store
+            .handed_from
+            .iter()
+            .filter(|(_, (from, at))| *from == gone && now < *at + keep)
+            .map(|(h, _)| *h)
+            .collect();
+        for handle in handles {
+            self.store.handed_from.remove(&handle);
+            let Some(e) = self.store.entries.get(&handle) else {
+                continue;
+            };
+            if e.master != me {
+                continue;
+            }
+            let cell = e.cell.clone();
+            let dups: Vec<StationId> = e.dup_set.iter().copied().filter(|d| *d != gone).collect();
+            let (data, _) = self.full_state(handle, &cell);
+            for d in dups {
+                self.send(
+                    d,
+                    SYSTEM_STREAM,
+                    Msg::Create {
+                        handle,
+                        master: me,
+                        data: Bytes(data.clone()),
+                    },
+                );
+            }
+        }
+    }
 }
+
+/// How many recent hand-overs a station remembers (see
+/// [`Store::handed_from`]).
+const MAX_HANDED_FROM: usize = 4096;
 
 /// A master's datasets are at their declared revision (what it writes is
 /// everything this build knows).
