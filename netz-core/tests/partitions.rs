@@ -12,7 +12,6 @@ use netz_core::crypto::{ConnectToken, SecurityConfig, TokenGrant, TokenIssuer};
 use netz_core::sim::SimConfig;
 use netz_core::transport::{PacketHeader, PacketKind};
 use netz_core::*;
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -79,27 +78,6 @@ fn session(
 
 fn failure_timeout(c: &Cluster) -> Duration {
     c.station(0).config().failure_timeout
-}
-
-/// Objects mastered by more than one station that is in a session.
-fn doubly_mastered(c: &Cluster) -> Vec<DOHandle> {
-    let mut owners: BTreeMap<DOHandle, Vec<StationId>> = BTreeMap::new();
-    for i in c.live() {
-        let st = c.station(i);
-        if !st.is_in_session() {
-            continue;
-        }
-        for h in st.objects() {
-            if st.master_of(h) == Some(st.id()) {
-                owners.entry(h).or_default().push(st.id());
-            }
-        }
-    }
-    owners
-        .into_iter()
-        .filter(|(_, o)| o.len() > 1)
-        .map(|(h, _)| h)
-        .collect()
 }
 
 fn addrs(c: &Cluster, side: &[usize]) -> Vec<SocketAddr> {

@@ -273,26 +273,6 @@ fn without_security_a_packet_of_another_session_moves_no_link() {
 
 /// The handles that more than one station in a session considers its own
 /// master copy.
-fn doubly_mastered(c: &Cluster) -> Vec<DOHandle> {
-    let mut owners: std::collections::BTreeMap<DOHandle, Vec<StationId>> = Default::default();
-    for i in c.live() {
-        let st = c.station(i);
-        if !st.is_in_session() {
-            continue;
-        }
-        for h in st.objects() {
-            if st.master_of(h) == Some(st.id()) {
-                owners.entry(h).or_default().push(st.id());
-            }
-        }
-    }
-    owners
-        .into_iter()
-        .filter(|(_, o)| o.len() > 1)
-        .map(|(h, _)| h)
-        .collect()
-}
-
 #[test]
 fn a_station_frozen_past_the_failure_timeout_learns_it_was_excluded() {
     // Mesh: a member, then the session master; client-server: a client, a

@@ -255,3 +255,24 @@ pub fn registry() -> Arc<Registry> {
     r.register::<Avatar>().unwrap();
     Arc::new(r)
 }
+
+/// Objects mastered by more than one station of `c` that is in a session.
+pub fn doubly_mastered(c: &netz_core::cluster::Cluster) -> Vec<DOHandle> {
+    let mut owners: std::collections::BTreeMap<DOHandle, Vec<StationId>> = Default::default();
+    for i in c.live() {
+        let st = c.station(i);
+        if !st.is_in_session() {
+            continue;
+        }
+        for h in st.objects() {
+            if st.master_of(h) == Some(st.id()) {
+                owners.entry(h).or_default().push(st.id());
+            }
+        }
+    }
+    owners
+        .into_iter()
+        .filter(|(_, o)| o.len() > 1)
+        .map(|(h, _)| h)
+        .collect()
+}
