@@ -522,6 +522,16 @@ const FOUND: &[(u64, bool, &str)] = &[
         "an object handed over as its old master failed: a duplica never got it",
     ),
     (2356, false, "the same"),
+    (
+        2043,
+        false,
+        "a client followed a takeover its server refused (relayed to it while cut off)",
+    ),
+    (
+        9141,
+        false,
+        "the same, with the other side's session master lost in the split",
+    ),
 ];
 
 #[test]

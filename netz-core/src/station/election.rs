@@ -262,6 +262,7 @@ impl Station {
         for id in owners {
             self.broadcast(&Msg::RecoveryDone { id }, &[]);
         }
+        self.retell_recent_departures();
     }
 
     /// Session master only: station `id` is out (failed or left).
@@ -321,6 +322,18 @@ impl Station {
             if let Some(info) = self.membership.members.get(&id).map(|m| m.info.clone()) {
                 self.remember_departed(&info);
             }
+        }
+        if !self.is_session_master() {
+            // For the day this station is session master and a member
+            // missed this (`retell_recent_departures`).
+            let mastered: Vec<DOHandle> = self
+                .store
+                .entries
+                .iter()
+                .filter(|(_, e)| e.master == id)
+                .map(|(h, _)| *h)
+                .collect();
+            self.remember_recovered(id, &mastered);
         }
         let op = self.make_op(
             OperationDetail::LeaveStation(LeaveStationOperation {
@@ -492,30 +505,68 @@ impl Station {
         match self.membership.members.get(&id) {
             Some(m) if m.info.relay == Some(origin) => self.declare_gone(id, true),
             Some(_) => {}
-            None => self.retell_departure(origin, id),
+            None => self.retell_departure(origin, id, true),
         }
     }
 
-    /// Session master: what station `id` mastered when it was declared
-    /// gone, kept for [`StationConfig::partition_memory`] (at least a
-    /// minute), for a member that missed the recovery.
+    /// What station `id` mastered when it went, kept for
+    /// [`StationConfig::partition_memory`] (at least a minute), for a
+    /// member that missed the recovery.
     fn remember_recovered(&mut self, id: StationId, mastered: &[DOHandle]) {
         let now = self.now;
         let keep = self.cfg.partition_memory.max(Duration::from_secs(60));
         let r = &mut self.membership.recovered;
-        r.retain(|_, (until, _)| now < *until);
+        r.retain(|_, (at, _)| now < *at + keep);
         if r.len() >= 256 {
             if let Some(oldest) = r.iter().min_by_key(|(_, (t, _))| *t).map(|(k, _)| *k) {
                 r.remove(&oldest);
             }
         }
-        r.insert(id, (now + keep, mastered.to_vec()));
+        r.insert(id, (now, mastered.to_vec()));
     }
 
-    /// Session master: `to` reports silent a station declared gone
-    /// already; it missed that word (and what the recovery did): it is told
-    /// again, alone, with where each of the station's objects is now.
-    fn retell_departure(&mut self, to: StationId, id: StationId) {
+    /// A new session master: the stations that went in the last three
+    /// failure timeouts are told again to every member, with where each
+    /// of their objects is now. The old session master's word about them
+    /// may have gone with it (a member cut off just then, or a goodbye
+    /// whose last messages did not leave); those who heard it ignore this.
+    fn retell_recent_departures(&mut self) {
+        let now = self.now;
+        let window = self.cfg.failure_timeout * 3;
+        let recent: Vec<StationId> = self
+            .membership
+            .recovered
+            .iter()
+            .filter(|(id, (at, _))| {
+                now.saturating_duration_since(*at) <= window
+                    && !self.membership.members.contains_key(id)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        if recent.is_empty() {
+            return;
+        }
+        let me = self.membership.id;
+        let members: Vec<StationId> = self
+            .membership
+            .members
+            .keys()
+            .copied()
+            .filter(|m| *m != me)
+            .collect();
+        for to in members {
+            for &id in &recent {
+                self.retell_departure(to, id, false);
+            }
+        }
+    }
+
+    /// Session master: `to` missed that station `id` went (and what the
+    /// recovery did): it is told again, alone, with where each of the
+    /// station's objects is now. With `deletes`, an object this station
+    /// no longer holds was deleted (this station recovered it); without,
+    /// it is left to the recovery's end.
+    fn retell_departure(&mut self, to: StationId, id: StationId, deletes: bool) {
         if !self.membership.gone.contains(&id) {
             return;
         }
@@ -533,7 +584,8 @@ impl Station {
                     master: e.master,
                 },
                 Some(_) => continue,
-                None => Msg::Delete { handle: h },
+                None if deletes => Msg::Delete { handle: h },
+                None => continue,
             };
             self.send(to, SYSTEM_STREAM, msg);
         }

@@ -34,9 +34,11 @@ pub(super) struct Membership {
     /// lost, while its `NewSessionMaster` has not come, and until when it
     /// is waited for (see [`Station::check_takeover`]).
     pub(super) unconfirmed_master: Option<(StationId, Instant)>,
-    /// Session master: the objects each station declared gone mastered
-    /// then, until when they are kept: told again to a member that reports
-    /// the station silent later (it missed the recovery).
+    /// The objects each station that went mastered here then, and when
+    /// it went (kept at least a minute): the session master tells them
+    /// again to a member that reports the station silent later (it missed
+    /// the recovery), and a new session master to every member (the old
+    /// one's word may have gone with it).
     pub(super) recovered: BTreeMap<StationId, (Instant, Vec<DOHandle>)>,
 }
 

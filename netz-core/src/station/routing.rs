@@ -171,6 +171,18 @@ impl Station {
             .sum();
     }
 
+    /// Whether this server keeps from its client a takeover it does not
+    /// follow itself: a client hears the rest of the session only through
+    /// its server, so it cannot tell whether the stations a
+    /// `NewSessionMaster` names as failed are silent; its server can, and
+    /// passes the word on only from the session master it follows (the
+    /// server's own copy comes first: [`Station::broadcast`]).
+    fn withholds_takeover(&self, env: &Envelope) -> bool {
+        matches!(env.msg, Msg::NewSessionMaster { .. })
+            && self.cfg.process_type == ProcessType::Server
+            && env.origin != self.membership.session_master
+    }
+
     /// Handles an envelope that arrived from `hop` (a server when
     /// `relays`): only a server of a client-server session speaks for
     /// others; what is for another station is passed on (a server checks
@@ -196,7 +208,12 @@ impl Station {
         }
         if env.dest.is_some() && env.dest != self.membership.id {
             if self.membership.members.contains_key(&env.dest) {
-                if env.origin == hop && !relays && !self.referee(substream, &env) {
+                let refused = if env.origin == hop && !relays {
+                    !self.referee(substream, &env)
+                } else {
+                    self.withholds_takeover(&env)
+                };
+                if refused {
                     if env.seq == 0 {
                         return;
                     }
@@ -485,14 +502,19 @@ impl Station {
         self.send_envelope(SYSTEM_STREAM, env)
     }
 
+    /// Sends `msg` to every member but those in `except`.
+    ///
+    /// Servers come first: a server passes a client's copy on only once
+    /// it handled its own (see [`Station::withholds_takeover`]).
     pub(super) fn broadcast(&mut self, msg: &Msg, except: &[StationId]) {
-        let ids: Vec<StationId> = self
+        let mut ids: Vec<StationId> = self
             .membership
             .members
             .keys()
             .copied()
             .filter(|i| *i != self.membership.id && !except.contains(i))
             .collect();
+        ids.sort_by_key(|i| self.process_type_of(*i) == Some(ProcessType::Client));
         self.multicast(&ids, SYSTEM_STREAM, msg.clone());
     }
 
