@@ -463,3 +463,99 @@ fn a_report_of_silence_from_a_member_declares_no_live_station_failed() {
     assert_eq!(c.station(0).stations().len(), 4);
     assert_eq!(c.station(1).stations().len(), 4);
 }
+
+/// Servers 1, 2 and 3 (station 1 the session master) and a client that
+/// joined through server 3.
+fn servers_and_a_client_of_the_third(seed: u64) -> (Cluster, usize) {
+    let (mut c, _) = session(Topology::ClientServer, false, 3, 0, seed);
+    let client = c
+        .join(cfg(Topology::ClientServer, false, 3, false), 2)
+        .unwrap();
+    c.run_for(Duration::from_millis(400));
+    assert_eq!(
+        c.station(client).relay(),
+        Some(c.station(2).id()),
+        "the client's server"
+    );
+    (c, client)
+}
+
+#[test]
+fn a_client_follows_no_takeover_its_server_refuses() {
+    // Servers 1 and 2 stop hearing each other; 3 and its client hear
+    // both. Server 2 takes over, naming 1 failed; 3 hears 1 and refuses,
+    // and does not pass the word on to its client, which cannot tell
+    // whether 1 is silent. Before, the client followed 2 and refused all
+    // that 1 said from then on.
+    for seed in [31, 32] {
+        let (mut c, client) = servers_and_a_client_of_the_third(seed);
+        let ft = failure_timeout(&c);
+        let _ = c.events(client);
+        let (one, two) = (c.addrs[0], c.addrs[1]);
+        c.sim.partition(&[one], &[two]);
+        c.run_for(ft * 3);
+        c.sim.heal();
+        c.run_for(ft * 3);
+        let ev = c.events(client);
+        let case = format!("seed {seed}: {ev:?}");
+        assert!(
+            !ev.iter()
+                .any(|e| matches!(e, Event::SessionMasterChanged { .. })),
+            "{case}"
+        );
+        let (sm, three, cl) = (c.station(0), c.station(2), c.station(client));
+        assert!(cl.is_in_session(), "{case}");
+        assert_eq!(cl.session_master(), sm.id(), "{case}");
+        assert_eq!(three.session_master(), sm.id(), "{case}");
+        let ids = |s: &Station| s.stations().iter().map(|m| m.id).collect::<Vec<_>>();
+        assert_eq!(ids(cl), ids(sm), "{case}");
+        assert_eq!(ids(three), ids(sm), "{case}");
+        assert!(doubly_mastered(&c).is_empty(), "{case}");
+    }
+}
+
+#[test]
+fn a_new_session_master_tells_everyone_of_a_departure_they_missed() {
+    // Server 3 cannot hear the session master (1) when 1 declares a
+    // client of server 2 gone (a client 3 has no link with); then 1
+    // crashes. 3 cannot find the client silent, so it never reports it;
+    // its new session master (2) tells it. Before, 3 counted the client a
+    // member for good.
+    let (mut c, _) = session(Topology::ClientServer, false, 3, 0, 33);
+    let client = c
+        .join(cfg(Topology::ClientServer, false, 3, false), 1)
+        .unwrap();
+    c.run_for(Duration::from_millis(400));
+    assert_eq!(c.station(client).relay(), Some(c.station(1).id()));
+    let now = c.now();
+    let h = c
+        .station_mut(client)
+        .publish(now, Counter::recovering(true))
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_millis(400));
+    let ft = failure_timeout(&c);
+    let gone = c.station(client).id();
+    let (one, three) = (c.addrs[0], c.addrs[2]);
+    c.sim.block(&[one], &[three]);
+    c.crash(client);
+    c.run_for(ft + ft / 2);
+    assert!(c.station(0).station_info(gone).is_none(), "1 declared it");
+    assert!(c.station(2).station_info(gone).is_some(), "3 missed it");
+    c.crash(0);
+    c.sim.heal();
+    c.run_for(ft * 4);
+    let ev = c.events(2);
+    let (two, st3) = (c.station(1), c.station(2));
+    let case = format!("{:?} {ev:?}", st3.stations());
+    assert!(two.is_session_master(), "{case}");
+    assert!(st3.is_in_session(), "{case}");
+    assert_eq!(st3.session_master(), two.id(), "{case}");
+    assert!(
+        st3.station_info(gone).is_none(),
+        "{case}: 3 still counts it"
+    );
+    assert_eq!(st3.master_of(h), two.master_of(h), "{case}");
+    assert!(two.master_of(h).is_some_and(|m| m != gone), "{case}");
+    assert!(doubly_mastered(&c).is_empty(), "{case}");
+}
