@@ -532,6 +532,11 @@ const FOUND: &[(u64, bool, &str)] = &[
         false,
         "the same, with the other side's session master lost in the split",
     ),
+    (
+        9804,
+        false,
+        "a leaving station handed an object to one that refused it",
+    ),
 ];
 
 #[test]

@@ -218,6 +218,35 @@ fn an_object_published_while_leaving_is_kept_nowhere() {
     }
 }
 
+/// A station that is leaving hands nothing over: its hand-over would
+/// reach the duplicas while the new master, which already counts it gone,
+/// refuses it, and they would hold a duplica that nobody masters. Its
+/// objects go to the recovery, as any of a station that left.
+#[test]
+fn a_leaving_station_hands_nothing_over() {
+    let mut c = mesh(3);
+    let now = c.now();
+    let h = c
+        .station_mut(2)
+        .publish(now, Counter::recovering(true))
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_millis(300));
+    let now = c.now();
+    c.station_mut(2).leave(now).unwrap();
+    let to = c.station(0).id();
+    assert_eq!(
+        c.station_mut(2).migrate(now, h, to),
+        Err(StationError::NotInSession)
+    );
+    c.run_for(Duration::from_secs(3));
+    assert!(c.station(2).is_closed());
+    let m = c.station(0).master_of(h).expect("recovered");
+    assert_eq!(c.station(1).master_of(h), Some(m));
+    let k = (0..2).find(|&i| c.station(i).id() == m).unwrap();
+    assert!(c.station(k).get::<Counter>(h).unwrap().is_master());
+}
+
 /// A master hands its object to a station that is leaving (the hand-over
 /// crosses the leave): the session master takes the object over, as it
 /// would any object of a station that left, and every station agrees.

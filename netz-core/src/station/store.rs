@@ -437,6 +437,10 @@ impl Station {
     }
 
     /// Migrates master `handle` to `to` (ChangeMasterStation, 14.3.1.4).
+    ///
+    /// A station that is leaving hands nothing over
+    /// ([`StationError::NotInSession`]): what it masters goes to the
+    /// session master's recovery once it is gone.
     pub fn migrate(
         &mut self,
         now: Instant,
@@ -467,6 +471,9 @@ impl Station {
         }
         if to == self.membership.id {
             return Ok(());
+        }
+        if matches!(self.membership.state, State::Leaving { .. }) {
+            return Err(StationError::NotInSession);
         }
         if !self.membership.members.contains_key(&to) {
             return Err(StationError::NoSuchStation(to));
