@@ -533,9 +533,24 @@ const FOUND: &[(u64, bool, &str)] = &[
         "the same, with the other side's session master lost in the split",
     ),
     (
+        735,
+        false,
+        "a server that followed a takeover late never passed it on to its clients",
+    ),
+    (
+        1619,
+        false,
+        "a client that moved to a server following another session master refused all it said",
+    ),
+    (
         9804,
         false,
         "a leaving station handed an object to one that refused it",
+    ),
+    (
+        9690,
+        false,
+        "an object handed over by a station declared failed outlived the recovery's delete on its new master only",
     ),
 ];
 

@@ -992,3 +992,45 @@ fn a_client_moving_back_to_a_server_once_its_link_ran_out_gets_through() {
         assert!(c.station(i).contains(h), "server {i}");
     }
 }
+
+/// A station hands its object over just after the session master declared
+/// it failed (a cut between the two; the session master's word is late
+/// elsewhere): the new master refused the session master's `Delete`, so
+/// a third station that took the recovery's word lost the object the new
+/// master kept. The recovery's word wins: the object is deleted
+/// everywhere.
+#[test]
+fn an_object_handed_over_by_a_station_declared_failed_goes_with_the_recovery() {
+    let mut c = mesh(4);
+    let now = c.now();
+    let h = c
+        .station_mut(2)
+        .publish(now, Counter::new(3, "late"))
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_millis(300));
+    let ft = c.station(0).config().failure_timeout;
+    let [one, two, three, four] = [0, 1, 2, 3].map(|i| c.addrs[i]);
+    let gone = c.station(2).id();
+    c.sim.partition(&[one], &[three]);
+    c.run_for(ft * 7 / 10);
+    c.sim.block(&[one], &[two, four]);
+    assert!(c.run_until(ft, |c| c.station(0).station_info(gone).is_none()));
+    assert!(c.station(1).station_info(gone).is_some(), "2 not told yet");
+    let (now, to) = (c.now(), c.station(1).id());
+    c.station_mut(2).migrate(now, h, to).unwrap();
+    c.run_for(Duration::from_millis(60));
+    assert!(c.station(1).get::<Counter>(h).unwrap().is_master());
+    // The session master's word reaches 2, and 4 only later.
+    c.sim.heal();
+    c.sim.partition(&[one], &[three]);
+    c.sim.block(&[one], &[four]);
+    c.run_for(Duration::from_millis(100));
+    c.sim.heal();
+    c.sim.partition(&[one], &[three]);
+    c.run_for(ft * 3);
+    for i in [0, 1, 3] {
+        assert!(c.station(i).is_in_session(), "station {i}");
+        assert!(!c.station(i).contains(h), "station {i} holds it");
+    }
+}

@@ -150,6 +150,7 @@ impl Station {
                 self.events
                     .push_back(Event::SessionMasterChanged { new_master: c });
                 self.report_silent_members();
+                self.pass_on_takeover(c);
             }
         }
     }
@@ -191,6 +192,7 @@ impl Station {
     pub(super) fn become_session_master(&mut self) {
         self.membership.session_master = self.membership.id;
         self.membership.unconfirmed_master = None;
+        self.membership.withheld.clear();
         self.membership.next_station_id = self.membership.next_station_id.max(
             self.membership
                 .members
@@ -619,7 +621,12 @@ impl Station {
                         .is_none_or(|l| now >= l.last_received() + suspect_after)
             }
         };
-        if failed.contains(&self.membership.id) || !failed.iter().all(suspected) {
+        // A client hears the others only through its server, which passes
+        // a takeover on only if it follows it (`withholds_takeover`): the
+        // server's judgement is the client's.
+        let vouched = self.cfg.topology == Topology::ClientServer
+            && self.cfg.process_type == ProcessType::Client;
+        if failed.contains(&self.membership.id) || !(vouched || failed.iter().all(suspected)) {
             self.refuse("NewSessionMaster", origin, "names a live station as failed");
             self.membership.refused_takeover = Some(origin);
             return;
@@ -637,7 +644,10 @@ impl Station {
             })
             .map(|m| m.info.id)
             .min();
-        if candidate != Some(origin) && !(self.is_session_master() && origin > self.membership.id) {
+        if !vouched
+            && candidate != Some(origin)
+            && !(self.is_session_master() && origin > self.membership.id)
+        {
             self.refuse("NewSessionMaster", origin, "not the one the election picks");
             self.membership.refused_takeover = Some(origin);
             return;
@@ -662,11 +672,31 @@ impl Station {
         {
             self.membership.unconfirmed_master = None;
         }
-        if self.membership.session_master != origin {
+        self.membership.withheld.remove(&origin);
+        let old = self.membership.session_master;
+        if old != origin {
             self.membership.session_master = origin;
             self.events
                 .push_back(Event::SessionMasterChanged { new_master: origin });
         }
         self.report_silent_members();
+        if vouched && old != origin {
+            // While it followed another session master this client may
+            // have refused departures: the new one tells it again of each
+            // station it counts and the new one does not
+            // (`on_report_failure`).
+            let me = self.membership.id;
+            let relay = self.membership.relay;
+            let counted: Vec<StationId> = self
+                .membership
+                .members
+                .keys()
+                .copied()
+                .filter(|id| ![me, relay, origin].contains(id))
+                .collect();
+            for id in counted {
+                self.send(origin, SYSTEM_STREAM, Msg::ReportFailure { id });
+            }
+        }
     }
 }

@@ -234,3 +234,38 @@ pub(super) fn join_denied_error(reason: String) -> JoinError {
         JoinError::Denied(reason)
     }
 }
+
+// ---- the objects every station has from the start
+impl Station {
+    /// Adds well-known object `h` (the session object): the master here
+    /// when this station creates the session, a duplica of the session
+    /// master's otherwise.
+    pub(super) fn add_well_known(&mut self, h: DOHandle, master: bool) {
+        let Some(entry) = self.registry.entry(h.class_id()) else {
+            return;
+        };
+        let m = if master {
+            self.membership.id
+        } else {
+            self.membership.session_master
+        };
+        let cell = (entry.factory)(h, self.membership.id, m);
+        if master {
+            self.add_master(h, cell, true);
+        } else if !self.store.entries.contains_key(&h) {
+            self.add_duplica(h, m, cell, None, m);
+        }
+    }
+
+    /// Publishes the station object of `info` (mastered here at first).
+    pub(super) fn publish_station_object(&mut self, info: &StationInfo) -> DOHandle {
+        let handle = self.store.allocate(ClassId::STATION, self.membership.id);
+        let obj = StationObject {
+            data: StationData::new(info),
+        };
+        let cell = new_cell(obj, handle, self.membership.id, self.membership.id);
+        self.add_master(handle, cell, true);
+        self.discover_all(handle);
+        handle
+    }
+}

@@ -40,6 +40,11 @@ pub(super) struct Membership {
     /// the recovery), and a new session master to every member (the old
     /// one's word may have gone with it).
     pub(super) recovered: BTreeMap<StationId, (Instant, Vec<DOHandle>)>,
+    /// A server: the takeovers it kept from its clients (it did not
+    /// follow them), by the station that took over, with the stations
+    /// that station named failed: passed on if this server follows it
+    /// later (see [`Station::pass_on_takeover`]).
+    pub(super) withheld: BTreeMap<StationId, Vec<StationId>>,
 }
 
 impl Membership {
@@ -59,6 +64,7 @@ impl Membership {
             refused_takeover: None,
             unconfirmed_master: None,
             recovered: BTreeMap::new(),
+            withheld: BTreeMap::new(),
             spare_links: BTreeMap::new(),
         }
     }
@@ -210,6 +216,10 @@ impl Station {
             .is_some_and(|m| m.info.addr == info.addr)
         {
             // Known already (a new session master announces every member).
+            return;
+        }
+        if self.membership.gone.contains(&info.id) {
+            // Gone for good (an announcement that crossed its departure).
             return;
         }
         let op = self.make_op(

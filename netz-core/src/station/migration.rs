@@ -681,6 +681,14 @@ impl Station {
             == Some(self.membership.id)
         {
             self.send_now(origin, Msg::Welcome);
+            // The client may have missed a takeover its old server did not
+            // follow: it learns whom this one follows.
+            let master = self.membership.session_master;
+            if master == self.membership.id {
+                self.send_now(origin, Msg::NewSessionMaster { failed: Vec::new() });
+            } else {
+                self.vouch_takeover(master, Vec::new(), Some(origin));
+            }
         } else {
             self.stats.bad_messages += 1;
         }

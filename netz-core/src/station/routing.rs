@@ -140,6 +140,11 @@ pub(super) fn delivered_substream(channel: crate::transport::Channel) -> u8 {
     }
 }
 
+/// How many takeovers a server keeps from its clients, and how many
+/// failed stations of each (see [`Membership::withheld`]).
+const MAX_WITHHELD: usize = 16;
+const MAX_WITHHELD_FAILED: usize = 256;
+
 /// Messages a client holds back per sender behind a gap before it gives up
 /// on the gap.
 pub(super) const MAX_HELD_IN_ORDER: usize = 4096;
@@ -177,10 +182,82 @@ impl Station {
     /// `NewSessionMaster` names as failed are silent; its server can, and
     /// passes the word on only from the session master it follows (the
     /// server's own copy comes first: [`Station::broadcast`]).
-    fn withholds_takeover(&self, env: &Envelope) -> bool {
-        matches!(env.msg, Msg::NewSessionMaster { .. })
-            && self.cfg.process_type == ProcessType::Server
-            && env.origin != self.membership.session_master
+    fn withholds_takeover(&mut self, env: &Envelope) -> bool {
+        let Msg::NewSessionMaster { failed } = &env.msg else {
+            return false;
+        };
+        if self.cfg.process_type != ProcessType::Server
+            || env.origin == self.membership.session_master
+        {
+            return false;
+        }
+        let w = &mut self.membership.withheld;
+        if w.contains_key(&env.origin) || w.len() < MAX_WITHHELD {
+            let failed: Vec<StationId> = failed.iter().copied().take(MAX_WITHHELD_FAILED).collect();
+            w.insert(env.origin, failed);
+        }
+        true
+    }
+
+    /// A server follows `master` as session master now, by its own view
+    /// (its silence, a departure): a takeover of `master` it kept from
+    /// its clients goes to them now, in `master`'s name (a client takes
+    /// its server's word for who sent what it relays).
+    pub(super) fn pass_on_takeover(&mut self, master: StationId) {
+        let Some(failed) = self.membership.withheld.remove(&master) else {
+            return;
+        };
+        self.vouch_takeover(master, failed, None);
+    }
+
+    /// Tells this server's clients (or only `to`) that `master` leads the
+    /// session, naming `failed` gone, and who is in it (what the session
+    /// master said while the client followed another may have been
+    /// refused): unnumbered, in `master`'s name.
+    pub(super) fn vouch_takeover(
+        &mut self,
+        master: StationId,
+        failed: Vec<StationId>,
+        to: Option<StationId>,
+    ) {
+        let me = self.membership.id;
+        let clients: Vec<StationId> = self
+            .membership
+            .members
+            .values()
+            .filter(|m| m.info.relay == Some(me) && m.info.process_type == ProcessType::Client)
+            .filter(|m| m.link.is_some() && to.is_none_or(|t| t == m.info.id))
+            .map(|m| m.info.id)
+            .collect();
+        let infos: Vec<StationInfo> = self
+            .membership
+            .members
+            .values()
+            .map(|m| m.info.clone())
+            .collect();
+        for c in clients {
+            let Some(to) = infos.iter().find(|i| i.id == c).cloned() else {
+                continue;
+            };
+            let msgs = std::iter::once(Msg::NewSessionMaster {
+                failed: failed.clone(),
+            })
+            .chain(
+                infos
+                    .iter()
+                    .filter(|i| i.id != c && i.id != master)
+                    .map(|i| Msg::StationJoined(self.shown_to(i, &to))),
+            );
+            for msg in msgs.collect::<Vec<_>>() {
+                let env = Envelope {
+                    seq: 0,
+                    origin: master,
+                    dest: c,
+                    msg,
+                };
+                self.send_envelope(SYSTEM_STREAM, env);
+            }
+        }
     }
 
     /// Handles an envelope that arrived from `hop` (a server when

@@ -201,35 +201,6 @@ impl Station {
         });
     }
 
-    pub(super) fn add_well_known(&mut self, h: DOHandle, master: bool) {
-        let Some(entry) = self.registry.entry(h.class_id()) else {
-            return;
-        };
-        let m = if master {
-            self.membership.id
-        } else {
-            self.membership.session_master
-        };
-        let cell = (entry.factory)(h, self.membership.id, m);
-        if master {
-            self.add_master(h, cell, true);
-        } else if !self.store.entries.contains_key(&h) {
-            self.add_duplica(h, m, cell, None, m);
-        }
-    }
-
-    /// Publishes the station object of `info` (mastered here at first).
-    pub(super) fn publish_station_object(&mut self, info: &StationInfo) -> DOHandle {
-        let handle = self.store.allocate(ClassId::STATION, self.membership.id);
-        let obj = StationObject {
-            data: StationData::new(info),
-        };
-        let cell = new_cell(obj, handle, self.membership.id, self.membership.id);
-        self.add_master(handle, cell, true);
-        self.discover_all(handle);
-        handle
-    }
-
     /// Sends master `handle` to every station that lacks it (ChangeDupSet).
     pub(super) fn discover_all(&mut self, handle: DOHandle) {
         if self.interest.has_policy(handle.class_id()) {
@@ -755,6 +726,17 @@ impl Station {
             }
             return;
         };
+        let from_gone =
+            |(from, _): &(StationId, Instant)| !self.membership.members.contains_key(from);
+        if e.master == self.membership.id
+            && origin == self.membership.session_master
+            && self.store.handed_from.get(&handle).is_some_and(from_gone)
+        {
+            // Handed over by a station the session master had declared
+            // failed already: its recovery deleted the object everywhere.
+            self.remove_from_store(handle, origin, RemoveReason::Deleted, true);
+            return;
+        }
         if e.master == self.membership.id
             || (origin != e.master && origin != self.membership.session_master)
         {
@@ -908,7 +890,6 @@ impl Station {
             .map(|(h, _)| *h)
             .collect();
         for handle in handles {
-            self.store.handed_from.remove(&handle);
             let Some(e) = self.store.entries.get(&handle) else {
                 continue;
             };
