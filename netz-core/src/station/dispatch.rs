@@ -207,7 +207,7 @@ enum Sender {
 /// | JoinDenyForward, LinkKeys, StationJoined, StationGone, RecoveryDone | the session master | |
 /// | ReportFailure | any member | declared failed only when it is the sender's own client (the sender relays it); about a station the session master no longer counts, the sender alone is told it is gone |
 /// | Leaving | any member | about itself |
-/// | NewSessionMaster | handler | the sender is the one this station's own view of the election picks, and every station it names as failed has been silent here; a server passes it on to its clients only from the session master it follows itself (a client cannot see the others' silence) |
+/// | NewSessionMaster | handler | the sender is the one this station's own view of the election picks, and every station it names as failed has been silent here; a client cannot see the others' silence and takes its server's word: a server passes a takeover on to its clients only from the session master it follows, keeps the others and passes them on (in that station's name, with the members' `StationJoined`) once it follows it, and tells a client it welcomes whom it follows |
 /// | Create | handler | a new object is created by its sender, or re-discovered by its master; an existing duplica's master changes only with its old master's word or the session master's recovery |
 /// | Delete | handler | the object's master, or the session master |
 /// | DuplicaRemoved | any member | about its own duplica |
