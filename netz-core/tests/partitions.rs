@@ -466,8 +466,8 @@ fn a_report_of_silence_from_a_member_declares_no_live_station_failed() {
 
 /// Servers 1, 2 and 3 (station 1 the session master) and a client that
 /// joined through server 3.
-fn servers_and_a_client_of_the_third(seed: u64) -> (Cluster, usize) {
-    let (mut c, _) = session(Topology::ClientServer, false, 3, 0, seed);
+fn servers_and_a_client_of_the_third(seed: u64) -> (Cluster, usize, Vec<DOHandle>) {
+    let (mut c, objects) = session(Topology::ClientServer, false, 3, 0, seed);
     let client = c
         .join(cfg(Topology::ClientServer, false, 3, false), 2)
         .unwrap();
@@ -477,7 +477,7 @@ fn servers_and_a_client_of_the_third(seed: u64) -> (Cluster, usize) {
         Some(c.station(2).id()),
         "the client's server"
     );
-    (c, client)
+    (c, client, objects)
 }
 
 #[test]
@@ -488,7 +488,7 @@ fn a_client_follows_no_takeover_its_server_refuses() {
     // whether 1 is silent. Before, the client followed 2 and refused all
     // that 1 said from then on.
     for seed in [31, 32] {
-        let (mut c, client) = servers_and_a_client_of_the_third(seed);
+        let (mut c, client, _) = servers_and_a_client_of_the_third(seed);
         let ft = failure_timeout(&c);
         let _ = c.events(client);
         let (one, two) = (c.addrs[0], c.addrs[1]);
@@ -558,4 +558,37 @@ fn a_new_session_master_tells_everyone_of_a_departure_they_missed() {
     assert_eq!(st3.master_of(h), two.master_of(h), "{case}");
     assert!(two.master_of(h).is_some_and(|m| m != gone), "{case}");
     assert!(doubly_mastered(&c).is_empty(), "{case}");
+}
+
+#[test]
+fn a_takeover_a_server_follows_late_reaches_its_clients() {
+    // Station 2 stops hearing the session master (1) first and takes over
+    // when 1 crashes; 3 still heard 1 a moment ago and refuses, so it
+    // keeps the word from its client; once 1 is silent at 3 too, 3
+    // follows 2 and passes the takeover on. Without that, the client
+    // followed 1 for good.
+    for seed in [34, 35] {
+        let (mut c, client, objects) = servers_and_a_client_of_the_third(seed);
+        let ft = failure_timeout(&c);
+        let (one, two) = (c.addrs[0], c.addrs[1]);
+        c.sim.block(&[one], &[two]);
+        c.run_for(ft * 8 / 10);
+        c.crash(0);
+        c.run_for(ft * 4);
+        let ev = (c.events(2), c.events(client));
+        let (st2, three, cl) = (c.station(1), c.station(2), c.station(client));
+        let case = format!("seed {seed}: {:?} {ev:?}", cl.stations());
+        assert!(st2.is_session_master(), "{case}");
+        assert!(three.is_in_session() && cl.is_in_session(), "{case}");
+        assert_eq!(three.session_master(), st2.id(), "{case}");
+        assert_eq!(cl.session_master(), st2.id(), "{case}");
+        let ids = |s: &Station| s.stations().iter().map(|m| m.id).collect::<Vec<_>>();
+        assert_eq!(ids(cl), ids(st2), "{case}");
+        for h in &objects {
+            let m = st2.master_of(*h);
+            assert!(m.is_some_and(|m| m != StationId(1)), "{case}: {h:?}");
+            assert_eq!(three.master_of(*h), m, "{case}: {h:?} at 3");
+        }
+        assert!(doubly_mastered(&c).is_empty(), "{case}");
+    }
 }

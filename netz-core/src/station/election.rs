@@ -145,8 +145,17 @@ impl Station {
         } else if let Some(c) = candidate {
             if self.membership.session_master != c {
                 self.membership.session_master = c;
-                let until = self.now + 2 * self.cfg.failure_timeout;
-                self.membership.unconfirmed_master = Some((c, until));
+                if self.membership.refused_takeover == Some(c) {
+                    // It took over already (this station, hearing `old`
+                    // still, refused it then, and what its recovery said
+                    // of `old`): it tells that again.
+                    self.membership.refused_takeover = None;
+                    self.membership.unconfirmed_master = None;
+                    self.send(c, SYSTEM_STREAM, Msg::ReportFailure { id: old });
+                } else {
+                    let until = self.now + 2 * self.cfg.failure_timeout;
+                    self.membership.unconfirmed_master = Some((c, until));
+                }
                 self.events
                     .push_back(Event::SessionMasterChanged { new_master: c });
                 self.report_silent_members();
