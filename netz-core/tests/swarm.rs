@@ -552,6 +552,13 @@ const FOUND: &[(u64, bool, &str)] = &[
         false,
         "an object handed over by a station declared failed outlived the recovery's delete on its new master only",
     ),
+    (
+        181,
+        false,
+        "a migrating client's word to a station that joined meanwhile went ahead of its word to its new server, which refused it",
+    ),
+    (3859, false, "the same"),
+    (6177, false, "the same"),
 ];
 
 #[test]

@@ -659,10 +659,29 @@ impl Station {
     }
 
     /// The migration is over (done or refused): what the application sent
-    /// meanwhile goes out, in order.
+    /// meanwhile goes out, in order for each station; what is for the
+    /// server goes first, up to its first word that moves or deletes an
+    /// object. The server checks what it passes on against its own store
+    /// (see [`Station::referee`]): an object announced to it meanwhile (a
+    /// server that joined since) must be there before its announcement to
+    /// the others, or the server refuses that one; what this client said
+    /// to the others before a hand-over or a deletion must still pass
+    /// while it masters the object there.
     fn end_migration(&mut self) {
         if let Some(m) = self.migration.client.take() {
-            for (substream, env) in m.held {
+            let server = self.membership.relay;
+            let mut moves = false;
+            let (first, then): (Vec<_>, Vec<_>) = m.held.into_iter().partition(|(_, env)| {
+                if env.dest != server || moves {
+                    return false;
+                }
+                moves = matches!(
+                    env.msg,
+                    Msg::Delete { .. } | Msg::MasterChanged { .. } | Msg::Migrate { .. }
+                );
+                !moves
+            });
+            for (substream, env) in first.into_iter().chain(then) {
                 self.send_envelope(substream, env);
             }
         }
