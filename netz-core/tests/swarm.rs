@@ -559,6 +559,11 @@ const FOUND: &[(u64, bool, &str)] = &[
     ),
     (3859, false, "the same"),
     (6177, false, "the same"),
+    (
+        8587,
+        false,
+        "a station refused a master change from the unconfirmed new master that sent it",
+    ),
 ];
 
 #[test]

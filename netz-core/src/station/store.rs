@@ -806,7 +806,12 @@ impl Station {
                 self.await_member(master, origin, Msg::MasterChanged { handle, master })
             }
             MasterRule::No => {
-                self.refuse("MasterChanged", origin, "not entitled to move the object")
+                // A station this one is told will master the object may
+                // move it on before its claim is confirmed here: the word
+                // waits with the claim.
+                if !self.hold_if_pending(origin, handle, Msg::MasterChanged { handle, master }) {
+                    self.refuse("MasterChanged", origin, "not entitled to move the object")
+                }
             }
         }
     }
