@@ -231,6 +231,13 @@ impl RoomError {
     /// A room quota was reached (rooms per station, properties per room,
     /// the size of a property).
     pub const LIMIT: u16 = 7;
+    /// No answer came within the RMC timeout (`StationConfig::rmc_timeout`);
+    /// the request may have taken effect.
+    pub const TIMEOUT: u16 = 8;
+    /// The server the request went to left or failed, or this station
+    /// left the session, before the answer came; the request may have
+    /// taken effect.
+    pub const UNREACHABLE: u16 = 9;
 
     pub(crate) fn new(code: u16, message: impl Into<String>) -> Self {
         RoomError {

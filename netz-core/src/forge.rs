@@ -125,6 +125,17 @@ pub enum Forged {
         /// The value.
         value: String,
     },
+    /// Room server -> requester: the answer to room request `request`.
+    RoomReply {
+        /// The request id.
+        request: u64,
+        /// The room.
+        room: DOHandle,
+        /// 0, or a `RoomError` code.
+        code: u16,
+        /// The room id.
+        room_id: String,
+    },
     /// Room server -> members: a room starts moving.
     RoomMigrateStart {
         /// The room.
@@ -211,6 +222,18 @@ impl Forged {
                 by,
                 room,
                 op: RoomOp::SetProperty { key, value },
+            },
+            Forged::RoomReply {
+                request,
+                room,
+                code,
+                room_id,
+            } => Msg::RoomReply {
+                request,
+                room,
+                code,
+                message: String::new(),
+                room_id,
             },
             Forged::RoomMigrateStart { room, epoch } => Msg::RoomMigrateStart { room, epoch },
             Forged::Raw(bytes) => postcard::from_bytes(&bytes).ok()?,

@@ -49,6 +49,10 @@ pub struct Limits {
     pub max_room_properties: usize,
     /// Bytes of one room property, key and value together. Default 1024.
     pub max_room_property_bytes: usize,
+    /// Room requests this station waits on at once; beyond it a request
+    /// fails at once with [`crate::StationError::TooManyRoomRequests`].
+    /// Default 256.
+    pub max_room_requests_in_flight: usize,
 }
 
 impl Default for Limits {
@@ -66,6 +70,7 @@ impl Default for Limits {
             max_rooms_per_station: 16,
             max_room_properties: 64,
             max_room_property_bytes: 1024,
+            max_room_requests_in_flight: 256,
         }
     }
 }

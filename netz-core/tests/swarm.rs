@@ -575,7 +575,6 @@ fn seeds_that_found_defects_pass() {
         };
         let switches = Switches {
             session_epoch: outages,
-            ..Switches::default()
         };
         let params = Params::draw(seed, Profile::Long, &BTreeSet::new(), scenarios);
         let plan = params.plan(400);

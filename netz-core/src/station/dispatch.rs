@@ -218,7 +218,8 @@ enum Sender {
 /// | Rmc | any member | the pipeline's checks |
 /// | RmcReply | handler | the station the call was sent to |
 /// | Action | handler | to the master: any member; to duplicas: the object's master |
-/// | Offline, Handover, HandoverAck, RoomReply, RoomAdopt, RoomMigrateStart, RoomMigrateComplete | a server | |
+/// | Offline, Handover, HandoverAck, RoomAdopt, RoomMigrateStart, RoomMigrateComplete | a server | |
+/// | RoomReply | a server | only for a request that waits here (not answered yet, not timed out) |
 /// | MigrateRequest, Reconnect | handler | a client this server relays (or adopted) |
 /// | MigrateRefused, MigrateGo, Kick, Welcome | handler | this client's server |
 /// | Reattach | handler | at the session master: a server; elsewhere: the session master |

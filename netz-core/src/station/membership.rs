@@ -175,6 +175,11 @@ impl Station {
             }
         }
         self.calls.deadlines.clear();
+        self.fail_room_requests(
+            |_| true,
+            RoomError::UNREACHABLE,
+            &format!("this station left the session: {reason}"),
+        );
         self.migration.client = None;
         self.migration.handovers.clear();
         self.migration.scale_in = None;

@@ -12,6 +12,20 @@ pub(super) struct Rooms {
     pub(super) next_serial: u32,
     /// The id of this station's next room request.
     pub(super) next_request: u64,
+    /// This station's room requests that wait for their answer, by id.
+    pub(super) pending: BTreeMap<u64, PendingRoomRequest>,
+    /// Their deadlines, soonest first.
+    pub(super) deadlines: BTreeSet<(Instant, u64)>,
+}
+
+/// A room request waiting for its answer.
+pub(super) struct PendingRoomRequest {
+    /// The room (null for a create).
+    room: DOHandle,
+    /// The station it went to.
+    dest: StationId,
+    /// When it fails with [`RoomError::TIMEOUT`].
+    deadline: Instant,
 }
 
 impl Default for Rooms {
@@ -21,6 +35,8 @@ impl Default for Rooms {
             completed: HashMap::new(),
             next_serial: 1,
             next_request: 1,
+            pending: BTreeMap::new(),
+            deadlines: BTreeSet::new(),
         }
     }
 }
@@ -98,9 +114,29 @@ impl Station {
                 self.master_of(room).ok_or(StationError::NoSuchRoom(room))?
             }
         };
+        // A migration is answered by `RoomMigrateComplete`; every other
+        // request by its `RoomResult`, which comes for certain: the answer,
+        // or a failure when it is overdue or its server goes.
+        let answered = !matches!(op, RoomOp::Migrate);
+        let limit = self.cfg.limits.max_room_requests_in_flight;
+        if answered && self.rooms.pending.len() >= limit {
+            return Err(StationError::TooManyRoomRequests(limit));
+        }
         let request = self.rooms.next_request;
         self.rooms.next_request += 1;
         let by = self.membership.id;
+        if answered {
+            let deadline = self.now + self.cfg.rmc_timeout;
+            self.rooms.pending.insert(
+                request,
+                PendingRoomRequest {
+                    room,
+                    dest,
+                    deadline,
+                },
+            );
+            self.rooms.deadlines.insert((deadline, request));
+        }
         self.send(
             dest,
             SYSTEM_STREAM,
@@ -497,11 +533,60 @@ impl Station {
         let _ = self.update(self.now, room);
     }
 
-    /// A station left: rooms hosted here forget it (and find a new owner).
+    /// A station left: rooms hosted here forget it (and find a new owner),
+    /// and this station's requests to it fail.
     pub(super) fn room_member_gone(&mut self, id: StationId) {
         for r in self.hosted_rooms() {
             if r.members.contains(&id) || r.owner == id {
                 self.remove_room_member(r.handle, id);
+            }
+        }
+        self.fail_room_requests(
+            |p| p.dest == id,
+            RoomError::UNREACHABLE,
+            &format!("station {id}, which the request went to, left the session"),
+        );
+    }
+
+    /// The soonest deadline of a room request.
+    pub(super) fn room_request_deadline(&self) -> Option<Instant> {
+        self.rooms.deadlines.first().map(|(at, _)| *at)
+    }
+
+    /// Room requests whose answer is overdue fail with
+    /// [`RoomError::TIMEOUT`].
+    pub(super) fn expire_room_requests(&mut self) {
+        let now = self.now;
+        self.fail_room_requests(
+            |p| p.deadline <= now,
+            RoomError::TIMEOUT,
+            "no answer within the RMC timeout",
+        );
+    }
+
+    /// Fails, in the order they were made, the pending room requests
+    /// `which` picks: each gets its [`Event::RoomResult`].
+    pub(super) fn fail_room_requests(
+        &mut self,
+        which: impl Fn(&PendingRoomRequest) -> bool,
+        code: u16,
+        message: &str,
+    ) {
+        let failed: Vec<u64> = self
+            .rooms
+            .pending
+            .iter()
+            .filter(|(_, p)| which(p))
+            .map(|(r, _)| *r)
+            .collect();
+        for request in failed {
+            if let Some(p) = self.rooms.pending.remove(&request) {
+                self.rooms.deadlines.remove(&(p.deadline, request));
+                self.events.push_back(Event::RoomResult {
+                    request,
+                    room: p.room,
+                    result: Err(RoomError::new(code, message)),
+                });
             }
         }
     }
@@ -518,6 +603,13 @@ impl Station {
         message: String,
         room_id: String,
     ) {
+        // Only the answer to a request that waits here counts: a late one
+        // (after its timeout) or one never asked for is dropped.
+        let Some(p) = self.rooms.pending.remove(&request) else {
+            self.stats.unmatched_room_replies += 1;
+            return;
+        };
+        self.rooms.deadlines.remove(&(p.deadline, request));
         let result = if code == 0 {
             Ok(room_id)
         } else {

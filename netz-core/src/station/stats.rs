@@ -44,6 +44,9 @@ pub struct StationStats {
     pub unknown_class: u64,
     /// Object messages naming an object not in the store.
     pub unknown_object: u64,
+    /// Room answers for no request this station waits on (late, after
+    /// the request timed out or its server went, or never asked for).
+    pub unmatched_room_replies: u64,
     /// Calls naming a method id the class does not know.
     pub unknown_method: u64,
     /// Operations rejected by the SafetyExecutive.
@@ -155,6 +158,10 @@ pub enum StationError {
     /// No such room.
     #[error("no room {0:?}")]
     NoSuchRoom(DOHandle),
+    /// As many room requests wait for their answer as the limits allow
+    /// (`Limits::max_room_requests_in_flight`).
+    #[error("{0} room requests wait for their answer already")]
+    TooManyRoomRequests(usize),
     /// Only the room's owner may migrate it.
     #[error("only the room owner ({owner}) may migrate room {room_id}")]
     NotRoomOwner {

@@ -36,6 +36,8 @@ pub(super) enum Timer {
     Partition,
     /// The successor picked as session master has not taken over yet.
     Takeover,
+    /// The soonest deadline of a room request.
+    RoomRequest,
 }
 
 /// The timer table of the members' links: each link's own deadline
@@ -219,6 +221,9 @@ impl Station {
         if let Some((_, at)) = self.membership.unconfirmed_master {
             f(Timer::Takeover, at);
         }
+        if let Some(at) = self.room_request_deadline() {
+            f(Timer::RoomRequest, at);
+        }
         match &self.membership.state {
             State::Joining {
                 deadline,
@@ -298,6 +303,9 @@ impl Station {
         }
         if due.contains(&Timer::Takeover) {
             self.check_takeover();
+        }
+        if due.contains(&Timer::RoomRequest) {
+            self.expire_room_requests();
         }
         for timer in &due {
             if let Timer::Gap(origin, substream) = *timer {

@@ -24,10 +24,6 @@ pub struct Switches {
     /// long run with `long_outages` still finds views that split some
     /// other way (about 1 seed in 100).
     pub session_epoch: bool,
-    /// `room_answers`: every room request of a station still in the
-    /// session is answered (`Event::RoomResult`). Needs room requests to
-    /// time out or be failed when the server they went to is gone.
-    pub room_answers: bool,
 }
 
 impl Switches {
@@ -38,7 +34,6 @@ impl Switches {
             for name in v.split(',').map(str::trim) {
                 match name {
                     "session_epoch" => s.session_epoch = true,
-                    "room_answers" => s.room_answers = true,
                     "" => {}
                     other => panic!("NETZ_SWARM_ENABLE: no switch `{other}`"),
                 }
@@ -301,16 +296,16 @@ pub fn end(w: &mut World, switches: Switches) -> Result<(), String> {
         }
     }
     converged(w, &settled)?;
-    if switches.room_answers {
-        if let Some(((i, inc, request), at)) = w
-            .room_requests
-            .iter()
-            .find(|((i, inc, _), _)| w.slots[*i].incarnation == *inc && live.contains(i))
-        {
-            return Err(format!(
-                "room request {request} of node {i} (incarnation {inc}) sent at {at:?} was never answered"
-            ));
-        }
+    // Every room request of a station still in the session is answered
+    // (by its server, or with a failure at its timeout).
+    if let Some(((i, inc, request), at)) = w
+        .room_requests
+        .iter()
+        .find(|((i, inc, _), _)| w.slots[*i].incarnation == *inc && live.contains(i))
+    {
+        return Err(format!(
+            "room request {request} of node {i} (incarnation {inc}) sent at {at:?} was never answered"
+        ));
     }
     if w.p.calm {
         calm(w)?;
