@@ -108,7 +108,7 @@ impl Station {
             nonce,
             deadline: now + self.cfg.join_timeout,
             next_send: now + self.cfg.join_retry,
-            provisional: HashMap::new(),
+            provisional: BTreeMap::new(),
             early: Vec::new(),
         };
         self.send_join_request(contact, nonce);

@@ -94,7 +94,7 @@ pub(super) enum State {
         nonce: u64,
         deadline: Instant,
         next_send: Instant,
-        provisional: HashMap<SocketAddr, (u32, Link)>,
+        provisional: BTreeMap<SocketAddr, (u32, Link)>,
         early: Vec<(SocketAddr, u8, Envelope)>,
     },
     InSession,

@@ -14,7 +14,7 @@ pub(super) struct Store {
     /// Objects whose new master named itself before the old master's word
     /// arrived: what it sent is held until then (see
     /// [`Station::master_change_rule`]).
-    pub(super) pending_master: HashMap<DOHandle, PendingMaster>,
+    pub(super) pending_master: BTreeMap<DOHandle, PendingMaster>,
     /// Objects deleted before they arrived here (a new master deleted an
     /// object its old master's announcement of had not brought yet), by
     /// when: a late announcement of one is refused.
@@ -100,7 +100,7 @@ impl Store {
             next_serial: 1,
             system_lock: 0,
             deferred: Vec::new(),
-            pending_master: HashMap::new(),
+            pending_master: BTreeMap::new(),
             deleted_early: BTreeMap::new(),
             awaiting_member: Vec::new(),
             handed_from: BTreeMap::new(),
