@@ -579,6 +579,13 @@ const FOUND: &[(u64, bool, &str)] = &[
         false,
         "a station refused a master change from the unconfirmed new master that sent it",
     ),
+    (
+        939,
+        false,
+        "a client's move reached a leaving session master too late to be passed on: its duplicas went stale",
+    ),
+    (9553, false, "the same: a station lacked its object"),
+    (3985, false, "the same, with the client's new server the next session master"),
 ];
 
 #[test]

@@ -1034,3 +1034,75 @@ fn an_object_handed_over_by_a_station_declared_failed_goes_with_the_recovery() {
         assert!(!c.station(i).contains(h), "station {i} holds it");
     }
 }
+
+/// A server hands a client over to another server and tells the session
+/// master, which fails before it passes the word on (the word is slow to
+/// reach it). The server tells the new session master again (itself, or
+/// the server the client went to), which tells everyone: once the old
+/// server is gone too, the last server still reaches the client (through
+/// the server it moved to) with its object.
+#[test]
+fn a_hand_over_the_failed_session_master_did_not_pass_on_is_told_to_the_next() {
+    // The old server takes over; then the server the client went to does.
+    hand_over_lost_with_the_session_master(1, 2);
+    hand_over_lost_with_the_session_master(2, 1);
+}
+
+/// The client of server `from` moves (to server `to`) while the session
+/// master (server 0) fails; server 3 must reach it afterwards.
+fn hand_over_lost_with_the_session_master(from: usize, to: usize) {
+    let mut c = Cluster::start(
+        SimConfig::seeded(7),
+        registry(),
+        vec![
+            cs(ProcessType::Server, "s1"),
+            cs(ProcessType::Server, "s2"),
+            cs(ProcessType::Server, "s3"),
+            cs(ProcessType::Server, "s4"),
+        ],
+    )
+    .unwrap();
+    // A client of the session master, so that the hand-over goes to the
+    // least loaded other server, the lowest.
+    c.join(cs(ProcessType::Client, "c5"), 0).unwrap();
+    let client = c.join(cs(ProcessType::Client, "c6"), from).unwrap();
+    c.run_for(Duration::from_millis(300));
+    let id = c.station(client).id();
+    let [master, old, new] = [0, from, to].map(|i| c.station(i).id());
+    assert_eq!(c.station(client).relay(), Some(old));
+    let (a0, a1) = (c.addrs[0], c.addrs[from]);
+    c.sim.set_link_latency(a0, a1, Duration::from_millis(400));
+    c.run_for(Duration::from_millis(500));
+    let now = c.now();
+    c.station_mut(client).send_migrate(now).unwrap();
+    assert!(c.run_until(Duration::from_secs(5), |c| !c
+        .station(client)
+        .is_migrating()));
+    assert_eq!(c.station(client).relay(), Some(new));
+    // The old server's word is still on its way to the session master.
+    assert_eq!(c.station(3).station_info(id).unwrap().relay, Some(old));
+    c.crash(0);
+    let ft = c.station(1).config().failure_timeout;
+    assert!(c.run_until(ft * 4, |c| c.station(1).is_session_master()));
+    c.run_for(Duration::from_millis(300));
+    for i in [1, 2, 3] {
+        assert_eq!(
+            c.station(i).station_info(id).unwrap().relay,
+            Some(new),
+            "station {i}"
+        );
+    }
+    let now = c.now();
+    c.station_mut(from).leave(now).unwrap();
+    assert!(c.run_until(ft * 4, |c| c.station(3).station_info(old).is_none()));
+    let now = c.now();
+    let h = c
+        .station_mut(3)
+        .publish(now, Counter::new(4, "x"))
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_secs(1));
+    assert!(c.station(3).station_info(master).is_none());
+    assert_eq!(c.station(client).relay(), Some(new));
+    assert!(c.station(client).contains(h));
+}

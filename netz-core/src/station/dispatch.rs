@@ -222,7 +222,7 @@ enum Sender {
 /// | RoomReply | a server | only for a request that waits here (not answered yet, not timed out) |
 /// | MigrateRequest, Reconnect | handler | a client this server relays (or adopted) |
 /// | MigrateRefused, MigrateGo, Kick, Welcome | handler | this client's server |
-/// | Reattach | handler | at the session master: a server; elsewhere: the session master |
+/// | Reattach | handler | at the session master: a server, the client's by its record (or naming the server its record names already: it took the client itself); elsewhere: the session master. A server tells it again to each new session master until the session master's own `Reattach` comes back |
 /// | RoomRequest | handler | the requester itself, or a server passing it on |
 /// | Interest | any member | about itself (its own interest); a well-formed area, bounded groups |
 /// | NotRelevant | handler | the object's master |

@@ -152,6 +152,7 @@ impl Station {
                     self.membership.refused_takeover = None;
                     self.membership.unconfirmed_master = None;
                     self.send(c, SYSTEM_STREAM, Msg::ReportFailure { id: old });
+                    self.retell_reattaches();
                 } else {
                     let until = self.now + 2 * self.cfg.failure_timeout;
                     self.membership.unconfirmed_master = Some((c, until));
@@ -274,6 +275,7 @@ impl Station {
             self.broadcast(&Msg::RecoveryDone { id }, &[]);
         }
         self.retell_recent_departures();
+        self.retell_reattaches();
     }
 
     /// Session master only: station `id` is out (failed or left).
@@ -419,6 +421,9 @@ impl Station {
         self.expire_pending_masters();
         self.migration.offline.remove(&id);
         self.migration.handovers.remove(&id);
+        self.migration
+            .reattaching
+            .retain(|client, to| *client != id && *to != id);
         // Clients this server was handing to the gone one, before it
         // answered: another server is asked, or the client is refused.
         let stranded: Vec<StationId> = self
@@ -689,6 +694,7 @@ impl Station {
                 .push_back(Event::SessionMasterChanged { new_master: origin });
         }
         self.report_silent_members();
+        self.retell_reattaches();
         if vouched && old != origin {
             // While it followed another session master this client may
             // have refused departures: the new one tells it again of each

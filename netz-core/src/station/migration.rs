@@ -13,6 +13,11 @@ pub(super) struct Migrations {
     pub(super) client: Option<Migration>,
     /// Clients this server hands over to other servers.
     pub(super) handovers: BTreeMap<StationId, Handover>,
+    /// Clients this server handed over whose `Reattach` the session master
+    /// has not confirmed yet (by its own `Reattach` to everyone): client ->
+    /// the server it went to. Told again to each new session master
+    /// ([`Station::retell_reattaches`]).
+    pub(super) reattaching: BTreeMap<StationId, StationId>,
 }
 
 /// A server's scale-in.
@@ -444,6 +449,8 @@ impl Station {
             && self.migration.scale_in.is_none()
             && matches!(self.membership.state, State::InSession);
         if accepted {
+            // It comes back: what this server told of its going is over.
+            self.migration.reattaching.remove(&station);
             self.set_relay(station, self.membership.id);
         }
         self.send(
@@ -516,6 +523,7 @@ impl Station {
         if self.is_session_master() {
             self.apply_reattach(client, to);
         } else {
+            self.migration.reattaching.insert(client, to);
             let master = self.membership.session_master;
             self.send(
                 master,
@@ -542,6 +550,41 @@ impl Station {
         };
         link.revive(self.now);
         Some(link)
+    }
+
+    /// This server follows a new session master (or is it): the hand-overs
+    /// the last one did not confirm are told to it. A session master that
+    /// goes (a scale-in, a failure) may not have passed the word on, and
+    /// the others would go on reaching the client through the server it
+    /// left, or not at all once that one is gone. The new session master
+    /// checks it as any `Reattach`: from the client's server by its own
+    /// record (or to itself, when it took the client).
+    pub(super) fn retell_reattaches(&mut self) {
+        let members = &self.membership.members;
+        self.migration.reattaching.retain(|client, to| {
+            members.contains_key(to)
+                && members
+                    .get(client)
+                    .is_some_and(|m| m.info.relay == Some(*to))
+        });
+        let told: Vec<(StationId, StationId)> = self
+            .migration
+            .reattaching
+            .iter()
+            .map(|(c, to)| (*c, *to))
+            .collect();
+        if self.is_session_master() {
+            self.migration.reattaching.clear();
+            for (station, relay) in told {
+                self.apply_reattach(station, relay);
+            }
+            return;
+        }
+        let master = self.membership.session_master;
+        for (station, relay) in told {
+            debug!(station = %self.membership.id, client = %station, to = %relay, master = %master, "hand-over told again");
+            self.send(master, SYSTEM_STREAM, Msg::Reattach { station, relay });
+        }
     }
 
     /// Session master: `station` is relayed by `relay` now; tells everyone.
@@ -581,6 +624,11 @@ impl Station {
                 self.refuse("Reattach", origin, "not the client's server");
             }
         } else if origin == self.membership.session_master {
+            if relay != self.membership.id {
+                // Its word on a client this server handed over (or on
+                // where it went next) came: nothing to tell again.
+                self.migration.reattaching.remove(&station);
+            }
             self.set_relay(station, relay);
         } else {
             self.refuse("Reattach", origin, "not the session master");
