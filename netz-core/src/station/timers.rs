@@ -45,41 +45,107 @@ pub(super) enum Timer {
 /// deadline, kept in order; and the links that may have something to send
 /// because something happened to them. With it, an input, a timeout and a
 /// poll cost what is due, not a visit of every link.
+///
+/// Both deadlines move later with most packets (a failure deadline with
+/// every packet received); an entry in the order is left where it was
+/// (earlier than its deadline) and moved only when it comes due or the
+/// deadline moves earlier: an early wake-up now and then instead of a
+/// removal and an insertion per packet. A link whose entry comes early has
+/// nothing due and does nothing.
 #[derive(Default)]
 pub(super) struct LinkTimers {
     link: BTreeSet<(Instant, StationId)>,
     silence: BTreeSet<(Instant, StationId)>,
-    cached: crate::fasthash::FastMap<StationId, (Option<Instant>, Option<Instant>)>,
+    cached: crate::fasthash::FastMap<StationId, Deadlines>,
     /// Links changed since they were last drained.
     pub(super) ready: BTreeSet<StationId>,
     /// The ids of the links a poll visits (kept, so a poll allocates none).
     pub(super) visit: Vec<StationId>,
 }
 
+/// One link's deadlines, and where each is in the order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Deadlines {
+    link: Option<Instant>,
+    silence: Option<Instant>,
+    /// The link deadline's entry in the order: at or before `link`.
+    link_entry: Option<Instant>,
+    /// The failure deadline's entry in the order: at or before `silence`.
+    silence_entry: Option<Instant>,
+}
+
+/// Where deadline `new` of link `id` goes in `order`, its entry now at
+/// `entry`: a later deadline leaves the entry where it is.
+fn place(
+    order: &mut BTreeSet<(Instant, StationId)>,
+    id: StationId,
+    entry: Option<Instant>,
+    new: Option<Instant>,
+) -> Option<Instant> {
+    match (entry, new) {
+        (Some(e), Some(n)) if e <= n => Some(e),
+        (e, n) => {
+            if let Some(e) = e {
+                order.remove(&(e, id));
+            }
+            if let Some(n) = n {
+                order.insert((n, id));
+            }
+            n
+        }
+    }
+}
+
+/// An entry that came due before its deadline moves to the deadline.
+fn resync(
+    order: &mut BTreeSet<(Instant, StationId)>,
+    id: StationId,
+    entry: &mut Option<Instant>,
+    deadline: Option<Instant>,
+) {
+    if let (Some(e), Some(d)) = (*entry, deadline) {
+        if e < d {
+            order.remove(&(e, id));
+            order.insert((d, id));
+            *entry = Some(d);
+        }
+    }
+}
+
 impl LinkTimers {
     fn set(&mut self, id: StationId, link: Option<Instant>, silence: Option<Instant>) {
-        let new = (link, silence);
-        match self.cached.get(&id) {
-            Some(old) if *old == new => return,
-            None if new == (None, None) => return,
-            _ => {}
+        let old = self.cached.get(&id).copied().unwrap_or(Deadlines {
+            link: None,
+            silence: None,
+            link_entry: None,
+            silence_entry: None,
+        });
+        if old.link == link && old.silence == silence {
+            return;
         }
-        if let Some((l, s)) = self.cached.remove(&id) {
-            if let Some(t) = l {
-                self.link.remove(&(t, id));
-            }
-            if let Some(t) = s {
-                self.silence.remove(&(t, id));
-            }
-        }
-        if let Some(t) = link {
-            self.link.insert((t, id));
-        }
-        if let Some(t) = silence {
-            self.silence.insert((t, id));
-        }
+        let link_entry = place(&mut self.link, id, old.link_entry, link);
+        let silence_entry = place(&mut self.silence, id, old.silence_entry, silence);
         if link.is_some() || silence.is_some() {
-            self.cached.insert(id, (link, silence));
+            self.cached.insert(
+                id,
+                Deadlines {
+                    link,
+                    silence,
+                    link_entry,
+                    silence_entry,
+                },
+            );
+        } else {
+            self.cached.remove(&id);
+        }
+    }
+
+    /// Link `id`'s entries came due: each moves to the deadline it stands
+    /// for, when that is later.
+    fn resync(&mut self, id: StationId) {
+        if let Some(d) = self.cached.get_mut(&id) {
+            resync(&mut self.link, id, &mut d.link_entry, d.link);
+            resync(&mut self.silence, id, &mut d.silence_entry, d.silence);
         }
     }
 
@@ -141,13 +207,21 @@ impl Station {
                 .link_timers
                 .cached
                 .get(id)
-                .copied()
-                .unwrap_or((None, None));
+                .map_or((None, None), |d| (d.link, d.silence));
             debug_assert_eq!(
                 have, want,
                 "the timer table of link {id} is stale ({})",
                 m.info.addr
             );
+            if let Some(d) = self.link_timers.cached.get(id) {
+                debug_assert!(
+                    d.link_entry.is_some() == d.link.is_some()
+                        && d.link_entry <= d.link
+                        && d.silence_entry.is_some() == d.silence.is_some()
+                        && d.silence_entry <= d.silence,
+                    "an entry of link {id} is after its deadline"
+                );
+            }
         }
         debug_assert!(self
             .link_timers
@@ -389,6 +463,13 @@ impl Station {
                 })
             })
             .collect();
+        // Entries that came due early (their deadline moved later since)
+        // move to their deadline.
+        for timer in &due {
+            if let Timer::Link(id) | Timer::Silence(id) = *timer {
+                self.link_timers.resync(id);
+            }
+        }
         for id in silent {
             if let Some(m) = self.membership.members.get_mut(&id) {
                 m.silent = true;
