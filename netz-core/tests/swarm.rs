@@ -586,6 +586,18 @@ const FOUND: &[(u64, bool, &str)] = &[
     ),
     (9553, false, "the same: a station lacked its object"),
     (3985, false, "the same, with the client's new server the next session master"),
+    (
+        3263,
+        false,
+        "a server that refused a takeover never learned whom its successor admitted, and gave one's id to another",
+    ),
+    (4659, false, "the same"),
+    (4811, false, "the same"),
+    (
+        8323,
+        false,
+        "a client handed its object over and crashed before its server passed the Migrate on: nobody mastered it",
+    ),
 ];
 
 #[test]

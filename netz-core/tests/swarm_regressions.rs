@@ -1106,3 +1106,73 @@ fn hand_over_lost_with_the_session_master(from: usize, to: usize) {
     assert_eq!(c.station(client).relay(), Some(new));
     assert!(c.station(client).contains(h));
 }
+
+/// A master hands its object over and fails before its `Migrate` reaches
+/// the new master, while its word of the move reached everyone else: the
+/// session master, which saw the hand-over, tells the new master, which
+/// masters the object everywhere (before, it held a duplica of a gone
+/// station's object and nobody mastered it).
+#[test]
+fn a_hand_over_whose_migrate_was_lost_with_the_old_master_is_told_to_the_new_one() {
+    let mut c = mesh(4);
+    let now = c.now();
+    let h = c
+        .station_mut(2)
+        .publish(now, Counter::new(5, "x"))
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_millis(300));
+    for i in [0, 1, 3] {
+        assert!(c.station(i).contains(h), "station {i}");
+    }
+    // Nothing the old master sends reaches the new one any more.
+    let (old, new) = (c.addrs[2], c.addrs[1]);
+    c.sim.block(&[old], &[new]);
+    let to = c.station(1).id();
+    let now = c.now();
+    c.station_mut(2).migrate(now, h, to).unwrap();
+    assert!(c.run_until(Duration::from_secs(1), |c| [0, 3]
+        .iter()
+        .all(|&i| c.station(i).master_of(h) == Some(to))));
+    assert_ne!(c.station(1).master_of(h), Some(to));
+    c.crash(2);
+    let ft = c.station(0).config().failure_timeout;
+    c.run_for(ft * 4);
+    for i in [0, 1, 3] {
+        assert_eq!(c.station(i).master_of(h), Some(to), "station {i}");
+    }
+    assert!(c.station(1).get::<Counter>(h).unwrap().is_master());
+}
+
+/// A server that refused a takeover (it still heard the old session
+/// master) and follows that station later learns the stations it admitted
+/// meanwhile: before, it never did, and as session master later it could
+/// give such a station's id to another.
+#[test]
+fn a_server_that_refused_a_takeover_learns_whom_its_successor_admitted() {
+    let mut c = Cluster::start(
+        SimConfig::seeded(11),
+        registry(),
+        vec![
+            cs(ProcessType::Server, "s1"),
+            cs(ProcessType::Server, "s2"),
+            cs(ProcessType::Server, "s3"),
+        ],
+    )
+    .unwrap();
+    c.run_for(Duration::from_millis(300));
+    let [first, second] = [0, 1].map(|i| c.station(i).id());
+    // The second server stops hearing the session master; the third does not.
+    c.sim.block(&[c.addrs[0]], &[c.addrs[1]]);
+    let ft = c.station(0).config().failure_timeout;
+    assert!(c.run_until(ft * 4, |c| c.station(1).is_session_master()));
+    assert_eq!(c.station(2).session_master(), first);
+    let joiner = c.join(cs(ProcessType::Server, "s4"), 1).unwrap();
+    let id = c.station(joiner).id();
+    assert!(c.station(2).station_info(id).is_none());
+    c.crash(0);
+    assert!(c.run_until(ft * 4, |c| c.station(2).session_master() == second));
+    c.run_for(Duration::from_millis(500));
+    assert!(c.station(2).station_info(id).is_some());
+    assert_eq!(c.station(joiner).session_master(), second);
+}

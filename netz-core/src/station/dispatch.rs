@@ -13,6 +13,9 @@ impl Station {
     /// or vouched for by a server that relayed it).
     pub(super) fn handle_msg(&mut self, origin: StationId, msg: Msg) {
         trace!(station = %self.membership.id, from = %origin, msg = msg.name(), "recv");
+        let Some(msg) = self.keep_successor_word(origin, msg) else {
+            return;
+        };
         if !self.may_send(origin, &msg) {
             self.refuse(msg.name(), origin, "not entitled to send it");
             return;

@@ -151,7 +151,11 @@ impl Station {
                     // of `old`): it tells that again.
                     self.membership.refused_takeover = None;
                     self.membership.unconfirmed_master = None;
-                    self.send(c, SYSTEM_STREAM, Msg::ReportFailure { id: old });
+                    self.hear_successor_words(c);
+                    if !self.membership.members.contains_key(&old) {
+                        self.send(c, SYSTEM_STREAM, Msg::ReportFailure { id: old });
+                    }
+                    self.ask_departures(c);
                     self.retell_reattaches();
                 } else {
                     let until = self.now + 2 * self.cfg.failure_timeout;
@@ -318,6 +322,9 @@ impl Station {
         self.station_gone(id, failed);
         for h in others {
             self.fault_recover(h, id, failed);
+        }
+        if failed {
+            self.tell_lost_hand_overs(id);
         }
         self.broadcast(&Msg::RecoveryDone { id }, &[]);
         for o in orphans {
@@ -693,25 +700,94 @@ impl Station {
             self.events
                 .push_back(Event::SessionMasterChanged { new_master: origin });
         }
+        let was_refused = self.membership.refused_takeover == Some(origin);
+        if was_refused {
+            self.hear_successor_words(origin);
+        }
         self.report_silent_members();
         self.retell_reattaches();
-        if vouched && old != origin {
-            // While it followed another session master this client may
-            // have refused departures: the new one tells it again of each
-            // station it counts and the new one does not
-            // (`on_report_failure`).
-            let me = self.membership.id;
-            let relay = self.membership.relay;
-            let counted: Vec<StationId> = self
-                .membership
-                .members
-                .keys()
-                .copied()
-                .filter(|id| ![me, relay, origin].contains(id))
-                .collect();
-            for id in counted {
-                self.send(origin, SYSTEM_STREAM, Msg::ReportFailure { id });
+        if (vouched || was_refused) && old != origin {
+            // While it followed another session master (or refused this
+            // one) this station may have refused departures: the new one
+            // tells it again of each station it counts and the new one
+            // does not (`on_report_failure`).
+            self.ask_departures(origin);
+        }
+    }
+}
+
+/// How many bytes of a refused successor's words a station keeps
+/// ([`Membership::successor_words`]).
+const MAX_SUCCESSOR_BYTES: usize = 256 * 1024;
+
+impl Station {
+    /// A station that refused `origin`'s takeover (it still heard the old
+    /// session master) keeps what `origin` says as session master of the
+    /// session's members: the stations it admits, their keys, the clients
+    /// it moves. If this station follows it later it hears them then
+    /// ([`Station::hear_successor_words`]); before, a station admitted
+    /// meanwhile stayed unknown here, and a session master this station
+    /// became later could give its id to another. Returns the message when
+    /// it is not kept.
+    pub(super) fn keep_successor_word(&mut self, origin: StationId, msg: Msg) -> Option<Msg> {
+        let kept = matches!(
+            msg,
+            Msg::StationJoined(_) | Msg::LinkKeys { .. } | Msg::Reattach { .. }
+        );
+        if !kept
+            || self.membership.refused_takeover != Some(origin)
+            || origin == self.membership.session_master
+            || self.is_session_master()
+        {
+            return Some(msg);
+        }
+        let size = postcard::to_allocvec(&msg).map_or(usize::MAX, |v| v.len());
+        let m = &mut self.membership;
+        if m.successor_bytes.saturating_add(size) > MAX_SUCCESSOR_BYTES {
+            self.refuse(msg.name(), origin, "too much kept from a refused successor");
+            return None;
+        }
+        m.successor_bytes += size;
+        m.successor_words.push((origin, msg));
+        None
+    }
+
+    /// This station now follows `master`: what it kept of `master`'s word
+    /// while it refused its takeover is heard now, in the order it came
+    /// (what others said is dropped).
+    pub(super) fn hear_successor_words(&mut self, master: StationId) {
+        let words = std::mem::take(&mut self.membership.successor_words);
+        self.membership.successor_bytes = 0;
+        for (origin, msg) in words {
+            if origin == master && self.membership.session_master == master {
+                self.handle_msg(origin, msg);
             }
+        }
+    }
+
+    /// After following a session master this station may have refused
+    /// departures from (its takeover was refused here, or a client follows
+    /// its server's word): it asks about every station it counts, and the
+    /// session master tells it again of each one it no longer counts
+    /// ([`Station::on_report_failure`]). Its own server, the session master
+    /// and the clients it relays are not asked about.
+    pub(super) fn ask_departures(&mut self, master: StationId) {
+        let me = self.membership.id;
+        let relay = self.membership.relay;
+        let counted: Vec<StationId> = self
+            .membership
+            .members
+            .values()
+            .filter(|m| {
+                let id = m.info.id;
+                let my_client =
+                    m.info.process_type == ProcessType::Client && m.info.relay == Some(me);
+                !([me, relay, master].contains(&id) || my_client)
+            })
+            .map(|m| m.info.id)
+            .collect();
+        for id in counted {
+            self.send(master, SYSTEM_STREAM, Msg::ReportFailure { id });
         }
     }
 }

@@ -45,6 +45,12 @@ pub(super) struct Membership {
     /// that station named failed: passed on if this server follows it
     /// later (see [`Station::pass_on_takeover`]).
     pub(super) withheld: BTreeMap<StationId, Vec<StationId>>,
+    /// What the station in `refused_takeover` said as session master
+    /// (`StationJoined`, `LinkKeys`, `Reattach`) while this station did not
+    /// follow it, with the bytes it takes: heard once this station follows
+    /// it (see [`Station::hear_successor_words`]).
+    pub(super) successor_words: Vec<(StationId, Msg)>,
+    pub(super) successor_bytes: usize,
 }
 
 impl Membership {
@@ -65,6 +71,8 @@ impl Membership {
             unconfirmed_master: None,
             recovered: BTreeMap::new(),
             withheld: BTreeMap::new(),
+            successor_words: Vec::new(),
+            successor_bytes: 0,
             spare_links: BTreeMap::new(),
         }
     }

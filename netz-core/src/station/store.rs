@@ -28,6 +28,9 @@ pub(super) struct Store {
     /// to a new duplica) may be lost with it, so they are announced again
     /// (see [`Station::reannounce_handed_from`]).
     pub(super) handed_from: BTreeMap<DOHandle, (StationId, Instant)>,
+    /// The session master: hand-overs it saw announced by the old master,
+    /// with the new master and when (see [`Station::saw_hand_over`]).
+    pub(super) handed_seen: BTreeMap<DOHandle, (StationId, StationId, Instant)>,
 }
 
 /// A master change to a station not announced yet, from who sent it.
@@ -64,14 +67,14 @@ pub(super) enum MasterRule {
 }
 
 /// What a held master change may keep of what its claimed master sends.
-const MAX_HELD_FOR_NEW_MASTER: usize = 64 * 1024;
+pub(super) const MAX_HELD_FOR_NEW_MASTER: usize = 64 * 1024;
 /// How many deletions of objects not in the store yet are remembered.
 const MAX_DELETED_EARLY: usize = 256;
 /// How many claims about objects not in the store yet are held at once
 /// (each holds at most [`MAX_HELD_FOR_NEW_MASTER`] bytes).
 const MAX_CLAIMS_BEFORE_CREATE: usize = 64;
 /// How many master changes to stations not announced yet wait at once.
-const MAX_AWAITING_MEMBER: usize = 64;
+pub(super) const MAX_AWAITING_MEMBER: usize = 64;
 
 impl Store {
     /// The handle the next object of `class` created by station `me` gets.
@@ -104,6 +107,7 @@ impl Store {
             deleted_early: BTreeMap::new(),
             awaiting_member: Vec::new(),
             handed_from: BTreeMap::new(),
+            handed_seen: BTreeMap::new(),
         }
     }
 }
@@ -796,7 +800,16 @@ impl Station {
         }
         match self.master_change_rule(origin, handle, master) {
             MasterRule::Yes => {
+                let old = e.master;
                 if self.change_master(handle, master, origin) {
+                    if master == self.membership.id {
+                        // The session master says this station masters
+                        // it (its old master's hand-over was lost with
+                        // it): its duplicas are found again.
+                        self.discover_all(handle);
+                    } else if origin == old {
+                        self.saw_hand_over(handle, old, master);
+                    }
                     self.master_confirmed(handle, master);
                 }
             }
@@ -934,252 +947,4 @@ fn reset_revisions(cell: &Arc<dyn ErasedCell>) {
             }
         }
     });
-}
-
-// ---- who may change an object's master
-impl Station {
-    /// Whether `origin` may make `master` the master of `handle` here: the
-    /// current master may hand it over, the session master may recover it,
-    /// and the new master's own word counts once the old master is gone;
-    /// before that it waits for the old master's.
-    pub(super) fn master_change_rule(
-        &self,
-        origin: StationId,
-        handle: DOHandle,
-        master: StationId,
-    ) -> MasterRule {
-        let Some(e) = self.store.entries.get(&handle) else {
-            return MasterRule::No;
-        };
-        if e.master == self.membership.id {
-            // Ours: only the session master's recovery takes it (it
-            // believes our predecessor failed before its word reached us).
-            let recovery = origin == self.membership.session_master && master == origin;
-            return if recovery {
-                MasterRule::Yes
-            } else {
-                MasterRule::No
-            };
-        }
-        if e.master == master {
-            return MasterRule::Already;
-        }
-        if !self.membership.members.contains_key(&master) {
-            // The master hands it (or the session master gives it) to a
-            // station admitted since, whose announcement has not reached
-            // this station yet: its word waits for it.
-            let entitled = origin == e.master
-                || (origin == self.membership.session_master && origin != master);
-            return if entitled && !self.membership.gone.contains(&master) {
-                MasterRule::Await
-            } else {
-                MasterRule::No
-            };
-        }
-        if origin == e.master {
-            return MasterRule::Yes;
-        }
-        // The session master's claim for itself waits like any other (its
-        // word can overtake the old master's last messages); a recovery
-        // comes after the old master's departure, which was told first.
-        if origin == self.membership.session_master && origin != master {
-            return MasterRule::Yes;
-        }
-        if origin != master {
-            return MasterRule::No;
-        }
-        let old_gone = self.membership.gone.contains(&e.master)
-            || !self.membership.members.contains_key(&e.master);
-        if old_gone {
-            MasterRule::Yes
-        } else {
-            MasterRule::Hold
-        }
-    }
-
-    /// Holds a master change `master` announced for itself, with `msg`
-    /// (what it sent for the object) when there is one.
-    pub(super) fn hold_for_new_master(
-        &mut self,
-        handle: DOHandle,
-        master: StationId,
-        msg: Option<Msg>,
-    ) {
-        let now = self.now;
-        let p = self
-            .store
-            .pending_master
-            .entry(handle)
-            .or_insert_with(|| PendingMaster {
-                master,
-                since: now,
-                held: Vec::new(),
-                bytes: 0,
-            });
-        if p.master != master {
-            // Another claim for the same object: only the first waits.
-            self.refuse(
-                "MasterChanged",
-                master,
-                "a second claim for the same object",
-            );
-            return;
-        }
-        if let Some(msg) = msg {
-            let size = postcard::experimental::serialized_size(&msg).unwrap_or(usize::MAX);
-            if p.bytes.saturating_add(size) > MAX_HELD_FOR_NEW_MASTER {
-                self.refuse(
-                    msg.name(),
-                    master,
-                    "too much held for an unconfirmed master",
-                );
-                return;
-            }
-            p.bytes += size;
-            p.held.push(msg);
-        }
-    }
-
-    /// What `origin` sent for `handle` while its claim to master it waits.
-    /// Returns false when it is not the pending claimant.
-    pub(super) fn hold_if_pending(
-        &mut self,
-        origin: StationId,
-        handle: DOHandle,
-        msg: Msg,
-    ) -> bool {
-        if self
-            .store
-            .pending_master
-            .get(&handle)
-            .is_some_and(|p| p.master == origin)
-        {
-            self.hold_for_new_master(handle, origin, Some(msg));
-            true
-        } else {
-            false
-        }
-    }
-
-    /// Keeps `msg` from `origin`, a master change to `station`, until
-    /// `station` is announced here.
-    pub(super) fn await_member(&mut self, station: StationId, origin: StationId, msg: Msg) {
-        if self.store.awaiting_member.len() >= MAX_AWAITING_MEMBER {
-            self.refuse(msg.name(), origin, "too many changes wait for a station");
-            return;
-        }
-        let since = self.now;
-        self.store.awaiting_member.push(AwaitingMember {
-            station,
-            origin,
-            msg,
-            since,
-        });
-    }
-
-    /// `station` was announced here: the master changes to it that waited
-    /// for it are handled now (from senders still in the session).
-    pub(super) fn member_announced(&mut self, station: StationId) {
-        if !self
-            .store
-            .awaiting_member
-            .iter()
-            .any(|a| a.station == station)
-        {
-            return;
-        }
-        let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.store.awaiting_member)
-            .into_iter()
-            .partition(|a| a.station == station);
-        self.store.awaiting_member = later;
-        for a in now {
-            if self.membership.members.contains_key(&a.origin) {
-                self.handle_msg(a.origin, a.msg);
-            }
-        }
-    }
-
-    /// `handle`'s master changed to `master` here: what a pending claim of
-    /// `master` held is handled now; a pending claim of another is dropped.
-    pub(super) fn master_confirmed(&mut self, handle: DOHandle, master: StationId) {
-        if let Some(p) = self.store.pending_master.remove(&handle) {
-            if p.master == master {
-                for msg in p.held {
-                    self.handle_msg(master, msg);
-                }
-            }
-        }
-    }
-
-    /// `gone` left the session: the claims held for the objects it
-    /// mastered here are believed now (the new master's own word counts
-    /// once the old master is gone), with what they held.
-    pub(super) fn believe_claims_after(&mut self, gone: StationId) {
-        let mut claims: Vec<(DOHandle, StationId)> = self
-            .store
-            .pending_master
-            .iter()
-            .filter(|(h, p)| {
-                self.store.entries.get(h).is_some_and(|e| e.master == gone)
-                    && self.membership.members.contains_key(&p.master)
-            })
-            .map(|(h, p)| (*h, p.master))
-            .collect();
-        claims.sort();
-        for (h, m) in claims {
-            if self.change_master(h, m, m) {
-                self.master_confirmed(h, m);
-            }
-        }
-    }
-
-    /// Forgets pending claims older than twice the failure timeout, and
-    /// those whose old master is gone (the session master's recovery
-    /// decides about its objects). Claims about objects not here yet wait
-    /// for them until they expire (removing an object drops its claim).
-    pub(super) fn expire_pending_masters(&mut self) {
-        let now = self.now;
-        let keep = self.cfg.failure_timeout * 2;
-        let entries = &self.store.entries;
-        let members = &self.membership.members;
-        let mut expired = Vec::new();
-        self.store.pending_master.retain(|h, p| {
-            let fresh = now < p.since + keep;
-            if !fresh {
-                expired.push(p.master);
-            }
-            fresh
-                && entries
-                    .get(h)
-                    .is_none_or(|e| members.contains_key(&e.master))
-        });
-        // A claim nobody confirmed in time was one it had no right to make.
-        for claimant in expired {
-            self.refuse("MasterClaim", claimant, "no word of the old master came");
-        }
-        // A change to a station never announced in time names none.
-        let mut stale = Vec::new();
-        self.store.awaiting_member.retain(|a| {
-            let fresh = now < a.since + keep;
-            if !fresh {
-                stale.push(a.origin);
-            }
-            fresh
-        });
-        for origin in stale {
-            self.refuse(
-                "MasterChanged",
-                origin,
-                "its new master was never announced",
-            );
-        }
-    }
-
-    /// When the oldest pending claim expires.
-    pub(super) fn pending_master_deadline(&self) -> Option<Instant> {
-        let keep = self.cfg.failure_timeout * 2;
-        let claims = self.store.pending_master.values().map(|p| p.since);
-        let awaiting = self.store.awaiting_member.iter().map(|a| a.since);
-        claims.chain(awaiting).min().map(|since| since + keep)
-    }
 }

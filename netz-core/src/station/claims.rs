@@ -1,0 +1,309 @@
+//! Who may change an object's master, and the claims that wait: a new
+//! master's word that came before the old master's, a hand-over to a
+//! station not announced yet, and the hand-overs the session master saw
+//! whose old master failed before its `Migrate` reached the new one.
+
+use super::store::{MAX_AWAITING_MEMBER, MAX_HELD_FOR_NEW_MASTER};
+use super::*;
+
+impl Station {
+    /// Whether `origin` may make `master` the master of `handle` here: the
+    /// current master may hand it over, the session master may recover it,
+    /// and the new master's own word counts once the old master is gone;
+    /// before that it waits for the old master's.
+    pub(super) fn master_change_rule(
+        &self,
+        origin: StationId,
+        handle: DOHandle,
+        master: StationId,
+    ) -> MasterRule {
+        let Some(e) = self.store.entries.get(&handle) else {
+            return MasterRule::No;
+        };
+        if e.master == self.membership.id {
+            // Ours: only the session master's recovery takes it (it
+            // believes our predecessor failed before its word reached us).
+            let recovery = origin == self.membership.session_master && master == origin;
+            return if recovery {
+                MasterRule::Yes
+            } else {
+                MasterRule::No
+            };
+        }
+        if e.master == master {
+            return MasterRule::Already;
+        }
+        if !self.membership.members.contains_key(&master) {
+            // The master hands it (or the session master gives it) to a
+            // station admitted since, whose announcement has not reached
+            // this station yet: its word waits for it.
+            let entitled = origin == e.master
+                || (origin == self.membership.session_master && origin != master);
+            return if entitled && !self.membership.gone.contains(&master) {
+                MasterRule::Await
+            } else {
+                MasterRule::No
+            };
+        }
+        if origin == e.master {
+            return MasterRule::Yes;
+        }
+        // The session master's claim for itself waits like any other (its
+        // word can overtake the old master's last messages); a recovery
+        // comes after the old master's departure, which was told first.
+        if origin == self.membership.session_master && origin != master {
+            return MasterRule::Yes;
+        }
+        if origin != master {
+            return MasterRule::No;
+        }
+        let old_gone = self.membership.gone.contains(&e.master)
+            || !self.membership.members.contains_key(&e.master);
+        if old_gone {
+            MasterRule::Yes
+        } else {
+            MasterRule::Hold
+        }
+    }
+
+    /// Holds a master change `master` announced for itself, with `msg`
+    /// (what it sent for the object) when there is one.
+    pub(super) fn hold_for_new_master(
+        &mut self,
+        handle: DOHandle,
+        master: StationId,
+        msg: Option<Msg>,
+    ) {
+        let now = self.now;
+        let p = self
+            .store
+            .pending_master
+            .entry(handle)
+            .or_insert_with(|| PendingMaster {
+                master,
+                since: now,
+                held: Vec::new(),
+                bytes: 0,
+            });
+        if p.master != master {
+            // Another claim for the same object: only the first waits.
+            self.refuse(
+                "MasterChanged",
+                master,
+                "a second claim for the same object",
+            );
+            return;
+        }
+        if let Some(msg) = msg {
+            let size = postcard::experimental::serialized_size(&msg).unwrap_or(usize::MAX);
+            if p.bytes.saturating_add(size) > MAX_HELD_FOR_NEW_MASTER {
+                self.refuse(
+                    msg.name(),
+                    master,
+                    "too much held for an unconfirmed master",
+                );
+                return;
+            }
+            p.bytes += size;
+            p.held.push(msg);
+        }
+    }
+
+    /// What `origin` sent for `handle` while its claim to master it waits.
+    /// Returns false when it is not the pending claimant.
+    pub(super) fn hold_if_pending(
+        &mut self,
+        origin: StationId,
+        handle: DOHandle,
+        msg: Msg,
+    ) -> bool {
+        if self
+            .store
+            .pending_master
+            .get(&handle)
+            .is_some_and(|p| p.master == origin)
+        {
+            self.hold_for_new_master(handle, origin, Some(msg));
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Keeps `msg` from `origin`, a master change to `station`, until
+    /// `station` is announced here.
+    pub(super) fn await_member(&mut self, station: StationId, origin: StationId, msg: Msg) {
+        if self.store.awaiting_member.len() >= MAX_AWAITING_MEMBER {
+            self.refuse(msg.name(), origin, "too many changes wait for a station");
+            return;
+        }
+        let since = self.now;
+        self.store.awaiting_member.push(AwaitingMember {
+            station,
+            origin,
+            msg,
+            since,
+        });
+    }
+
+    /// `station` was announced here: the master changes to it that waited
+    /// for it are handled now (from senders still in the session).
+    pub(super) fn member_announced(&mut self, station: StationId) {
+        if !self
+            .store
+            .awaiting_member
+            .iter()
+            .any(|a| a.station == station)
+        {
+            return;
+        }
+        let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.store.awaiting_member)
+            .into_iter()
+            .partition(|a| a.station == station);
+        self.store.awaiting_member = later;
+        for a in now {
+            if self.membership.members.contains_key(&a.origin) {
+                self.handle_msg(a.origin, a.msg);
+            }
+        }
+    }
+
+    /// `handle`'s master changed to `master` here: what a pending claim of
+    /// `master` held is handled now; a pending claim of another is dropped.
+    pub(super) fn master_confirmed(&mut self, handle: DOHandle, master: StationId) {
+        if let Some(p) = self.store.pending_master.remove(&handle) {
+            if p.master == master {
+                for msg in p.held {
+                    self.handle_msg(master, msg);
+                }
+            }
+        }
+    }
+
+    /// `gone` left the session: the claims held for the objects it
+    /// mastered here are believed now (the new master's own word counts
+    /// once the old master is gone), with what they held.
+    pub(super) fn believe_claims_after(&mut self, gone: StationId) {
+        let mut claims: Vec<(DOHandle, StationId)> = self
+            .store
+            .pending_master
+            .iter()
+            .filter(|(h, p)| {
+                self.store.entries.get(h).is_some_and(|e| e.master == gone)
+                    && self.membership.members.contains_key(&p.master)
+            })
+            .map(|(h, p)| (*h, p.master))
+            .collect();
+        claims.sort();
+        for (h, m) in claims {
+            if self.change_master(h, m, m) {
+                self.master_confirmed(h, m);
+            }
+        }
+    }
+
+    /// Forgets pending claims older than twice the failure timeout, and
+    /// those whose old master is gone (the session master's recovery
+    /// decides about its objects). Claims about objects not here yet wait
+    /// for them until they expire (removing an object drops its claim).
+    pub(super) fn expire_pending_masters(&mut self) {
+        let now = self.now;
+        let keep = self.cfg.failure_timeout * 2;
+        let entries = &self.store.entries;
+        let members = &self.membership.members;
+        let mut expired = Vec::new();
+        self.store.pending_master.retain(|h, p| {
+            let fresh = now < p.since + keep;
+            if !fresh {
+                expired.push(p.master);
+            }
+            fresh
+                && entries
+                    .get(h)
+                    .is_none_or(|e| members.contains_key(&e.master))
+        });
+        // A claim nobody confirmed in time was one it had no right to make.
+        for claimant in expired {
+            self.refuse("MasterClaim", claimant, "no word of the old master came");
+        }
+        // A change to a station never announced in time names none.
+        let mut stale = Vec::new();
+        self.store.awaiting_member.retain(|a| {
+            let fresh = now < a.since + keep;
+            if !fresh {
+                stale.push(a.origin);
+            }
+            fresh
+        });
+        for origin in stale {
+            self.refuse(
+                "MasterChanged",
+                origin,
+                "its new master was never announced",
+            );
+        }
+    }
+
+    /// When the oldest pending claim expires.
+    pub(super) fn pending_master_deadline(&self) -> Option<Instant> {
+        let keep = self.cfg.failure_timeout * 2;
+        let claims = self.store.pending_master.values().map(|p| p.since);
+        let awaiting = self.store.awaiting_member.iter().map(|a| a.since);
+        claims.chain(awaiting).min().map(|since| since + keep)
+    }
+}
+
+/// How many hand-overs the session master remembers (see
+/// [`Store::handed_seen`]).
+const MAX_HANDED_SEEN: usize = 4096;
+
+impl Station {
+    /// The session master saw `from`, the master of `handle`, hand it to
+    /// `to`: kept three failure timeouts, in case `from` fails before its
+    /// `Migrate` reaches `to` ([`Station::tell_lost_hand_overs`]).
+    pub(super) fn saw_hand_over(&mut self, handle: DOHandle, from: StationId, to: StationId) {
+        if !self.is_session_master() {
+            return;
+        }
+        let now = self.now;
+        let keep = 3 * self.cfg.failure_timeout;
+        let seen = &mut self.store.handed_seen;
+        seen.retain(|_, (_, _, at)| now < *at + keep);
+        if seen.len() < MAX_HANDED_SEEN || seen.contains_key(&handle) {
+            seen.insert(handle, (from, to, now));
+        }
+    }
+
+    /// The session master declares `gone` failed: each object `gone`
+    /// handed over a little before, still mastered by the station it went
+    /// to as far as this station knows, is told to that station (its
+    /// `Migrate` may have died with `gone`, a client's in its server:
+    /// everyone else names the new master, which would not know it is the
+    /// master). The new master takes the session master's word for its
+    /// own duplica, and announces it again; one that had it already
+    /// ignores it.
+    pub(super) fn tell_lost_hand_overs(&mut self, gone: StationId) {
+        let now = self.now;
+        let keep = 3 * self.cfg.failure_timeout;
+        let me = self.membership.id;
+        let told: Vec<(DOHandle, StationId)> = self
+            .store
+            .handed_seen
+            .iter()
+            .filter(|(h, (from, to, at))| {
+                *from == gone
+                    && now < *at + keep
+                    && *to != me
+                    && self.membership.members.contains_key(to)
+                    && self.store.entries.get(h).is_some_and(|e| e.master == *to)
+            })
+            .map(|(h, (_, to, _))| (*h, *to))
+            .collect();
+        self.store
+            .handed_seen
+            .retain(|_, (from, _, _)| *from != gone);
+        for (handle, to) in told {
+            self.send(to, SYSTEM_STREAM, Msg::MasterChanged { handle, master: to });
+        }
+    }
+}
