@@ -207,7 +207,7 @@ enum Sender {
 /// | JoinRequest, JoinDenied, JoinAccepted, JoinChallenge, JoinKeys | nobody (connectionless only) | |
 /// | JoinForward | a contact | the same token, rate and capacity checks as a direct request |
 /// | JoinKeysForward | the session master | only for a request this station forwarded, to the address it came from |
-/// | JoinDenyForward, LinkKeys, StationJoined, StationGone, RecoveryDone | the session master | |
+/// | JoinDenyForward, LinkKeys, StationJoined, StationGone, RecoveryDone | the session master | LinkKeys, StationJoined and Reattach from a station whose takeover this one refused are kept (at most 256 KiB) and heard only if this station follows it (`keep_successor_word`) |
 /// | ReportFailure | any member | declared failed only when it is the sender's own client (the sender relays it); about a station the session master no longer counts, the sender alone is told it is gone |
 /// | Leaving | any member | about itself |
 /// | NewSessionMaster | handler | the sender is the one this station's own view of the election picks, and every station it names as failed has been silent here; a client cannot see the others' silence and takes its server's word: a server passes a takeover on to its clients only from the session master it follows, keeps the others and passes them on (in that station's name, with the members' `StationJoined`) once it follows it, and tells a client it welcomes whom it follows |
