@@ -56,6 +56,11 @@ pub enum Forged {
         /// Dataset bytes.
         data: Vec<u8>,
     },
+    /// "I hold a duplica of `handle` naming you its master."
+    DuplicaHeld {
+        /// The object.
+        handle: DOHandle,
+    },
     /// "`handle` is deleted."
     Delete {
         /// The object.
@@ -174,6 +179,7 @@ impl Forged {
                 data: Bytes(data),
             },
             Forged::Delete { handle } => Msg::Delete { handle },
+            Forged::DuplicaHeld { handle } => Msg::DuplicaHeld { handle },
             Forged::Update { handle, data } => Msg::Update {
                 handle,
                 data: Bytes(data),

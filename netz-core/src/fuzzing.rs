@@ -316,6 +316,7 @@ pub fn dissect_handles(
             Msg::Create { handle, .. }
             | Msg::Delete { handle }
             | Msg::DuplicaRemoved { handle }
+            | Msg::DuplicaHeld { handle }
             | Msg::Update { handle, .. }
             | Msg::MasterChanged { handle, .. }
             | Msg::Migrate { handle, .. }

@@ -249,6 +249,11 @@ pub(crate) enum Msg {
     /// reliably when too large for a datagram): the latest states of
     /// latest-state datasets of several objects, with their versions.
     LatestBatch { data: Bytes },
+    /// A duplica station -> the station it names the object's master, once
+    /// the old master of a recent hand-over failed: the sender holds a
+    /// duplica (the hand-over's `Migrate` may have died with the old
+    /// master, and the new master never had the object).
+    DuplicaHeld { handle: DOHandle },
 }
 
 /// What a room request asks for.
@@ -282,6 +287,7 @@ impl Msg {
             Msg::Create { .. } => "Create",
             Msg::Delete { .. } => "Delete",
             Msg::DuplicaRemoved { .. } => "DuplicaRemoved",
+            Msg::DuplicaHeld { .. } => "DuplicaHeld",
             Msg::Update { .. } => "Update",
             Msg::Updates { .. } => "Updates",
             Msg::MasterChanged { .. } => "MasterChanged",

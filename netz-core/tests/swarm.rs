@@ -598,6 +598,16 @@ const FOUND: &[(u64, bool, &str)] = &[
         false,
         "a client handed its object over and crashed before its server passed the Migrate on: nobody mastered it",
     ),
+    (
+        9509,
+        false,
+        "a late word of a client's first move undid its move back: it waited for a Welcome for ever, its messages held",
+    ),
+    (
+        8973,
+        false,
+        "a client's hand-over died with its server before the new master had the object: a duplica named a master without it",
+    ),
 ];
 
 #[test]

@@ -1176,3 +1176,127 @@ fn a_server_that_refused_a_takeover_learns_whom_its_successor_admitted() {
     assert!(c.station(2).station_info(id).is_some());
     assert_eq!(c.station(joiner).session_master(), second);
 }
+
+/// A client moves to another server and at once back, while the session
+/// master's word of the first move is still on its way to the server it
+/// left: that word, arriving once the server took the client back, must
+/// not move the client away again (it dropped the link the client was
+/// reconnecting on, and the client waited for a `Welcome` for ever, its
+/// messages to the others held).
+#[test]
+fn a_late_word_of_a_clients_first_move_does_not_undo_its_move_back() {
+    let mut c = Cluster::start(
+        SimConfig::seeded(13),
+        registry(),
+        vec![
+            cs(ProcessType::Server, "s1"),
+            cs(ProcessType::Server, "s2"),
+            cs(ProcessType::Server, "s3"),
+        ],
+    )
+    .unwrap();
+    // A client of the session master, so that the moves go between the others.
+    c.join(cs(ProcessType::Client, "c4"), 0).unwrap();
+    let client = c.join(cs(ProcessType::Client, "c5"), 1).unwrap();
+    c.run_for(Duration::from_millis(300));
+    let [sm, s2, s3, cl] = [0, 1, 2, client].map(|i| c.addrs[i]);
+    let [second, third] = [1, 2].map(|i| c.station(i).id());
+    assert_eq!(c.station(client).relay(), Some(second));
+    // The session master's word to the second server is held back.
+    c.sim.block(&[sm], &[s2]);
+    let now = c.now();
+    c.station_mut(client).send_migrate(now).unwrap();
+    assert!(c.run_until(Duration::from_millis(600), |c| !c
+        .station(client)
+        .is_migrating()));
+    assert_eq!(c.station(client).relay(), Some(third));
+    // Back to the second server; its `Reconnect` and the third server's
+    // word of this move to the session master are held back too.
+    c.sim.block(&[cl], &[s2]);
+    c.sim.block(&[s3], &[sm]);
+    let now = c.now();
+    c.station_mut(client).send_migrate(now).unwrap();
+    assert!(
+        c.run_until(Duration::from_millis(400), |c| c.station(client).relay()
+            == Some(second))
+    );
+    assert!(c.station(client).is_migrating(), "waits for its Welcome");
+    // The late word of the first move reaches the second server...
+    c.sim.heal();
+    c.sim.block(&[cl], &[s2]);
+    c.sim.block(&[s3], &[sm]);
+    c.run_for(Duration::from_millis(300));
+    // ...then the client's `Reconnect`, then the word of the move back.
+    c.sim.heal();
+    c.sim.block(&[s3], &[sm]);
+    c.run_for(Duration::from_millis(300));
+    c.sim.heal();
+    assert!(c.run_until(Duration::from_secs(3), |c| !c
+        .station(client)
+        .is_migrating()));
+    assert_eq!(c.station(client).relay(), Some(second));
+    let now = c.now();
+    let h = c
+        .station_mut(client)
+        .publish(now, Counter::new(6, "x"))
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_secs(1));
+    for i in 0..3 {
+        assert!(c.station(i).contains(h), "server {i}");
+    }
+}
+
+/// A client hands its object to a client of another server, and its own
+/// server crashes before it passed the `Migrate` (or even the object) on
+/// to that server: the new master never had the object, while a third
+/// server that had it took the hand-over's word. Once the old master is
+/// declared failed with its server, that server asks the new master,
+/// which answers that it has no such object: the duplica nobody masters
+/// is deleted (before, it stayed, naming a master that did not have it).
+#[test]
+fn a_duplica_of_an_object_whose_new_master_never_got_it_is_deleted() {
+    let mut c = Cluster::start(
+        SimConfig::seeded(17),
+        registry(),
+        vec![
+            cs(ProcessType::Server, "s1"),
+            cs(ProcessType::Server, "s2"),
+            cs(ProcessType::Server, "s3"),
+        ],
+    )
+    .unwrap();
+    let old = c.join(cs(ProcessType::Client, "c4"), 1).unwrap();
+    let new = c.join(cs(ProcessType::Client, "c5"), 0).unwrap();
+    c.run_for(Duration::from_millis(300));
+    assert_eq!(c.station(old).relay(), Some(c.station(1).id()));
+    assert_eq!(c.station(new).relay(), Some(c.station(0).id()));
+    // Nothing the old master's server passes on reaches the session master
+    // (and through it, the new master).
+    let (s1, s2) = (c.addrs[0], c.addrs[1]);
+    c.sim.block(&[s2], &[s1]);
+    let now = c.now();
+    let h = c
+        .station_mut(old)
+        .publish(now, Counter::recovering(true))
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_millis(150));
+    assert!(c.station(2).contains(h));
+    let to = c.station(new).id();
+    let now = c.now();
+    c.station_mut(old).migrate(now, h, to).unwrap();
+    assert!(
+        c.run_until(Duration::from_millis(300), |c| c.station(2).master_of(h)
+            == Some(to))
+    );
+    assert!(!c.station(new).contains(h));
+    c.crash(1);
+    c.sim.heal();
+    let ft = c.station(0).config().failure_timeout;
+    c.run_for(ft * 4);
+    assert!(c.station(0).station_info(c.station(2).id()).is_some());
+    for i in [0, 2, new] {
+        assert!(!c.station(i).contains(h), "station {i} holds it");
+    }
+}

@@ -101,6 +101,39 @@ fn a_member_cannot_take_over_an_object_with_master_changed() {
 }
 
 #[test]
+fn a_member_saying_it_holds_a_duplica_changes_nothing_but_its_own() {
+    // `DuplicaHeld` asks the named master about the sender's own duplica:
+    // to the master or a duplica it is no news; about an object the
+    // receiver lacks, the sender alone is told it is deleted.
+    let mut c = mesh(3);
+    let now = c.now();
+    let h = c
+        .station_mut(0)
+        .publish(now, Counter::new(1, "x"))
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_millis(200));
+    for to in [0, 2] {
+        forge(&mut c, 1, to, Forged::DuplicaHeld { handle: h });
+    }
+    c.run_for(Duration::from_millis(300));
+    for i in 0..3 {
+        assert!(c.station(i).contains(h), "station {i}");
+        assert_eq!(c.station(i).master_of(h), Some(c.station(0).id()));
+    }
+    // An object station 2 does not have: it answers the cheater alone,
+    // whose own duplica of the real object stays.
+    let unknown = c.station(2).stats().unknown_object;
+    let none = DOHandle::new(h.class_id(), c.station(2).id(), 9_999);
+    forge(&mut c, 1, 2, Forged::DuplicaHeld { handle: none });
+    c.run_for(Duration::from_millis(300));
+    assert_eq!(c.station(2).stats().unknown_object, unknown + 1);
+    for i in 0..3 {
+        assert!(c.station(i).contains(h), "station {i}");
+    }
+}
+
+#[test]
 fn a_create_for_an_existing_duplica_does_not_switch_its_master() {
     let mut c = mesh(3);
     let now = c.now();

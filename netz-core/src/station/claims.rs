@@ -3,7 +3,7 @@
 //! station not announced yet, and the hand-overs the session master saw
 //! whose old master failed before its `Migrate` reached the new one.
 
-use super::store::{MAX_AWAITING_MEMBER, MAX_HELD_FOR_NEW_MASTER};
+use super::store::{MAX_AWAITING_MEMBER, MAX_DELETED_EARLY, MAX_HELD_FOR_NEW_MASTER};
 use super::*;
 
 impl Station {
@@ -258,13 +258,11 @@ impl Station {
 const MAX_HANDED_SEEN: usize = 4096;
 
 impl Station {
-    /// The session master saw `from`, the master of `handle`, hand it to
-    /// `to`: kept three failure timeouts, in case `from` fails before its
-    /// `Migrate` reaches `to` ([`Station::tell_lost_hand_overs`]).
+    /// This station saw `from`, the master of `handle`, hand it to `to`:
+    /// kept three failure timeouts, in case `from` fails before its
+    /// `Migrate` reaches `to` ([`Station::tell_lost_hand_overs`],
+    /// [`Station::ask_after_lost_hand_overs`]).
     pub(super) fn saw_hand_over(&mut self, handle: DOHandle, from: StationId, to: StationId) {
-        if !self.is_session_master() {
-            return;
-        }
         let now = self.now;
         let keep = 3 * self.cfg.failure_timeout;
         let seen = &mut self.store.handed_seen;
@@ -305,5 +303,64 @@ impl Station {
         for (handle, to) in told {
             self.send(to, SYSTEM_STREAM, Msg::MasterChanged { handle, master: to });
         }
+    }
+
+    /// `gone` failed: for each object it handed over a little before
+    /// that this station holds a duplica of, naming the station it went
+    /// to as master, that station is told (`DuplicaHeld`). If the
+    /// hand-over's `Migrate` died with `gone` (a client's, in its
+    /// server) and the new master never had the object, nobody masters
+    /// the duplica: the new master answers with `Delete`.
+    pub(super) fn ask_after_lost_hand_overs(&mut self, gone: StationId) {
+        let now = self.now;
+        let keep = 3 * self.cfg.failure_timeout;
+        let me = self.membership.id;
+        let asked: Vec<(DOHandle, StationId)> = self
+            .store
+            .handed_seen
+            .iter()
+            .filter(|(h, (from, to, at))| {
+                *from == gone
+                    && now < *at + keep
+                    && *to != me
+                    && self.membership.members.contains_key(to)
+                    && self.store.entries.get(h).is_some_and(|e| e.master == *to)
+            })
+            .map(|(h, (_, to, _))| (*h, *to))
+            .collect();
+        for (handle, to) in asked {
+            self.send(to, SYSTEM_STREAM, Msg::DuplicaHeld { handle });
+        }
+    }
+
+    /// `DuplicaHeld`: `origin` holds a duplica of `handle` naming this
+    /// station its master. One that lacks the object answers `origin`
+    /// alone with `Delete` (which it takes from the master it names);
+    /// anything else is no news (a master does not send its state to a
+    /// station that merely asks: that would pass interest and rooms by).
+    pub(super) fn on_duplica_held(&mut self, origin: StationId, handle: DOHandle) {
+        if self.store.entries.contains_key(&handle) {
+            return;
+        }
+        self.stats.unknown_object += 1;
+        self.send(origin, SYSTEM_STREAM, Msg::Delete { handle });
+    }
+
+    /// The session master tells this station it masters `handle`, an
+    /// object whose old master failed before its `Migrate` (and here, its
+    /// announcement) came: the others name this station its master, and
+    /// nobody has its master's state. It is deleted everywhere, as the
+    /// recovery of a failed station's object the session master holds no
+    /// duplica of deletes it; a late announcement of it is refused here.
+    pub(super) fn disown_lost_hand_over(&mut self, handle: DOHandle) {
+        debug!(station = %self.membership.id, object = ?handle, "a lost hand-over of an object never received: deleted");
+        let now = self.now;
+        let keep = self.cfg.failure_timeout * 2;
+        let early = &mut self.store.deleted_early;
+        early.retain(|_, t| now < *t + keep);
+        if early.len() < MAX_DELETED_EARLY {
+            early.insert(handle, now);
+        }
+        self.broadcast(&Msg::Delete { handle }, &[]);
     }
 }

@@ -87,6 +87,7 @@ impl Station {
             }
             Msg::Delete { handle } => self.on_delete(origin, handle),
             Msg::DuplicaRemoved { handle } => self.change_dup_set(handle, origin, false, origin),
+            Msg::DuplicaHeld { handle } => self.on_duplica_held(origin, handle),
             Msg::MasterChanged { handle, master } => self.on_master_changed(origin, handle, master),
             Msg::Migrate {
                 handle,
@@ -214,6 +215,7 @@ enum Sender {
 /// | Create | handler | a new object is created by its sender, or re-discovered by its master; an existing duplica's master changes only with its old master's word or the session master's recovery |
 /// | Delete | handler | the object's master, or the session master |
 /// | DuplicaRemoved | any member | about its own duplica |
+/// | DuplicaHeld | any member | about its own duplica: a station that lacks the object answers the sender alone with `Delete` (its duplica names this station master, which nobody can be now); nothing else |
 /// | MasterChanged | handler | the object's current master hands it over, or the session master recovers it, or the new master names itself once the old one is gone |
 /// | Migrate | handler | the object's current master |
 /// | Update, Updates, UpdateBatch | handler | the object's master (per object) |
@@ -258,6 +260,7 @@ fn sender_rule(msg: &Msg) -> Sender {
         Msg::Leaving
         | Msg::ReportFailure { .. }
         | Msg::DuplicaRemoved { .. }
+        | Msg::DuplicaHeld { .. }
         | Msg::Rmc { .. }
         | Msg::Interest { .. }
         | Msg::Withheld => Sender::Member,

@@ -342,6 +342,7 @@ impl Station {
             if let Some(info) = self.membership.members.get(&id).map(|m| m.info.clone()) {
                 self.remember_departed(&info);
             }
+            self.ask_after_lost_hand_overs(id);
         }
         if !self.is_session_master() {
             // For the day this station is session master and a member

@@ -624,7 +624,23 @@ impl Station {
                 self.refuse("Reattach", origin, "not the client's server");
             }
         } else if origin == self.membership.session_master {
-            if relay != self.membership.id {
+            let me = self.membership.id;
+            let linked = self
+                .membership
+                .members
+                .get(&station)
+                .is_some_and(|m| m.link.is_some());
+            if current == Some(Some(me)) && relay != me && linked {
+                // A client this server relays leaves it only by its own
+                // hand-over, which re-points the client first: the session
+                // master's word that it went elsewhere is of an earlier
+                // move, overtaken by the client's coming back here (the
+                // word of that follows). Taking it would drop the link the
+                // client is reconnecting on.
+                debug!(station = %me, client = %station, to = %relay, "stale reattach ignored");
+                return;
+            }
+            if relay != me {
                 // Its word on a client this server handed over (or on
                 // where it went next) came: nothing to tell again.
                 self.migration.reattaching.remove(&station);

@@ -69,7 +69,7 @@ pub(super) enum MasterRule {
 /// What a held master change may keep of what its claimed master sends.
 pub(super) const MAX_HELD_FOR_NEW_MASTER: usize = 64 * 1024;
 /// How many deletions of objects not in the store yet are remembered.
-const MAX_DELETED_EARLY: usize = 256;
+pub(super) const MAX_DELETED_EARLY: usize = 256;
 /// How many claims about objects not in the store yet are held at once
 /// (each holds at most [`MAX_HELD_FOR_NEW_MASTER`] bytes).
 const MAX_CLAIMS_BEFORE_CREATE: usize = 64;
@@ -761,6 +761,13 @@ impl Station {
         master: StationId,
     ) {
         let Some(e) = self.store.entries.get(&handle) else {
+            if origin == self.membership.session_master
+                && master == self.membership.id
+                && origin != master
+            {
+                self.disown_lost_hand_over(handle);
+                return;
+            }
             // The new master's word can come before the old master's
             // announcement of a new object: it waits for it.
             let entries = &self.store.entries;
