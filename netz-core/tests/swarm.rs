@@ -608,6 +608,18 @@ const FOUND: &[(u64, bool, &str)] = &[
         false,
         "a client's hand-over died with its server before the new master had the object: a duplica named a master without it",
     ),
+    (
+        78,
+        false,
+        "a would-be session master's claim to a room waited, the real new master's was refused with its change: the duplica stayed stale",
+    ),
+    (2788, false, "a hand-over died with its old master in a split: a duplica named a master without it"),
+    (
+        5451,
+        false,
+        "a session master's stale word of a lost hand-over made the station that had handed the object on its master again",
+    ),
+    (9017, false, "the same"),
 ];
 
 #[test]

@@ -1300,3 +1300,102 @@ fn a_duplica_of_an_object_whose_new_master_never_got_it_is_deleted() {
         assert!(!c.station(i).contains(h), "station {i} holds it");
     }
 }
+
+/// A station holds one station's claim to master an object (here a
+/// cheater's, in the swarm a would-be session master's of a split view)
+/// when the real new master, which the old master handed it to, names
+/// itself and sends a change before the old master's word arrives: both
+/// claims wait, and the old master's word brings the real one's change
+/// (before, the second claim and its change were refused, and the duplica
+/// kept the old state for good).
+#[test]
+fn a_second_claim_to_master_an_object_waits_beside_the_first() {
+    let mut c = mesh(4);
+    let now = c.now();
+    let h = c
+        .station_mut(2)
+        .publish(now, Counter::new(5, "x"))
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_millis(300));
+    let claimant = c.station(1).id();
+    let dest = c.station(3).id();
+    let now = c.now();
+    assert!(netz_core::forge::send_as(
+        c.station_mut(1),
+        now,
+        dest,
+        netz_core::forge::Forged::MasterChanged {
+            handle: h,
+            master: claimant,
+        },
+    ));
+    c.run_for(Duration::from_millis(100));
+    // The old master's word to station 3 is held back.
+    c.sim.block(&[c.addrs[2]], &[c.addrs[3]]);
+    let to = c.station(0).id();
+    let now = c.now();
+    c.station_mut(2).migrate(now, h, to).unwrap();
+    assert!(c.run_until(Duration::from_secs(1), |c| c
+        .station(0)
+        .get::<Counter>(h)
+        .is_some_and(|r| r.is_master())));
+    c.station(0).get::<Counter>(h).unwrap().lock().data.value = 9;
+    let now = c.now();
+    c.station_mut(0).update_all(now);
+    c.run_for(Duration::from_millis(200));
+    assert_eq!(c.station(3).master_of(h), Some(c.station(2).id()));
+    c.sim.heal();
+    c.run_for(Duration::from_secs(1));
+    assert_eq!(c.station(3).master_of(h), Some(to));
+    assert_eq!(c.station(3).get::<Counter>(h).unwrap().lock().data.value, 9);
+}
+
+/// The session master saw an object go from one station to another and,
+/// once the first one failed, tells the second it masters the object
+/// (its `Migrate` may have died with the first). The second had handed
+/// it to the session master meanwhile, whose `Migrate` is slow to come:
+/// the word is stale, and the second keeps naming the session master
+/// (before, it took the word for a hand-over back from its master, and
+/// the object had two masters once the `Migrate` came).
+#[test]
+fn a_stale_word_of_a_lost_hand_over_does_not_make_a_second_master() {
+    let mut c = mesh(4);
+    let now = c.now();
+    let h = c
+        .station_mut(2)
+        .publish(now, Counter::new(5, "x"))
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_millis(300));
+    let second = c.station(3).id();
+    let now = c.now();
+    c.station_mut(2).migrate(now, h, second).unwrap();
+    assert!(c.run_until(Duration::from_secs(1), |c| (0..4)
+        .all(|i| c.station(i).master_of(h) == Some(second))));
+    c.crash(2);
+    c.run_for(Duration::from_millis(900));
+    let (sm, b) = (c.addrs[0], c.addrs[3]);
+    c.sim.set_link_latency(sm, b, Duration::from_millis(1200));
+    let master = c.station(0).id();
+    let now = c.now();
+    c.station_mut(3).migrate(now, h, master).unwrap();
+    let ft = c.station(0).config().failure_timeout;
+    let masters = |c: &Cluster| -> Vec<usize> {
+        [0, 1, 3]
+            .into_iter()
+            .filter(|&i| {
+                c.station(i)
+                    .get::<Counter>(h)
+                    .is_some_and(|r| r.is_master())
+            })
+            .collect()
+    };
+    for _ in 0..40 {
+        c.run_for(ft / 10);
+        assert!(masters(&c).len() <= 1, "two masters: {:?}", masters(&c));
+    }
+    c.sim.clear_link(sm, b);
+    c.run_for(ft);
+    assert_eq!(masters(&c), vec![0]);
+}

@@ -75,25 +75,28 @@ impl Station {
         msg: Option<Msg>,
     ) {
         let now = self.now;
-        let p = self
-            .store
-            .pending_master
-            .entry(handle)
-            .or_insert_with(|| PendingMaster {
-                master,
-                since: now,
-                held: Vec::new(),
-                bytes: 0,
-            });
-        if p.master != master {
-            // Another claim for the same object: only the first waits.
-            self.refuse(
-                "MasterChanged",
-                master,
-                "a second claim for the same object",
-            );
-            return;
-        }
+        let claims = &mut self.store.pending_master.entry(handle).or_default().0;
+        let i = match claims.iter().position(|p| p.master == master) {
+            Some(i) => i,
+            None if claims.len() < MAX_CLAIMS_PER_OBJECT => {
+                claims.push(PendingMaster {
+                    master,
+                    since: now,
+                    held: Vec::new(),
+                    bytes: 0,
+                });
+                claims.len() - 1
+            }
+            None => {
+                self.refuse(
+                    "MasterChanged",
+                    master,
+                    "too many claims for the same object",
+                );
+                return;
+            }
+        };
+        let p = &mut claims[i];
         if let Some(msg) = msg {
             let size = postcard::experimental::serialized_size(&msg).unwrap_or(usize::MAX);
             if p.bytes.saturating_add(size) > MAX_HELD_FOR_NEW_MASTER {
@@ -121,7 +124,7 @@ impl Station {
             .store
             .pending_master
             .get(&handle)
-            .is_some_and(|p| p.master == origin)
+            .is_some_and(|p| p.has(origin))
         {
             self.hold_for_new_master(handle, origin, Some(msg));
             true
@@ -169,12 +172,15 @@ impl Station {
     }
 
     /// `handle`'s master changed to `master` here: what a pending claim of
-    /// `master` held is handled now; a pending claim of another is dropped.
+    /// `master` held is handled now; the pending claims of others are
+    /// dropped.
     pub(super) fn master_confirmed(&mut self, handle: DOHandle, master: StationId) {
-        if let Some(p) = self.store.pending_master.remove(&handle) {
-            if p.master == master {
-                for msg in p.held {
-                    self.handle_msg(master, msg);
+        if let Some(claims) = self.store.pending_master.remove(&handle) {
+            for p in claims.0 {
+                if p.master == master {
+                    for msg in p.held {
+                        self.handle_msg(master, msg);
+                    }
                 }
             }
         }
@@ -188,11 +194,15 @@ impl Station {
             .store
             .pending_master
             .iter()
-            .filter(|(h, p)| {
-                self.store.entries.get(h).is_some_and(|e| e.master == gone)
-                    && self.membership.members.contains_key(&p.master)
+            .filter(|(h, _)| self.store.entries.get(h).is_some_and(|e| e.master == gone))
+            .filter_map(|(h, claims)| {
+                // The first claimant still in the session.
+                claims
+                    .0
+                    .iter()
+                    .find(|p| self.membership.members.contains_key(&p.master))
+                    .map(|p| (*h, p.master))
             })
-            .map(|(h, p)| (*h, p.master))
             .collect();
         claims.sort();
         for (h, m) in claims {
@@ -212,12 +222,15 @@ impl Station {
         let entries = &self.store.entries;
         let members = &self.membership.members;
         let mut expired = Vec::new();
-        self.store.pending_master.retain(|h, p| {
-            let fresh = now < p.since + keep;
-            if !fresh {
-                expired.push(p.master);
-            }
-            fresh
+        self.store.pending_master.retain(|h, claims| {
+            claims.0.retain(|p| {
+                let fresh = now < p.since + keep;
+                if !fresh {
+                    expired.push(p.master);
+                }
+                fresh
+            });
+            !claims.0.is_empty()
                 && entries
                     .get(h)
                     .is_none_or(|e| members.contains_key(&e.master))
@@ -247,11 +260,15 @@ impl Station {
     /// When the oldest pending claim expires.
     pub(super) fn pending_master_deadline(&self) -> Option<Instant> {
         let keep = self.cfg.failure_timeout * 2;
-        let claims = self.store.pending_master.values().map(|p| p.since);
+        let claims = self.store.pending_master.values().filter_map(|p| p.since());
         let awaiting = self.store.awaiting_member.iter().map(|a| a.since);
         claims.chain(awaiting).min().map(|since| since + keep)
     }
 }
+
+/// How many stations' claims to master one object wait at once (see
+/// [`PendingClaims`]).
+const MAX_CLAIMS_PER_OBJECT: usize = 4;
 
 /// How many hand-overs the session master remembers (see
 /// [`Store::handed_seen`]).

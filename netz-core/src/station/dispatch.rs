@@ -216,7 +216,7 @@ enum Sender {
 /// | Delete | handler | the object's master, or the session master |
 /// | DuplicaRemoved | any member | about its own duplica |
 /// | DuplicaHeld | any member | about its own duplica: a station that lacks the object answers the sender alone with `Delete` (its duplica names this station master, which nobody can be now); nothing else |
-/// | MasterChanged | handler | the object's current master hands it over, or the session master recovers it, or the new master names itself once the old one is gone |
+/// | MasterChanged | handler | the object's current master hands it over, or the session master recovers it, or the new master names itself once the old one is gone (up to four stations' claims wait per object); one naming the receiver comes only from the session master (a hand-over whose `Migrate` died with its failed old master), taken while the receiver's copy names a gone master |
 /// | Migrate | handler | the object's current master |
 /// | Update, Updates, UpdateBatch | handler | the object's master (per object) |
 /// | LatestBatch | handler | the object's master (per object); only states newer than the duplica's apply |
@@ -227,7 +227,7 @@ enum Sender {
 /// | RoomReply | a server | only for a request that waits here (not answered yet, not timed out) |
 /// | MigrateRequest, Reconnect | handler | a client this server relays (or adopted) |
 /// | MigrateRefused, MigrateGo, Kick, Welcome | handler | this client's server |
-/// | Reattach | handler | at the session master: a server, the client's by its record (or naming the server its record names already: it took the client itself); elsewhere: the session master. A server tells it again to each new session master until the session master's own `Reattach` comes back |
+/// | Reattach | handler | at the session master: a server, the client's by its record (or naming the server its record names already: it took the client itself); elsewhere: the session master (a server ignores its word that a client it relays and is linked to went elsewhere: that is of an earlier move). A server tells it again to each new session master until the session master's own `Reattach` comes back |
 /// | RoomRequest | handler | the requester itself, or a server passing it on |
 /// | Interest | any member | about itself (its own interest); a well-formed area, bounded groups |
 /// | NotRelevant | handler | the object's master |

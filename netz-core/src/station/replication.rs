@@ -308,7 +308,7 @@ impl Station {
                     .store
                     .pending_master
                     .get(&handle)
-                    .is_some_and(|p| p.master == origin);
+                    .is_some_and(|p| p.has(origin));
                 if held {
                     let single = single_batch(item);
                     self.hold_for_new_master(

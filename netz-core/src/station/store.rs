@@ -14,7 +14,7 @@ pub(super) struct Store {
     /// Objects whose new master named itself before the old master's word
     /// arrived: what it sent is held until then (see
     /// [`Station::master_change_rule`]).
-    pub(super) pending_master: BTreeMap<DOHandle, PendingMaster>,
+    pub(super) pending_master: BTreeMap<DOHandle, PendingClaims>,
     /// Objects deleted before they arrived here (a new master deleted an
     /// object its old master's announcement of had not brought yet), by
     /// when: a late announcement of one is refused.
@@ -48,6 +48,25 @@ pub(super) struct PendingMaster {
     pub(super) since: Instant,
     pub(super) held: Vec<Msg>,
     pub(super) bytes: usize,
+}
+
+/// The claims waiting for one object, first come first: in a split view
+/// another station's claim (a would-be session master's recovery) may
+/// wait when the real new master names itself; the old master's word
+/// decides between them.
+#[derive(Default)]
+pub(super) struct PendingClaims(pub(super) Vec<PendingMaster>);
+
+impl PendingClaims {
+    /// Whether `master` has a claim waiting.
+    pub(super) fn has(&self, master: StationId) -> bool {
+        self.0.iter().any(|p| p.master == master)
+    }
+
+    /// When the oldest claim came.
+    pub(super) fn since(&self) -> Option<Instant> {
+        self.0.iter().map(|p| p.since).min()
+    }
 }
 
 /// What a station may do about a claimed change of an object's master.
@@ -682,7 +701,7 @@ impl Station {
             .store
             .pending_master
             .get(&handle)
-            .is_some_and(|p| p.master == master)
+            .is_some_and(|p| p.has(master))
         {
             // Its master claimed it before this announcement arrived.
             self.master_confirmed(handle, master);
@@ -788,6 +807,30 @@ impl Station {
             }
             return;
         };
+        let me = self.membership.id;
+        if master == me && origin != me {
+            // Nobody hands an object over with a `MasterChanged` to its
+            // new master (that one gets the `Migrate`): this is the session
+            // master's word of a hand-over whose old master failed before
+            // its `Migrate` came (`tell_lost_hand_overs`). It counts only
+            // while this station's copy still names a gone master; a copy
+            // naming a live one (this station handed it on since, say to
+            // the session master, whose word is older) keeps it.
+            let old_gone = self.membership.gone.contains(&e.master)
+                || !self.membership.members.contains_key(&e.master);
+            if e.master == me || (origin == self.membership.session_master && !old_gone) {
+                debug!(station = %me, object = ?handle, "a stale word of a lost hand-over ignored");
+                return;
+            }
+            if origin != self.membership.session_master {
+                self.refuse(
+                    "MasterChanged",
+                    origin,
+                    "only the session master names the receiver",
+                );
+                return;
+            }
+        }
         if origin == e.master
             && e.master != self.membership.id
             && self.membership.gone.contains(&master)
