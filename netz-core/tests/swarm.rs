@@ -620,6 +620,11 @@ const FOUND: &[(u64, bool, &str)] = &[
         "a session master's stale word of a lost hand-over made the station that had handed the object on its master again",
     ),
     (9017, false, "the same"),
+    (
+        327,
+        false,
+        "a client whose view split for a while refused its new master's changes and kept the old state once it knew it",
+    ),
 ];
 
 #[test]

@@ -1399,3 +1399,47 @@ fn a_stale_word_of_a_lost_hand_over_does_not_make_a_second_master() {
     c.run_for(ft);
     assert_eq!(masters(&c), vec![0]);
 }
+
+/// A duplica station does not hear the old master's word of a hand-over
+/// for longer than a claim waits: the new master's changes are refused
+/// there meanwhile. Once the word comes, the duplica asks the new master
+/// (`DuplicaHeld`), which sends its whole state (before, the duplica kept
+/// what it had until the next change, or for good).
+#[test]
+fn a_duplica_that_refused_its_new_masters_changes_gets_its_state_once_it_knows_it() {
+    let mut c = mesh(4);
+    let now = c.now();
+    let h = c
+        .station_mut(2)
+        .publish(now, Counter::new(5, "x"))
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_millis(300));
+    let (old, late) = (c.addrs[2], c.addrs[3]);
+    c.sim.block(&[old], &[late]);
+    let to = c.station(0).id();
+    let now = c.now();
+    c.station_mut(2).migrate(now, h, to).unwrap();
+    assert!(c.run_until(Duration::from_secs(1), |c| c
+        .station(0)
+        .get::<Counter>(h)
+        .is_some_and(|r| r.is_master())));
+    // The new master's claim waits at station 3 for twice the failure
+    // timeout, then goes; a change after that is refused there.
+    let ft = c.station(0).config().failure_timeout;
+    c.run_for(ft * 2 + Duration::from_millis(200));
+    c.station(0).get::<Counter>(h).unwrap().lock().data.value = 9;
+    let now = c.now();
+    c.station_mut(0).update_all(now);
+    c.run_for(Duration::from_millis(300));
+    assert_eq!(c.station(3).master_of(h), Some(c.station(2).id()));
+    assert!(c
+        .station(3)
+        .stats()
+        .unauthorized_by_kind
+        .contains_key("Update"));
+    c.sim.heal();
+    c.run_for(Duration::from_secs(1));
+    assert_eq!(c.station(3).master_of(h), Some(to));
+    assert_eq!(c.station(3).get::<Counter>(h).unwrap().lock().data.value, 9);
+}

@@ -270,6 +270,10 @@ impl Station {
 /// [`PendingClaims`]).
 const MAX_CLAIMS_PER_OBJECT: usize = 4;
 
+/// How many refused changes a station remembers (see
+/// [`Store::refused_changes`]).
+const MAX_REFUSED_CHANGES: usize = 1024;
+
 /// How many hand-overs the session master remembers (see
 /// [`Store::handed_seen`]).
 const MAX_HANDED_SEEN: usize = 4096;
@@ -352,15 +356,67 @@ impl Station {
 
     /// `DuplicaHeld`: `origin` holds a duplica of `handle` naming this
     /// station its master. One that lacks the object answers `origin`
-    /// alone with `Delete` (which it takes from the master it names);
+    /// alone with `Delete` (which it takes from the master it names); the
+    /// master answers a station of the object's duplica set with its whole
+    /// state (the duplica missed changes: [`Station::ask_for_missed_changes`]);
     /// anything else is no news (a master does not send its state to a
     /// station that merely asks: that would pass interest and rooms by).
     pub(super) fn on_duplica_held(&mut self, origin: StationId, handle: DOHandle) {
-        if self.store.entries.contains_key(&handle) {
+        let me = self.membership.id;
+        let Some(e) = self.store.entries.get(&handle) else {
+            self.stats.unknown_object += 1;
+            self.send(origin, SYSTEM_STREAM, Msg::Delete { handle });
+            return;
+        };
+        if e.master != me || !e.dup_set.contains(&origin) {
             return;
         }
-        self.stats.unknown_object += 1;
-        self.send(origin, SYSTEM_STREAM, Msg::Delete { handle });
+        let cell = e.cell.clone();
+        let (data, _) = self.full_state(handle, &cell);
+        self.send(
+            origin,
+            SYSTEM_STREAM,
+            Msg::Create {
+                handle,
+                master: me,
+                data: Bytes(data),
+            },
+        );
+    }
+
+    /// A change of duplica `handle` from `origin`, which is not its master
+    /// here, was refused: kept three failure timeouts, in case `origin`
+    /// is its master after all and this station learns so late (its view
+    /// of the session split from the others' for a while).
+    pub(super) fn note_refused_change(&mut self, handle: DOHandle, origin: StationId) {
+        let now = self.now;
+        let keep = 3 * self.cfg.failure_timeout;
+        let refused = &mut self.store.refused_changes;
+        refused.retain(|_, (_, at)| now < *at + keep);
+        if refused.len() < MAX_REFUSED_CHANGES || refused.contains_key(&handle) {
+            refused.insert(handle, (origin, now));
+        }
+    }
+
+    /// `handle`'s master is `master` here now: if a change from `master`
+    /// was refused a little before, this duplica missed it, and asks
+    /// `master` for its state (`DuplicaHeld`).
+    pub(super) fn ask_for_missed_changes(&mut self, handle: DOHandle, master: StationId) {
+        if master == self.membership.id {
+            self.store.refused_changes.remove(&handle);
+            return;
+        }
+        let now = self.now;
+        let keep = 3 * self.cfg.failure_timeout;
+        let missed = self
+            .store
+            .refused_changes
+            .get(&handle)
+            .is_some_and(|(from, at)| *from == master && now < *at + keep);
+        if missed {
+            self.store.refused_changes.remove(&handle);
+            self.send(master, SYSTEM_STREAM, Msg::DuplicaHeld { handle });
+        }
     }
 
     /// The session master tells this station it masters `handle`, an

@@ -215,7 +215,7 @@ enum Sender {
 /// | Create | handler | a new object is created by its sender, or re-discovered by its master; an existing duplica's master changes only with its old master's word or the session master's recovery |
 /// | Delete | handler | the object's master, or the session master |
 /// | DuplicaRemoved | any member | about its own duplica |
-/// | DuplicaHeld | any member | about its own duplica: a station that lacks the object answers the sender alone with `Delete` (its duplica names this station master, which nobody can be now); nothing else |
+/// | DuplicaHeld | any member | about its own duplica: a station that lacks the object answers the sender alone with `Delete` (its duplica names this station master, which nobody can be now); the master answers a station of the object's duplica set alone with its state (`Create`, within the link's queue limit and budget); nothing else |
 /// | MasterChanged | handler | the object's current master hands it over, or the session master recovers it, or the new master names itself once the old one is gone (up to four stations' claims wait per object); one naming the receiver comes only from the session master (a hand-over whose `Migrate` died with its failed old master), taken while the receiver's copy names a gone master |
 /// | Migrate | handler | the object's current master |
 /// | Update, Updates, UpdateBatch | handler | the object's master (per object) |

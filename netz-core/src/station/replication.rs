@@ -236,6 +236,7 @@ impl Station {
             };
             if !self.hold_if_pending(origin, handle, msg) {
                 self.refuse("Update", origin, "not the object's master");
+                self.note_refused_change(handle, origin);
             }
             return;
         }
@@ -320,6 +321,7 @@ impl Station {
                     );
                 } else {
                     self.refuse("LatestBatch", origin, "not the object's master");
+                    self.note_refused_change(handle, origin);
                 }
                 continue;
             }

@@ -31,6 +31,9 @@ pub(super) struct Store {
     /// The session master: hand-overs it saw announced by the old master,
     /// with the new master and when (see [`Station::saw_hand_over`]).
     pub(super) handed_seen: BTreeMap<DOHandle, (StationId, StationId, Instant)>,
+    /// Changes of duplicas refused from a station not (yet) their master
+    /// here, and when (see [`Station::note_refused_change`]).
+    pub(super) refused_changes: BTreeMap<DOHandle, (StationId, Instant)>,
 }
 
 /// A master change to a station not announced yet, from who sent it.
@@ -127,6 +130,7 @@ impl Store {
             awaiting_member: Vec::new(),
             handed_from: BTreeMap::new(),
             handed_seen: BTreeMap::new(),
+            refused_changes: BTreeMap::new(),
         }
     }
 }
@@ -549,6 +553,7 @@ impl Station {
                 handle,
                 master: new_master,
             });
+            self.ask_for_missed_changes(handle, new_master);
         }
         done.is_some()
     }
