@@ -150,4 +150,11 @@ pub struct Bookkeeping {
     /// Duplicas whose latest-state versions are remembered (at most about
     /// twice the store, see [`crate::Delivery::Latest`]).
     pub latest_versions: usize,
+    /// The encoded bytes kept of what a station whose takeover this one
+    /// refused says as session master (at most 256 KiB).
+    pub successor_bytes: usize,
+    /// Recent hand-overs this station saw (at most 4,096).
+    pub hand_overs_seen: usize,
+    /// Recently refused changes of duplicas (at most 1,024).
+    pub refused_changes: usize,
 }

@@ -134,6 +134,66 @@ fn a_member_saying_it_holds_a_duplica_changes_nothing_but_its_own() {
 }
 
 #[test]
+fn a_refused_successors_word_is_kept_bounded_and_not_heard() {
+    // A cheating server claims the session (naming the live session master
+    // failed): refused. What it then says as session master is kept, in
+    // case the victim follows it later, but within 256 KiB, and it is
+    // never heard while the victim follows the real session master.
+    let server = |t: &str| {
+        let mut c = StationConfig::new(ProcessType::Server, t);
+        c.topology = Topology::ClientServer;
+        c
+    };
+    let mut c = Cluster::start(
+        SimConfig::seeded(9),
+        registry(),
+        vec![server("s1"), server("s2"), server("s3")],
+    )
+    .unwrap();
+    let mut cc = StationConfig::new(ProcessType::Client, "c4");
+    cc.topology = Topology::ClientServer;
+    let client = c.join(cc, 2).unwrap();
+    c.run_for(Duration::from_millis(300));
+    let [master, cheat, victim] = [0, 1, 2].map(|i| c.station(i).id());
+    let id = c.station(client).id();
+    forge(
+        &mut c,
+        1,
+        2,
+        Forged::NewSessionMaster {
+            failed: vec![master],
+        },
+    );
+    c.run_for(Duration::from_millis(100));
+    assert_eq!(c.station(2).session_master(), master);
+    for _ in 0..120 {
+        for _ in 0..1000 {
+            forge(
+                &mut c,
+                1,
+                2,
+                Forged::Reattach {
+                    station: id,
+                    relay: cheat,
+                },
+            );
+        }
+        c.run_for(Duration::from_millis(20));
+    }
+    c.run_for(Duration::from_millis(300));
+    let kept = c.station(2).bookkeeping().successor_bytes;
+    assert!(kept > 0 && kept <= 256 * 1024, "kept {kept}");
+    assert!(c
+        .station(2)
+        .stats()
+        .unauthorized_by_kind
+        .contains_key("Reattach"));
+    assert_eq!(c.station(2).station_info(id).unwrap().relay, Some(victim));
+    assert_eq!(c.station(client).relay(), Some(victim));
+    assert_eq!(c.station(2).session_master(), master);
+}
+
+#[test]
 fn a_create_for_an_existing_duplica_does_not_switch_its_master() {
     let mut c = mesh(3);
     let now = c.now();

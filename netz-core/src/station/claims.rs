@@ -372,7 +372,10 @@ impl Station {
             return;
         }
         let cell = e.cell.clone();
-        let (data, _) = self.full_state(handle, &cell);
+        // As for a new duplica (`change_dup_set`): changes not sent yet go
+        // first, and what waited for this one is covered by the state.
+        let _ = self.update(self.now, handle);
+        let (data, version) = self.full_state(handle, &cell);
         self.send(
             origin,
             SYSTEM_STREAM,
@@ -382,6 +385,7 @@ impl Station {
                 data: Bytes(data),
             },
         );
+        self.sched_dup_added(handle, origin, version);
     }
 
     /// A change of duplica `handle` from `origin`, which is not its master

@@ -147,6 +147,9 @@ impl Station {
             pending_calls: self.calls.pending.len(),
             postponed_calls: self.calls.postponed.len(),
             latest_versions: self.sched_received_len(),
+            successor_bytes: self.membership.successor_bytes,
+            hand_overs_seen: self.store.handed_seen.len(),
+            refused_changes: self.store.refused_changes.len(),
         }
     }
 }
