@@ -625,6 +625,7 @@ const FOUND: &[(u64, bool, &str)] = &[
         false,
         "a client whose view split for a while refused its new master's changes and kept the old state once it knew it",
     ),
+    (1923, false, "a full state sent on DuplicaHeld overtook what waited to be sent: the duplica diverged"),
 ];
 
 #[test]

@@ -1443,3 +1443,29 @@ fn a_duplica_that_refused_its_new_masters_changes_gets_its_state_once_it_knows_i
     assert_eq!(c.station(3).master_of(h), Some(to));
     assert_eq!(c.station(3).get::<Counter>(h).unwrap().lock().data.value, 9);
 }
+
+/// The session master admits a station and fails before its word of it
+/// reaches anyone else: the next session master does not know that id
+/// was given, and must not give it again (before, it gave the next
+/// joiner the same id, and the others' links to the first one followed
+/// the second's datagrams).
+#[test]
+fn a_new_session_master_does_not_give_out_an_id_its_predecessor_gave() {
+    let mut c = mesh(3);
+    c.run_for(Duration::from_millis(300));
+    let (sm, others) = (c.addrs[0], [c.addrs[1], c.addrs[2]]);
+    c.sim.block(&[sm], &others);
+    let first = c
+        .join(StationConfig::new(ProcessType::Server, "s4"), 0)
+        .unwrap();
+    let first_id = c.station(first).id();
+    assert!(c.station(1).station_info(first_id).is_none());
+    c.crash(0);
+    c.sim.heal();
+    let ft = c.station(1).config().failure_timeout;
+    assert!(c.run_until(ft * 4, |c| c.station(1).is_session_master()));
+    let second = c
+        .join(StationConfig::new(ProcessType::Server, "s5"), 1)
+        .unwrap();
+    assert_ne!(c.station(second).id(), first_id);
+}

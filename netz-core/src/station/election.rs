@@ -207,14 +207,27 @@ impl Station {
         self.membership.session_master = self.membership.id;
         self.membership.unconfirmed_master = None;
         self.membership.withheld.clear();
-        self.membership.next_station_id = self.membership.next_station_id.max(
-            self.membership
-                .members
-                .keys()
-                .map(|i| i.0 + 1)
-                .max()
-                .unwrap_or(2),
-        );
+        // The old session master may have admitted stations whose word
+        // never reached this one (it failed just after): the ids it could
+        // have given out since (its pending joins, and its join rate over
+        // a failure timeout; at most 4,096) are skipped, so that none is
+        // given twice.
+        let limits = &self.cfg.limits;
+        let unannounced = limits.max_pending_joins as f64
+            + f64::from(limits.join_attempts_per_second_total)
+                * self.cfg.failure_timeout.as_secs_f64();
+        let margin = unannounced.ceil().min(4096.0) as u32;
+        let known = self
+            .membership
+            .members
+            .keys()
+            .map(|i| i.0 + 1)
+            .max()
+            .unwrap_or(2);
+        self.membership.next_station_id = self
+            .membership
+            .next_station_id
+            .max(known.saturating_add(margin));
         let failed: Vec<StationId> = self
             .membership
             .gone
