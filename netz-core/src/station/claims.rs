@@ -293,20 +293,14 @@ impl Station {
         }
     }
 
-    /// The session master declares `gone` failed: each object `gone`
-    /// handed over a little before, still mastered by the station it went
-    /// to as far as this station knows, is told to that station (its
-    /// `Migrate` may have died with `gone`, a client's in its server:
-    /// everyone else names the new master, which would not know it is the
-    /// master). The new master takes the session master's word for its
-    /// own duplica, and announces it again; one that had it already
-    /// ignores it.
-    pub(super) fn tell_lost_hand_overs(&mut self, gone: StationId) {
+    /// The objects `gone` handed over a little before that this station
+    /// holds, still naming the station they went to (another live one) as
+    /// master, with that station.
+    fn recent_hand_overs_from(&self, gone: StationId) -> Vec<(DOHandle, StationId)> {
         let now = self.now;
         let keep = 3 * self.cfg.failure_timeout;
         let me = self.membership.id;
-        let told: Vec<(DOHandle, StationId)> = self
-            .store
+        self.store
             .handed_seen
             .iter()
             .filter(|(h, (from, to, at))| {
@@ -317,7 +311,19 @@ impl Station {
                     && self.store.entries.get(h).is_some_and(|e| e.master == *to)
             })
             .map(|(h, (_, to, _))| (*h, *to))
-            .collect();
+            .collect()
+    }
+
+    /// The session master declares `gone` failed: each object `gone`
+    /// handed over a little before, still mastered by the station it went
+    /// to as far as this station knows, is told to that station (its
+    /// `Migrate` may have died with `gone`, a client's in its server:
+    /// everyone else names the new master, which would not know it is the
+    /// master). The new master takes the session master's word for its
+    /// own duplica, and announces it again; one that had it already
+    /// ignores it.
+    pub(super) fn tell_lost_hand_overs(&mut self, gone: StationId) {
+        let told = self.recent_hand_overs_from(gone);
         self.store
             .handed_seen
             .retain(|_, (from, _, _)| *from != gone);
@@ -333,22 +339,7 @@ impl Station {
     /// server) and the new master never had the object, nobody masters
     /// the duplica: the new master answers with `Delete`.
     pub(super) fn ask_after_lost_hand_overs(&mut self, gone: StationId) {
-        let now = self.now;
-        let keep = 3 * self.cfg.failure_timeout;
-        let me = self.membership.id;
-        let asked: Vec<(DOHandle, StationId)> = self
-            .store
-            .handed_seen
-            .iter()
-            .filter(|(h, (from, to, at))| {
-                *from == gone
-                    && now < *at + keep
-                    && *to != me
-                    && self.membership.members.contains_key(to)
-                    && self.store.entries.get(h).is_some_and(|e| e.master == *to)
-            })
-            .map(|(h, (_, to, _))| (*h, *to))
-            .collect();
+        let asked = self.recent_hand_overs_from(gone);
         for (handle, to) in asked {
             self.send(to, SYSTEM_STREAM, Msg::DuplicaHeld { handle });
         }
