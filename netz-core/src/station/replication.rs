@@ -320,8 +320,9 @@ impl Station {
                         }),
                     );
                 } else {
+                    // (Not noted as a missed change: its master sends a
+                    // latest state again until it is acknowledged.)
                     self.refuse("LatestBatch", origin, "not the object's master");
-                    self.note_refused_change(handle, origin);
                 }
                 continue;
             }
