@@ -626,6 +626,8 @@ const FOUND: &[(u64, bool, &str)] = &[
         "a client whose view split for a while refused its new master's changes and kept the old state once it knew it",
     ),
     (1923, false, "a full state sent on DuplicaHeld overtook what waited to be sent: the duplica diverged"),
+    (2859, false, "the same"),
+    (8205, false, "the same"),
 ];
 
 #[test]
