@@ -95,6 +95,15 @@ fn cs(process_type: ProcessType, token: &str) -> StationConfig {
     }
 }
 
+/// A client-server session of `n` servers (`s1`, `s2`, ...) on a network
+/// drawn from `seed`.
+fn servers(seed: u64, n: usize) -> Cluster {
+    let cfgs = (1..=n)
+        .map(|i| cs(ProcessType::Server, &format!("s{i}")))
+        .collect();
+    Cluster::start(SimConfig::seeded(seed), registry(), cfgs).unwrap()
+}
+
 /// A client hands its object to a server that is not its own: its server
 /// passes the hand-over on (it learnt of it first, from the client's word
 /// to itself), and every station ends with the new master.
@@ -1051,17 +1060,7 @@ fn a_hand_over_the_failed_session_master_did_not_pass_on_is_told_to_the_next() {
 /// The client of server `from` moves (to server `to`) while the session
 /// master (server 0) fails; server 3 must reach it afterwards.
 fn hand_over_lost_with_the_session_master(from: usize, to: usize) {
-    let mut c = Cluster::start(
-        SimConfig::seeded(7),
-        registry(),
-        vec![
-            cs(ProcessType::Server, "s1"),
-            cs(ProcessType::Server, "s2"),
-            cs(ProcessType::Server, "s3"),
-            cs(ProcessType::Server, "s4"),
-        ],
-    )
-    .unwrap();
+    let mut c = servers(7, 4);
     // A client of the session master, so that the hand-over goes to the
     // least loaded other server, the lowest.
     c.join(cs(ProcessType::Client, "c5"), 0).unwrap();
@@ -1150,16 +1149,7 @@ fn a_hand_over_whose_migrate_was_lost_with_the_old_master_is_told_to_the_new_one
 /// give such a station's id to another.
 #[test]
 fn a_server_that_refused_a_takeover_learns_whom_its_successor_admitted() {
-    let mut c = Cluster::start(
-        SimConfig::seeded(11),
-        registry(),
-        vec![
-            cs(ProcessType::Server, "s1"),
-            cs(ProcessType::Server, "s2"),
-            cs(ProcessType::Server, "s3"),
-        ],
-    )
-    .unwrap();
+    let mut c = servers(11, 3);
     c.run_for(Duration::from_millis(300));
     let [first, second] = [0, 1].map(|i| c.station(i).id());
     // The second server stops hearing the session master; the third does not.
@@ -1185,16 +1175,7 @@ fn a_server_that_refused_a_takeover_learns_whom_its_successor_admitted() {
 /// messages to the others held).
 #[test]
 fn a_late_word_of_a_clients_first_move_does_not_undo_its_move_back() {
-    let mut c = Cluster::start(
-        SimConfig::seeded(13),
-        registry(),
-        vec![
-            cs(ProcessType::Server, "s1"),
-            cs(ProcessType::Server, "s2"),
-            cs(ProcessType::Server, "s3"),
-        ],
-    )
-    .unwrap();
+    let mut c = servers(13, 3);
     // A client of the session master, so that the moves go between the others.
     c.join(cs(ProcessType::Client, "c4"), 0).unwrap();
     let client = c.join(cs(ProcessType::Client, "c5"), 1).unwrap();
@@ -1256,16 +1237,7 @@ fn a_late_word_of_a_clients_first_move_does_not_undo_its_move_back() {
 /// is deleted (before, it stayed, naming a master that did not have it).
 #[test]
 fn a_duplica_of_an_object_whose_new_master_never_got_it_is_deleted() {
-    let mut c = Cluster::start(
-        SimConfig::seeded(17),
-        registry(),
-        vec![
-            cs(ProcessType::Server, "s1"),
-            cs(ProcessType::Server, "s2"),
-            cs(ProcessType::Server, "s3"),
-        ],
-    )
-    .unwrap();
+    let mut c = servers(17, 3);
     let old = c.join(cs(ProcessType::Client, "c4"), 1).unwrap();
     let new = c.join(cs(ProcessType::Client, "c5"), 0).unwrap();
     c.run_for(Duration::from_millis(300));
