@@ -628,6 +628,32 @@ const FOUND: &[(u64, bool, &str)] = &[
     (1923, false, "a full state sent on DuplicaHeld overtook what waited to be sent: the duplica diverged"),
     (2859, false, "the same"),
     (8205, false, "the same"),
+    (
+        10547,
+        false,
+        "a server that refused the new session master's takeover missed a client's departure, then handed that client to it: it kept the client for good",
+    ),
+    (
+        15375,
+        false,
+        "a client that picked the new session master on its own had refused departures from it before, and was never told them again",
+    ),
+    (
+        10783,
+        false,
+        "a room's announcement went to a client through a server that took it over and left before it arrived: the client never had the room",
+    ),
+    (
+        18515,
+        false,
+        "a station that refused a takeover dropped the client's own server's word of where the client went: what it relayed to the client was lost",
+    ),
+    (18863, false, "a station lacked another's room (one of the two above)"),
+    (
+        13121,
+        false,
+        "the session master's word moving an object on, while its own claim waited, was taken for a recovery: the old master's last change was refused",
+    ),
 ];
 
 #[test]

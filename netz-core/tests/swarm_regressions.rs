@@ -1441,3 +1441,39 @@ fn a_new_session_master_does_not_give_out_an_id_its_predecessor_gave() {
         .unwrap();
     assert_ne!(c.station(second).id(), first_id);
 }
+
+/// An object is handed on twice, the second time by the session master
+/// (A to the session master, which hands it at once to B), while A's last
+/// change travels slowly to a duplica: the session master's word moving
+/// the object on waits there with its own claim, A's change counts, and
+/// the duplica ends with the master's state (before, the session master's
+/// word was taken for a recovery, and A's late change was refused).
+#[test]
+fn a_hand_on_by_the_session_master_does_not_overtake_the_old_masters_last_change() {
+    let mut c = mesh(4);
+    let now = c.now();
+    let r = c.station_mut(1).publish(now, Counter::new(1, "x")).unwrap();
+    let h = r.handle();
+    c.run_for(Duration::from_millis(200));
+    c.sim
+        .set_link_latency(c.addrs[1], c.addrs[3], Duration::from_millis(80));
+    r.lock().data.value = 2;
+    let now = c.now();
+    c.station_mut(1).update(now, h).unwrap();
+    c.station_mut(1).migrate(now, h, StationId(1)).unwrap();
+    assert!(c.run_until(Duration::from_millis(60), |c| c
+        .station(0)
+        .get::<Counter>(h)
+        .is_some_and(|o| o.is_master())));
+    let now = c.now();
+    c.station_mut(0).migrate(now, h, StationId(3)).unwrap();
+    c.run_for(Duration::from_millis(600));
+    for i in 0..4 {
+        assert_eq!(c.station(i).master_of(h), Some(StationId(3)), "station {i}");
+        assert_eq!(
+            c.station(i).get::<Counter>(h).unwrap().lock().data.value,
+            2,
+            "station {i}"
+        );
+    }
+}

@@ -622,3 +622,78 @@ fn a_session_gives_out_no_station_id_its_handles_cannot_name() {
         "{err:?}"
     );
 }
+
+#[test]
+fn a_server_re_points_only_its_own_clients_and_never_to_the_receiver() {
+    // A server's word of where its client went is heard from it directly
+    // (not only through the session master), but only for its own client
+    // by the receiver's record, and never naming the receiver.
+    let server = |t: &str| {
+        let mut c = StationConfig::new(ProcessType::Server, t);
+        c.topology = Topology::ClientServer;
+        c
+    };
+    let mut c = Cluster::start(
+        SimConfig::seeded(11),
+        registry(),
+        vec![server("s1"), server("s2"), server("s3")],
+    )
+    .unwrap();
+    let mut cc = StationConfig::new(ProcessType::Client, "c4");
+    cc.topology = Topology::ClientServer;
+    let client = c.join(cc, 1).unwrap();
+    c.run_for(Duration::from_millis(300));
+    let [sm, own, other] = [0, 1, 2].map(|i| c.station(i).id());
+    let id = c.station(client).id();
+    assert_eq!(c.station(client).relay(), Some(own));
+    // Another server says the client is now its own.
+    let before = refused(&c, 1);
+    forge(
+        &mut c,
+        2,
+        1,
+        Forged::Reattach {
+            station: id,
+            relay: other,
+        },
+    );
+    c.run_for(Duration::from_millis(100));
+    assert_eq!(refused(&c, 1), before + 1);
+    assert_eq!(c.station(1).station_info(id).unwrap().relay, Some(own));
+    // The client's own server tries to make the receiver its relay.
+    let before = refused(&c, 2);
+    forge(
+        &mut c,
+        1,
+        2,
+        Forged::Reattach {
+            station: id,
+            relay: other,
+        },
+    );
+    c.run_for(Duration::from_millis(100));
+    assert_eq!(refused(&c, 2), before + 1);
+    assert_eq!(c.station(2).station_info(id).unwrap().relay, Some(own));
+    // Its word that the client went to the session master is heard; what
+    // the receiver sends the client still arrives (the session master
+    // passes it on to the client's real server).
+    forge(
+        &mut c,
+        1,
+        2,
+        Forged::Reattach {
+            station: id,
+            relay: sm,
+        },
+    );
+    c.run_for(Duration::from_millis(100));
+    assert_eq!(c.station(2).station_info(id).unwrap().relay, Some(sm));
+    let now = c.now();
+    let h = c
+        .station_mut(2)
+        .publish(now, Counter::new(3, "x"))
+        .unwrap()
+        .handle();
+    assert!(c.run_until(Duration::from_secs(1), |c| c.station(client).contains(h)));
+    assert_eq!(c.station(client).relay(), Some(own));
+}

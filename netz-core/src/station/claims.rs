@@ -3,7 +3,7 @@
 //! station not announced yet, and the hand-overs the session master saw
 //! whose old master failed before its `Migrate` reached the new one.
 
-use super::store::{MAX_AWAITING_MEMBER, MAX_DELETED_EARLY, MAX_HELD_FOR_NEW_MASTER};
+use super::store::{MAX_AWAITING_MEMBER, MAX_HELD_FOR_NEW_MASTER};
 use super::*;
 
 impl Station {
@@ -48,17 +48,29 @@ impl Station {
         if origin == e.master {
             return MasterRule::Yes;
         }
+        let old_gone = self.membership.gone.contains(&e.master)
+            || !self.membership.members.contains_key(&e.master);
         // The session master's claim for itself waits like any other (its
         // word can overtake the old master's last messages); a recovery
         // comes after the old master's departure, which was told first.
+        // While its own claim waits and the old master lives, its word
+        // moving the object on is a hand-over by that claimant, not a
+        // recovery: it waits with the claim (`hold_if_pending`), so that
+        // what the old master sent before its hand-over still counts.
+        let claimant = self
+            .store
+            .pending_master
+            .get(&handle)
+            .is_some_and(|p| p.has(origin));
+        if origin == self.membership.session_master && origin != master && claimant && !old_gone {
+            return MasterRule::No;
+        }
         if origin == self.membership.session_master && origin != master {
             return MasterRule::Yes;
         }
         if origin != master {
             return MasterRule::No;
         }
-        let old_gone = self.membership.gone.contains(&e.master)
-            || !self.membership.members.contains_key(&e.master);
         if old_gone {
             MasterRule::Yes
         } else {
@@ -222,11 +234,15 @@ impl Station {
         let entries = &self.store.entries;
         let members = &self.membership.members;
         let mut expired = Vec::new();
+        let mut ask = Vec::new();
         self.store.pending_master.retain(|h, claims| {
             claims.0.retain(|p| {
                 let fresh = now < p.since + keep;
                 if !fresh {
                     expired.push(p.master);
+                    if !entries.contains_key(h) && members.contains_key(&p.master) {
+                        ask.push((*h, p.master));
+                    }
                 }
                 fresh
             });
@@ -238,6 +254,17 @@ impl Station {
         // A claim nobody confirmed in time was one it had no right to make.
         for claimant in expired {
             self.refuse("MasterClaim", claimant, "no word of the old master came");
+        }
+        // A new master counts this station among an object's duplicas, yet
+        // the object never came (the old master sent it on a path that
+        // died: to a server that took this client over and went before it
+        // arrived). The claimant is asked: a master that counts this
+        // station sends its whole state (`on_duplica_held`); one that does
+        // not, nothing; one that lacks it, `Delete`.
+        for (handle, master) in ask {
+            if !self.store.entries.contains_key(&handle) {
+                self.send(master, SYSTEM_STREAM, Msg::DuplicaHeld { handle });
+            }
         }
         // A change to a station never announced in time names none.
         let mut stale = Vec::new();
@@ -287,7 +314,11 @@ impl Station {
         let now = self.now;
         let keep = 3 * self.cfg.failure_timeout;
         let seen = &mut self.store.handed_seen;
-        seen.retain(|_, (_, _, at)| now < *at + keep);
+        // Swept only when full (readers check the age): a flood of remote
+        // input costs no sweep per message.
+        if seen.len() >= MAX_HANDED_SEEN && !seen.contains_key(&handle) {
+            seen.retain(|_, (_, _, at)| now < *at + keep);
+        }
         if seen.len() < MAX_HANDED_SEEN || seen.contains_key(&handle) {
             seen.insert(handle, (from, to, now));
         }
@@ -387,7 +418,10 @@ impl Station {
         let now = self.now;
         let keep = 3 * self.cfg.failure_timeout;
         let refused = &mut self.store.refused_changes;
-        refused.retain(|_, (_, at)| now < *at + keep);
+        // Swept only when full, as `handed_seen`.
+        if refused.len() >= MAX_REFUSED_CHANGES && !refused.contains_key(&handle) {
+            refused.retain(|_, (_, at)| now < *at + keep);
+        }
         if refused.len() < MAX_REFUSED_CHANGES || refused.contains_key(&handle) {
             refused.insert(handle, (origin, now));
         }
@@ -422,13 +456,7 @@ impl Station {
     /// duplica of deletes it; a late announcement of it is refused here.
     pub(super) fn disown_lost_hand_over(&mut self, handle: DOHandle) {
         debug!(station = %self.membership.id, object = ?handle, "a lost hand-over of an object never received: deleted");
-        let now = self.now;
-        let keep = self.cfg.failure_timeout * 2;
-        let early = &mut self.store.deleted_early;
-        early.retain(|_, t| now < *t + keep);
-        if early.len() < MAX_DELETED_EARLY {
-            early.insert(handle, now);
-        }
+        self.note_deleted_early(handle);
         self.broadcast(&Msg::Delete { handle }, &[]);
     }
 }

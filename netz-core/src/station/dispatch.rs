@@ -227,7 +227,7 @@ enum Sender {
 /// | RoomReply | a server | only for a request that waits here (not answered yet, not timed out) |
 /// | MigrateRequest, Reconnect | handler | a client this server relays (or adopted) |
 /// | MigrateRefused, MigrateGo, Kick, Welcome | handler | this client's server |
-/// | Reattach | handler | at the session master: a server, the client's by its record (or naming the server its record names already: it took the client itself); elsewhere: the session master (a server ignores its word that a client it relays and is linked to went elsewhere: that is of an earlier move). A server tells it again to each new session master until the session master's own `Reattach` comes back |
+/// | Reattach | handler | at the session master: a server, the client's by its record (or naming the server its record names already: it took the client itself); a server handing on a client the session master declared gone is told of its departure again, alone; elsewhere: the session master (a server ignores its word that a client it relays and is linked to went elsewhere: that is of an earlier move), or the client's own server by this station's record, naming a server other than this one (heard at once, even from a successor whose takeover this station refused). A server tells it again to each new session master until the session master's own `Reattach` comes back |
 /// | RoomRequest | handler | the requester itself, or a server passing it on |
 /// | Interest | any member | about itself (its own interest); a well-formed area, bounded groups |
 /// | NotRelevant | handler | the object's master |

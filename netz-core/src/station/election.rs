@@ -603,7 +603,7 @@ impl Station {
     /// station's objects is now. With `deletes`, an object this station
     /// no longer holds was deleted (this station recovered it); without,
     /// it is left to the recovery's end.
-    fn retell_departure(&mut self, to: StationId, id: StationId, deletes: bool) {
+    pub(super) fn retell_departure(&mut self, to: StationId, id: StationId, deletes: bool) {
         if !self.membership.gone.contains(&id) {
             return;
         }
@@ -700,11 +700,14 @@ impl Station {
         for f in &failed {
             self.membership.gone.insert(*f);
         }
-        if self
+        // This station picked `origin` on its own when its session master
+        // was lost, and may have refused `origin`'s words before (it
+        // followed the old one then).
+        let was_unconfirmed = self
             .membership
             .unconfirmed_master
-            .is_some_and(|(c, _)| c == origin)
-        {
+            .is_some_and(|(c, _)| c == origin);
+        if was_unconfirmed {
             self.membership.unconfirmed_master = None;
         }
         self.membership.withheld.remove(&origin);
@@ -720,7 +723,7 @@ impl Station {
         }
         self.report_silent_members();
         self.retell_reattaches();
-        if (vouched || was_refused) && old != origin {
+        if ((vouched || was_refused) && old != origin) || was_unconfirmed {
             // While it followed another session master (or refused this
             // one) this station may have refused departures: the new one
             // tells it again of each station it counts and the new one
@@ -744,10 +747,19 @@ impl Station {
     /// became later could give its id to another. Returns the message when
     /// it is not kept.
     pub(super) fn keep_successor_word(&mut self, origin: StationId, msg: Msg) -> Option<Msg> {
-        let kept = matches!(
-            msg,
-            Msg::StationJoined(_) | Msg::LinkKeys { .. } | Msg::Reattach { .. }
-        );
+        // A `Reattach` from the client's own server by this station's
+        // record is heard at once ([`Station::on_reattach`]).
+        let own_client = |station: &StationId| {
+            self.membership
+                .members
+                .get(station)
+                .is_some_and(|m| m.info.relay == Some(origin))
+        };
+        let kept = match &msg {
+            Msg::StationJoined(_) | Msg::LinkKeys { .. } => true,
+            Msg::Reattach { station, .. } => !own_client(station),
+            _ => false,
+        };
         if !kept
             || self.membership.refused_takeover != Some(origin)
             || origin == self.membership.session_master

@@ -606,6 +606,19 @@ impl Station {
             .members
             .get(&station)
             .and_then(|m| (m.info.process_type == ProcessType::Client).then_some(m.info.relay));
+        if self.is_session_master()
+            && current.is_none()
+            && relay_ok
+            && self.membership.gone.contains(&station)
+        {
+            // A server handed on a client this session master declared
+            // gone: it missed that word (it refused this session master's
+            // takeover then, or the client was its own and not asked
+            // about). It is told again, alone.
+            self.refuse("Reattach", origin, "the client is gone");
+            self.retell_departure(origin, station, true);
+            return;
+        }
         if self.cfg.topology != Topology::ClientServer
             || station == self.membership.id
             || !relay_ok
@@ -645,6 +658,15 @@ impl Station {
                 // where it went next) came: nothing to tell again.
                 self.migration.reattaching.remove(&station);
             }
+            self.set_relay(station, relay);
+        } else if current == Some(Some(origin)) && relay != self.membership.id {
+            // The client's own server by this station's record tells where
+            // it handed the client (the session master passes that word on,
+            // but a session master this station refused, or one that went
+            // before passing it, may not): it already carries everything
+            // this station sends the client, so its word risks nothing. It
+            // cannot make this station the client's relay: a server takes
+            // a client only by its own `Handover`.
             self.set_relay(station, relay);
         } else {
             self.refuse("Reattach", origin, "not the session master");

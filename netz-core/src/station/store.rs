@@ -91,7 +91,7 @@ pub(super) enum MasterRule {
 /// What a held master change may keep of what its claimed master sends.
 pub(super) const MAX_HELD_FOR_NEW_MASTER: usize = 64 * 1024;
 /// How many deletions of objects not in the store yet are remembered.
-pub(super) const MAX_DELETED_EARLY: usize = 256;
+const MAX_DELETED_EARLY: usize = 256;
 /// How many claims about objects not in the store yet are held at once
 /// (each holds at most [`MAX_HELD_FOR_NEW_MASTER`] bytes).
 const MAX_CLAIMS_BEFORE_CREATE: usize = 64;
@@ -739,18 +739,27 @@ impl Station {
         }
     }
 
+    /// `handle` was deleted before this station had it: a late
+    /// announcement of it is refused (kept two failure timeouts, at most
+    /// [`MAX_DELETED_EARLY`]).
+    pub(super) fn note_deleted_early(&mut self, handle: DOHandle) {
+        let now = self.now;
+        let keep = self.cfg.failure_timeout * 2;
+        let early = &mut self.store.deleted_early;
+        early.retain(|_, t| now < *t + keep);
+        if early.len() < MAX_DELETED_EARLY {
+            early.insert(handle, now);
+        }
+    }
+
     /// `Delete`: the object is deleted.
     pub(super) fn on_delete(&mut self, origin: StationId, handle: DOHandle) {
         let Some(e) = self.store.entries.get(&handle) else {
             self.stats.unknown_object += 1;
             // Its announcement may still be on its way (the object was
             // handed over and deleted at once): it is refused when it comes.
-            let now = self.now;
-            let keep = self.cfg.failure_timeout * 2;
-            let early = &mut self.store.deleted_early;
-            early.retain(|_, t| now < *t + keep);
-            if self.membership.members.contains_key(&origin) && early.len() < MAX_DELETED_EARLY {
-                early.insert(handle, now);
+            if self.membership.members.contains_key(&origin) {
+                self.note_deleted_early(handle);
             }
             return;
         };
