@@ -267,6 +267,23 @@ pub(crate) enum RoomOp {
 }
 
 impl Msg {
+    /// The object the message is about, if one (for traces).
+    pub(crate) fn handle(&self) -> Option<DOHandle> {
+        match self {
+            Msg::Create { handle, .. }
+            | Msg::Delete { handle }
+            | Msg::DuplicaRemoved { handle }
+            | Msg::Update { handle, .. }
+            | Msg::MasterChanged { handle, .. }
+            | Msg::Migrate { handle, .. }
+            | Msg::Rmc { handle, .. }
+            | Msg::Action { handle, .. }
+            | Msg::NotRelevant { handle }
+            | Msg::DuplicaHeld { handle } => Some(*handle),
+            _ => None,
+        }
+    }
+
     pub(crate) fn name(&self) -> &'static str {
         match self {
             Msg::JoinRequest { .. } => "JoinRequest",

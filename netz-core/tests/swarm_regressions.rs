@@ -1477,3 +1477,59 @@ fn a_hand_on_by_the_session_master_does_not_overtake_the_old_masters_last_change
         );
     }
 }
+
+/// A client hands its object to a client of another server, and its own
+/// server crashes before the last change and the `Migrate` reached the new
+/// master's server (the session master got both). The session master
+/// names the new master master, which announces the object to everyone
+/// with its whole state, through its server: that server hears the
+/// session master's word first, so it passes the announcement on (before,
+/// it refused the announcement to the session master, whose duplica kept
+/// the change the new master never had).
+#[test]
+fn a_new_master_named_by_the_session_master_is_heard_through_its_server() {
+    let mut c = servers(19, 3);
+    let old = c.join(cs(ProcessType::Client, "c4"), 1).unwrap();
+    let new = c.join(cs(ProcessType::Client, "c5"), 2).unwrap();
+    c.run_for(Duration::from_millis(300));
+    assert_eq!(c.station(old).relay(), Some(c.station(1).id()));
+    assert_eq!(c.station(new).relay(), Some(c.station(2).id()));
+    let now = c.now();
+    let r = c
+        .station_mut(old)
+        .publish(now, Counter::recovering(true))
+        .unwrap();
+    let h = r.handle();
+    assert!(
+        c.run_until(Duration::from_millis(500), |c| c.station(new).contains(h)
+            && c.station(0).contains(h))
+    );
+    // What the old master's server passes on from now on reaches the
+    // session master only.
+    let (s2, s3) = (c.addrs[1], c.addrs[2]);
+    c.sim.block(&[s2], &[s3]);
+    r.lock().data.value = 9;
+    let to = c.station(new).id();
+    let now = c.now();
+    c.station_mut(old).update(now, h).unwrap();
+    c.station_mut(old).migrate(now, h, to).unwrap();
+    assert!(
+        c.run_until(Duration::from_millis(300), |c| c.station(0).master_of(h)
+            == Some(to))
+    );
+    assert_eq!(c.station(0).get::<Counter>(h).unwrap().lock().data.value, 9);
+    c.crash(1);
+    c.sim.heal();
+    let ft = c.station(0).config().failure_timeout;
+    c.run_for(ft * 4);
+    assert!(c.station(new).get::<Counter>(h).unwrap().is_master());
+    let value = c.station(new).get::<Counter>(h).unwrap().lock().data.value;
+    for i in [0, 2, new] {
+        assert_eq!(c.station(i).master_of(h), Some(to), "station {i}");
+        assert_eq!(
+            c.station(i).get::<Counter>(h).unwrap().lock().data.value,
+            value,
+            "station {i}"
+        );
+    }
+}

@@ -358,7 +358,22 @@ impl Station {
         self.store
             .handed_seen
             .retain(|_, (from, _, _)| *from != gone);
+        let me = self.membership.id;
         for (handle, to) in told {
+            // A client's server referees what the client sends: it hears
+            // first (on the same link, ahead of the word it passes on) that
+            // the client masters the object, or it would refuse the
+            // client's announcement of it to the others.
+            let relay = self
+                .membership
+                .members
+                .get(&to)
+                .filter(|m| m.info.process_type == ProcessType::Client)
+                .and_then(|m| m.info.relay)
+                .filter(|r| *r != me && self.membership.members.contains_key(r));
+            if let Some(r) = relay {
+                self.send(r, SYSTEM_STREAM, Msg::MasterChanged { handle, master: to });
+            }
             self.send(to, SYSTEM_STREAM, Msg::MasterChanged { handle, master: to });
         }
     }

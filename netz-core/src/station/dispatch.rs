@@ -12,7 +12,7 @@ impl Station {
     /// Handles `msg`, sent by `origin` (already checked to speak for itself,
     /// or vouched for by a server that relayed it).
     pub(super) fn handle_msg(&mut self, origin: StationId, msg: Msg) {
-        trace!(station = %self.membership.id, from = %origin, msg = msg.name(), "recv");
+        trace!(station = %self.membership.id, from = %origin, msg = msg.name(), handle = ?msg.handle(), "recv");
         let Some(msg) = self.keep_successor_word(origin, msg) else {
             return;
         };

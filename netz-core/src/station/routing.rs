@@ -298,7 +298,10 @@ impl Station {
                     env.msg = Msg::Withheld;
                 }
                 self.stats.relayed += 1;
-                self.send_envelope(substream, env);
+                let (dest, origin) = (env.dest, env.origin);
+                if !self.send_envelope(substream, env) {
+                    debug!(station = %self.membership.id, %origin, %dest, "relayed message dropped: no route");
+                }
             } else if self.cfg.topology == Topology::ClientServer
                 && !self.membership.gone.contains(&env.dest)
             {
@@ -552,7 +555,7 @@ impl Station {
                 .push_back((self.membership.id, msg));
             return true;
         }
-        trace!(station = %self.membership.id, to = %dest, msg = msg.name(), "send");
+        trace!(station = %self.membership.id, to = %dest, msg = msg.name(), handle = ?msg.handle(), "send");
         let env = Envelope {
             seq: 0,
             origin: self.membership.id,
@@ -569,7 +572,7 @@ impl Station {
 
     /// Sends `msg` at once, even while migrating (the migration's own messages).
     pub(super) fn send_now(&mut self, dest: StationId, msg: Msg) -> bool {
-        trace!(station = %self.membership.id, to = %dest, msg = msg.name(), "send");
+        trace!(station = %self.membership.id, to = %dest, msg = msg.name(), handle = ?msg.handle(), "send");
         let env = Envelope {
             seq: 0,
             origin: self.membership.id,
