@@ -1206,6 +1206,13 @@ pub fn roll() -> Result<Figures, String> {
 /// The example's entry: the roll, or one of its processes (`--role`).
 pub fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // `RUST_LOG=netz_core=debug` traces a process on stderr.
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     let arg = |k: &str| {
         args.iter()
             .position(|a| a == k)

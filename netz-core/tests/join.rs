@@ -178,3 +178,58 @@ fn joins_through_any_server_succeed_at_once_on_a_lossy_network() {
         }
     }
 }
+
+#[test]
+fn a_join_forwarded_to_a_session_master_that_goes_away_is_answered_by_its_successor() {
+    // The contact forwards the request to the session master, which is
+    // gone before it answers (crashed, or left a moment ago): the joiner's
+    // retries must reach the next session master, not be dropped as
+    // repeats of a request already passed on.
+    for (seed, leaves) in [(31, false), (32, true)] {
+        let cs = |p: ProcessType, token: &str| StationConfig {
+            topology: Topology::ClientServer,
+            ..StationConfig::new(p, token)
+        };
+        let mut c = Cluster::start(
+            SimConfig::seeded(seed),
+            registry(),
+            vec![cs(ProcessType::Server, "s0"), cs(ProcessType::Server, "s1")],
+        )
+        .unwrap();
+        let (s0, s1) = (c.addrs[0], c.addrs[1]);
+        // s1 does not hear s0 go until its failure detection says so.
+        c.sim.block(&[s0], &[s1]);
+        if leaves {
+            let now = c.now();
+            c.station_mut(0).leave(now).unwrap();
+            c.run_for(Duration::from_millis(50));
+        }
+        c.sim.crash(s0);
+        let st = Station::new(cs(ProcessType::Server, "s2"), registry());
+        let addr = c.sim.add_node(st);
+        let now = c.now();
+        c.sim.node_mut(addr).join(now, addr, s1).unwrap();
+        let mut joined = None;
+        c.sim.run_until_cond(Duration::from_secs(8), |sim| {
+            while let Some(e) = sim.node_mut(addr).poll_event() {
+                match e {
+                    Event::Joined { id, session_master } => joined = Some(Ok((id, session_master))),
+                    Event::JoinFailed(e) => joined = Some(Err(e)),
+                    _ => {}
+                }
+            }
+            joined.is_some()
+        });
+        let s1_id = c.station(1).id();
+        let (id, master) = joined
+            .unwrap_or_else(|| panic!("seed {seed}: no answer"))
+            .unwrap_or_else(|e| panic!("seed {seed}, leaves {leaves}: {e:?}"));
+        assert_eq!(master, s1_id, "seed {seed}");
+        assert_eq!(c.station(1).session_master(), s1_id);
+        assert!(c.station(1).stations().iter().any(|s| s.id == id));
+        assert!(
+            c.station(1).stats().joins_forwarded_again >= 1,
+            "seed {seed}"
+        );
+    }
+}

@@ -36,6 +36,25 @@ pub fn open_append_no_follow(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
+/// The last non-empty line of the file at `path`, read from at most its
+/// last 4 KiB without following a symbolic link, and cut to 300
+/// characters: a server's last words for an error message.
+pub fn last_line(path: &Path) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .ok()?;
+    let len = f.metadata().ok()?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(4096))).ok()?;
+    let mut buf = Vec::new();
+    f.take(4096).read_to_end(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf);
+    let line = text.lines().rev().map(str::trim).find(|l| !l.is_empty())?;
+    Some(line.chars().take(300).collect())
+}
+
 /// Writes `bytes` to `path` atomically: a fresh temporary file in the same
 /// folder (created exclusively, mode 0600, never through a symbolic link),
 /// then a rename over the target (which replaces a link, never follows it).

@@ -54,7 +54,7 @@ const LIMIT: Duration = Duration::from_secs(300);
 /// build configurations `v1` (game ports `base + 90 ..`), `v1long` (v1
 /// without `drain_ms`: the game drains for its default 10 s), `v2` (`base +
 /// 95 ..`), `nojoin` (v2 without `join_args`), `missing` (no such
-/// executable) and `quits` (exits at once).
+/// executable) and `quits` (says why on stderr and exits 3 at once).
 fn game_config(base: u16, drain_ms: u64) -> String {
     let host = env!("CARGO_BIN_EXE_netz-host");
     let me = std::env::current_exe().unwrap();
@@ -106,7 +106,8 @@ executable = "netz-no-such-game-server"
 
 [[builds]]
 name = "false"
-executable = "false"
+executable = "sh"
+args = ["-c", "echo the map is missing >&2; exit 3"]
 {v1}{v1long}{v2}{nojoin}
 [[build_configs]]
 name = "missing"
@@ -498,8 +499,11 @@ fn failures_stop_the_roll() {
     assert_eq!(code, 202, "{v}");
     let st = wait_upgrade(&f);
     assert_eq!(st["phase"], "failed", "{st}");
+    // The error says how it ended and what it said last.
+    let errors = st["errors"].to_string();
     assert!(
-        st["errors"].to_string().contains("before it was ready"),
+        errors.contains("ended (exit code 3) before it was ready")
+            && errors.contains("the map is missing"),
         "{st}"
     );
     assert_eq!(st["servers"][0]["state"], "serving", "{st}");

@@ -15,6 +15,11 @@ pub(super) struct Admission {
     /// The join-dedup table: the nonce of the last request handled (admitted,
     /// forwarded or decided) per joiner address, so retries are not handled twice.
     pub(super) join_dedup: HashMap<SocketAddr, u64>,
+    /// Of those, the requests this station passed on, by joiner address:
+    /// the session master they went to. A retry goes on again once that
+    /// station is no longer the session master (it went away before it
+    /// answered), or is taken up here if this station is now.
+    pub(super) forwards: HashMap<SocketAddr, StationId>,
     /// Joins whose approval was postponed (`PostponeDecision`).
     pub(super) pending: BTreeMap<StationId, PendingJoin>,
     /// The key of this station's challenge cookies, drawn from the
@@ -323,7 +328,14 @@ impl Station {
             }
         }
         if self.admission.join_dedup.get(&addr) == Some(&nonce) {
-            return;
+            match self.admission.forwards.get(&addr) {
+                Some(&to) if to != self.membership.session_master => {
+                    self.admission.join_dedup.remove(&addr);
+                    self.admission.forwards.remove(&addr);
+                    self.stats.joins_forwarded_again += 1;
+                }
+                _ => return,
+            }
         }
         if !self.join_capacity() {
             return;
@@ -331,6 +343,7 @@ impl Station {
         if !self.is_session_master() {
             self.admission.join_dedup.insert(addr, nonce);
             let master = self.membership.session_master;
+            self.admission.forwards.insert(addr, master);
             self.send(
                 master,
                 SYSTEM_STREAM,
@@ -522,6 +535,8 @@ impl Station {
             if self.admission.join_dedup.len() > max.saturating_mul(64) {
                 self.admission.join_dedup.clear();
             }
+            let dedup = &self.admission.join_dedup;
+            self.admission.forwards.retain(|a, _| dedup.contains_key(a));
         }
         let unanswered = self
             .admission
@@ -587,6 +602,7 @@ impl Station {
         truncate_reason(&mut reason);
         debug!(station = %self.membership.id, %addr, %reason, "join denied");
         self.admission.join_dedup.remove(&addr);
+        self.admission.forwards.remove(&addr);
         if contact == self.membership.id {
             self.send_connectionless(addr, &Msg::JoinDenied { nonce, reason });
         } else {
@@ -781,6 +797,7 @@ impl Station {
             return;
         }
         self.admission.join_dedup.remove(&addr);
+        self.admission.forwards.remove(&addr);
         truncate_reason(&mut reason);
         self.send_connectionless(addr, &Msg::JoinDenied { nonce, reason });
     }

@@ -116,6 +116,9 @@ pub struct StationStats {
     /// Join requests from a member's address not taken as its restart
     /// (the member is still heard from).
     pub join_restarts_refused: u64,
+    /// Join requests passed on again (or taken up here): the session
+    /// master they were first passed on to went away before it answered.
+    pub joins_forwarded_again: u64,
 }
 
 /// Errors of station API calls.

@@ -93,9 +93,20 @@ impl Supervisor {
         n.state = NewServerState::Failed;
         let (id, to) = (n.id, u.to.clone());
         self.slots[i].start_at = None;
+        // What it said last, so the roll's error tells why.
+        let said: Vec<String> = ["stderr.log", "stdout.log"]
+            .iter()
+            .filter_map(|f| crate::files::last_line(&self.slots[i].log_dir.join(f)))
+            .map(|l| format!("{l:?}"))
+            .collect();
+        let said = if said.is_empty() {
+            String::new()
+        } else {
+            format!("; its last output: {}", said.join(", "))
+        };
         self.upgrade_fail(
             Some(id),
-            format!("new server {id} ({to}) ended ({info}) before it was ready"),
+            format!("new server {id} ({to}) ended ({info}) before it was ready{said}"),
         );
         true
     }
