@@ -1533,3 +1533,105 @@ fn a_new_master_named_by_the_session_master_is_heard_through_its_server() {
         );
     }
 }
+
+/// A server reports its client silent (a cut longer than the failure
+/// timeout), and the session master declares the client failed on that
+/// word and recovers its object; then the server hears the client again,
+/// which hands the object to the other server before it learns it is out.
+/// The server does not pass that hand-over on: the object never has two
+/// masters (the session master by its recovery, the other server by the
+/// client's word) and ends with the session master.
+#[test]
+fn a_client_reported_silent_hands_nothing_over() {
+    let mut c = servers(41, 3);
+    let cl = c.join(cs(ProcessType::Client, "c4"), 2).unwrap();
+    c.run_for(Duration::from_millis(200));
+    assert_eq!(c.station(cl).relay(), Some(StationId(3)));
+    let now = c.now();
+    let h = c
+        .station_mut(cl)
+        .publish(now, Counter::recovering(true))
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_millis(300));
+    assert_eq!(c.station(1).master_of(h), Some(StationId(4)));
+    // The session master's word reaches the servers late.
+    for s in [1, 2] {
+        c.sim
+            .set_link_latency(c.addrs[0], c.addrs[s], Duration::from_millis(60));
+    }
+    let (s3, client) = (c.addrs[2], c.addrs[cl]);
+    // The client still hears its server: it does not find it silent.
+    c.sim.block(&[client], &[s3]);
+    let mut failed = false;
+    c.run_until(Duration::from_secs(10), |c| {
+        failed = c.station(0).master_of(h) == Some(StationId(1));
+        failed
+    });
+    assert!(failed, "the session master recovered the object");
+    c.sim.heal();
+    assert!(c.station(cl).is_in_session());
+    let now = c.now();
+    c.station_mut(cl).migrate(now, h, StationId(2)).unwrap();
+    for _ in 0..300 {
+        c.run_for(Duration::from_millis(1));
+        let masters: Vec<usize> = (0..3)
+            .filter(|&i| {
+                c.station(i)
+                    .get::<Counter>(h)
+                    .is_some_and(|o| o.is_master())
+            })
+            .collect();
+        assert!(masters.len() <= 1, "two masters of {h:?}: {masters:?}");
+    }
+    for i in 0..3 {
+        assert_eq!(c.station(i).master_of(h), Some(StationId(1)), "station {i}");
+    }
+    assert!(c.station(2).stats().reported_client_messages >= 1);
+}
+
+/// A server reports its client silent to a session master that fails
+/// before the word arrives, and hears the client again: it reports the
+/// client once more to the successor, which declares it failed and
+/// recovers its object; meanwhile nothing the client says is passed on.
+#[test]
+fn a_client_reported_to_a_session_master_that_failed_is_reported_to_its_successor() {
+    let mut c = servers(43, 3);
+    let cl = c.join(cs(ProcessType::Client, "c4"), 2).unwrap();
+    c.run_for(Duration::from_millis(200));
+    let now = c.now();
+    let h = c
+        .station_mut(cl)
+        .publish(now, Counter::recovering(true))
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_millis(300));
+    let (s1, s3, client) = (c.addrs[0], c.addrs[2], c.addrs[cl]);
+    let ft = StationConfig::default().failure_timeout;
+    // The client still hears its server; its server stops hearing it, and
+    // its report never reaches the session master, which then crashes.
+    c.sim.block(&[client], &[s3]);
+    c.run_for(ft - Duration::from_millis(100));
+    c.sim.block(&[s3], &[s1]);
+    c.run_for(Duration::from_millis(250));
+    c.crash(0);
+    c.sim.heal();
+    let now = c.now();
+    // Heard again, it hands its object to the other server.
+    c.station_mut(cl).migrate(now, h, StationId(2)).unwrap();
+    let gone = c.run_until(Duration::from_secs(10), |c| {
+        c.station(1).is_session_master() && c.station(1).master_of(h) == Some(StationId(2))
+    });
+    assert!(gone, "the successor recovered the client's object");
+    c.run_for(Duration::from_millis(500));
+    for i in [1, 2] {
+        assert!(
+            !c.station(i).stations().iter().any(|s| s.id == StationId(4)),
+            "station {i} still counts the client"
+        );
+        assert_eq!(c.station(i).master_of(h), Some(StationId(2)), "station {i}");
+    }
+    assert!(c.station(1).get::<Counter>(h).unwrap().is_master());
+    assert!(!c.station(2).get::<Counter>(h).unwrap().is_master());
+    assert!(c.station(2).stats().reported_client_messages >= 1);
+}

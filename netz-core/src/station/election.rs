@@ -25,6 +25,54 @@ impl Station {
             // its view differed), and then says so again to this station.
             let master = self.membership.session_master;
             self.send(master, SYSTEM_STREAM, Msg::ReportFailure { id });
+            // It believes this server about its own client: from now on
+            // the client's words wait for the verdict.
+            let me = self.membership.id;
+            let own_client = self.membership.members.get(&id).is_some_and(|m| {
+                m.info.process_type == ProcessType::Client && m.info.relay == Some(me)
+            });
+            if self.cfg.topology == Topology::ClientServer && own_client {
+                let at = self.now;
+                self.membership
+                    .reported
+                    .entry(id)
+                    .or_insert_with(|| Reported {
+                        at,
+                        held: Vec::new(),
+                    });
+            }
+        }
+    }
+
+    /// Reported clients (see [`Membership::reported`]) whose verdict has
+    /// not come in twice the failure timeout: the session master did not
+    /// take the word (its view of the client differs), so what they sent
+    /// meanwhile goes on, in order.
+    pub(super) fn release_reported(&mut self, now: Instant) {
+        let wait = 2 * self.cfg.failure_timeout;
+        let due: Vec<StationId> = self
+            .membership
+            .reported
+            .iter()
+            .filter(|(_, r)| now >= r.at + wait)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            self.drop_report(id);
+        }
+    }
+
+    /// Forgets the report of client `id` (see [`Membership::reported`]):
+    /// what it sent since goes on, in order, if it is still a member.
+    pub(super) fn drop_report(&mut self, id: StationId) {
+        let Some(r) = self.membership.reported.remove(&id) else {
+            return;
+        };
+        if !self.membership.members.contains_key(&id) {
+            return;
+        }
+        for (substream, env) in r.held {
+            self.route(id, false, substream, env);
         }
     }
 
@@ -43,7 +91,16 @@ impl Station {
         if master == me {
             return;
         }
-        for id in silent {
+        // And the clients reported before whose verdict has not come (the
+        // old session master may have gone before it gave it).
+        let reported: Vec<StationId> = self
+            .membership
+            .reported
+            .keys()
+            .copied()
+            .filter(|id| !silent.contains(id))
+            .collect();
+        for id in silent.into_iter().chain(reported) {
             self.send(master, SYSTEM_STREAM, Msg::ReportFailure { id });
         }
     }
@@ -251,7 +308,10 @@ impl Station {
         self.events.push_back(Event::SessionMasterChanged {
             new_master: self.membership.id,
         });
-        for f in failed.into_iter().chain(silent) {
+        // And its own clients it reported silent to its predecessor, whose
+        // verdict had not come (it may have reached others).
+        let reported: Vec<StationId> = self.membership.reported.keys().copied().collect();
+        for f in failed.into_iter().chain(silent).chain(reported) {
             if self.membership.members.contains_key(&f) {
                 self.declare_gone(f, true);
             }
@@ -381,6 +441,7 @@ impl Station {
         let mut resend = Vec::new();
         self.run_op(op, None, false, |st, _| {
             let removed = st.membership.members.remove(&id);
+            st.membership.reported.remove(&id);
             st.interest_station_gone(id);
             st.link_changed(id);
             if let Some(m) = removed {

@@ -348,6 +348,14 @@ impl Station {
                 self.stats.bad_messages += 1;
                 continue;
             };
+            if let Some(r) = self.membership.reported.get_mut(&sender) {
+                // A client reported silent: its word waits for the verdict.
+                self.stats.reported_client_messages += 1;
+                if r.held.len() < self.cfg.limits.max_early_messages {
+                    r.held.push((substream, env));
+                }
+                continue;
+            }
             self.route(sender, relays, substream, env);
         }
     }

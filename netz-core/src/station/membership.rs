@@ -51,6 +51,22 @@ pub(super) struct Membership {
     /// it (see [`Station::hear_successor_words`]).
     pub(super) successor_words: Vec<(StationId, Msg)>,
     pub(super) successor_bytes: usize,
+    /// A server of a client-server session: its own clients it reported
+    /// silent to the session master (which declares them failed on that
+    /// word), with when, and what each sent since on its link. The client
+    /// may be heard again, but the session master is recovering its
+    /// objects: what it says now (a hand-over, a change) would contend
+    /// with that recovery, so it waits for the verdict; it is dropped when
+    /// the client is declared gone and passed on if no verdict came in
+    /// twice the failure timeout (see [`Station::release_reported`]).
+    pub(super) reported: BTreeMap<StationId, Reported>,
+}
+
+/// What a reported client sent since its report (see
+/// [`Membership::reported`]).
+pub(super) struct Reported {
+    pub(super) at: Instant,
+    pub(super) held: Vec<(u8, Envelope)>,
 }
 
 impl Membership {
@@ -74,6 +90,7 @@ impl Membership {
             successor_words: Vec::new(),
             successor_bytes: 0,
             spare_links: BTreeMap::new(),
+            reported: BTreeMap::new(),
         }
     }
 }

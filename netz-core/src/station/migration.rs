@@ -339,6 +339,9 @@ impl Station {
         }
         m.info.relay = Some(relay);
         let info = m.info.clone();
+        // It moved: a report this server made of it no longer stands (the
+        // session master goes by the relay it records).
+        self.drop_report(station);
         let direct = self.direct_link_to(&info);
         let now = self.now;
         let until = now + self.cfg.failure_timeout;

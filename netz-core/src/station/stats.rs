@@ -119,6 +119,10 @@ pub struct StationStats {
     /// Join requests passed on again (or taken up here): the session
     /// master they were first passed on to went away before it answered.
     pub joins_forwarded_again: u64,
+    /// Messages from a client this server reported silent to the session
+    /// master, held until its verdict (dropped when the client is
+    /// declared gone).
+    pub reported_client_messages: u64,
 }
 
 /// Errors of station API calls.

@@ -360,6 +360,9 @@ impl Station {
             }
         }
         self.expire_closing(now);
+        if !self.membership.reported.is_empty() {
+            self.release_reported(now);
+        }
         let keep = self.cfg.failure_timeout;
         let before = self.routing.early_relayed.len();
         self.routing.early_relayed.retain(|e| now < e.0 + keep);
