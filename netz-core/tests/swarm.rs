@@ -654,6 +654,18 @@ const FOUND: &[(u64, bool, &str)] = &[
         false,
         "the session master's word moving an object on, while its own claim waited, was taken for a recovery: the old master's last change was refused",
     ),
+    (
+        55,
+        true,
+        "a client its server reported silent handed its object on just after: two masters with the recovery",
+    ),
+    (53, true, "the same: a duplica named a master that left the session"),
+    (
+        4515,
+        true,
+        "a client heard its new server declared gone from its old one: it lived on alone",
+    ),
+    (15943, true, "the same"),
 ];
 
 #[test]

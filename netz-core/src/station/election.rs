@@ -531,6 +531,19 @@ impl Station {
         } else {
             Event::StationLeft(id)
         });
+        if self.cfg.topology == Topology::ClientServer
+            && self.cfg.process_type == ProcessType::Client
+            && id == self.membership.relay
+        {
+            // Its server went with its link (this client heard it from
+            // another, say the server it just moved from): nothing
+            // reaches it any more, and no silence would tell it.
+            self.close(if failed {
+                "the session declared the server failed"
+            } else {
+                "the server left the session"
+            });
+        }
     }
 }
 
