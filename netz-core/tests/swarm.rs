@@ -666,6 +666,12 @@ const FOUND: &[(u64, bool, &str)] = &[
         "a client heard its new server declared gone from its old one: it lived on alone",
     ),
     (15943, true, "the same"),
+    (
+        5601,
+        true,
+        "the clients of a server that left were never declared gone: its successor as session master failed before it did",
+    ),
+    (7401, true, "the same"),
 ];
 
 #[test]

@@ -311,7 +311,24 @@ impl Station {
         // And its own clients it reported silent to its predecessor, whose
         // verdict had not come (it may have reached others).
         let reported: Vec<StationId> = self.membership.reported.keys().copied().collect();
-        for f in failed.into_iter().chain(silent).chain(reported) {
+        // And clients whose server is gone: the departure was declared by
+        // a predecessor that went before it declared them (nobody links
+        // to them, so no silence would).
+        let members = &self.membership.members;
+        let orphans: Vec<StationId> = members
+            .values()
+            .filter(|m| {
+                m.info.process_type == ProcessType::Client
+                    && m.info.relay.is_some_and(|r| !members.contains_key(&r))
+            })
+            .map(|m| m.info.id)
+            .collect();
+        for f in failed
+            .into_iter()
+            .chain(silent)
+            .chain(reported)
+            .chain(orphans)
+        {
             if self.membership.members.contains_key(&f) {
                 self.declare_gone(f, true);
             }
