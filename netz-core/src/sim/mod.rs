@@ -993,6 +993,15 @@ impl<N: SimNode> Sim<N> {
             .push((a.iter().copied().collect(), b.iter().copied().collect()));
     }
 
+    /// Whether a partition (or an isolation) separates `a` and `b` now:
+    /// nothing passes between them in either direction. One-way blocks do
+    /// not count.
+    pub fn is_cut(&self, a: SocketAddr, b: SocketAddr) -> bool {
+        self.partitions
+            .iter()
+            .any(|(x, y)| (x.contains(&a) && y.contains(&b)) || (y.contains(&a) && x.contains(&b)))
+    }
+
     /// Cuts `addr` off from every other node currently present.
     pub fn isolate(&mut self, addr: SocketAddr) {
         let others: Vec<_> = self

@@ -87,10 +87,22 @@ pub fn step(w: &mut World) -> Result<(), String> {
 /// both serve them until the partition rule ends the losing side after the
 /// heal. Two stations that follow different session masters are on two
 /// sides then, not in one session (that every object ends with one master
-/// is checked at the end, after the heal). Without long outages, they
-/// count as one session whenever they count each other.
+/// is checked at the end, after the heal). So are two stations that a
+/// partition separates while no station in a session reaches both: each
+/// side serves its own, though one has not yet found the other gone and
+/// still follows its session master (the call of a station on one side
+/// can reach one of them only). Without long outages, they count as one
+/// session whenever they count each other.
 fn single_master(w: &World) -> Result<(), String> {
     let split = w.p.scenarios.long_outages;
+    let apart = |a: usize, b: usize| {
+        let (x, y) = (w.slots[a].addr, w.slots[b].addr);
+        w.sim.is_cut(x, y)
+            && w.in_session().into_iter().all(|c| {
+                let z = w.slots[c].addr;
+                w.sim.is_cut(z, x) || w.sim.is_cut(z, y) || z == x || z == y
+            })
+    };
     let mut claims: BTreeMap<DOHandle, Vec<usize>> = BTreeMap::new();
     for i in w.in_session() {
         for h in w.station(i).masters() {
@@ -100,7 +112,9 @@ fn single_master(w: &World) -> Result<(), String> {
     for (h, nodes) in claims {
         for (k, &a) in nodes.iter().enumerate() {
             for &b in &nodes[k + 1..] {
-                let sides = split && w.station(a).session_master() != w.station(b).session_master();
+                let sides = split
+                    && (w.station(a).session_master() != w.station(b).session_master()
+                        || apart(a, b));
                 if mutual(w, a, b) && !sides {
                     return Err(format!(
                         "two masters of {h:?} in one session: node {a} ({}) and node {b} ({})",
