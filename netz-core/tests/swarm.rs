@@ -672,6 +672,11 @@ const FOUND: &[(u64, bool, &str)] = &[
         "the clients of a server that left were never declared gone: its successor as session master failed before it did",
     ),
     (7401, true, "the same"),
+    (
+        16857,
+        true,
+        "a client handed to a server declared gone before the word of the move came was counted for ever",
+    ),
 ];
 
 #[test]

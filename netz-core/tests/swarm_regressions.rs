@@ -1635,3 +1635,39 @@ fn a_client_reported_to_a_session_master_that_failed_is_reported_to_its_successo
     assert!(!c.station(2).get::<Counter>(h).unwrap().is_master());
     assert!(c.station(2).stats().reported_client_messages >= 1);
 }
+
+/// A client's server hands it to another server, which leaves before the
+/// session master hears of the move: the session master, which still
+/// counted the client on its first server, declares it gone once the word
+/// of the move comes (nothing reaches it any more), instead of counting it
+/// for ever.
+#[test]
+fn a_client_handed_to_a_server_that_left_is_declared_gone() {
+    let mut c = servers(47, 3);
+    // A client on the session master, so that the move goes to s3.
+    c.join(cs(ProcessType::Client, "d4"), 0).unwrap();
+    let cl = c.join(cs(ProcessType::Client, "c5"), 1).unwrap();
+    c.run_for(Duration::from_millis(200));
+    let me = c.station(cl).id();
+    assert_eq!(c.station(cl).relay(), Some(StationId(2)));
+    let (s1, s2) = (c.addrs[0], c.addrs[1]);
+    // The word of the move reaches the session master late.
+    c.sim.block(&[s2], &[s1]);
+    let now = c.now();
+    c.station_mut(cl).send_migrate(now).unwrap();
+    let moved = c.run_until(Duration::from_millis(500), |c| {
+        c.station(cl).relay() == Some(StationId(3))
+    });
+    assert!(moved, "the client moved to s3");
+    let now = c.now();
+    c.station_mut(2).leave(now).unwrap();
+    c.run_for(Duration::from_millis(300));
+    c.sim.heal();
+    c.run_for(Duration::from_secs(3));
+    for i in [0, 1] {
+        assert!(
+            !c.station(i).stations().iter().any(|s| s.id == me),
+            "station {i} still counts the client"
+        );
+    }
+}

@@ -622,6 +622,18 @@ impl Station {
             self.retell_departure(origin, station, true);
             return;
         }
+        if self.is_session_master()
+            && current == Some(Some(origin))
+            && self.membership.gone.contains(&relay)
+            && !self.membership.members.contains_key(&relay)
+        {
+            // The client's server handed it to a server declared gone
+            // before this word came: it left its server for nobody, and
+            // nothing reaches it any more.
+            self.refuse("Reattach", origin, "the client's new server is gone");
+            self.declare_gone(station, true);
+            return;
+        }
         if self.cfg.topology != Topology::ClientServer
             || station == self.membership.id
             || !relay_ok
