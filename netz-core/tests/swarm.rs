@@ -677,6 +677,12 @@ const FOUND: &[(u64, bool, &str)] = &[
         true,
         "a client handed to a server declared gone before the word of the move came was counted for ever",
     ),
+    (
+        16425,
+        true,
+        "a client crashed after a move its new server reported before the session master heard of it: counted for ever",
+    ),
+    (18711, true, "the same"),
 ];
 
 #[test]

@@ -1671,3 +1671,50 @@ fn a_client_handed_to_a_server_that_left_is_declared_gone() {
         );
     }
 }
+
+/// A client moves to another server and crashes there before the session
+/// master hears of the move: the new server reports it silent to a
+/// session master that still counts it on its first server and takes no
+/// such word; the new server tells it again while the client stays silent,
+/// and once the word of the move has come the client is declared gone.
+#[test]
+fn a_client_that_crashed_after_a_move_the_session_master_missed_is_declared_gone() {
+    let quick = StationConfig {
+        failure_timeout: Duration::from_millis(500),
+        ..cs(ProcessType::Server, "s3")
+    };
+    let mut c = Cluster::start(
+        SimConfig::seeded(49),
+        registry(),
+        vec![
+            cs(ProcessType::Server, "s1"),
+            cs(ProcessType::Server, "s2"),
+            quick,
+        ],
+    )
+    .unwrap();
+    // A client on the session master, so that the move goes to s3.
+    c.join(cs(ProcessType::Client, "d4"), 0).unwrap();
+    let cl = c.join(cs(ProcessType::Client, "c5"), 1).unwrap();
+    c.run_for(Duration::from_millis(200));
+    let me = c.station(cl).id();
+    let (s1, s2) = (c.addrs[0], c.addrs[1]);
+    // The word of the move reaches the session master after s3's report.
+    c.sim.block(&[s2], &[s1]);
+    let now = c.now();
+    c.station_mut(cl).send_migrate(now).unwrap();
+    let moved = c.run_until(Duration::from_millis(500), |c| {
+        c.station(cl).relay() == Some(StationId(3))
+    });
+    assert!(moved, "the client moved to s3");
+    c.crash(cl);
+    c.run_for(Duration::from_millis(900));
+    c.sim.heal();
+    c.run_for(Duration::from_secs(3));
+    for i in 0..3 {
+        assert!(
+            !c.station(i).stations().iter().any(|s| s.id == me),
+            "station {i} still counts the client"
+        );
+    }
+}

@@ -46,8 +46,9 @@ impl Station {
 
     /// Reported clients (see [`Membership::reported`]) whose verdict has
     /// not come in twice the failure timeout: the session master did not
-    /// take the word (its view of the client differs), so what they sent
-    /// meanwhile goes on, in order.
+    /// take the word (its view of the client differs). One still silent is
+    /// reported again; for one heard since, what it sent meanwhile goes on,
+    /// in order.
     pub(super) fn release_reported(&mut self, now: Instant) {
         let wait = 2 * self.cfg.failure_timeout;
         let due: Vec<StationId> = self
@@ -58,6 +59,18 @@ impl Station {
             .map(|(id, _)| *id)
             .collect();
         for id in due {
+            let silent = self.membership.members.get(&id).is_some_and(|m| m.silent);
+            let master = self.membership.session_master;
+            if silent && master != self.membership.id {
+                // Still not heard: the session master may not have known
+                // yet that the client is this server's (a move whose word
+                // came after the report). It is told again.
+                self.send(master, SYSTEM_STREAM, Msg::ReportFailure { id });
+                if let Some(r) = self.membership.reported.get_mut(&id) {
+                    r.at = now;
+                }
+                continue;
+            }
             self.drop_report(id);
         }
     }

@@ -57,8 +57,10 @@ pub(super) struct Membership {
     /// may be heard again, but the session master is recovering its
     /// objects: what it says now (a hand-over, a change) would contend
     /// with that recovery, so it waits for the verdict; it is dropped when
-    /// the client is declared gone and passed on if no verdict came in
-    /// twice the failure timeout (see [`Station::release_reported`]).
+    /// the client is declared gone; if no verdict came in twice the
+    /// failure timeout the client is reported again while still silent,
+    /// and what it sent is passed on once it was heard again (see
+    /// [`Station::release_reported`]).
     pub(super) reported: BTreeMap<StationId, Reported>,
 }
 
