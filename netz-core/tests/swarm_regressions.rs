@@ -1636,22 +1636,17 @@ fn a_client_reported_to_a_session_master_that_failed_is_reported_to_its_successo
     assert!(c.station(2).stats().reported_client_messages >= 1);
 }
 
-/// A client's server hands it to another server, which leaves before the
-/// session master hears of the move: the session master, which still
-/// counted the client on its first server, declares it gone once the word
-/// of the move comes (nothing reaches it any more), instead of counting it
-/// for ever.
-#[test]
-fn a_client_handed_to_a_server_that_left_is_declared_gone() {
-    let mut c = servers(47, 3);
-    // A client on the session master, so that the move goes to s3.
+/// In a session of three servers, a client of s2 moves to s3 while
+/// nothing s2 sends reaches the session master s1 (a client on s1 makes s3
+/// the least loaded); the cut stays. Returns the cluster, the client's
+/// index and its id.
+fn moved_unheard(mut c: Cluster) -> (Cluster, usize, StationId) {
     c.join(cs(ProcessType::Client, "d4"), 0).unwrap();
     let cl = c.join(cs(ProcessType::Client, "c5"), 1).unwrap();
     c.run_for(Duration::from_millis(200));
     let me = c.station(cl).id();
     assert_eq!(c.station(cl).relay(), Some(StationId(2)));
     let (s1, s2) = (c.addrs[0], c.addrs[1]);
-    // The word of the move reaches the session master late.
     c.sim.block(&[s2], &[s1]);
     let now = c.now();
     c.station_mut(cl).send_migrate(now).unwrap();
@@ -1659,6 +1654,17 @@ fn a_client_handed_to_a_server_that_left_is_declared_gone() {
         c.station(cl).relay() == Some(StationId(3))
     });
     assert!(moved, "the client moved to s3");
+    (c, cl, me)
+}
+
+/// A client's server hands it to another server, which leaves before the
+/// session master hears of the move: the session master, which still
+/// counted the client on its first server, declares it gone once the word
+/// of the move comes (nothing reaches it any more), instead of counting it
+/// for ever.
+#[test]
+fn a_client_handed_to_a_server_that_left_is_declared_gone() {
+    let (mut c, _, me) = moved_unheard(servers(47, 3));
     let now = c.now();
     c.station_mut(2).leave(now).unwrap();
     c.run_for(Duration::from_millis(300));
@@ -1683,7 +1689,7 @@ fn a_client_that_crashed_after_a_move_the_session_master_missed_is_declared_gone
         failure_timeout: Duration::from_millis(500),
         ..cs(ProcessType::Server, "s3")
     };
-    let mut c = Cluster::start(
+    let c = Cluster::start(
         SimConfig::seeded(49),
         registry(),
         vec![
@@ -1693,20 +1699,8 @@ fn a_client_that_crashed_after_a_move_the_session_master_missed_is_declared_gone
         ],
     )
     .unwrap();
-    // A client on the session master, so that the move goes to s3.
-    c.join(cs(ProcessType::Client, "d4"), 0).unwrap();
-    let cl = c.join(cs(ProcessType::Client, "c5"), 1).unwrap();
-    c.run_for(Duration::from_millis(200));
-    let me = c.station(cl).id();
-    let (s1, s2) = (c.addrs[0], c.addrs[1]);
     // The word of the move reaches the session master after s3's report.
-    c.sim.block(&[s2], &[s1]);
-    let now = c.now();
-    c.station_mut(cl).send_migrate(now).unwrap();
-    let moved = c.run_until(Duration::from_millis(500), |c| {
-        c.station(cl).relay() == Some(StationId(3))
-    });
-    assert!(moved, "the client moved to s3");
+    let (mut c, cl, me) = moved_unheard(c);
     c.crash(cl);
     c.run_for(Duration::from_millis(900));
     c.sim.heal();

@@ -35,6 +35,15 @@ pub(super) struct Admission {
     pub(super) join_keys: HashMap<SocketAddr, (u64, Vec<u8>)>,
 }
 
+impl Admission {
+    /// Forgets the request from `addr`: its entry in the join-dedup table
+    /// and where it was passed on.
+    pub(super) fn forget(&mut self, addr: SocketAddr) {
+        self.join_dedup.remove(&addr);
+        self.forwards.remove(&addr);
+    }
+}
+
 /// A join request as the station that decides it sees it.
 pub(super) struct JoinAsk {
     pub(super) nonce: u64,
@@ -330,8 +339,7 @@ impl Station {
         if self.admission.join_dedup.get(&addr) == Some(&nonce) {
             match self.admission.forwards.get(&addr) {
                 Some(&to) if to != self.membership.session_master => {
-                    self.admission.join_dedup.remove(&addr);
-                    self.admission.forwards.remove(&addr);
+                    self.admission.forget(addr);
                     self.stats.joins_forwarded_again += 1;
                 }
                 _ => return,
@@ -601,8 +609,7 @@ impl Station {
         let mut reason = reason;
         truncate_reason(&mut reason);
         debug!(station = %self.membership.id, %addr, %reason, "join denied");
-        self.admission.join_dedup.remove(&addr);
-        self.admission.forwards.remove(&addr);
+        self.admission.forget(addr);
         if contact == self.membership.id {
             self.send_connectionless(addr, &Msg::JoinDenied { nonce, reason });
         } else {
@@ -796,8 +803,7 @@ impl Station {
             self.stats.join_messages_refused += 1;
             return;
         }
-        self.admission.join_dedup.remove(&addr);
-        self.admission.forwards.remove(&addr);
+        self.admission.forget(addr);
         truncate_reason(&mut reason);
         self.send_connectionless(addr, &Msg::JoinDenied { nonce, reason });
     }

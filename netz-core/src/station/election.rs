@@ -478,8 +478,7 @@ impl Station {
                 if st.membership.addrs.get(&m.info.addr) == Some(&id) {
                     st.membership.addrs.remove(&m.info.addr);
                 }
-                st.admission.join_dedup.remove(&m.info.addr);
-                st.admission.forwards.remove(&m.info.addr);
+                st.admission.forget(m.info.addr);
                 st.routing.seq_out.retain(|(dest, _), _| *dest != id);
                 st.routing.seq_in.retain(|(origin, _), _| *origin != id);
                 if let Some(link) = &m.link {

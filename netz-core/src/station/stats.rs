@@ -121,7 +121,8 @@ pub struct StationStats {
     pub joins_forwarded_again: u64,
     /// Messages from a client this server reported silent to the session
     /// master, held until its verdict (dropped when the client is
-    /// declared gone).
+    /// declared gone; beyond `Limits::max_early_messages` a client's are
+    /// dropped at once).
     pub reported_client_messages: u64,
 }
 
