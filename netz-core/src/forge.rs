@@ -268,6 +268,12 @@ pub fn latest_batch_of(st: &Station, handles: &[DOHandle], version: u64) -> Vec<
     st.forge_latest_batch(handles, version)
 }
 
+/// A reliable batch (`UpdateBatch`) with every field of every dataset of
+/// the local objects `handles` (master or duplica).
+pub fn update_batch_of(st: &Station, handles: &[DOHandle]) -> Vec<u8> {
+    st.forge_update_batch(handles)
+}
+
 /// Sends `msg` from `st` to `dest` in an envelope that claims `origin` and
 /// carries the number `seq`, as a relay would pass it on (what a cheating
 /// relay, or a client numbering its own messages, may try).

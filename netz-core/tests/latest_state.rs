@@ -661,6 +661,52 @@ fn a_cheating_member_cannot_push_latest_states_of_objects_it_does_not_master() {
 }
 
 #[test]
+fn a_server_passes_on_the_latest_states_of_a_batch_whose_other_items_it_refuses() {
+    // A client's latest-state batch names its own object and another
+    // client's: its server refuses the second item alone.
+    let cs = |p: ProcessType, t: &str| StationConfig {
+        topology: Topology::ClientServer,
+        ..StationConfig::new(p, t)
+    };
+    let mut c = Cluster::start(
+        SimConfig::seeded(6),
+        registry::<false>(),
+        vec![
+            cs(ProcessType::Server, "srv"),
+            cs(ProcessType::Client, "a"),
+            cs(ProcessType::Client, "b"),
+            cs(ProcessType::Client, "c"),
+        ],
+    )
+    .unwrap();
+    let now = c.now();
+    let own = c.station_mut(1).publish(now, U::default()).unwrap();
+    let other = c
+        .station_mut(2)
+        .publish(now, U::default())
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_millis(400));
+    own.lock().pos.x = 2.5;
+    c.station(1).get::<U>(other).unwrap().lock().pos.x = 666.0;
+    let data = netz_core::forge::latest_batch_of(c.station(1), &[own.handle(), other], 1 << 40);
+    let to = c.station(3).id();
+    let now = c.now();
+    assert!(netz_core::forge::send_as(
+        c.station_mut(1),
+        now,
+        to,
+        netz_core::forge::Forged::LatestBatch { data }
+    ));
+    c.run_for(Duration::from_millis(300));
+    let x = |h| c.station(3).get::<U>(h).unwrap().lock().pos.x;
+    assert_eq!(x(own.handle()), 2.5, "the client's own state passed");
+    assert_eq!(x(other), 0.0, "the other's object is untouched");
+    let srv = c.station(0).stats();
+    assert_eq!(srv.unauthorized_by_kind.get("LatestBatch"), Some(&1));
+}
+
+#[test]
 fn latest_states_reach_clients_through_their_server() {
     let cs = |p: ProcessType, t: &str, seed: u64| StationConfig {
         topology: Topology::ClientServer,

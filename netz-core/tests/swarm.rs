@@ -683,6 +683,16 @@ const FOUND: &[(u64, bool, &str)] = &[
         "a client crashed after a move its new server reported before the session master heard of it: counted for ever",
     ),
     (18711, true, "the same"),
+    (
+        8975,
+        true,
+        "a client believed a new master's claim once the old master failed; the old master's last change had died with it: the duplica stayed stale",
+    ),
+    (
+        9579,
+        true,
+        "a server refused a client's whole batch of changes for one item of an object it did not hold: the duplicas of the others stayed stale",
+    ),
 ];
 
 #[test]

@@ -1712,3 +1712,47 @@ fn a_client_that_crashed_after_a_move_the_session_master_missed_is_declared_gone
         );
     }
 }
+
+/// A server changes its object and hands it over; two duplicas, the
+/// session master one of them, hear neither (their links to the old
+/// master are cut), only the new master's word, which waits for the old
+/// master's. The old master crashes: the duplicas believe the new master
+/// now, and ask it for its state, since the old master's last change died
+/// with it. They end with the master's state, though nobody changes it
+/// again.
+#[test]
+fn a_duplica_that_missed_the_last_change_before_a_hand_over_gets_it_from_the_new_master() {
+    let mut c = servers(3, 4);
+    let now = c.now();
+    let r = c
+        .station_mut(2)
+        .publish(now, Counter::recovering(true))
+        .unwrap();
+    let h = r.handle();
+    c.run_for(Duration::from_millis(300));
+    assert!(c.station(3).get::<Counter>(h).is_some());
+    let a = c.addrs.clone();
+    c.sim.set_link_loss(a[2], a[3], 1.0);
+    c.sim.set_link_loss(a[2], a[0], 1.0);
+    r.lock().data.value = 5;
+    let now = c.now();
+    c.station_mut(2).update(now, h).unwrap();
+    c.station_mut(2).migrate(now, h, StationId(2)).unwrap();
+    c.run_for(Duration::from_millis(200));
+    assert_eq!(c.station(1).master_of(h), Some(StationId(2)));
+    // The new master's own word waits there for the old master's.
+    assert_eq!(c.station(0).master_of(h), Some(StationId(3)));
+    assert_eq!(c.station(3).master_of(h), Some(StationId(3)));
+    c.crash(2);
+    c.sim.clear_link(a[2], a[3]);
+    c.sim.clear_link(a[2], a[0]);
+    c.run_for(Duration::from_secs(6));
+    for i in [0, 1, 3] {
+        assert_eq!(c.station(i).master_of(h), Some(StationId(2)), "station {i}");
+        assert_eq!(
+            c.station(i).get::<Counter>(h).unwrap().lock().data.value,
+            5,
+            "station {i}"
+        );
+    }
+}

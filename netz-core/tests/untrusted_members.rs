@@ -697,3 +697,38 @@ fn a_server_re_points_only_its_own_clients_and_never_to_the_receiver() {
     assert!(c.run_until(Duration::from_secs(1), |c| c.station(client).contains(h)));
     assert_eq!(c.station(client).relay(), Some(own));
 }
+
+#[test]
+fn a_server_passes_on_the_changes_of_a_batch_whose_other_items_it_refuses() {
+    // Client 1 sends one batch of changes: of its own object, and of a
+    // duplica of client 2's (a cheat, or a stale item of an object it
+    // handed away just before). Its server refuses the item that is not
+    // the client's own and passes the others on.
+    let mut c = client_server(3);
+    let now = c.now();
+    let own = c
+        .station_mut(1)
+        .publish(now, Counter::new(5, "alice"))
+        .unwrap();
+    let other = c
+        .station_mut(2)
+        .publish(now, Counter::new(6, "bob"))
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_millis(400));
+    own.lock().data.value = 7;
+    c.station(1)
+        .get::<Counter>(other)
+        .unwrap()
+        .lock()
+        .data
+        .value = 666;
+    let data = forge::update_batch_of(c.station(1), &[own.handle(), other]);
+    let before = refused(&c, 0);
+    forge(&mut c, 1, 3, Forged::UpdateBatch { data });
+    c.run_for(Duration::from_millis(300));
+    let at3 = |h| c.station(3).get::<Counter>(h).unwrap().lock().data.value;
+    assert_eq!(at3(own.handle()), 7, "the client's own change passed");
+    assert_eq!(at3(other), 6, "the other's object is untouched");
+    assert_eq!(refused(&c, 0), before + 1, "the server counted the item");
+}

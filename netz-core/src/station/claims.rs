@@ -200,7 +200,10 @@ impl Station {
 
     /// `gone` left the session: the claims held for the objects it
     /// mastered here are believed now (the new master's own word counts
-    /// once the old master is gone), with what they held.
+    /// once the old master is gone), with what they held. The old master's
+    /// last changes before its hand-over may have died with it (its own
+    /// word of the hand-over did: it would have confirmed the claim), so
+    /// the duplica asks the new master for its state (`DuplicaHeld`).
     pub(super) fn believe_claims_after(&mut self, gone: StationId) {
         let mut claims: Vec<(DOHandle, StationId)> = self
             .store
@@ -217,9 +220,13 @@ impl Station {
             })
             .collect();
         claims.sort();
+        let me = self.membership.id;
         for (h, m) in claims {
             if self.change_master(h, m, m) {
                 self.master_confirmed(h, m);
+                if m != me {
+                    self.send(m, SYSTEM_STREAM, Msg::DuplicaHeld { handle: h });
+                }
             }
         }
     }

@@ -552,10 +552,26 @@ impl Station {
     }
 
     pub(crate) fn forge_latest_batch(&self, handles: &[DOHandle], version: u64) -> Vec<u8> {
+        self.forge_batch(
+            handles,
+            crate::dataset_codec::BatchWriter::latest(version),
+            version,
+        )
+    }
+
+    pub(crate) fn forge_update_batch(&self, handles: &[DOHandle]) -> Vec<u8> {
+        self.forge_batch(handles, crate::dataset_codec::BatchWriter::reliable(), 0)
+    }
+
+    fn forge_batch(
+        &self,
+        handles: &[DOHandle],
+        mut w: crate::dataset_codec::BatchWriter,
+        version: u64,
+    ) -> Vec<u8> {
         let mut hs = handles.to_vec();
         hs.sort();
         hs.dedup();
-        let mut w = crate::dataset_codec::BatchWriter::latest(version);
         for h in hs {
             let Some(e) = self.store.entries.get(&h) else {
                 continue;

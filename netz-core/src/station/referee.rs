@@ -17,8 +17,11 @@ type Checked = (OperationDetail, DOHandle, bool, Option<Payload>);
 
 impl Station {
     /// Whether the message `env` a client sent (through this server) to
-    /// another station may be passed on.
-    pub(super) fn referee(&mut self, substream: u8, env: &Envelope) -> bool {
+    /// another station may be passed on. A batch of updates passes on
+    /// with the items that pass (as `Updates`), the others refused: one
+    /// stale item (an object the client handed away or deleted just
+    /// before) does not take the changes of its other objects with it.
+    pub(super) fn referee(&mut self, substream: u8, env: &mut Envelope) -> bool {
         let origin = env.origin;
         let master_of = |st: &Station, h: DOHandle| st.store.entries.get(&h).map(|e| e.master);
         let checked = match &env.msg {
@@ -73,19 +76,39 @@ impl Station {
                     self.stats.bad_messages += 1;
                     return false;
                 }
+                let mut passed = Vec::new();
+                let mut passed_items = Vec::new();
+                let mut refused = false;
                 for item in &batch.items {
                     let Some(msg) = item.message(|_| true) else {
                         continue;
                     };
                     let revision = peek_revision(&msg);
                     let op = OperationDetail::UpdateDataSet(UpdateDataSetOperation { revision });
-                    let mastered = master_of(self, item.handle) == Some(origin);
+                    // As for `Update`: an object not here (yet, or any
+                    // more) is each receiver's to check.
+                    let mastered = master_of(self, item.handle).is_none_or(|m| m == origin);
                     let payload = Some(Payload::Datasets(msg.as_slice().into()));
                     let checked = (op, item.handle, mastered, payload);
-                    if !self.referee_op(kind, checked, origin, env.dest) {
-                        return false;
+                    if self.referee_op(kind, checked, origin, env.dest) {
+                        passed.push((item.handle, Bytes(msg)));
+                        passed_items.push(item);
+                    } else {
+                        refused = true;
                     }
                 }
+                if !refused {
+                    return true;
+                }
+                if passed.is_empty() {
+                    return false;
+                }
+                env.msg = if latest {
+                    let data = super::replication::latest_batch_of(&passed_items);
+                    Msg::LatestBatch { data: Bytes(data) }
+                } else {
+                    Msg::Updates { items: passed }
+                };
                 return true;
             }
             Msg::Delete { handle } => {

@@ -354,20 +354,32 @@ impl Station {
 
 /// A latest-state batch of `item` alone (to hold it for a master change).
 fn single_batch(item: &crate::dataset_codec::BatchItem<'_>) -> Vec<u8> {
-    let n = item.parts.iter().map(|p| p.index + 1).max().unwrap_or(0);
-    let mut shape = Shape {
-        datasets: (0..n)
-            .map(|_| crate::dataset_codec::DsShape {
-                delivery: Delivery::Latest,
-                revision: 0,
-                bits: Vec::new(),
-            })
-            .collect(),
-    };
-    for p in &item.parts {
-        shape.datasets[p.index].revision = p.revision;
+    latest_batch_of(&[item])
+}
+
+/// A latest-state batch of `items` (decoded from one batch, in its order).
+pub(super) fn latest_batch_of(items: &[&crate::dataset_codec::BatchItem<'_>]) -> Vec<u8> {
+    let base = items.iter().map(|i| i.version).max().unwrap_or(0);
+    let mut w = BatchWriter::latest(base);
+    for item in items {
+        // The shape of its class as the items of that class here name it.
+        let class = item.handle.class_id();
+        let mut shape = Shape {
+            datasets: Vec::new(),
+        };
+        for other in items.iter().filter(|o| o.handle.class_id() == class) {
+            for p in &other.parts {
+                while shape.datasets.len() <= p.index {
+                    shape.datasets.push(crate::dataset_codec::DsShape {
+                        delivery: Delivery::Latest,
+                        revision: 0,
+                        bits: Vec::new(),
+                    });
+                }
+                shape.datasets[p.index].revision = p.revision;
+            }
+        }
+        w.push(item.handle, item.version, &shape, &Item::raw(&item.parts));
     }
-    let mut w = BatchWriter::latest(item.version);
-    w.push(item.handle, item.version, &shape, &Item::raw(&item.parts));
     w.finish()
 }

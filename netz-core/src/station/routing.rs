@@ -286,7 +286,7 @@ impl Station {
         if env.dest.is_some() && env.dest != self.membership.id {
             if self.membership.members.contains_key(&env.dest) {
                 let refused = if env.origin == hop && !relays {
-                    !self.referee(substream, &env)
+                    !self.referee(substream, &mut env)
                 } else {
                     self.withholds_takeover(&env)
                 };
