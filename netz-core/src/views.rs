@@ -157,4 +157,7 @@ pub struct Bookkeeping {
     pub hand_overs_seen: usize,
     /// Recently refused changes of duplicas (at most 1,024).
     pub refused_changes: usize,
+    /// Objects lacked here whose changes came, recently asked for (at
+    /// most 1,024).
+    pub missing_asked: usize,
 }

@@ -308,6 +308,10 @@ const MAX_CLAIMS_PER_OBJECT: usize = 4;
 /// [`Store::refused_changes`]).
 const MAX_REFUSED_CHANGES: usize = 1024;
 
+/// How many objects a station remembers asking for (see
+/// [`Store::asked_missing`]).
+const MAX_ASKED_MISSING: usize = 1024;
+
 /// How many hand-overs the session master remembers (see
 /// [`Store::handed_seen`]).
 const MAX_HANDED_SEEN: usize = 4096;
@@ -447,6 +451,38 @@ impl Station {
         if refused.len() < MAX_REFUSED_CHANGES || refused.contains_key(&handle) {
             refused.insert(handle, (origin, now));
         }
+    }
+
+    /// A change of `handle`, which this station lacks, came from `origin`:
+    /// `origin` is asked for it (`DuplicaHeld`), once a failure timeout.
+    /// A master that counts this station among the object's duplicas
+    /// sends its whole state (its announcement was lost on the way: a
+    /// server that could not check it refused it); one that does not,
+    /// nothing; one that lacks it, `Delete`. An object deleted here just
+    /// before is not asked for.
+    pub(super) fn ask_for_missing_object(&mut self, handle: DOHandle, origin: StationId) {
+        let now = self.now;
+        let keep = self.cfg.failure_timeout;
+        if origin == self.membership.id
+            || !self.membership.members.contains_key(&origin)
+            || self.store.deleted_early.contains_key(&handle)
+        {
+            return;
+        }
+        let asked = &mut self.store.asked_missing;
+        if asked.get(&handle).is_some_and(|at| now < *at + keep) {
+            return;
+        }
+        // Swept only when full, as `handed_seen`.
+        if asked.len() >= MAX_ASKED_MISSING && !asked.contains_key(&handle) {
+            asked.retain(|_, at| now < *at + keep);
+        }
+        if asked.len() >= MAX_ASKED_MISSING && !asked.contains_key(&handle) {
+            return;
+        }
+        asked.insert(handle, now);
+        self.stats.missing_objects_asked += 1;
+        self.send(origin, SYSTEM_STREAM, Msg::DuplicaHeld { handle });
     }
 
     /// `handle`'s master is `master` here now: if a change from `master`

@@ -44,6 +44,9 @@ pub struct StationStats {
     pub unknown_class: u64,
     /// Object messages naming an object not in the store.
     pub unknown_object: u64,
+    /// Objects lacked here whose changes came, asked for from their
+    /// sender (`DuplicaHeld`; at most once a failure timeout each).
+    pub missing_objects_asked: u64,
     /// Room answers for no request this station waits on (late, after
     /// the request timed out or its server went, or never asked for).
     pub unmatched_room_replies: u64,

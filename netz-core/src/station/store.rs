@@ -34,6 +34,9 @@ pub(super) struct Store {
     /// Changes of duplicas refused from a station not (yet) their master
     /// here, and when (see [`Station::note_refused_change`]).
     pub(super) refused_changes: BTreeMap<DOHandle, (StationId, Instant)>,
+    /// Objects this station lacks whose changes came, with when it asked
+    /// the sender for them (see [`Station::ask_for_missing_object`]).
+    pub(super) asked_missing: BTreeMap<DOHandle, Instant>,
 }
 
 /// A master change to a station not announced yet, from who sent it.
@@ -131,6 +134,7 @@ impl Store {
             handed_from: BTreeMap::new(),
             handed_seen: BTreeMap::new(),
             refused_changes: BTreeMap::new(),
+            asked_missing: BTreeMap::new(),
         }
     }
 }

@@ -150,6 +150,7 @@ impl Station {
             successor_bytes: self.membership.successor_bytes,
             hand_overs_seen: self.store.handed_seen.len(),
             refused_changes: self.store.refused_changes.len(),
+            missing_asked: self.store.asked_missing.len(),
         }
     }
 }
