@@ -1756,3 +1756,49 @@ fn a_duplica_that_missed_the_last_change_before_a_hand_over_gets_it_from_the_new
         );
     }
 }
+
+/// A station stops hearing the session master (one way: the master still
+/// hears it), takes over and recovers the master's object; the others
+/// still hear the old master and refuse the takeover. The old master
+/// then hands the object to one of them and crashes. When they follow
+/// the new session master, the one that took the object yields it at
+/// once to the recovery it had been told of: never two masters.
+#[test]
+fn a_station_handed_an_object_the_successor_recovered_yields_when_it_follows_the_successor() {
+    let mut c = mesh(4);
+    let now = c.now();
+    let h = c
+        .station_mut(0)
+        .publish(now, Counter::recovering(true))
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_millis(300));
+    let a = c.addrs.clone();
+    c.sim.block(&[a[0]], &[a[1]]);
+    let took_over = c.run_until(Duration::from_secs(5), |c| {
+        c.station(1).master_of(h) == Some(StationId(2))
+    });
+    assert!(took_over, "station 1 took over and recovered the object");
+    assert_eq!(c.station(2).master_of(h), Some(StationId(1)));
+    let now = c.now();
+    c.station_mut(0).migrate(now, h, StationId(3)).unwrap();
+    c.run_for(Duration::from_millis(100));
+    assert_eq!(c.station(2).master_of(h), Some(StationId(3)));
+    c.crash(0);
+    c.sim.heal();
+    let mut followed = false;
+    for _ in 0..600 {
+        c.run_for(Duration::from_millis(10));
+        // Once it follows the new session master, it is one session with
+        // it: the object has one master there.
+        if c.station(2).session_master() == StationId(2) {
+            followed = true;
+            assert_eq!(c.station(2).master_of(h), Some(StationId(2)));
+        }
+    }
+    assert!(followed);
+    assert_eq!(doubly_mastered(&c), Vec::<DOHandle>::new());
+    for i in [1, 2, 3] {
+        assert_eq!(c.station(i).master_of(h), Some(StationId(2)), "station {i}");
+    }
+}

@@ -208,7 +208,7 @@ enum Sender {
 /// | JoinRequest, JoinDenied, JoinAccepted, JoinChallenge, JoinKeys | nobody (connectionless only) | |
 /// | JoinForward | a contact | the same token, rate and capacity checks as a direct request |
 /// | JoinKeysForward | the session master | only for a request this station forwarded, to the address it came from |
-/// | JoinDenyForward, LinkKeys, StationJoined, StationGone, RecoveryDone | the session master | LinkKeys, StationJoined and Reattach from a station whose takeover this one refused are kept (at most 256 KiB) and heard only if this station follows it (`keep_successor_word`) |
+/// | JoinDenyForward, LinkKeys, StationJoined, StationGone, RecoveryDone | the session master | LinkKeys, StationJoined and Reattach from a station whose takeover this one refused, and its Create and MasterChanged of objects held here (its recovery), are kept (at most 256 KiB) and heard only if this station follows it (`keep_successor_word`) |
 /// | ReportFailure | any member | declared failed only when it is the sender's own client (the sender relays it); about a station the session master no longer counts, the sender alone is told it is gone. The reporting server holds whatever that client sends on its link from then on until the verdict (dropped if it is declared gone) |
 /// | Leaving | any member | about itself |
 /// | NewSessionMaster | handler | the sender is the one this station's own view of the election picks, and every station it names as failed has been silent here; a client cannot see the others' silence and takes its server's word: a server passes a takeover on to its clients only from the session master it follows, keeps the others and passes them on (in that station's name, with the members' `StationJoined`) once it follows it, and tells a client it welcomes whom it follows |
@@ -218,7 +218,7 @@ enum Sender {
 /// | DuplicaHeld | any member | about its own duplica: a station that lacks the object answers the sender alone with `Delete` (its duplica names this station master, which nobody can be now); the master answers a station of the object's duplica set alone with its state (`Create`, within the link's queue limit and budget); nothing else |
 /// | MasterChanged | handler | the object's current master hands it over, or the session master recovers it, or the new master names itself once the old one is gone (up to four stations' claims wait per object); one naming the receiver comes only from the session master (a hand-over whose `Migrate` died with its failed old master), taken while the receiver's copy names a gone master |
 /// | Migrate | handler | the object's current master |
-/// | Update, Updates, UpdateBatch | handler | the object's master (per object) |
+/// | Update, Updates, UpdateBatch | handler | the object's master (per object); a change of an object not held here is asked for from its sender (`DuplicaHeld`, once a failure timeout per object, at most 1,024 remembered) |
 /// | LatestBatch | handler | the object's master (per object); only states newer than the duplica's apply |
 /// | Rmc | any member | the pipeline's checks |
 /// | RmcReply | handler | the station the call was sent to |

@@ -862,6 +862,12 @@ impl Station {
         let kept = match &msg {
             Msg::StationJoined(_) | Msg::LinkKeys { .. } => true,
             Msg::Reattach { station, .. } => !own_client(station),
+            // What it says of objects held here: its recovery of a failed
+            // station's objects (the old master may hand one to this
+            // station meanwhile; it yields the moment it follows).
+            Msg::MasterChanged { handle, .. } | Msg::Create { handle, .. } => {
+                self.store.entries.contains_key(handle)
+            }
             _ => false,
         };
         if !kept
