@@ -693,6 +693,16 @@ const FOUND: &[(u64, bool, &str)] = &[
         true,
         "a server refused a client's whole batch of changes for one item of an object it did not hold: the duplicas of the others stayed stale",
     ),
+    (
+        15251,
+        true,
+        "a server refused a client's announcement of an object handed to it (its claim waited there): a station never had the object",
+    ),
+    (
+        16055,
+        true,
+        "a station handed an object by the old session master kept it when it followed the successor that had recovered it: two masters",
+    ),
 ];
 
 #[test]

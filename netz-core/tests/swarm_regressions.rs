@@ -1802,3 +1802,34 @@ fn a_station_handed_an_object_the_successor_recovered_yields_when_it_follows_the
         assert_eq!(c.station(i).master_of(h), Some(StationId(2)), "station {i}");
     }
 }
+
+/// A station lacks an object whose master counts it among the duplicas
+/// (the announcement was lost on its way: a server that could not check
+/// it refused it). The master's next change makes it ask the master, who
+/// sends it the whole state.
+#[test]
+fn a_station_that_lacks_an_object_whose_changes_come_asks_its_master_for_it() {
+    let mut c = mesh(3);
+    let now = c.now();
+    let r = c.station_mut(0).publish(now, Counter::new(1, "x")).unwrap();
+    let h = r.handle();
+    c.run_for(Duration::from_millis(300));
+    // The master's word that it is deleted, to station 2 alone.
+    let to = c.station(2).id();
+    let now = c.now();
+    assert!(netz_core::forge::send_as(
+        c.station_mut(0),
+        now,
+        to,
+        netz_core::forge::Forged::Delete { handle: h }
+    ));
+    c.run_for(Duration::from_millis(300));
+    assert!(!c.station(2).contains(h));
+    r.lock().data.value = 4;
+    let now = c.now();
+    c.station_mut(0).update(now, h).unwrap();
+    c.run_for(Duration::from_millis(300));
+    assert_eq!(c.station(2).stats().missing_objects_asked, 1);
+    assert_eq!(c.station(2).get::<Counter>(h).unwrap().lock().data.value, 4);
+    assert_eq!(c.station(2).master_of(h), Some(StationId(1)));
+}

@@ -226,6 +226,7 @@ impl Station {
             };
             if !self.hold_if_pending(origin, handle, msg) {
                 self.stats.unknown_object += 1;
+                self.ask_for_missing_object(handle, origin);
             }
             return;
         };
@@ -302,6 +303,7 @@ impl Station {
             let handle = item.handle;
             let Some(e) = self.store.entries.get(&handle) else {
                 self.stats.unknown_object += 1;
+                self.ask_for_missing_object(handle, origin);
                 continue;
             };
             if e.master != origin || e.master == self.membership.id {
