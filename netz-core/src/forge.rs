@@ -148,6 +148,13 @@ pub enum Forged {
         /// Its migration epoch.
         epoch: u32,
     },
+    /// "`id` handed me these objects" (a census answer).
+    Holding {
+        /// The gone station.
+        id: StationId,
+        /// The objects claimed.
+        held: Vec<DOHandle>,
+    },
     /// Any message, postcard-encoded as the wire has it (for fuzzing);
     /// bytes that do not decode are not sent.
     Raw(Vec<u8>),
@@ -242,6 +249,7 @@ impl Forged {
                 room_id,
             },
             Forged::RoomMigrateStart { room, epoch } => Msg::RoomMigrateStart { room, epoch },
+            Forged::Holding { id, held } => Msg::Holding { id, held },
             Forged::Raw(bytes) => postcard::from_bytes(&bytes).ok()?,
         })
     }

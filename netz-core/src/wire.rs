@@ -254,6 +254,11 @@ pub(crate) enum Msg {
     /// duplica (the hand-over's `Migrate` may have died with the old
     /// master, and the new master never had the object).
     DuplicaHeld { handle: DOHandle },
+    /// A member -> the session master, on its `StationGone` of `id`: the
+    /// objects the sender masters that `id` handed it a little before (a
+    /// hand-over the session master may not have heard of). The session
+    /// master recovers `id`'s other objects once every member answered.
+    Holding { id: StationId, held: Vec<DOHandle> },
 }
 
 /// What a room request asks for.
@@ -299,6 +304,7 @@ impl Msg {
             Msg::Leaving => "Leaving",
             Msg::StationGone { .. } => "StationGone",
             Msg::RecoveryDone { .. } => "RecoveryDone",
+            Msg::Holding { .. } => "Holding",
             Msg::ReportFailure { .. } => "ReportFailure",
             Msg::NewSessionMaster { .. } => "NewSessionMaster",
             Msg::Create { .. } => "Create",

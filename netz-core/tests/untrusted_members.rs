@@ -732,3 +732,46 @@ fn a_server_passes_on_the_changes_of_a_batch_whose_other_items_it_refuses() {
     assert_eq!(at3(other), 6, "the other's object is untouched");
     assert_eq!(refused(&c, 0), before + 1, "the server counted the item");
 }
+
+#[test]
+fn a_member_takes_nothing_by_a_census_answer_it_was_not_asked_for() {
+    // `Holding` answers the session master's census of a gone station.
+    // Sent unasked (no census), to a station that is not the session
+    // master, or naming objects the gone station never mastered, it moves
+    // nothing.
+    let mut c = mesh(4);
+    let now = c.now();
+    let own = c
+        .station_mut(1)
+        .publish(now, Counter::recovering(true))
+        .unwrap()
+        .handle();
+    let lost = c
+        .station_mut(2)
+        .publish(now, Counter::recovering(true))
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_millis(300));
+    let (sm, one, two) = (c.station(0).id(), c.station(1).id(), c.station(2).id());
+    let claim = |id, held: Vec<DOHandle>| Forged::Holding { id, held };
+    forge(&mut c, 3, 0, claim(one, vec![own]));
+    forge(&mut c, 3, 1, claim(two, vec![lost]));
+    c.run_for(Duration::from_millis(200));
+    for i in 0..4 {
+        assert_eq!(c.station(i).master_of(own), Some(one), "station {i}");
+        assert_eq!(c.station(i).master_of(lost), Some(two), "station {i}");
+    }
+    // Station 2 fails; in the census of its objects the cheat claims
+    // another station's object in its name.
+    c.crash(2);
+    let gone = c.run_until(Duration::from_secs(5), |c| {
+        c.station(0).station_info(two).is_none()
+    });
+    assert!(gone);
+    forge(&mut c, 3, 0, claim(two, vec![own]));
+    c.run_for(Duration::from_secs(3));
+    for i in [0, 1, 3] {
+        assert_eq!(c.station(i).master_of(own), Some(one), "station {i}");
+        assert_eq!(c.station(i).master_of(lost), Some(sm), "station {i}");
+    }
+}

@@ -77,6 +77,7 @@ impl Station {
             Msg::NewSessionMaster { failed } => self.on_new_session_master(origin, failed),
             // Store.
             Msg::RecoveryDone { id } => self.on_recovery_done(origin, id),
+            Msg::Holding { id, held } => self.on_holding(origin, id, held),
             Msg::Create {
                 handle,
                 master,
@@ -209,6 +210,7 @@ enum Sender {
 /// | JoinForward | a contact | the same token, rate and capacity checks as a direct request |
 /// | JoinKeysForward | the session master | only for a request this station forwarded, to the address it came from |
 /// | JoinDenyForward, LinkKeys, StationJoined, StationGone, RecoveryDone | the session master | LinkKeys, StationJoined and Reattach from a station whose takeover this one refused, and its Create and MasterChanged of objects held here (its recovery), are kept (at most 256 KiB) and heard only if this station follows it (`keep_successor_word`) |
+/// | Holding | any member | at the session master only, once per member and gone station, while its recovery waits for the members' answers; only objects the gone station masters here, each taken by the rule for a new master's own word once its old master is gone (`on_holding`) |
 /// | ReportFailure | any member | declared failed only when it is the sender's own client (the sender relays it); about a station the session master no longer counts, the sender alone is told it is gone. The reporting server holds whatever that client sends on its link from then on until the verdict (dropped if it is declared gone) |
 /// | Leaving | any member | about itself |
 /// | NewSessionMaster | handler | the sender is the one this station's own view of the election picks, and every station it names as failed has been silent here; a client cannot see the others' silence and takes its server's word: a server passes a takeover on to its clients only from the session master it follows, keeps the others and passes them on (in that station's name, with the members' `StationJoined`) once it follows it, and tells a client it welcomes whom it follows |
@@ -263,6 +265,7 @@ fn sender_rule(msg: &Msg) -> Sender {
         | Msg::DuplicaHeld { .. }
         | Msg::Rmc { .. }
         | Msg::Interest { .. }
+        | Msg::Holding { .. }
         | Msg::Withheld => Sender::Member,
         Msg::NewSessionMaster { .. }
         | Msg::Create { .. }

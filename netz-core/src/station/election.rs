@@ -423,13 +423,8 @@ impl Station {
         let except: &[StationId] = if failed { &[id] } else { &[] };
         self.broadcast(&Msg::StationGone { id, failed }, except);
         self.station_gone(id, failed);
-        for h in others {
-            self.fault_recover(h, id, failed);
-        }
-        if failed {
-            self.tell_lost_hand_overs(id);
-        }
-        self.broadcast(&Msg::RecoveryDone { id }, &[]);
+        // The others once every member said what `id` handed it.
+        self.start_census(id, failed, others);
         for o in orphans {
             self.declare_gone(o, true);
         }
@@ -549,6 +544,8 @@ impl Station {
             self.on_handover_ack(id, c, false);
         }
         self.room_member_gone(id);
+        // No census waits for its answer.
+        self.census_member_gone(id);
         if failed && self.cfg.topology == Topology::Mesh {
             // (Mesh only: in client-server, where clients' copies pass
             // through their servers, the same re-announcement made two
@@ -629,6 +626,7 @@ impl Station {
             });
         } else {
             self.station_gone(id, failed);
+            self.answer_census(origin, id);
         }
     }
 
@@ -730,7 +728,11 @@ impl Station {
             };
             self.send(to, SYSTEM_STREAM, msg);
         }
-        self.send(to, SYSTEM_STREAM, Msg::RecoveryDone { id });
+        // While the recovery waits for the members' answers, its end is
+        // told to all when it comes.
+        if !self.store.censuses.contains_key(&id) {
+            self.send(to, SYSTEM_STREAM, Msg::RecoveryDone { id });
+        }
     }
 
     /// `NewSessionMaster`: the sender took over as session master.

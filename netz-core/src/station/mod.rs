@@ -38,6 +38,7 @@ const KICK_REASON: &str =
 
 mod admission;
 mod calls;
+mod census;
 mod claims;
 mod dispatch;
 mod election;

@@ -37,6 +37,9 @@ pub(super) struct Store {
     /// Objects this station lacks whose changes came, with when it asked
     /// the sender for them (see [`Station::ask_for_missing_object`]).
     pub(super) asked_missing: BTreeMap<DOHandle, Instant>,
+    /// The session master: recoveries of gone stations' objects that wait
+    /// for the members' answers (see [`Station::start_census`]).
+    pub(super) censuses: BTreeMap<StationId, super::census::Census>,
 }
 
 /// A master change to a station not announced yet, from who sent it.
@@ -135,6 +138,7 @@ impl Store {
             handed_seen: BTreeMap::new(),
             refused_changes: BTreeMap::new(),
             asked_missing: BTreeMap::new(),
+            censuses: BTreeMap::new(),
         }
     }
 }

@@ -38,6 +38,8 @@ pub(super) enum Timer {
     Takeover,
     /// The soonest deadline of a room request.
     RoomRequest,
+    /// A recovery stops waiting for the members' answers.
+    Census,
 }
 
 /// The timer table of the members' links: each link's own deadline
@@ -298,6 +300,9 @@ impl Station {
         if let Some(at) = self.room_request_deadline() {
             f(Timer::RoomRequest, at);
         }
+        if let Some(at) = self.census_deadline() {
+            f(Timer::Census, at);
+        }
         match &self.membership.state {
             State::Joining {
                 deadline,
@@ -383,6 +388,9 @@ impl Station {
         }
         if due.contains(&Timer::RoomRequest) {
             self.expire_room_requests();
+        }
+        if due.contains(&Timer::Census) {
+            self.expire_censuses();
         }
         for timer in &due {
             if let Timer::Gap(origin, substream) = *timer {
