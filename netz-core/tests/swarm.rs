@@ -703,6 +703,30 @@ const FOUND: &[(u64, bool, &str)] = &[
         true,
         "a station handed an object by the old session master kept it when it followed the successor that had recovered it: two masters",
     ),
+    (
+        7885,
+        true,
+        "the session master recovered a room whose master, declared failed, was handing it over: two masters until the recovery's word came",
+    ),
+    (21187, true, "the same"),
+    (3782, true, "the same, in a mesh"),
+    (
+        3323,
+        true,
+        "a client refused the successor's deletion of an object handed to a station that had gone, and kept it once it followed",
+    ),
+    (6551, true, "the same: a duplica named a master that had left"),
+    (20059, true, "the same"),
+    (
+        13411,
+        true,
+        "a station refused the successor's word that an object was deleted, and kept it for good once it followed",
+    ),
+    (
+        8773,
+        false,
+        "a room handed over by a station that left reached its new master after the word of the departure: refused, nobody mastered it",
+    ),
 ];
 
 #[test]

@@ -76,9 +76,9 @@ impl Station {
         for h in c.objects {
             self.fault_recover(h, id, c.failed);
         }
-        if c.failed {
-            self.tell_lost_hand_overs(id);
-        }
+        // A hand-over's `Migrate` may have died with a failed station, or
+        // come after the word that a leaving one left (and been refused).
+        self.tell_lost_hand_overs(id);
         self.broadcast(&Msg::RecoveryDone { id }, &[]);
     }
 

@@ -209,7 +209,7 @@ enum Sender {
 /// | JoinRequest, JoinDenied, JoinAccepted, JoinChallenge, JoinKeys | nobody (connectionless only) | |
 /// | JoinForward | a contact | the same token, rate and capacity checks as a direct request |
 /// | JoinKeysForward | the session master | only for a request this station forwarded, to the address it came from |
-/// | JoinDenyForward, LinkKeys, StationJoined, StationGone, RecoveryDone | the session master | LinkKeys, StationJoined and Reattach from a station whose takeover this one refused, and its Create and MasterChanged of objects held here (its recovery), are kept (at most 256 KiB) and heard only if this station follows it (`keep_successor_word`) |
+/// | JoinDenyForward, LinkKeys, StationJoined, StationGone, RecoveryDone | the session master | LinkKeys, StationJoined and Reattach from a station whose takeover this one refused, and its Create, MasterChanged and Delete of objects held here (its recovery) and RecoveryDone, are kept (at most 256 KiB) and heard only if this station follows it (`keep_successor_word`) |
 /// | Holding | any member | at the session master only, once per member and gone station, while its recovery waits for the members' answers; only objects the gone station masters here, each taken by the rule for a new master's own word once its old master is gone (`on_holding`) |
 /// | ReportFailure | any member | declared failed only when it is the sender's own client (the sender relays it); about a station the session master no longer counts, the sender alone is told it is gone. The reporting server holds whatever that client sends on its link from then on until the verdict (dropped if it is declared gone) |
 /// | Leaving | any member | about itself |

@@ -866,10 +866,13 @@ impl Station {
             Msg::Reattach { station, .. } => !own_client(station),
             // What it says of objects held here: its recovery of a failed
             // station's objects (the old master may hand one to this
-            // station meanwhile; it yields the moment it follows).
-            Msg::MasterChanged { handle, .. } | Msg::Create { handle, .. } => {
-                self.store.entries.contains_key(handle)
-            }
+            // station meanwhile; it yields the moment it follows), or
+            // their deletion when the recovery was not approved, and the
+            // end of a recovery (what still names the gone station goes).
+            Msg::MasterChanged { handle, .. }
+            | Msg::Create { handle, .. }
+            | Msg::Delete { handle } => self.store.entries.contains_key(handle),
+            Msg::RecoveryDone { .. } => true,
             _ => false,
         };
         if !kept
@@ -924,7 +927,17 @@ impl Station {
             })
             .map(|m| m.info.id)
             .collect();
-        for id in counted {
+        // And the masters of objects held here that are gone: the session
+        // master's word on their recovery was refused here meanwhile.
+        let members = &self.membership.members;
+        let gone_masters: BTreeSet<StationId> = self
+            .store
+            .entries
+            .values()
+            .map(|e| e.master)
+            .filter(|m| *m != me && !members.contains_key(m))
+            .collect();
+        for id in counted.into_iter().chain(gone_masters) {
             self.send(master, SYSTEM_STREAM, Msg::ReportFailure { id });
         }
     }
