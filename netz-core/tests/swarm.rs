@@ -723,6 +723,11 @@ const FOUND: &[(u64, bool, &str)] = &[
         "a station refused the successor's word that an object was deleted, and kept it for good once it followed",
     ),
     (
+        2753,
+        true,
+        "a server refused a client's announcement of its station object to a new server: the new server never had it",
+    ),
+    (
         8773,
         false,
         "a room handed over by a station that left reached its new master after the word of the departure: refused, nobody mastered it",

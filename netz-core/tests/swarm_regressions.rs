@@ -1878,3 +1878,32 @@ fn a_recovery_waits_for_the_members_word_of_a_hand_over_in_flight() {
         assert_eq!(c.station(i).master_of(h), Some(to), "station {i}");
     }
 }
+
+/// The same with the word of a hand-over: a station that lacks the object
+/// (its announcement was lost) hears that it moved, and asks the new
+/// master, who sends it the whole state.
+#[test]
+fn a_station_that_lacks_an_object_that_moves_asks_its_new_master_for_it() {
+    let mut c = mesh(3);
+    let now = c.now();
+    let r = c.station_mut(0).publish(now, Counter::new(1, "x")).unwrap();
+    let h = r.handle();
+    c.run_for(Duration::from_millis(300));
+    let to = c.station(2).id();
+    let now = c.now();
+    assert!(netz_core::forge::send_as(
+        c.station_mut(0),
+        now,
+        to,
+        netz_core::forge::Forged::Delete { handle: h }
+    ));
+    c.run_for(Duration::from_millis(300));
+    assert!(!c.station(2).contains(h));
+    r.lock().data.value = 4;
+    let now = c.now();
+    c.station_mut(0).migrate(now, h, StationId(2)).unwrap();
+    c.run_for(Duration::from_millis(300));
+    assert!(c.station(2).stats().missing_objects_asked >= 1);
+    assert_eq!(c.station(2).master_of(h), Some(StationId(2)));
+    assert_eq!(c.station(2).get::<Counter>(h).unwrap().lock().data.value, 4);
+}

@@ -454,7 +454,8 @@ impl Station {
     }
 
     /// A change of `handle`, which this station lacks, came from `origin`:
-    /// `origin` is asked for it (`DuplicaHeld`), once a failure timeout.
+    /// `origin` is asked for it (`DuplicaHeld`), once a failure timeout
+    /// (again at once when another station is named: it moved).
     /// A master that counts this station among the object's duplicas
     /// sends its whole state (its announcement was lost on the way: a
     /// server that could not check it refused it); one that does not,
@@ -470,17 +471,20 @@ impl Station {
             return;
         }
         let asked = &mut self.store.asked_missing;
-        if asked.get(&handle).is_some_and(|at| now < *at + keep) {
+        if asked
+            .get(&handle)
+            .is_some_and(|(to, at)| *to == origin && now < *at + keep)
+        {
             return;
         }
         // Swept only when full, as `handed_seen`.
         if asked.len() >= MAX_ASKED_MISSING && !asked.contains_key(&handle) {
-            asked.retain(|_, at| now < *at + keep);
+            asked.retain(|_, (_, at)| now < *at + keep);
         }
         if asked.len() >= MAX_ASKED_MISSING && !asked.contains_key(&handle) {
             return;
         }
-        asked.insert(handle, now);
+        asked.insert(handle, (origin, now));
         self.stats.missing_objects_asked += 1;
         self.send(origin, SYSTEM_STREAM, Msg::DuplicaHeld { handle });
     }

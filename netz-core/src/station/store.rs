@@ -36,7 +36,7 @@ pub(super) struct Store {
     pub(super) refused_changes: BTreeMap<DOHandle, (StationId, Instant)>,
     /// Objects this station lacks whose changes came, with when it asked
     /// the sender for them (see [`Station::ask_for_missing_object`]).
-    pub(super) asked_missing: BTreeMap<DOHandle, Instant>,
+    pub(super) asked_missing: BTreeMap<DOHandle, (StationId, Instant)>,
     /// The session master: recoveries of gone stations' objects that wait
     /// for the members' answers (see [`Station::start_census`]).
     pub(super) censuses: BTreeMap<StationId, super::census::Census>,
@@ -826,6 +826,10 @@ impl Station {
                 self.hold_for_new_master(handle, master, None);
             } else {
                 self.stats.unknown_object += 1;
+                // Its master's announcement may have been lost on the way
+                // (a server that could not check it refused it): the
+                // master sends it if it counts this station a duplica.
+                self.ask_for_missing_object(handle, master);
             }
             return;
         };
