@@ -728,6 +728,11 @@ const FOUND: &[(u64, bool, &str)] = &[
         "a server refused a client's announcement of its station object to a new server: the new server never had it",
     ),
     (
+        5948,
+        false,
+        "a new session master recovered at once, as orphans, the objects of the station it had just declared gone: a hand-over in flight had a second master",
+    ),
+    (
         8773,
         false,
         "a room handed over by a station that left reached its new master after the word of the departure: refused, nobody mastered it",

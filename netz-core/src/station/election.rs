@@ -363,13 +363,17 @@ impl Station {
             }
         }
         // Objects of stations that went while no session master could
-        // recover them (the one before went too) are recovered now.
+        // recover them (the one before went too) are recovered now (those
+        // of the stations declared gone just above wait for their census).
+        let censuses = &self.store.censuses;
         let mut orphaned: Vec<(StationId, DOHandle)> = self
             .store
             .entries
             .iter()
             .filter(|(_, e)| {
-                e.master != self.membership.id && !self.membership.members.contains_key(&e.master)
+                e.master != self.membership.id
+                    && !self.membership.members.contains_key(&e.master)
+                    && !censuses.contains_key(&e.master)
             })
             .map(|(h, e)| (e.master, *h))
             .collect();
