@@ -1804,18 +1804,14 @@ fn a_station_handed_an_object_the_successor_recovered_yields_when_it_follows_the
     }
 }
 
-/// A station lacks an object whose master counts it among the duplicas
-/// (the announcement was lost on its way: a server that could not check
-/// it refused it). The master's next change makes it ask the master, who
-/// sends it the whole state.
-#[test]
-fn a_station_that_lacks_an_object_whose_changes_come_asks_its_master_for_it() {
-    let mut c = mesh(3);
+/// A mesh of three where station 2 lacks station 0's counter (the
+/// master's word that it is deleted, to station 2 alone), though station
+/// 0 still counts it among the duplicas.
+fn a_duplica_lost(c: &mut Cluster) -> Ref<Counter> {
     let now = c.now();
     let r = c.station_mut(0).publish(now, Counter::new(1, "x")).unwrap();
     let h = r.handle();
     c.run_for(Duration::from_millis(300));
-    // The master's word that it is deleted, to station 2 alone.
     let to = c.station(2).id();
     let now = c.now();
     assert!(netz_core::forge::send_as(
@@ -1826,6 +1822,18 @@ fn a_station_that_lacks_an_object_whose_changes_come_asks_its_master_for_it() {
     ));
     c.run_for(Duration::from_millis(300));
     assert!(!c.station(2).contains(h));
+    r
+}
+
+/// A station lacks an object whose master counts it among the duplicas
+/// (the announcement was lost on its way: a server that could not check
+/// it refused it). The master's next change makes it ask the master, who
+/// sends it the whole state.
+#[test]
+fn a_station_that_lacks_an_object_whose_changes_come_asks_its_master_for_it() {
+    let mut c = mesh(3);
+    let r = a_duplica_lost(&mut c);
+    let h = r.handle();
     r.lock().data.value = 4;
     let now = c.now();
     c.station_mut(0).update(now, h).unwrap();
@@ -1885,20 +1893,8 @@ fn a_recovery_waits_for_the_members_word_of_a_hand_over_in_flight() {
 #[test]
 fn a_station_that_lacks_an_object_that_moves_asks_its_new_master_for_it() {
     let mut c = mesh(3);
-    let now = c.now();
-    let r = c.station_mut(0).publish(now, Counter::new(1, "x")).unwrap();
+    let r = a_duplica_lost(&mut c);
     let h = r.handle();
-    c.run_for(Duration::from_millis(300));
-    let to = c.station(2).id();
-    let now = c.now();
-    assert!(netz_core::forge::send_as(
-        c.station_mut(0),
-        now,
-        to,
-        netz_core::forge::Forged::Delete { handle: h }
-    ));
-    c.run_for(Duration::from_millis(300));
-    assert!(!c.station(2).contains(h));
     r.lock().data.value = 4;
     let now = c.now();
     c.station_mut(0).migrate(now, h, StationId(2)).unwrap();
