@@ -188,6 +188,14 @@ impl Station {
     /// dropped.
     pub(super) fn master_confirmed(&mut self, handle: DOHandle, master: StationId) {
         if let Some(claims) = self.store.pending_master.remove(&handle) {
+            // The others' changes go unheard: should one master the object
+            // here later after all (what `master` held may move it on), it
+            // is asked for its state (`ask_for_missed_changes`).
+            for p in claims.0.iter().filter(|p| p.master != master) {
+                if !p.held.is_empty() {
+                    self.note_refused_change(handle, p.master);
+                }
+            }
             for p in claims.0 {
                 if p.master == master {
                     for msg in p.held {
@@ -224,8 +232,10 @@ impl Station {
         for (h, m) in claims {
             if self.change_master(h, m, m) {
                 self.master_confirmed(h, m);
-                if m != me {
-                    self.send(m, SYSTEM_STREAM, Msg::DuplicaHeld { handle: h });
+                // (What its claim held may have moved it on already.)
+                let now_master = self.store.entries.get(&h).map(|e| e.master);
+                if let Some(to) = now_master.filter(|to| *to != me) {
+                    self.send(to, SYSTEM_STREAM, Msg::DuplicaHeld { handle: h });
                 }
             }
         }
