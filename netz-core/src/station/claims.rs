@@ -322,6 +322,27 @@ const MAX_REFUSED_CHANGES: usize = 1024;
 /// [`Store::asked_missing`]).
 const MAX_ASKED_MISSING: usize = 1024;
 
+/// Puts `value` for `handle` into a bounded map of recent entries, whose
+/// stale ones (those `fresh` rejects) are swept only when it is full
+/// (readers check the age): a flood of remote input costs no sweep per
+/// message. Returns whether it was kept (a full map keeps no new key).
+fn insert_recent<V>(
+    map: &mut BTreeMap<DOHandle, V>,
+    max: usize,
+    handle: DOHandle,
+    value: V,
+    fresh: impl Fn(&V) -> bool,
+) -> bool {
+    if map.len() >= max && !map.contains_key(&handle) {
+        map.retain(|_, v| fresh(v));
+    }
+    let kept = map.len() < max || map.contains_key(&handle);
+    if kept {
+        map.insert(handle, value);
+    }
+    kept
+}
+
 /// How many hand-overs the session master remembers (see
 /// [`Store::handed_seen`]).
 const MAX_HANDED_SEEN: usize = 4096;
@@ -335,14 +356,13 @@ impl Station {
         let now = self.now;
         let keep = 3 * self.cfg.failure_timeout;
         let seen = &mut self.store.handed_seen;
-        // Swept only when full (readers check the age): a flood of remote
-        // input costs no sweep per message.
-        if seen.len() >= MAX_HANDED_SEEN && !seen.contains_key(&handle) {
-            seen.retain(|_, (_, _, at)| now < *at + keep);
-        }
-        if seen.len() < MAX_HANDED_SEEN || seen.contains_key(&handle) {
-            seen.insert(handle, (from, to, now));
-        }
+        insert_recent(
+            seen,
+            MAX_HANDED_SEEN,
+            handle,
+            (from, to, now),
+            |(_, _, at)| now < *at + keep,
+        );
     }
 
     /// The objects `gone` handed over a little before that this station
@@ -454,13 +474,13 @@ impl Station {
         let now = self.now;
         let keep = 3 * self.cfg.failure_timeout;
         let refused = &mut self.store.refused_changes;
-        // Swept only when full, as `handed_seen`.
-        if refused.len() >= MAX_REFUSED_CHANGES && !refused.contains_key(&handle) {
-            refused.retain(|_, (_, at)| now < *at + keep);
-        }
-        if refused.len() < MAX_REFUSED_CHANGES || refused.contains_key(&handle) {
-            refused.insert(handle, (origin, now));
-        }
+        insert_recent(
+            refused,
+            MAX_REFUSED_CHANGES,
+            handle,
+            (origin, now),
+            |(_, at)| now < *at + keep,
+        );
     }
 
     /// A change of `handle`, which this station lacks, came from `origin`:
@@ -487,14 +507,15 @@ impl Station {
         {
             return;
         }
-        // Swept only when full, as `handed_seen`.
-        if asked.len() >= MAX_ASKED_MISSING && !asked.contains_key(&handle) {
-            asked.retain(|_, (_, at)| now < *at + keep);
-        }
-        if asked.len() >= MAX_ASKED_MISSING && !asked.contains_key(&handle) {
+        if !insert_recent(
+            asked,
+            MAX_ASKED_MISSING,
+            handle,
+            (origin, now),
+            |(_, at)| now < *at + keep,
+        ) {
             return;
         }
-        asked.insert(handle, (origin, now));
         self.stats.missing_objects_asked += 1;
         self.send(origin, SYSTEM_STREAM, Msg::DuplicaHeld { handle });
     }
