@@ -155,6 +155,12 @@ pub enum Forged {
         /// The objects claimed.
         held: Vec<DOHandle>,
     },
+    /// "The session counts `id`" (the session master's answer to a
+    /// report of silence).
+    StillMember {
+        /// The reporting station.
+        id: StationId,
+    },
     /// Any message, postcard-encoded as the wire has it (for fuzzing);
     /// bytes that do not decode are not sent.
     Raw(Vec<u8>),
@@ -250,6 +256,7 @@ impl Forged {
             },
             Forged::RoomMigrateStart { room, epoch } => Msg::RoomMigrateStart { room, epoch },
             Forged::Holding { id, held } => Msg::Holding { id, held },
+            Forged::StillMember { id } => Msg::StillMember { id },
             Forged::Raw(bytes) => postcard::from_bytes(&bytes).ok()?,
         })
     }

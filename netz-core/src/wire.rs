@@ -259,6 +259,11 @@ pub(crate) enum Msg {
     /// hand-over the session master may not have heard of). The session
     /// master recovers `id`'s other objects once every member answered.
     Holding { id: StationId, held: Vec<DOHandle> },
+    /// The session master -> a member another member (`id`) reported
+    /// silent, while the session master hears both: the session counts
+    /// `id`. A station that saw `id` declared gone is out of step with the
+    /// session and excludes itself.
+    StillMember { id: StationId },
 }
 
 /// What a room request asks for.
@@ -305,6 +310,7 @@ impl Msg {
             Msg::StationGone { .. } => "StationGone",
             Msg::RecoveryDone { .. } => "RecoveryDone",
             Msg::Holding { .. } => "Holding",
+            Msg::StillMember { .. } => "StillMember",
             Msg::ReportFailure { .. } => "ReportFailure",
             Msg::NewSessionMaster { .. } => "NewSessionMaster",
             Msg::Create { .. } => "Create",

@@ -592,3 +592,48 @@ fn a_takeover_a_server_follows_late_reaches_its_clients() {
         assert!(doubly_mastered(&c).is_empty(), "{case}");
     }
 }
+
+/// A station that saw a station declared gone (by the session master of
+/// a side the session did not follow) while its session master counts it
+/// cannot mend its view: told so by the session master (`StillMember`,
+/// its answer to the other station's report that this one is silent), it
+/// reports `Event::Excluded`, drops what it holds and closes.
+#[test]
+fn a_station_whose_session_master_counts_a_station_it_saw_gone_is_excluded() {
+    use netz_core::forge::{self, Forged};
+    let (mut c, _) = session(Topology::Mesh, false, 4, 0, 11);
+    let two = c.station(2).id();
+    c.crash(2);
+    let gone = c.run_until(Duration::from_secs(5), |c| {
+        [0, 1, 3]
+            .iter()
+            .all(|&i| c.station(i).station_info(two).is_none())
+    });
+    assert!(gone, "station 2 declared gone everywhere");
+    for i in c.live() {
+        let _ = c.events(i);
+    }
+    let (now, to) = (c.now(), c.station(1).id());
+    assert!(forge::send_as(
+        c.station_mut(0),
+        now,
+        to,
+        Forged::StillMember { id: two }
+    ));
+    c.run_for(Duration::from_millis(300));
+    assert!(excluded(&mut c, 1), "station 1 was told it is out");
+    assert!(!c.station(1).is_in_session());
+    assert!(c.station(1).objects().is_empty());
+    // The session master's word about a member the station counts
+    // changes nothing.
+    let (now, to, one) = (c.now(), c.station(3).id(), c.station(0).id());
+    assert!(forge::send_as(
+        c.station_mut(0),
+        now,
+        to,
+        Forged::StillMember { id: one }
+    ));
+    c.run_for(Duration::from_millis(300));
+    assert!(c.station(3).is_in_session());
+    assert!(!excluded(&mut c, 3));
+}

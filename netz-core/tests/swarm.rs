@@ -728,6 +728,30 @@ const FOUND: &[(u64, bool, &str)] = &[
         "a server refused a client's announcement of its station object to a new server: the new server never had it",
     ),
     (
+        530,
+        true,
+        "a station counted a member the session master never counted (it joined on a side the session did not follow): the session master's answer to its report said nothing",
+    ),
+    (1846, true, "the same"),
+    (
+        856,
+        true,
+        "a station that saw a live station declared failed by the session master of a side it then left followed the session that counted it: the two could not hear each other for good",
+    ),
+    (2488, true, "the same"),
+    (3580, true, "the same"),
+    (
+        966,
+        true,
+        "a hand-over whose `Migrate` died with the old master: the new master dropped its duplica with the recovery, and the station that named it master kept it",
+    ),
+    (328, true, "the same"),
+    (
+        1382,
+        true,
+        "a claim that expired with a change it held was confirmed late by the old master's word: the duplica missed the change for good",
+    ),
+    (
         5948,
         false,
         "a new session master recovered at once, as orphans, the objects of the station it had just declared gone: a hand-over in flight had a second master",

@@ -775,3 +775,38 @@ fn a_member_takes_nothing_by_a_census_answer_it_was_not_asked_for() {
         assert_eq!(c.station(i).master_of(lost), Some(sm), "station {i}");
     }
 }
+
+#[test]
+fn a_member_cannot_make_another_exclude_itself() {
+    // `StillMember` (the session counts a station) makes a station that
+    // saw that station declared gone exclude itself: only the session
+    // master's word counts. A cheat that sends it itself, or reports a
+    // healthy member silent to draw the session master's word about
+    // itself, ends nobody.
+    let mut c = mesh(4);
+    c.run_for(Duration::from_millis(300));
+    let two = c.station(2).id();
+    c.crash(2);
+    let gone = c.run_until(Duration::from_secs(5), |c| {
+        [0, 1, 3]
+            .iter()
+            .all(|&i| c.station(i).station_info(two).is_none())
+    });
+    assert!(gone, "station 2 declared gone everywhere");
+    let before = refused(&c, 1);
+    forge(&mut c, 3, 1, Forged::StillMember { id: two });
+    c.run_for(Duration::from_millis(300));
+    assert_eq!(refused(&c, 1), before + 1, "refused from a member");
+    // Reported twice, a failure timeout apart: the session master tells
+    // station 1 the session counts the cheat, which station 1 counts.
+    let one = c.station(1).id();
+    let ft = c.station(0).config().failure_timeout;
+    forge(&mut c, 3, 0, Forged::ReportFailure { id: one });
+    c.run_for(ft + Duration::from_millis(100));
+    forge(&mut c, 3, 0, Forged::ReportFailure { id: one });
+    c.run_for(Duration::from_secs(1));
+    for i in [0, 1, 3] {
+        assert!(c.station(i).is_in_session(), "station {i} is in session");
+        assert_eq!(c.station(i).stations().len(), 3, "station {i}");
+    }
+}

@@ -252,11 +252,15 @@ impl Station {
         let members = &self.membership.members;
         let mut expired = Vec::new();
         let mut ask = Vec::new();
+        let mut dropped_changes = Vec::new();
         self.store.pending_master.retain(|h, claims| {
             claims.0.retain(|p| {
                 let fresh = now < p.since + keep;
                 if !fresh {
                     expired.push(p.master);
+                    if !p.held.is_empty() {
+                        dropped_changes.push((*h, p.master));
+                    }
                     if !entries.contains_key(h) && members.contains_key(&p.master) {
                         ask.push((*h, p.master));
                     }
@@ -271,6 +275,14 @@ impl Station {
         // A claim nobody confirmed in time was one it had no right to make.
         for claimant in expired {
             self.refuse("MasterClaim", claimant, "no word of the old master came");
+        }
+        // Its changes go unheard: should the claimant master the object
+        // here later after all (the old master's word came late), it is
+        // asked for its state (`ask_for_missed_changes`).
+        for (handle, claimant) in dropped_changes {
+            if self.store.entries.contains_key(&handle) {
+                self.note_refused_change(handle, claimant);
+            }
         }
         // A new master counts this station among an object's duplicas, yet
         // the object never came (the old master sent it on a path that
@@ -446,6 +458,32 @@ impl Station {
             self.send(origin, SYSTEM_STREAM, Msg::Delete { handle });
             return;
         };
+        if e.master != me && e.master != origin {
+            // A duplica here too, of a master the sender no longer names
+            // (the hand-over to this station whose `Migrate` may yet come,
+            // or died with the old master): if this station drops the
+            // object, the sender is told, as it would be now.
+            let now = self.now;
+            let keep = 3 * self.cfg.failure_timeout;
+            let mut named = self
+                .store
+                .named_master_by
+                .get(&handle)
+                .filter(|(_, at)| now < *at + keep)
+                .map(|(v, _)| v.clone())
+                .unwrap_or_default();
+            if !named.contains(&origin) && named.len() < 8 {
+                named.push(origin);
+            }
+            insert_recent(
+                &mut self.store.named_master_by,
+                MAX_REFUSED_CHANGES,
+                handle,
+                (named, now),
+                |(_, at)| now < *at + keep,
+            );
+            return;
+        }
         if e.master != me || !e.dup_set.contains(&origin) {
             return;
         }

@@ -78,6 +78,7 @@ impl Station {
             // Store.
             Msg::RecoveryDone { id } => self.on_recovery_done(origin, id),
             Msg::Holding { id, held } => self.on_holding(origin, id, held),
+            Msg::StillMember { id } => self.on_still_member(origin, id),
             Msg::Create {
                 handle,
                 master,
@@ -211,7 +212,8 @@ enum Sender {
 /// | JoinKeysForward | the session master | only for a request this station forwarded, to the address it came from |
 /// | JoinDenyForward, LinkKeys, StationJoined, StationGone, RecoveryDone | the session master | LinkKeys, StationJoined and Reattach from a station whose takeover this one refused, and its Create, MasterChanged and Delete of objects held here (its recovery) and RecoveryDone, are kept (at most 256 KiB) and heard only if this station follows it (`keep_successor_word`) |
 /// | Holding | any member | at the session master only, once per member and gone station, while its recovery waits for the members' answers; only objects the gone station masters here, each taken by the rule for a new master's own word once its old master is gone (`on_holding`) |
-/// | ReportFailure | any member | declared failed only when it is the sender's own client (the sender relays it); about a station the session master no longer counts, the sender alone is told it is gone. The reporting server holds whatever that client sends on its link from then on until the verdict (dropped if it is declared gone) |
+/// | StillMember | the session master | the station it names is a member this station saw declared gone: this station excludes itself; otherwise nothing |
+/// | ReportFailure | any member | declared failed only when it is the sender's own client (the sender relays it); about a station the session master no longer counts, the sender alone is told it is gone (also when it never counted it); about a member the session master hears, as it hears the sender, that member alone is told the session counts the sender (`StillMember`). The reporting server holds whatever that client sends on its link from then on until the verdict (dropped if it is declared gone) |
 /// | Leaving | any member | about itself |
 /// | NewSessionMaster | handler | the sender is the one this station's own view of the election picks, and every station it names as failed has been silent here; a client cannot see the others' silence and takes its server's word: a server passes a takeover on to its clients only from the session master it follows, keeps the others and passes them on (in that station's name, with the members' `StationJoined`) once it follows it, and tells a client it welcomes whom it follows |
 /// | Create | handler | a new object is created by its sender, or re-discovered by its master; an existing duplica's master changes only with its old master's word or the session master's recovery |
@@ -251,7 +253,8 @@ fn sender_rule(msg: &Msg) -> Sender {
         | Msg::LinkKeys { .. }
         | Msg::StationJoined(_)
         | Msg::StationGone { .. }
-        | Msg::RecoveryDone { .. } => Sender::SessionMaster,
+        | Msg::RecoveryDone { .. }
+        | Msg::StillMember { .. } => Sender::SessionMaster,
         Msg::Offline { .. }
         | Msg::Handover { .. }
         | Msg::HandoverAck { .. }

@@ -25,6 +25,8 @@ impl Station {
             // its view differed), and then says so again to this station.
             let master = self.membership.session_master;
             self.send(master, SYSTEM_STREAM, Msg::ReportFailure { id });
+            let at = self.now;
+            self.membership.silence_reported.insert(id, at);
             // It believes this server about its own client: from now on
             // the client's words wait for the verdict.
             let me = self.membership.id;
@@ -72,6 +74,33 @@ impl Station {
                 continue;
             }
             self.drop_report(id);
+        }
+    }
+
+    /// Members still silent here two failure timeouts after this station
+    /// last reported them are reported again to the session master; the
+    /// records of members heard again, or gone, are dropped.
+    pub(super) fn report_silence_again(&mut self, now: Instant) {
+        let wait = 2 * self.cfg.failure_timeout;
+        let members = &self.membership.members;
+        self.membership
+            .silence_reported
+            .retain(|id, _| members.get(id).is_some_and(|m| m.silent));
+        let master = self.membership.session_master;
+        if master == self.membership.id || !self.is_in_session() {
+            self.membership.silence_reported.clear();
+            return;
+        }
+        let due: Vec<StationId> = self
+            .membership
+            .silence_reported
+            .iter()
+            .filter(|(id, at)| now >= **at + wait && **id != master)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            self.send(master, SYSTEM_STREAM, Msg::ReportFailure { id });
+            self.membership.silence_reported.insert(id, now);
         }
     }
 
@@ -647,9 +676,69 @@ impl Station {
         }
         match self.membership.members.get(&id) {
             Some(m) if m.info.relay == Some(origin) => self.declare_gone(id, true),
-            Some(_) => {}
-            None => self.retell_departure(origin, id, true),
+            Some(m) => {
+                // Both are heard here. Reported again (a station asks
+                // about every member once, on following a new session
+                // master; one still silent there is reported every two
+                // failure timeouts), the station that cannot hear the
+                // other is told the session counts the sender: it may have
+                // seen it declared failed by a session master of a side
+                // the session did not follow.
+                let heard = |m: &Member| !m.silent && m.link.is_some();
+                if heard(m) && self.membership.members.get(&origin).is_some_and(heard) {
+                    let now = self.now;
+                    let ft = self.cfg.failure_timeout;
+                    let seen = &mut self.membership.silence_heard;
+                    let again = seen
+                        .get(&(origin, id))
+                        .is_some_and(|at| now >= *at + ft && now < *at + 4 * ft);
+                    if seen.len() >= 1024 {
+                        seen.retain(|_, at| now < *at + 4 * ft);
+                    }
+                    if again || seen.len() < 1024 {
+                        seen.insert((origin, id), now);
+                    }
+                    if again {
+                        self.send(id, SYSTEM_STREAM, Msg::StillMember { id: origin });
+                    }
+                }
+            }
+            None if self.membership.gone.contains(&id) => self.retell_departure(origin, id, true),
+            None => self.tell_unknown_departure(origin, id),
         }
+    }
+
+    /// Session master: `to` counts station `id`, which this session
+    /// master never counted (a joiner admitted by a session master whose
+    /// word about it this one never heard, or a station of a side that
+    /// split off and was ended): for this session it is not a member, and
+    /// `to` is told so, alone. Nothing of `id`'s was recovered here: the
+    /// recovery's end is told at once (what `to` holds of `id`'s goes).
+    fn tell_unknown_departure(&mut self, to: StationId, id: StationId) {
+        if id == StationId::NONE || !self.membership.members.contains_key(&to) {
+            return;
+        }
+        self.send(to, SYSTEM_STREAM, Msg::StationGone { id, failed: true });
+        self.send(to, SYSTEM_STREAM, Msg::RecoveryDone { id });
+    }
+
+    /// `StillMember`: the session master hears station `id` (which says
+    /// this station is silent there). If this station saw `id` declared
+    /// gone, by a session master of a side of a split that the session
+    /// did not follow, its view of the session can no longer be mended:
+    /// it reports that it was excluded and closes. A member it counts, or
+    /// a station it never heard of, changes nothing.
+    pub(super) fn on_still_member(&mut self, origin: StationId, id: StationId) {
+        if origin != self.membership.session_master || origin == self.membership.id {
+            self.stats.bad_messages += 1;
+            return;
+        }
+        if self.membership.members.contains_key(&id) || !self.membership.gone.contains(&id) {
+            return;
+        }
+        self.exclude(&format!(
+            "the session master counts station {id}, which this station saw declared gone: this station followed the other side of a split"
+        ));
     }
 
     /// What station `id` mastered when it went, kept for

@@ -62,6 +62,15 @@ pub(super) struct Membership {
     /// and what it sent is passed on once it was heard again (see
     /// [`Station::release_reported`]).
     pub(super) reported: BTreeMap<StationId, Reported>,
+    /// Members silent here that this station reported to the session
+    /// master (not being it), with when: reported again every two failure
+    /// timeouts while silent (the session master that heard the first
+    /// report may have judged by a view it no longer has).
+    pub(super) silence_reported: BTreeMap<StationId, Instant>,
+    /// The session master: reports of a member's silence from another
+    /// member while it hears both, by (reporter, reported), with when
+    /// (at most 1,024; see [`Station::on_report_failure`]).
+    pub(super) silence_heard: BTreeMap<(StationId, StationId), Instant>,
 }
 
 /// What a reported client sent since its report (see
@@ -93,6 +102,8 @@ impl Membership {
             successor_bytes: 0,
             spare_links: BTreeMap::new(),
             reported: BTreeMap::new(),
+            silence_reported: BTreeMap::new(),
+            silence_heard: BTreeMap::new(),
         }
     }
 }

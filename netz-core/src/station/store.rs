@@ -37,6 +37,10 @@ pub(super) struct Store {
     /// Objects this station lacks whose changes came, with when it asked
     /// the sender for them (see [`Station::ask_for_missing_object`]).
     pub(super) asked_missing: BTreeMap<DOHandle, (StationId, Instant)>,
+    /// Duplicas held here whose stations said (`DuplicaHeld`) they name
+    /// this station their master, with when: should this station drop
+    /// the object, they are told (see [`Station::on_duplica_held`]).
+    pub(super) named_master_by: BTreeMap<DOHandle, (Vec<StationId>, Instant)>,
     /// The session master: recoveries of gone stations' objects that wait
     /// for the members' answers (see [`Station::start_census`]).
     pub(super) censuses: BTreeMap<StationId, super::census::Census>,
@@ -138,6 +142,7 @@ impl Store {
             handed_seen: BTreeMap::new(),
             refused_changes: BTreeMap::new(),
             asked_missing: BTreeMap::new(),
+            named_master_by: BTreeMap::new(),
             censuses: BTreeMap::new(),
         }
     }
@@ -386,6 +391,7 @@ impl Station {
         let Some(e) = self.store.entries.get(&handle) else {
             return false;
         };
+        trace!(station = %self.membership.id, %handle, %origin, ?reason, master = %e.master, "object removed");
         let cell = e.cell.clone();
         let was_master = e.master == self.membership.id;
         let op = self.make_op(
@@ -404,6 +410,16 @@ impl Station {
                     };
                     for t in targets {
                         st.send(t, SYSTEM_STREAM, Msg::Delete { handle });
+                    }
+                }
+                // Stations whose duplicas name this one their master
+                // (a hand-over whose `Migrate` never came) lose the object
+                // with it: nobody masters it.
+                if let Some((named, _)) = st.store.named_master_by.remove(&handle) {
+                    for t in named {
+                        if st.membership.members.contains_key(&t) {
+                            st.send(t, SYSTEM_STREAM, Msg::Delete { handle });
+                        }
                     }
                 }
                 cell.meta().in_store.store(false, Ordering::Release);

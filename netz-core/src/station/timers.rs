@@ -368,6 +368,9 @@ impl Station {
         if !self.membership.reported.is_empty() {
             self.release_reported(now);
         }
+        if !self.membership.silence_reported.is_empty() {
+            self.report_silence_again(now);
+        }
         let keep = self.cfg.failure_timeout;
         let before = self.routing.early_relayed.len();
         self.routing.early_relayed.retain(|e| now < e.0 + keep);

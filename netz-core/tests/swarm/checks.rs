@@ -276,10 +276,23 @@ pub fn end(w: &mut World, switches: Switches) -> Result<(), String> {
     if switches.session_epoch {
         if let Some(&i) = live.iter().find(|i| !settled.contains(i)) {
             let st = w.station(i);
+            let views: Vec<String> = live
+                .iter()
+                .map(|&k| {
+                    let s = w.station(k);
+                    format!(
+                        "node {k} ({}, session master {}): {:?}",
+                        s.id(),
+                        s.session_master(),
+                        s.stations().iter().map(|m| m.id).collect::<Vec<_>>()
+                    )
+                })
+                .collect();
             return Err(format!(
-                "node {i} ({}) believes in a session whose members do not count it: {:?}",
+                "node {i} ({}) believes in a session whose members do not count it: {:?}; the live stations' views: {}",
                 st.id(),
-                st.stations().iter().map(|s| s.id).collect::<Vec<_>>()
+                st.stations().iter().map(|s| s.id).collect::<Vec<_>>(),
+                views.join("; ")
             ));
         }
     }
