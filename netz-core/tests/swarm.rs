@@ -752,6 +752,26 @@ const FOUND: &[(u64, bool, &str)] = &[
         "a claim that expired with a change it held was confirmed late by the old master's word: the duplica missed the change for good",
     ),
     (
+        6646,
+        true,
+        "a station heard the station object of a member deleted by the session master of a side it then left: it held no such object for good",
+    ),
+    (
+        12212,
+        true,
+        "the session masters of two sides of a split gave out the same id: a station held the objects of one under the id of the other",
+    ),
+    (
+        18235,
+        true,
+        "a server refused its client's change of an object the client had claimed, before the old master's word came: the others missed it for good",
+    ),
+    (
+        6833,
+        true,
+        "a server kept sending to a client of the session master's that the session master no longer counted: nothing told it",
+    ),
+    (
         5948,
         false,
         "a new session master recovered at once, as orphans, the objects of the station it had just declared gone: a hand-over in flight had a second master",

@@ -810,3 +810,46 @@ fn a_member_cannot_make_another_exclude_itself() {
         assert_eq!(c.station(i).stations().len(), 3, "station {i}");
     }
 }
+
+#[test]
+fn a_client_that_claims_an_object_cannot_change_it_through_its_server() {
+    // A client names itself the master of another's object: the server
+    // (and every receiver) holds the claim, waiting for the old master's
+    // word, and passes the client's changes of it on for the receivers to
+    // check (they hold them with their claims). The word never comes: the
+    // claims expire and the changes with them, everywhere.
+    let mut c = client_server(3);
+    let now = c.now();
+    let other = c
+        .station_mut(2)
+        .publish(now, Counter::new(6, "bob"))
+        .unwrap()
+        .handle();
+    c.run_for(Duration::from_millis(400));
+    let cheat = c.station(1).id();
+    let owner = c.station(2).id();
+    for to in [0, 3] {
+        let claim = Forged::MasterChanged {
+            handle: other,
+            master: cheat,
+        };
+        forge(&mut c, 1, to, claim);
+    }
+    c.run_for(Duration::from_millis(100));
+    c.station(1)
+        .get::<Counter>(other)
+        .unwrap()
+        .lock()
+        .data
+        .value = 666;
+    let data = forge::update_batch_of(c.station(1), &[other]);
+    forge(&mut c, 1, 3, Forged::UpdateBatch { data });
+    c.run_for(c.station(0).config().failure_timeout * 3);
+    for i in [0, 2, 3] {
+        let st = c.station(i);
+        assert_eq!(st.master_of(other), Some(owner), "station {i}");
+        let v = st.get::<Counter>(other).unwrap().lock().data.value;
+        assert_eq!(v, 6, "station {i} kept the owner's state");
+        assert_eq!(st.bookkeeping().pending_masters, 0, "station {i}");
+    }
+}

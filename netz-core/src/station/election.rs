@@ -323,10 +323,16 @@ impl Station {
             .map(|i| i.0 + 1)
             .max()
             .unwrap_or(2);
+        // And two sides of a split that each elect a session master from
+        // the same view give out ids of their own: each skips a further
+        // 4,096 ids per step of its own id (modulo 64), so that a station
+        // of one side never shares an id with a joiner of the other (the
+        // objects a station holds of one would name the other master).
+        let side = (self.membership.id.0 % 64).saturating_mul(4096);
         self.membership.next_station_id = self
             .membership
             .next_station_id
-            .max(known.saturating_add(margin));
+            .max(known.saturating_add(margin).saturating_add(side));
         let failed: Vec<StationId> = self
             .membership
             .gone
@@ -720,6 +726,30 @@ impl Station {
         }
         self.send(to, SYSTEM_STREAM, Msg::StationGone { id, failed: true });
         self.send(to, SYSTEM_STREAM, Msg::RecoveryDone { id });
+    }
+
+    /// Session master: member `to` sent something for station `id`, which
+    /// is not in the session: `to` is told it went (as if it had reported
+    /// it silent), at most once a failure timeout per pair (1,024 pairs).
+    pub(super) fn tell_relay_departure(&mut self, to: StationId, id: StationId) {
+        let now = self.now;
+        let ft = self.cfg.failure_timeout;
+        let told = &mut self.membership.departures_told;
+        if told.get(&(to, id)).is_some_and(|at| now < *at + ft) {
+            return;
+        }
+        if told.len() >= 1024 {
+            told.retain(|_, at| now < *at + ft);
+            if told.len() >= 1024 {
+                return;
+            }
+        }
+        told.insert((to, id), now);
+        if self.membership.gone.contains(&id) {
+            self.retell_departure(to, id, true);
+        } else {
+            self.tell_unknown_departure(to, id);
+        }
     }
 
     /// `StillMember`: the session master hears station `id` (which says

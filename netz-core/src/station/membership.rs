@@ -71,6 +71,10 @@ pub(super) struct Membership {
     /// member while it hears both, by (reporter, reported), with when
     /// (at most 1,024; see [`Station::on_report_failure`]).
     pub(super) silence_heard: BTreeMap<(StationId, StationId), Instant>,
+    /// The session master: members told again of a station they sent
+    /// something for that is not in the session, by (member, station),
+    /// with when (see [`Station::tell_relay_departure`]).
+    pub(super) departures_told: BTreeMap<(StationId, StationId), Instant>,
 }
 
 /// What a reported client sent since its report (see
@@ -104,6 +108,7 @@ impl Membership {
             reported: BTreeMap::new(),
             silence_reported: BTreeMap::new(),
             silence_heard: BTreeMap::new(),
+            departures_told: BTreeMap::new(),
         }
     }
 }

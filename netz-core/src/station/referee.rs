@@ -24,6 +24,15 @@ impl Station {
     pub(super) fn referee(&mut self, substream: u8, env: &mut Envelope) -> bool {
         let origin = env.origin;
         let master_of = |st: &Station, h: DOHandle| st.store.entries.get(&h).map(|e| e.master);
+        // The client named itself the object's master here and the old
+        // master's word has not come yet (the claim waits): its changes
+        // to the others are theirs to check, as each holds the claim too.
+        let claims = |st: &Station, h: DOHandle| {
+            st.store
+                .pending_master
+                .get(&h)
+                .is_some_and(|c| c.0.iter().any(|p| p.master == origin))
+        };
         let checked = match &env.msg {
             Msg::Create {
                 handle,
@@ -49,14 +58,16 @@ impl Station {
                 let payload = Some(Payload::Datasets(data.0.as_slice().into()));
                 // Not here yet: its announcement to this server comes later
                 // in the client's order (each receiver checks its own).
-                let own = master_of(self, *handle).is_none_or(|m| m == origin);
+                let own =
+                    master_of(self, *handle).is_none_or(|m| m == origin) || claims(self, *handle);
                 (op, *handle, own, payload)
             }
             Msg::Updates { items } => {
                 for (handle, data) in items {
                     let revision = peek_revision(&data.0);
                     let op = OperationDetail::UpdateDataSet(UpdateDataSetOperation { revision });
-                    let mastered = master_of(self, *handle).is_none_or(|m| m == origin);
+                    let mastered = master_of(self, *handle).is_none_or(|m| m == origin)
+                        || claims(self, *handle);
                     let payload = Some(Payload::Datasets(data.0.as_slice().into()));
                     let checked = (op, *handle, mastered, payload);
                     if !self.referee_op("Updates", checked, origin, env.dest) {
@@ -87,7 +98,8 @@ impl Station {
                     let op = OperationDetail::UpdateDataSet(UpdateDataSetOperation { revision });
                     // As for `Update`: an object not here (yet, or any
                     // more) is each receiver's to check.
-                    let mastered = master_of(self, item.handle).is_none_or(|m| m == origin);
+                    let mastered = master_of(self, item.handle).is_none_or(|m| m == origin)
+                        || claims(self, item.handle);
                     let payload = Some(Payload::Datasets(msg.as_slice().into()));
                     let checked = (op, item.handle, mastered, payload);
                     if self.referee_op(kind, checked, origin, env.dest) {

@@ -160,6 +160,7 @@ impl Station {
             self.stats.early_messages_limited += 1;
             return;
         }
+        trace!(station = %self.membership.id, origin = %env.origin, dest = %env.dest, msg = env.msg.name(), "relayed message kept for a station not known yet");
         self.routing.early_relayed_bytes += size;
         self.routing
             .early_relayed
@@ -302,6 +303,13 @@ impl Station {
                 if !self.send_envelope(substream, env) {
                     debug!(station = %self.membership.id, %origin, %dest, "relayed message dropped: no route");
                 }
+            } else if self.is_session_master() && self.membership.members.contains_key(&hop) {
+                // The session master admits every station: one it does not
+                // count is not in the session, and the sender, which still
+                // counts it, is told (a client of another server reports
+                // no silence to anyone).
+                self.stats.unknown_sender += 1;
+                self.tell_relay_departure(hop, env.dest);
             } else if self.cfg.topology == Topology::ClientServer
                 && !self.membership.gone.contains(&env.dest)
             {

@@ -807,6 +807,16 @@ impl Station {
             }
             return;
         }
+        if handle.class_id() == ClassId::STATION
+            && origin != e.master
+            && self.membership.members.contains_key(&e.master)
+        {
+            // A station object goes with its station's departure: the
+            // session master's recovery of a station this one still counts
+            // (a word of a session master of a side it left) is not heard.
+            self.refuse("Delete", origin, "the station object of a member");
+            return;
+        }
         self.remove_from_store(handle, origin, RemoveReason::Deleted, false);
     }
 
