@@ -217,7 +217,7 @@ enum Sender {
 /// | Leaving | any member | about itself |
 /// | NewSessionMaster | handler | the sender is the one this station's own view of the election picks, and every station it names as failed has been silent here; a client cannot see the others' silence and takes its server's word: a server passes a takeover on to its clients only from the session master it follows, keeps the others and passes them on (in that station's name, with the members' `StationJoined`) once it follows it, and tells a client it welcomes whom it follows |
 /// | Create | handler | a new object is created by its sender, or re-discovered by its master; an existing duplica's master changes only with its old master's word or the session master's recovery |
-/// | Delete | handler | the object's master, or the session master |
+/// | Delete | handler | the object's master, or the session master (a station object only from its master while its station is a member here) |
 /// | DuplicaRemoved | any member | about its own duplica |
 /// | DuplicaHeld | any member | about its own duplica: a station that lacks the object answers the sender alone with `Delete` (its duplica names this station master, which nobody can be now); the master answers a station of the object's duplica set alone with its state (`Create`, within the link's queue limit and budget); nothing else |
 /// | MasterChanged | handler | the object's current master hands it over, or the session master recovers it, or the new master names itself once the old one is gone (up to four stations' claims wait per object); one naming the receiver comes only from the session master (a hand-over whose `Migrate` died with its failed old master), taken while the receiver's copy names a gone master |
