@@ -772,6 +772,11 @@ const FOUND: &[(u64, bool, &str)] = &[
         "a server kept sending to a client of the session master's that the session master no longer counted: nothing told it",
     ),
     (
+        13743,
+        false,
+        "the session master retold a departure to a member that had sent something for the gone station just before the broadcast of it reached it: the retelling raced the recovery",
+    ),
+    (
         5948,
         false,
         "a new session master recovered at once, as orphans, the objects of the station it had just declared gone: a hand-over in flight had a second master",

@@ -730,7 +730,9 @@ impl Station {
 
     /// Session master: member `to` sent something for station `id`, which
     /// is not in the session: `to` is told it went (as if it had reported
-    /// it silent), at most once a failure timeout per pair (1,024 pairs).
+    /// it silent; for a departure, once two failure timeouts passed since
+    /// it was declared), at most once a failure timeout per pair (1,024
+    /// pairs).
     pub(super) fn tell_relay_departure(&mut self, to: StationId, id: StationId) {
         let now = self.now;
         let ft = self.cfg.failure_timeout;
@@ -744,10 +746,20 @@ impl Station {
                 return;
             }
         }
-        told.insert((to, id), now);
         if self.membership.gone.contains(&id) {
-            self.retell_departure(to, id, true);
+            // Not while the word of the departure may still be on its way
+            // (what is sent to a station that just went is for everyone).
+            let old = self
+                .membership
+                .recovered
+                .get(&id)
+                .is_some_and(|(at, _)| now >= *at + 2 * ft);
+            if old {
+                told.insert((to, id), now);
+                self.retell_departure(to, id, false);
+            }
         } else {
+            told.insert((to, id), now);
             self.tell_unknown_departure(to, id);
         }
     }
