@@ -772,6 +772,11 @@ const FOUND: &[(u64, bool, &str)] = &[
         "a server kept sending to a client of the session master's that the session master no longer counted: nothing told it",
     ),
     (
+        5580,
+        true,
+        "the census went on without a member it still heard over a lossy link: the object handed to it meanwhile was recovered too, two masters",
+    ),
+    (
         13743,
         false,
         "the session master retold a departure to a member that had sent something for the gone station just before the broadcast of it reached it: the retelling raced the recovery",

@@ -12,7 +12,9 @@
 //! gone, so once every member answered, no hand-over is in flight. The
 //! objects claimed go to their new masters; the others are recovered then
 //! (a member that does not answer within the failure timeout is not
-//! waited for: it is silent, and goes the same way).
+//! waited for if it is silent here, and goes the same way; one still
+//! heard is waited for up to three failure timeouts: its answer is on its
+//! way over a lossy link).
 
 use super::*;
 
@@ -24,8 +26,10 @@ pub(super) struct Census {
     objects: Vec<DOHandle>,
     /// The members whose answer has not come.
     waiting: BTreeSet<StationId>,
-    /// When the recovery goes on without them.
+    /// When the recovery looks again at who has not answered.
     deadline: Instant,
+    /// When the recovery goes on without any of them.
+    last: Instant,
 }
 
 impl Station {
@@ -46,6 +50,7 @@ impl Station {
             objects,
             waiting,
             deadline: self.now + self.cfg.failure_timeout,
+            last: self.now + 3 * self.cfg.failure_timeout,
         };
         self.store.censuses.insert(id, census);
         self.census_progress(id);
@@ -57,7 +62,7 @@ impl Station {
             .store
             .censuses
             .get(&id)
-            .is_some_and(|c| c.waiting.is_empty() || self.now >= c.deadline);
+            .is_some_and(|c| c.waiting.is_empty() || self.now >= c.last);
         if done {
             self.finish_census(id);
         }
@@ -96,7 +101,9 @@ impl Station {
     }
 
     /// The censuses whose time ran out go on without the members that did
-    /// not answer.
+    /// not answer and are silent here; one still heard (its answer is on
+    /// its way over a lossy link) is waited for, every half failure
+    /// timeout, until three failure timeouts passed.
     pub(super) fn expire_censuses(&mut self) {
         let now = self.now;
         let due: Vec<StationId> = self
@@ -106,8 +113,26 @@ impl Station {
             .filter(|(_, c)| now >= c.deadline)
             .map(|(id, _)| *id)
             .collect();
+        let heard: BTreeSet<StationId> = self
+            .membership
+            .members
+            .iter()
+            .filter(|(_, m)| !m.silent)
+            .map(|(id, _)| *id)
+            .collect();
+        let again = now + self.cfg.failure_timeout / 2;
         for id in due {
-            self.finish_census(id);
+            let wait = self.store.censuses.get_mut(&id).is_some_and(|c| {
+                c.waiting.retain(|s| heard.contains(s));
+                let wait = !c.waiting.is_empty() && now < c.last;
+                if wait {
+                    c.deadline = again.min(c.last);
+                }
+                wait
+            });
+            if !wait {
+                self.finish_census(id);
+            }
         }
     }
 
