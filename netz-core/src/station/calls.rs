@@ -38,6 +38,7 @@ pub(super) struct PendingCall {
     pub(super) deadline: Instant,
     pub(super) handle: DOHandle,
     pub(super) method: u16,
+    /// The arguments, for a retry (empty when the flags allow none).
     pub(super) args: Vec<u8>,
     pub(super) flags: u16,
     pub(super) substream: u8,
@@ -503,7 +504,12 @@ impl Station {
                 deadline,
                 handle,
                 method: method.0,
-                args: args.clone(),
+                // Kept only for a retry at the master a refusal names.
+                args: if bits::has(flags, RmcFlag::RetryOnTargetValidationFailure) {
+                    args.clone()
+                } else {
+                    Vec::new()
+                },
                 flags,
                 substream,
                 retries: 0,

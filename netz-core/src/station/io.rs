@@ -16,12 +16,22 @@ impl Station {
             self.stats.datagrams_sent += 1;
             return Some(t);
         }
-        if self.routing.packets.is_empty() {
+        if self.routing.packets.is_empty() && self.may_build(now) {
             self.build_packets(now);
         }
         let t = self.routing.packets.pop_front()?;
         self.stats.datagrams_sent += 1;
         Some(t)
+    }
+
+    /// Whether [`Station::build_packets`] may find a packet to build: a
+    /// link changed or came due, a link is closing, or a join is under way
+    /// (provisional links). Otherwise a pass would visit nothing.
+    fn may_build(&self, now: Instant) -> bool {
+        !self.link_timers.ready.is_empty()
+            || self.link_timers.due_links(now).next().is_some()
+            || !self.routing.closing.is_empty()
+            || matches!(self.membership.state, State::Joining { .. })
     }
 
     /// Builds every packet every link has to send now into `routing.packets`.
@@ -31,7 +41,6 @@ impl Station {
             sec: &mut self.sec,
             session: self.membership.session_tag,
             me: self.membership.id.0,
-            max: self.tcfg.max_datagram_size,
             now,
             out: &mut self.routing.packets,
         };
@@ -336,13 +345,15 @@ impl Station {
         if !resolved {
             m.heard = true;
         }
-        let mut got = Vec::new();
+        // A message handled here may lead to another packet's handling
+        // (which then finds the list taken and uses a new one).
+        let mut got = std::mem::take(&mut self.routing.delivered);
         while let Some(d) = link.poll_message() {
             got.push(d);
         }
         let relays = m.info.process_type == ProcessType::Server;
         self.link_changed(sender);
-        for d in got {
+        for d in got.drain(..) {
             let substream = delivered_substream(d.channel);
             let Some(env) = Envelope::decode(&d.data) else {
                 self.stats.bad_messages += 1;
@@ -358,6 +369,7 @@ impl Station {
             }
             self.route(sender, relays, substream, env);
         }
+        self.routing.delivered = got;
     }
 }
 
@@ -397,7 +409,6 @@ struct PacketBuilder<'a> {
     sec: &'a mut Option<crate::crypto::SecurityState>,
     session: u32,
     me: u32,
-    max: usize,
     now: Instant,
     out: &'a mut VecDeque<Transmit>,
 }
@@ -418,7 +429,11 @@ impl PacketBuilder<'_> {
             if !link.poll_packet(self.now, self.scratch) {
                 return;
             }
-            let mut buf = std::mem::replace(self.scratch, Vec::with_capacity(self.max));
+            // A copy of the packet's size (room for the seal's counter and
+            // tag when security is on); the buffer is built in again.
+            let extra = if self.sec.is_some() { SEAL_OVERHEAD } else { 0 };
+            let mut buf = Vec::with_capacity(self.scratch.len() + extra);
+            buf.extend_from_slice(self.scratch);
             if seal(self.sec, peer, &mut buf, header_len) {
                 self.out.push_back(Transmit {
                     destination: addr,
@@ -428,6 +443,10 @@ impl PacketBuilder<'_> {
         }
     }
 }
+
+/// What sealing adds to a link datagram: the counter (8 bytes) and the
+/// AEAD tag (16).
+const SEAL_OVERHEAD: usize = 24;
 
 /// Seals a link datagram for `peer` when security is on; false if it must
 /// not be sent (no key for the peer).

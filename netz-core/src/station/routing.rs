@@ -34,8 +34,12 @@ pub(super) struct Routing {
     pub(super) transmits: VecDeque<Transmit>,
     /// Link packets built by the last pass over the links, not handed out yet.
     pub(super) packets: VecDeque<Transmit>,
-    /// Where packets are built; handed out only when one is produced.
+    /// Where packets are built; a packet leaves as a copy of its exact
+    /// size, and the buffer stays.
     pub(super) scratch: Vec<u8>,
+    /// The messages a member's link delivered from one packet, kept so that
+    /// a packet allocates no list.
+    pub(super) delivered: Vec<crate::transport::Delivered>,
 }
 
 impl Routing {
@@ -51,6 +55,7 @@ impl Routing {
             transmits: VecDeque::new(),
             packets: VecDeque::new(),
             scratch: Vec::new(),
+            delivered: Vec::new(),
         }
     }
 }
