@@ -3,6 +3,7 @@
 use crate::config::NetConfig;
 use crate::error::NetError;
 use crate::socket::DatagramSocket;
+use crate::wake::DriverWake;
 use netz_core::rmc::RmcContext;
 use netz_core::{
     DOHandle, DoClass, Event, Instant, JoinError, Outcome, Ref, Registry, RoomInfo, Station,
@@ -16,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
-use tokio::sync::{broadcast, watch, Notify};
+use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, info_span, warn, Instrument, Span};
 
@@ -61,7 +62,12 @@ impl Clock {
     }
 
     fn now(&self) -> Instant {
-        let elapsed = u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX);
+        // Seconds and microseconds apart: no 128-bit division.
+        let d = self.start.elapsed();
+        let elapsed = d
+            .as_secs()
+            .saturating_mul(1_000_000)
+            .saturating_add(u64::from(d.subsec_micros()));
         let prev = self.last.fetch_max(elapsed, Ordering::AcqRel);
         Instant::from_micros(prev.max(elapsed))
     }
@@ -74,7 +80,7 @@ impl Clock {
 struct Shared {
     station: Mutex<Station>,
     clock: Clock,
-    wake: Notify,
+    wake: DriverWake,
     socket: Arc<dyn DatagramSocket>,
     /// Set (under the station's lock) while the driver holds datagrams it
     /// took from the station and has not sent yet: a caller then leaves its
@@ -109,16 +115,29 @@ impl Shared {
         self.station.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Drains the station's outputs; called with the lock held so that
-    /// state changes are published in the order the station made them.
-    fn drain(&self, st: &mut Station, now: Instant, out: &mut Vec<netz_core::Transmit>) {
-        if st.poll_timeout().is_some_and(|t| t <= now) {
-            st.handle_timeout(now);
-        }
+    /// Drains the station's outputs and returns its next deadline; called
+    /// with the lock held so that state changes are published in the order
+    /// the station made them. A deadline that is already due is handled
+    /// at once, once a turn (the driver's timer takes one that stays due).
+    fn drain(
+        &self,
+        st: &mut Station,
+        now: Instant,
+        out: &mut Vec<netz_core::Transmit>,
+    ) -> Option<Instant> {
         while let Some(t) = st.poll_transmit(now) {
             out.push(t);
         }
+        let mut deadline = st.poll_timeout();
+        if deadline.is_some_and(|t| t <= now) {
+            st.handle_timeout(now);
+            while let Some(t) = st.poll_transmit(now) {
+                out.push(t);
+            }
+            deadline = st.poll_timeout();
+        }
         self.publish(st);
+        deadline
     }
 
     /// After a user's call on the station (lock held): sends what the call
@@ -130,9 +149,8 @@ impl Shared {
         if self.sending.load(Ordering::Acquire) || self.has_handed.load(Ordering::Acquire) {
             return true;
         }
-        if st.poll_timeout().is_some_and(|t| t <= now) {
-            st.handle_timeout(now);
-        }
+        // A deadline that came due is left to the driver, whose timer takes
+        // it: the driver wakes at the deadline it sleeps until.
         while let Some(t) = st.poll_transmit(now) {
             match self.socket.try_send_to(&t.contents, t.destination) {
                 Ok(_) => {}
@@ -167,16 +185,17 @@ impl Shared {
 
     /// Publishes the station's events and session state (lock held).
     fn publish(&self, st: &mut Station) {
-        let mut any = false;
+        let mut moved = false;
         while let Some(e) = st.poll_event() {
-            any = true;
-            self.on_event(st, &e);
+            moved |= self.on_event(st, &e);
             let _ = self.events.send(e);
         }
-        // A session master chosen without an event still shows in the state.
+        // A session master chosen without an event still shows in the state
+        // (looked at when the master or the state moved: most events, such
+        // as a completed call, move neither).
         let master = st.session_master();
         let seen = self.master_seen.swap(u64::from(master.0), Ordering::AcqRel);
-        if !any && seen == u64::from(master.0) {
+        if !moved && seen == u64::from(master.0) {
             return;
         }
         self.state.send_if_modified(|s| match s {
@@ -188,7 +207,8 @@ impl Shared {
         });
     }
 
-    fn on_event(&self, st: &Station, e: &Event) {
+    /// Moves the session state on `e`; returns whether it did.
+    fn on_event(&self, st: &Station, e: &Event) -> bool {
         let next = match e {
             Event::SessionCreated { id } => {
                 self.span.record("id", id.0);
@@ -214,9 +234,11 @@ impl Shared {
             }),
             _ => None,
         };
+        let moved = next.is_some();
         if let Some(s) = next {
             self.state.send_replace(s);
         }
+        moved
     }
 }
 
@@ -423,7 +445,7 @@ impl NetStation {
         let shared = Arc::new(Shared {
             station: Mutex::new(station),
             clock: Clock::new(),
-            wake: Notify::new(),
+            wake: DriverWake::default(),
             socket: socket.clone(),
             sending: AtomicBool::new(false),
             stop: AtomicBool::new(false),
@@ -503,7 +525,7 @@ impl NetStation {
             (r, self.shared.flush_from_caller(&mut st, now))
         };
         if wake {
-            self.shared.wake.notify_one();
+            self.shared.wake.notify();
         }
         r
     }
@@ -592,7 +614,7 @@ impl NetStation {
             }
         }
         self.shared.stop.store(true, Ordering::Release);
-        self.shared.wake.notify_one();
+        self.shared.wake.notify();
         let task = self
             .owner
             .task
@@ -1032,8 +1054,7 @@ async fn drive(shared: Arc<Shared>, socket: Arc<dyn DatagramSocket>) {
     // The wake-up, the deadline and the stop stay armed across turns of
     // the loop: re-creating them every turn costs a timer registration
     // and a waiter list update per datagram.
-    let woken = shared.wake.notified();
-    tokio::pin!(woken);
+    let mut registered: Option<Waker> = None;
     let sleep = tokio::time::sleep_until(tokio::time::Instant::now());
     tokio::pin!(sleep);
     let mut armed: Option<Instant> = None;
@@ -1044,14 +1065,15 @@ async fn drive(shared: Arc<Shared>, socket: Arc<dyn DatagramSocket>) {
         let deadline = {
             let mut st = shared.lock();
             let now = carried.take().unwrap_or_else(|| shared.clock.now());
-            if shared.has_handed.swap(false, Ordering::AcqRel) {
+            if shared.has_handed.load(Ordering::Acquire)
+                && shared.has_handed.swap(false, Ordering::AcqRel)
+            {
                 out.append(&mut shared.handed.lock().unwrap_or_else(|e| e.into_inner()));
             }
-            shared.drain(&mut st, now, &mut out);
+            let deadline = shared.drain(&mut st, now, &mut out);
             if !out.is_empty() {
                 shared.sending.store(true, Ordering::Release);
             }
-            let deadline = st.poll_timeout();
             shared.sleeping_until.store(
                 deadline.map_or(u64::MAX, |d| d.as_micros()),
                 Ordering::Release,
@@ -1081,11 +1103,10 @@ async fn drive(shared: Arc<Shared>, socket: Arc<dyn DatagramSocket>) {
         }
         tokio::select! {
             biased;
-            _ = &mut woken => {
+            () = std::future::poll_fn(|cx| shared.wake.poll(cx, &mut registered)) => {
                 if shared.stop.load(Ordering::Acquire) {
                     break;
                 }
-                woken.set(shared.wake.notified());
             }
             _ = &mut sleep, if armed.is_some() => {
                 // Re-armed by the next turn (the station's deadline moves
