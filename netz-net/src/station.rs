@@ -3,7 +3,7 @@
 use crate::config::NetConfig;
 use crate::error::NetError;
 use crate::socket::DatagramSocket;
-use crate::wake::DriverWake;
+use crate::wake::{DriverTimer, DriverWake};
 use netz_core::rmc::RmcContext;
 use netz_core::{
     DOHandle, DoClass, Event, Instant, JoinError, Outcome, Ref, Registry, RoomInfo, Station,
@@ -1057,12 +1057,12 @@ async fn drive(shared: Arc<Shared>, socket: Arc<dyn DatagramSocket>) {
     let mut registered: Option<Waker> = None;
     let sleep = tokio::time::sleep_until(tokio::time::Instant::now());
     tokio::pin!(sleep);
-    let mut armed: Option<Instant> = None;
+    let mut timer = DriverTimer::new(sleep);
     // The time the last datagram was handled at, for the turn that follows
     // at once (one clock reading fewer per datagram).
     let mut carried: Option<Instant> = None;
     loop {
-        let deadline = {
+        let wake_at = {
             let mut st = shared.lock();
             let now = carried.take().unwrap_or_else(|| shared.clock.now());
             if shared.has_handed.load(Ordering::Acquire)
@@ -1074,11 +1074,12 @@ async fn drive(shared: Arc<Shared>, socket: Arc<dyn DatagramSocket>) {
             if !out.is_empty() {
                 shared.sending.store(true, Ordering::Release);
             }
+            let wake_at = timer.next(deadline);
             shared.sleeping_until.store(
-                deadline.map_or(u64::MAX, |d| d.as_micros()),
+                wake_at.map_or(u64::MAX, |d| d.as_micros()),
                 Ordering::Release,
             );
-            deadline
+            wake_at
         };
         for t in out.drain(..) {
             let sent = match socket.try_send_to(&t.contents, t.destination) {
@@ -1095,12 +1096,7 @@ async fn drive(shared: Arc<Shared>, socket: Arc<dyn DatagramSocket>) {
         if shared.tick.receiver_count() > 0 {
             shared.tick.send_modify(|n| *n = n.wrapping_add(1));
         }
-        if deadline != armed {
-            if let Some(d) = deadline {
-                sleep.as_mut().reset(shared.clock.to_tokio(d));
-            }
-            armed = deadline;
-        }
+        timer.set(wake_at, |t| shared.clock.to_tokio(t));
         tokio::select! {
             biased;
             () = std::future::poll_fn(|cx| shared.wake.poll(cx, &mut registered)) => {
@@ -1108,10 +1104,10 @@ async fn drive(shared: Arc<Shared>, socket: Arc<dyn DatagramSocket>) {
                     break;
                 }
             }
-            _ = &mut sleep, if armed.is_some() => {
-                // Re-armed by the next turn (the station's deadline moves
-                // on once handled).
-                armed = None;
+            () = std::future::poll_fn(|cx| timer.poll(cx)), if timer.is_armed() => {
+                // Set again by the next turn (the station's deadline moves
+                // on once handled; a timer that fired early finds nothing
+                // due).
                 let mut st = shared.lock();
                 let now = shared.clock.now();
                 st.handle_timeout(now);
