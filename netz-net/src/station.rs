@@ -101,8 +101,9 @@ struct Shared {
     /// Datagrams a caller could not send at once, for the driver to send
     /// first.
     handed: Mutex<Vec<netz_core::Transmit>>,
-    /// The tasks awaiting an RMC's outcome, woken when the driver stops.
-    waiters: Mutex<Waiters>,
+    /// Set when the driver has ended (however it ended): the tasks
+    /// awaiting calls are woken then and fail with `Stopped`.
+    ended: AtomicBool,
     events: broadcast::Sender<Event>,
     state: watch::Sender<SessionState>,
     tick: watch::Sender<u64>,
@@ -153,7 +154,7 @@ impl Shared {
         // it: the driver wakes at the deadline it sleeps until.
         while let Some(t) = st.poll_transmit(now) {
             match self.socket.try_send_to(&t.contents, t.destination) {
-                Ok(_) => {}
+                Ok(_) => st.recycle(t.contents),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     // The socket is full or cannot send without waiting:
                     // the driver sends this one and the rest, in order.
@@ -165,7 +166,10 @@ impl Shared {
                     self.publish(st);
                     return true;
                 }
-                Err(e) => debug!(to = %t.destination, "send failed: {e}"),
+                Err(e) => {
+                    debug!(to = %t.destination, "send failed: {e}");
+                    st.recycle(t.contents);
+                }
             }
         }
         self.publish(st);
@@ -242,37 +246,20 @@ impl Shared {
     }
 }
 
-/// The tasks awaiting an RMC's outcome through [`CallWait`]. The core
-/// completes every call (with `TimedOut` at the latest), as long as the
-/// driver runs; when it stops, these are woken instead, so that no call
-/// needs a timer of its own.
-#[derive(Default)]
-struct Waiters {
-    slots: Vec<Option<Waker>>,
-    free: Vec<usize>,
-    stopped: bool,
-}
-
-impl Shared {
-    fn waiters(&self) -> MutexGuard<'_, Waiters> {
-        self.waiters.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
 /// Wakes every [`CallWait`] when the driver ends, however it ends
-/// (stopped, aborted, or panicking).
+/// (stopped, aborted, or panicking). The core completes every call (with
+/// `TimedOut` at the latest) as long as the driver runs; when it stops,
+/// the tasks awaiting calls are woken and find [`Shared::ended`] set, so
+/// that no call needs a timer of its own.
 struct StopGuard(Arc<Shared>);
 
 impl Drop for StopGuard {
     fn drop(&mut self) {
-        let wakers: Vec<Waker> = {
-            let mut w = self.0.waiters();
-            w.stopped = true;
-            w.slots.iter_mut().filter_map(Option::take).collect()
-        };
-        for w in wakers {
-            w.wake();
-        }
+        // Set before the wake-ups: a call polled after its wake-up sees it
+        // (and one polled before registered its waker in the call, which
+        // the station wakes).
+        self.0.ended.store(true, Ordering::SeqCst);
+        self.0.lock().wake_waiting_calls();
     }
 }
 
@@ -281,17 +268,6 @@ impl Drop for StopGuard {
 pub(crate) struct CallWait {
     completion: netz_core::rmc::Completion,
     shared: Arc<Shared>,
-    slot: Option<usize>,
-}
-
-impl CallWait {
-    fn release(&mut self) {
-        if let Some(i) = self.slot.take() {
-            let mut w = self.shared.waiters();
-            w.slots[i] = None;
-            w.free.push(i);
-        }
-    }
 }
 
 impl Future for CallWait {
@@ -299,42 +275,15 @@ impl Future for CallWait {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
+        // The completion registers the waker, which the core wakes when the
+        // call ends and the driver's end wakes through the station.
         if let Poll::Ready(outcome) = Pin::new(&mut this.completion).poll(cx) {
-            this.release();
             return Poll::Ready(Ok(outcome));
         }
-        let mut w = this.shared.waiters();
-        if w.stopped {
-            drop(w);
-            this.release();
+        if this.shared.ended.load(Ordering::SeqCst) {
             return Poll::Ready(Err(NetError::Stopped));
         }
-        let waker = cx.waker();
-        match this.slot {
-            Some(i) => {
-                if !w.slots[i].as_ref().is_some_and(|o| o.will_wake(waker)) {
-                    w.slots[i] = Some(waker.clone());
-                }
-            }
-            None => {
-                let i = match w.free.pop() {
-                    Some(i) => i,
-                    None => {
-                        w.slots.push(None);
-                        w.slots.len() - 1
-                    }
-                };
-                w.slots[i] = Some(waker.clone());
-                this.slot = Some(i);
-            }
-        }
         Poll::Pending
-    }
-}
-
-impl Drop for CallWait {
-    fn drop(&mut self) {
-        self.release();
     }
 }
 
@@ -453,7 +402,7 @@ impl NetStation {
             master_seen: AtomicU64::new(u64::MAX),
             sleeping_until: AtomicU64::new(0),
             handed: Mutex::new(Vec::new()),
-            waiters: Mutex::new(Waiters::default()),
+            ended: AtomicBool::new(false),
             events,
             state: watch::Sender::new(SessionState::Idle),
             tick: watch::Sender::new(0),
@@ -697,7 +646,6 @@ impl NetStation {
         CallWait {
             completion: ctx.completion(),
             shared: self.shared.clone(),
-            slot: None,
         }
     }
 
@@ -1047,6 +995,7 @@ async fn drive(shared: Arc<Shared>, socket: Arc<dyn DatagramSocket>) {
     let _stopped = StopGuard(shared.clone());
     let mut buf = vec![0u8; 65_536];
     let mut out = Vec::new();
+    let mut sent: Vec<Vec<u8>> = Vec::new();
     let mut errors = 0u32;
     // Whether the socket can be polled for datagrams (found out at the
     // first poll).
@@ -1065,6 +1014,10 @@ async fn drive(shared: Arc<Shared>, socket: Arc<dyn DatagramSocket>) {
         let wake_at = {
             let mut st = shared.lock();
             let now = carried.take().unwrap_or_else(|| shared.clock.now());
+            // The buffers of what the last turn sent go back to the station.
+            for b in sent.drain(..) {
+                st.recycle(b);
+            }
             if shared.has_handed.load(Ordering::Acquire)
                 && shared.has_handed.swap(false, Ordering::AcqRel)
             {
@@ -1082,15 +1035,16 @@ async fn drive(shared: Arc<Shared>, socket: Arc<dyn DatagramSocket>) {
             wake_at
         };
         for t in out.drain(..) {
-            let sent = match socket.try_send_to(&t.contents, t.destination) {
+            let result = match socket.try_send_to(&t.contents, t.destination) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     socket.send_to(&t.contents, t.destination).await
                 }
                 r => r,
             };
-            if let Err(e) = sent {
+            if let Err(e) = result {
                 debug!(to = %t.destination, "send failed: {e}");
             }
+            sent.push(t.contents);
         }
         shared.sending.store(false, Ordering::Release);
         if shared.tick.receiver_count() > 0 {

@@ -542,6 +542,18 @@ impl Station {
     }
 }
 
+impl Station {
+    /// Wakes every task awaiting a call this station has in flight
+    /// ([`crate::rmc::RmcContext::completion`]) without completing the
+    /// calls: for a driver that stops, whose waiting callers then poll
+    /// again and find out. Changes nothing in the station.
+    pub fn wake_waiting_calls(&self) {
+        for p in self.calls.pending.values() {
+            p.shared.wake_waiting();
+        }
+    }
+}
+
 impl Invoker for Station {
     fn invoke_rmc(
         &mut self,

@@ -34,10 +34,24 @@ impl Station {
             || matches!(self.membership.state, State::Joining { .. })
     }
 
+    /// Takes back the buffer of a datagram the driver sent (a
+    /// [`Transmit`]'s `contents`), for a packet built later: a driver that
+    /// hands back what it sent spares an allocation per datagram. Keeps a
+    /// few; the others are dropped.
+    pub fn recycle(&mut self, mut buf: Vec<u8>) {
+        if self.routing.spare.len() < MAX_SPARE_BUFFERS
+            && buf.capacity() <= 2 * self.tcfg.max_datagram_size
+        {
+            buf.clear();
+            self.routing.spare.push(buf);
+        }
+    }
+
     /// Builds every packet every link has to send now into `routing.packets`.
     fn build_packets(&mut self, now: Instant) {
         let mut b = PacketBuilder {
             scratch: &mut self.routing.scratch,
+            spare: &mut self.routing.spare,
             sec: &mut self.sec,
             session: self.membership.session_tag,
             me: self.membership.id.0,
@@ -406,6 +420,8 @@ struct PacketBuilder<'a> {
     /// Where packets are built, so that an idle link allocates nothing; a
     /// fresh buffer replaces one that is handed out.
     scratch: &'a mut Vec<u8>,
+    /// Buffers of datagrams sent before, handed back by the driver.
+    spare: &'a mut Vec<Vec<u8>>,
     sec: &'a mut Option<crate::crypto::SecurityState>,
     session: u32,
     me: u32,
@@ -432,7 +448,11 @@ impl PacketBuilder<'_> {
             // A copy of the packet's size (room for the seal's counter and
             // tag when security is on); the buffer is built in again.
             let extra = if self.sec.is_some() { SEAL_OVERHEAD } else { 0 };
-            let mut buf = Vec::with_capacity(self.scratch.len() + extra);
+            let mut buf = self
+                .spare
+                .pop()
+                .unwrap_or_else(|| Vec::with_capacity(self.scratch.len() + extra));
+            buf.clear();
             buf.extend_from_slice(self.scratch);
             if seal(self.sec, peer, &mut buf, header_len) {
                 self.out.push_back(Transmit {
@@ -443,6 +463,9 @@ impl PacketBuilder<'_> {
         }
     }
 }
+
+/// How many sent datagrams' buffers a station keeps for later packets.
+const MAX_SPARE_BUFFERS: usize = 8;
 
 /// What sealing adds to a link datagram: the counter (8 bytes) and the
 /// AEAD tag (16).

@@ -40,6 +40,9 @@ pub(super) struct Routing {
     /// The messages a member's link delivered from one packet, kept so that
     /// a packet allocates no list.
     pub(super) delivered: Vec<crate::transport::Delivered>,
+    /// Buffers of sent datagrams the driver handed back
+    /// ([`Station::recycle`]), for the next packets.
+    pub(super) spare: Vec<Vec<u8>>,
 }
 
 impl Routing {
@@ -56,6 +59,7 @@ impl Routing {
             packets: VecDeque::new(),
             scratch: Vec::new(),
             delivered: Vec::new(),
+            spare: Vec::new(),
         }
     }
 }
