@@ -192,6 +192,21 @@ impl RmcShared {
         true
     }
 
+    /// Wakes the tasks awaiting the call without completing it (they poll
+    /// again and see that it is still running).
+    pub(crate) fn wake_waiting(&self) {
+        let (waker, wakers) = {
+            let mut g = self.lock();
+            (g.waker.take(), std::mem::take(&mut g.wakers))
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+        for w in wakers {
+            w.wake();
+        }
+    }
+
     pub(crate) fn begin(&self) -> u64 {
         let mut g = self.lock();
         g.generation += 1;

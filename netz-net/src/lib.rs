@@ -40,6 +40,7 @@ pub mod security;
 pub mod simnet;
 mod socket;
 mod station;
+mod wake;
 
 pub use call::{ActionCall, CallError, OneWayCall, RemoteClass, RemoteObject, RmcCall, RmcFuture};
 pub use config::NetConfig;

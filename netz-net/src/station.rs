@@ -3,6 +3,7 @@
 use crate::config::NetConfig;
 use crate::error::NetError;
 use crate::socket::DatagramSocket;
+use crate::wake::{DriverTimer, DriverWake};
 use netz_core::rmc::RmcContext;
 use netz_core::{
     DOHandle, DoClass, Event, Instant, JoinError, Outcome, Ref, Registry, RoomInfo, Station,
@@ -16,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
-use tokio::sync::{broadcast, watch, Notify};
+use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, info_span, warn, Instrument, Span};
 
@@ -61,7 +62,12 @@ impl Clock {
     }
 
     fn now(&self) -> Instant {
-        let elapsed = u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX);
+        // Seconds and microseconds apart: no 128-bit division.
+        let d = self.start.elapsed();
+        let elapsed = d
+            .as_secs()
+            .saturating_mul(1_000_000)
+            .saturating_add(u64::from(d.subsec_micros()));
         let prev = self.last.fetch_max(elapsed, Ordering::AcqRel);
         Instant::from_micros(prev.max(elapsed))
     }
@@ -74,7 +80,7 @@ impl Clock {
 struct Shared {
     station: Mutex<Station>,
     clock: Clock,
-    wake: Notify,
+    wake: DriverWake,
     socket: Arc<dyn DatagramSocket>,
     /// Set (under the station's lock) while the driver holds datagrams it
     /// took from the station and has not sent yet: a caller then leaves its
@@ -95,8 +101,9 @@ struct Shared {
     /// Datagrams a caller could not send at once, for the driver to send
     /// first.
     handed: Mutex<Vec<netz_core::Transmit>>,
-    /// The tasks awaiting an RMC's outcome, woken when the driver stops.
-    waiters: Mutex<Waiters>,
+    /// Set when the driver has ended (however it ended): the tasks
+    /// awaiting calls are woken then and fail with `Stopped`.
+    ended: AtomicBool,
     events: broadcast::Sender<Event>,
     state: watch::Sender<SessionState>,
     tick: watch::Sender<u64>,
@@ -109,16 +116,29 @@ impl Shared {
         self.station.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Drains the station's outputs; called with the lock held so that
-    /// state changes are published in the order the station made them.
-    fn drain(&self, st: &mut Station, now: Instant, out: &mut Vec<netz_core::Transmit>) {
-        if st.poll_timeout().is_some_and(|t| t <= now) {
-            st.handle_timeout(now);
-        }
+    /// Drains the station's outputs and returns its next deadline; called
+    /// with the lock held so that state changes are published in the order
+    /// the station made them. A deadline that is already due is handled
+    /// at once, once a turn (the driver's timer takes one that stays due).
+    fn drain(
+        &self,
+        st: &mut Station,
+        now: Instant,
+        out: &mut Vec<netz_core::Transmit>,
+    ) -> Option<Instant> {
         while let Some(t) = st.poll_transmit(now) {
             out.push(t);
         }
+        let mut deadline = st.poll_timeout();
+        if deadline.is_some_and(|t| t <= now) {
+            st.handle_timeout(now);
+            while let Some(t) = st.poll_transmit(now) {
+                out.push(t);
+            }
+            deadline = st.poll_timeout();
+        }
         self.publish(st);
+        deadline
     }
 
     /// After a user's call on the station (lock held): sends what the call
@@ -130,12 +150,11 @@ impl Shared {
         if self.sending.load(Ordering::Acquire) || self.has_handed.load(Ordering::Acquire) {
             return true;
         }
-        if st.poll_timeout().is_some_and(|t| t <= now) {
-            st.handle_timeout(now);
-        }
+        // A deadline that came due is left to the driver, whose timer takes
+        // it: the driver wakes at the deadline it sleeps until.
         while let Some(t) = st.poll_transmit(now) {
             match self.socket.try_send_to(&t.contents, t.destination) {
-                Ok(_) => {}
+                Ok(_) => st.recycle(t.contents),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     // The socket is full or cannot send without waiting:
                     // the driver sends this one and the rest, in order.
@@ -147,7 +166,10 @@ impl Shared {
                     self.publish(st);
                     return true;
                 }
-                Err(e) => debug!(to = %t.destination, "send failed: {e}"),
+                Err(e) => {
+                    debug!(to = %t.destination, "send failed: {e}");
+                    st.recycle(t.contents);
+                }
             }
         }
         self.publish(st);
@@ -167,16 +189,17 @@ impl Shared {
 
     /// Publishes the station's events and session state (lock held).
     fn publish(&self, st: &mut Station) {
-        let mut any = false;
+        let mut moved = false;
         while let Some(e) = st.poll_event() {
-            any = true;
-            self.on_event(st, &e);
+            moved |= self.on_event(st, &e);
             let _ = self.events.send(e);
         }
-        // A session master chosen without an event still shows in the state.
+        // A session master chosen without an event still shows in the state
+        // (looked at when the master or the state moved: most events, such
+        // as a completed call, move neither).
         let master = st.session_master();
         let seen = self.master_seen.swap(u64::from(master.0), Ordering::AcqRel);
-        if !any && seen == u64::from(master.0) {
+        if !moved && seen == u64::from(master.0) {
             return;
         }
         self.state.send_if_modified(|s| match s {
@@ -188,7 +211,8 @@ impl Shared {
         });
     }
 
-    fn on_event(&self, st: &Station, e: &Event) {
+    /// Moves the session state on `e`; returns whether it did.
+    fn on_event(&self, st: &Station, e: &Event) -> bool {
         let next = match e {
             Event::SessionCreated { id } => {
                 self.span.record("id", id.0);
@@ -214,43 +238,28 @@ impl Shared {
             }),
             _ => None,
         };
+        let moved = next.is_some();
         if let Some(s) = next {
             self.state.send_replace(s);
         }
-    }
-}
-
-/// The tasks awaiting an RMC's outcome through [`CallWait`]. The core
-/// completes every call (with `TimedOut` at the latest), as long as the
-/// driver runs; when it stops, these are woken instead, so that no call
-/// needs a timer of its own.
-#[derive(Default)]
-struct Waiters {
-    slots: Vec<Option<Waker>>,
-    free: Vec<usize>,
-    stopped: bool,
-}
-
-impl Shared {
-    fn waiters(&self) -> MutexGuard<'_, Waiters> {
-        self.waiters.lock().unwrap_or_else(|e| e.into_inner())
+        moved
     }
 }
 
 /// Wakes every [`CallWait`] when the driver ends, however it ends
-/// (stopped, aborted, or panicking).
+/// (stopped, aborted, or panicking). The core completes every call (with
+/// `TimedOut` at the latest) as long as the driver runs; when it stops,
+/// the tasks awaiting calls are woken and find [`Shared::ended`] set, so
+/// that no call needs a timer of its own.
 struct StopGuard(Arc<Shared>);
 
 impl Drop for StopGuard {
     fn drop(&mut self) {
-        let wakers: Vec<Waker> = {
-            let mut w = self.0.waiters();
-            w.stopped = true;
-            w.slots.iter_mut().filter_map(Option::take).collect()
-        };
-        for w in wakers {
-            w.wake();
-        }
+        // Set before the wake-ups: a call polled after its wake-up sees it
+        // (and one polled before registered its waker in the call, which
+        // the station wakes).
+        self.0.ended.store(true, Ordering::SeqCst);
+        self.0.lock().wake_waiting_calls();
     }
 }
 
@@ -259,17 +268,6 @@ impl Drop for StopGuard {
 pub(crate) struct CallWait {
     completion: netz_core::rmc::Completion,
     shared: Arc<Shared>,
-    slot: Option<usize>,
-}
-
-impl CallWait {
-    fn release(&mut self) {
-        if let Some(i) = self.slot.take() {
-            let mut w = self.shared.waiters();
-            w.slots[i] = None;
-            w.free.push(i);
-        }
-    }
 }
 
 impl Future for CallWait {
@@ -277,42 +275,15 @@ impl Future for CallWait {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
+        // The completion registers the waker, which the core wakes when the
+        // call ends and the driver's end wakes through the station.
         if let Poll::Ready(outcome) = Pin::new(&mut this.completion).poll(cx) {
-            this.release();
             return Poll::Ready(Ok(outcome));
         }
-        let mut w = this.shared.waiters();
-        if w.stopped {
-            drop(w);
-            this.release();
+        if this.shared.ended.load(Ordering::SeqCst) {
             return Poll::Ready(Err(NetError::Stopped));
         }
-        let waker = cx.waker();
-        match this.slot {
-            Some(i) => {
-                if !w.slots[i].as_ref().is_some_and(|o| o.will_wake(waker)) {
-                    w.slots[i] = Some(waker.clone());
-                }
-            }
-            None => {
-                let i = match w.free.pop() {
-                    Some(i) => i,
-                    None => {
-                        w.slots.push(None);
-                        w.slots.len() - 1
-                    }
-                };
-                w.slots[i] = Some(waker.clone());
-                this.slot = Some(i);
-            }
-        }
         Poll::Pending
-    }
-}
-
-impl Drop for CallWait {
-    fn drop(&mut self) {
-        self.release();
     }
 }
 
@@ -423,7 +394,7 @@ impl NetStation {
         let shared = Arc::new(Shared {
             station: Mutex::new(station),
             clock: Clock::new(),
-            wake: Notify::new(),
+            wake: DriverWake::default(),
             socket: socket.clone(),
             sending: AtomicBool::new(false),
             stop: AtomicBool::new(false),
@@ -431,7 +402,7 @@ impl NetStation {
             master_seen: AtomicU64::new(u64::MAX),
             sleeping_until: AtomicU64::new(0),
             handed: Mutex::new(Vec::new()),
-            waiters: Mutex::new(Waiters::default()),
+            ended: AtomicBool::new(false),
             events,
             state: watch::Sender::new(SessionState::Idle),
             tick: watch::Sender::new(0),
@@ -503,7 +474,7 @@ impl NetStation {
             (r, self.shared.flush_from_caller(&mut st, now))
         };
         if wake {
-            self.shared.wake.notify_one();
+            self.shared.wake.notify();
         }
         r
     }
@@ -592,7 +563,7 @@ impl NetStation {
             }
         }
         self.shared.stop.store(true, Ordering::Release);
-        self.shared.wake.notify_one();
+        self.shared.wake.notify();
         let task = self
             .owner
             .task
@@ -675,7 +646,6 @@ impl NetStation {
         CallWait {
             completion: ctx.completion(),
             shared: self.shared.clone(),
-            slot: None,
         }
     }
 
@@ -1025,6 +995,7 @@ async fn drive(shared: Arc<Shared>, socket: Arc<dyn DatagramSocket>) {
     let _stopped = StopGuard(shared.clone());
     let mut buf = vec![0u8; 65_536];
     let mut out = Vec::new();
+    let mut sent: Vec<Vec<u8>> = Vec::new();
     let mut errors = 0u32;
     // Whether the socket can be polled for datagrams (found out at the
     // first poll).
@@ -1032,65 +1003,65 @@ async fn drive(shared: Arc<Shared>, socket: Arc<dyn DatagramSocket>) {
     // The wake-up, the deadline and the stop stay armed across turns of
     // the loop: re-creating them every turn costs a timer registration
     // and a waiter list update per datagram.
-    let woken = shared.wake.notified();
-    tokio::pin!(woken);
+    let mut registered: Option<Waker> = None;
     let sleep = tokio::time::sleep_until(tokio::time::Instant::now());
     tokio::pin!(sleep);
-    let mut armed: Option<Instant> = None;
+    let mut timer = DriverTimer::new(sleep);
     // The time the last datagram was handled at, for the turn that follows
     // at once (one clock reading fewer per datagram).
     let mut carried: Option<Instant> = None;
     loop {
-        let deadline = {
+        let wake_at = {
             let mut st = shared.lock();
             let now = carried.take().unwrap_or_else(|| shared.clock.now());
-            if shared.has_handed.swap(false, Ordering::AcqRel) {
+            // The buffers of what the last turn sent go back to the station.
+            for b in sent.drain(..) {
+                st.recycle(b);
+            }
+            if shared.has_handed.load(Ordering::Acquire)
+                && shared.has_handed.swap(false, Ordering::AcqRel)
+            {
                 out.append(&mut shared.handed.lock().unwrap_or_else(|e| e.into_inner()));
             }
-            shared.drain(&mut st, now, &mut out);
+            let deadline = shared.drain(&mut st, now, &mut out);
             if !out.is_empty() {
                 shared.sending.store(true, Ordering::Release);
             }
-            let deadline = st.poll_timeout();
+            let wake_at = timer.next(deadline);
             shared.sleeping_until.store(
-                deadline.map_or(u64::MAX, |d| d.as_micros()),
+                wake_at.map_or(u64::MAX, |d| d.as_micros()),
                 Ordering::Release,
             );
-            deadline
+            wake_at
         };
         for t in out.drain(..) {
-            let sent = match socket.try_send_to(&t.contents, t.destination) {
+            let result = match socket.try_send_to(&t.contents, t.destination) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     socket.send_to(&t.contents, t.destination).await
                 }
                 r => r,
             };
-            if let Err(e) = sent {
+            if let Err(e) = result {
                 debug!(to = %t.destination, "send failed: {e}");
             }
+            sent.push(t.contents);
         }
         shared.sending.store(false, Ordering::Release);
         if shared.tick.receiver_count() > 0 {
             shared.tick.send_modify(|n| *n = n.wrapping_add(1));
         }
-        if deadline != armed {
-            if let Some(d) = deadline {
-                sleep.as_mut().reset(shared.clock.to_tokio(d));
-            }
-            armed = deadline;
-        }
+        timer.set(wake_at, |t| shared.clock.to_tokio(t));
         tokio::select! {
             biased;
-            _ = &mut woken => {
+            () = std::future::poll_fn(|cx| shared.wake.poll(cx, &mut registered)) => {
                 if shared.stop.load(Ordering::Acquire) {
                     break;
                 }
-                woken.set(shared.wake.notified());
             }
-            _ = &mut sleep, if armed.is_some() => {
-                // Re-armed by the next turn (the station's deadline moves
-                // on once handled).
-                armed = None;
+            () = std::future::poll_fn(|cx| timer.poll(cx)), if timer.is_armed() => {
+                // Set again by the next turn (the station's deadline moves
+                // on once handled; a timer that fired early finds nothing
+                // due).
                 let mut st = shared.lock();
                 let now = shared.clock.now();
                 st.handle_timeout(now);

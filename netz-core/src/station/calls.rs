@@ -38,6 +38,7 @@ pub(super) struct PendingCall {
     pub(super) deadline: Instant,
     pub(super) handle: DOHandle,
     pub(super) method: u16,
+    /// The arguments, for a retry (empty when the flags allow none).
     pub(super) args: Vec<u8>,
     pub(super) flags: u16,
     pub(super) substream: u8,
@@ -503,7 +504,12 @@ impl Station {
                 deadline,
                 handle,
                 method: method.0,
-                args: args.clone(),
+                // Kept only for a retry at the master a refusal names.
+                args: if bits::has(flags, RmcFlag::RetryOnTargetValidationFailure) {
+                    args.clone()
+                } else {
+                    Vec::new()
+                },
                 flags,
                 substream,
                 retries: 0,
@@ -533,6 +539,18 @@ impl Station {
         }
         self.drain_local();
         true
+    }
+}
+
+impl Station {
+    /// Wakes every task awaiting a call this station has in flight
+    /// ([`crate::rmc::RmcContext::completion`]) without completing the
+    /// calls: for a driver that stops, whose waiting callers then poll
+    /// again and find out. Changes nothing in the station.
+    pub fn wake_waiting_calls(&self) {
+        for p in self.calls.pending.values() {
+            p.shared.wake_waiting();
+        }
     }
 }
 

@@ -16,7 +16,7 @@ impl Station {
             self.stats.datagrams_sent += 1;
             return Some(t);
         }
-        if self.routing.packets.is_empty() {
+        if self.routing.packets.is_empty() && self.may_build(now) {
             self.build_packets(now);
         }
         let t = self.routing.packets.pop_front()?;
@@ -24,14 +24,37 @@ impl Station {
         Some(t)
     }
 
+    /// Whether [`Station::build_packets`] may find a packet to build: a
+    /// link changed or came due, a link is closing, or a join is under way
+    /// (provisional links). Otherwise a pass would visit nothing.
+    fn may_build(&self, now: Instant) -> bool {
+        !self.link_timers.ready.is_empty()
+            || self.link_timers.due_links(now).next().is_some()
+            || !self.routing.closing.is_empty()
+            || matches!(self.membership.state, State::Joining { .. })
+    }
+
+    /// Takes back the buffer of a datagram the driver sent (a
+    /// [`Transmit`]'s `contents`), for a packet built later: a driver that
+    /// hands back what it sent spares an allocation per datagram. Keeps a
+    /// few; the others are dropped.
+    pub fn recycle(&mut self, mut buf: Vec<u8>) {
+        if self.routing.spare.len() < MAX_SPARE_BUFFERS
+            && buf.capacity() <= 2 * self.tcfg.max_datagram_size
+        {
+            buf.clear();
+            self.routing.spare.push(buf);
+        }
+    }
+
     /// Builds every packet every link has to send now into `routing.packets`.
     fn build_packets(&mut self, now: Instant) {
         let mut b = PacketBuilder {
             scratch: &mut self.routing.scratch,
+            spare: &mut self.routing.spare,
             sec: &mut self.sec,
             session: self.membership.session_tag,
             me: self.membership.id.0,
-            max: self.tcfg.max_datagram_size,
             now,
             out: &mut self.routing.packets,
         };
@@ -336,13 +359,15 @@ impl Station {
         if !resolved {
             m.heard = true;
         }
-        let mut got = Vec::new();
+        // A message handled here may lead to another packet's handling
+        // (which then finds the list taken and uses a new one).
+        let mut got = std::mem::take(&mut self.routing.delivered);
         while let Some(d) = link.poll_message() {
             got.push(d);
         }
         let relays = m.info.process_type == ProcessType::Server;
         self.link_changed(sender);
-        for d in got {
+        for d in got.drain(..) {
             let substream = delivered_substream(d.channel);
             let Some(env) = Envelope::decode(&d.data) else {
                 self.stats.bad_messages += 1;
@@ -358,6 +383,7 @@ impl Station {
             }
             self.route(sender, relays, substream, env);
         }
+        self.routing.delivered = got;
     }
 }
 
@@ -394,10 +420,11 @@ struct PacketBuilder<'a> {
     /// Where packets are built, so that an idle link allocates nothing; a
     /// fresh buffer replaces one that is handed out.
     scratch: &'a mut Vec<u8>,
+    /// Buffers of datagrams sent before, handed back by the driver.
+    spare: &'a mut Vec<Vec<u8>>,
     sec: &'a mut Option<crate::crypto::SecurityState>,
     session: u32,
     me: u32,
-    max: usize,
     now: Instant,
     out: &'a mut VecDeque<Transmit>,
 }
@@ -418,7 +445,15 @@ impl PacketBuilder<'_> {
             if !link.poll_packet(self.now, self.scratch) {
                 return;
             }
-            let mut buf = std::mem::replace(self.scratch, Vec::with_capacity(self.max));
+            // A copy of the packet's size (room for the seal's counter and
+            // tag when security is on); the buffer is built in again.
+            let extra = if self.sec.is_some() { SEAL_OVERHEAD } else { 0 };
+            let mut buf = self
+                .spare
+                .pop()
+                .unwrap_or_else(|| Vec::with_capacity(self.scratch.len() + extra));
+            buf.clear();
+            buf.extend_from_slice(self.scratch);
             if seal(self.sec, peer, &mut buf, header_len) {
                 self.out.push_back(Transmit {
                     destination: addr,
@@ -428,6 +463,13 @@ impl PacketBuilder<'_> {
         }
     }
 }
+
+/// How many sent datagrams' buffers a station keeps for later packets.
+const MAX_SPARE_BUFFERS: usize = 8;
+
+/// What sealing adds to a link datagram: the counter (8 bytes) and the
+/// AEAD tag (16).
+const SEAL_OVERHEAD: usize = 24;
 
 /// Seals a link datagram for `peer` when security is on; false if it must
 /// not be sent (no key for the peer).

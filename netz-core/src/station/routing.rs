@@ -34,8 +34,15 @@ pub(super) struct Routing {
     pub(super) transmits: VecDeque<Transmit>,
     /// Link packets built by the last pass over the links, not handed out yet.
     pub(super) packets: VecDeque<Transmit>,
-    /// Where packets are built; handed out only when one is produced.
+    /// Where packets are built; a packet leaves as a copy of its exact
+    /// size, and the buffer stays.
     pub(super) scratch: Vec<u8>,
+    /// The messages a member's link delivered from one packet, kept so that
+    /// a packet allocates no list.
+    pub(super) delivered: Vec<crate::transport::Delivered>,
+    /// Buffers of sent datagrams the driver handed back
+    /// ([`Station::recycle`]), for the next packets.
+    pub(super) spare: Vec<Vec<u8>>,
 }
 
 impl Routing {
@@ -51,6 +58,8 @@ impl Routing {
             transmits: VecDeque::new(),
             packets: VecDeque::new(),
             scratch: Vec::new(),
+            delivered: Vec::new(),
+            spare: Vec::new(),
         }
     }
 }

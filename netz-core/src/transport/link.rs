@@ -251,6 +251,17 @@ struct Wants {
     has_tracked: bool,
 }
 
+impl Wants {
+    /// Whether anything at all is to be sent.
+    fn any(&self) -> bool {
+        self.ack_due
+            || self.ping_due
+            || self.has_reliable
+            || self.has_unreliable
+            || self.has_tracked
+    }
+}
+
 mod frames;
 mod recv;
 mod send;
@@ -708,7 +719,6 @@ impl Link {
     /// `now` (a cheap test: callers skip idle links before building a
     /// packet header).
     pub fn may_send(&self, now: Instant) -> bool {
-        let w = self.wants(now);
-        w.ack_due || w.ping_due || w.has_reliable || w.has_unreliable || w.has_tracked
+        self.wants(now).any()
     }
 }

@@ -18,16 +18,17 @@ impl Link {
         if start + varint_len(self.next_pn) + 1 > limit {
             return false;
         }
+        let wants = self.wants(now);
+        if !wants.any() {
+            return false;
+        }
         let Wants {
             ping_due,
             has_reliable,
             has_unreliable,
             has_tracked,
             ..
-        } = self.wants(now);
-        if !self.may_send(now) {
-            return false;
-        }
+        } = wants;
 
         let pn = self.next_pn;
         write_varint(buf, pn);
