@@ -777,6 +777,11 @@ const FOUND: &[(u64, bool, &str)] = &[
         "the census went on without a member it still heard over a lossy link: the object handed to it meanwhile was recovered too, two masters",
     ),
     (
+        11010,
+        true,
+        "a joiner took the link of a station that came to a member's address after it for that member's link: it never heard the newcomer's messages",
+    ),
+    (
         13743,
         false,
         "the session master retold a departure to a member that had sent something for the gone station just before the broadcast of it reached it: the retelling raced the recovery",

@@ -230,17 +230,26 @@ impl Station {
                 // for their announcement, with what came on them.
                 // (The accepting station is listed where it has itself, and
                 // linked where its answer came from.)
-                let mut listed: BTreeSet<SocketAddr> = match &env.msg {
-                    Msg::JoinAccepted { members, .. } => members.iter().map(|m| m.addr).collect(),
-                    _ => BTreeSet::new(),
+                // A link whose packets name another sender than the member
+                // listed at its address is of a station that came to that
+                // address after it (ids only grow): it waits as well.
+                let listed: BTreeMap<SocketAddr, u32> = match &env.msg {
+                    Msg::JoinAccepted { members, .. } => {
+                        members.iter().map(|m| (m.addr, m.id.0)).collect()
+                    }
+                    _ => BTreeMap::new(),
                 };
-                listed.insert(from);
                 let spare = &mut self.membership.spare_links;
                 spare.clear();
                 let unlisted: Vec<SocketAddr> = provisional
-                    .keys()
-                    .copied()
-                    .filter(|a| !listed.contains(a))
+                    .iter()
+                    .filter(|(a, (sender, _))| {
+                        **a != from
+                            && listed
+                                .get(*a)
+                                .is_none_or(|id| *sender != 0 && *sender > *id)
+                    })
+                    .map(|(a, _)| *a)
                     .collect();
                 for a in unlisted {
                     if let Some((sender, link)) = provisional.remove(&a) {

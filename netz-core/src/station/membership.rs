@@ -285,6 +285,7 @@ impl Station {
             .spare_links
             .remove(&info.addr)
             .filter(|s| s.sender == id.0);
+        trace!(station = %self.membership.id, joined = %id, spare = spare.is_some(), spares = self.membership.spare_links.len(), "station announced");
         let (link, early) = match spare {
             Some(s) => (Some(s.link), s.early),
             None => (None, Vec::new()),

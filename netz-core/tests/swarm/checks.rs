@@ -20,9 +20,9 @@ pub struct Switches {
     /// stations it knows. The station's side of the rule is built (a
     /// stall, the partition rule's probes, a successor that never takes
     /// over, a departure retold by the session master: see
-    /// `tests/partitions.rs`); the check stays off by default because the
-    /// long run with `long_outages` still finds views that split some
-    /// other way (about 1 seed in 100).
+    /// `tests/partitions.rs`); the check is on with `long_outages` (see
+    /// `Scenarios::long_outages`), off in the default mix, where no live
+    /// station is declared failed.
     pub session_epoch: bool,
 }
 

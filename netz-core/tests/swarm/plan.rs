@@ -195,11 +195,8 @@ pub struct Scenarios {
     /// `long_outages`: freezes, partitions, isolations, loss bursts and
     /// lossy links that last longer than half the failure timeout, so that
     /// live stations are declared failed (without it they last less).
-    /// Left out: the partition rule ends the losing side of a split after
-    /// the heal, but views that split without a clean cut (one side
-    /// declares a station failed, the other does not) still leave, in
-    /// about 1 seed in 100 of the long run, objects whose master the
-    /// other side removed or members one side still counts.
+    /// Left out of the default mix, run by `swarm_with_long_outages` and
+    /// by `scripts/swarm.sh` as a mix of its own.
     pub long_outages: bool,
 }
 
