@@ -313,7 +313,12 @@ pub fn server_table(points: &[ServerPoint]) -> String {
             p.client_micros
         );
     }
-    let at = |n: usize| points.iter().find(|p| p.clients == n).map(|p| p.server_micros);
+    let at = |n: usize| {
+        points
+            .iter()
+            .find(|p| p.clients == n)
+            .map(|p| p.server_micros)
+    };
     if let (Some(two), Some(sixty_four)) = (at(2), at(64)) {
         let ratio = sixty_four / (32.0 * two);
         let _ = writeln!(
