@@ -602,14 +602,7 @@ fn a_takeover_a_server_follows_late_reaches_its_clients() {
 fn a_station_whose_session_master_counts_a_station_it_saw_gone_is_excluded() {
     use netz_core::forge::{self, Forged};
     let (mut c, _) = session(Topology::Mesh, false, 4, 0, 11);
-    let two = c.station(2).id();
-    c.crash(2);
-    let gone = c.run_until(Duration::from_secs(5), |c| {
-        [0, 1, 3]
-            .iter()
-            .all(|&i| c.station(i).station_info(two).is_none())
-    });
-    assert!(gone, "station 2 declared gone everywhere");
+    let two = crash_until_gone(&mut c, 2);
     for i in c.live() {
         let _ = c.events(i);
     }

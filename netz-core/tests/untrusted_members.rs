@@ -785,14 +785,7 @@ fn a_member_cannot_make_another_exclude_itself() {
     // itself, ends nobody.
     let mut c = mesh(4);
     c.run_for(Duration::from_millis(300));
-    let two = c.station(2).id();
-    c.crash(2);
-    let gone = c.run_until(Duration::from_secs(5), |c| {
-        [0, 1, 3]
-            .iter()
-            .all(|&i| c.station(i).station_info(two).is_none())
-    });
-    assert!(gone, "station 2 declared gone everywhere");
+    let two = crash_until_gone(&mut c, 2);
     let before = refused(&c, 1);
     forge(&mut c, 3, 1, Forged::StillMember { id: two });
     c.run_for(Duration::from_millis(300));

@@ -276,3 +276,18 @@ pub fn doubly_mastered(c: &netz_core::cluster::Cluster) -> Vec<DOHandle> {
         .map(|(h, _)| h)
         .collect()
 }
+
+/// Crashes station `i` of `c` and runs until every live station no longer
+/// counts it (at most five seconds); its id.
+#[allow(dead_code)]
+pub fn crash_until_gone(c: &mut netz_core::cluster::Cluster, i: usize) -> StationId {
+    let id = c.station(i).id();
+    c.crash(i);
+    let gone = c.run_until(std::time::Duration::from_secs(5), |c| {
+        c.live()
+            .into_iter()
+            .all(|k| c.station(k).station_info(id).is_none())
+    });
+    assert!(gone, "station {i} declared gone everywhere");
+    id
+}
