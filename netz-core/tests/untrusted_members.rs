@@ -846,3 +846,29 @@ fn a_client_that_claims_an_object_cannot_change_it_through_its_server() {
         assert_eq!(st.bookkeeping().pending_masters, 0, "station {i}");
     }
 }
+
+#[test]
+fn a_station_object_goes_only_with_its_station() {
+    // A station object lives as long as its station is a member: a
+    // `Delete` of it from anyone but its master, even the session master
+    // (a word of the session master of a side this station left), is
+    // refused while the station is a member here.
+    let mut c = mesh(3);
+    c.run_for(Duration::from_millis(300));
+    let one = c.station(1).id();
+    let of_one = c
+        .station(2)
+        .objects()
+        .into_iter()
+        .find(|h| h.class_id() == ClassId::STATION && c.station(2).master_of(*h) == Some(one))
+        .expect("station 1's station object at station 2");
+    let before = refused(&c, 2);
+    forge(&mut c, 0, 2, Forged::Delete { handle: of_one });
+    c.run_for(Duration::from_millis(300));
+    assert!(c.station(2).objects().contains(&of_one), "kept");
+    assert_eq!(refused(&c, 2), before + 1, "refused and counted");
+    // With its station gone, it goes.
+    let _ = crash_until_gone(&mut c, 1);
+    c.run_for(Duration::from_secs(2));
+    assert!(!c.station(2).objects().contains(&of_one), "gone with it");
+}
