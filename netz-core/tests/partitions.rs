@@ -606,27 +606,25 @@ fn a_station_whose_session_master_counts_a_station_it_saw_gone_is_excluded() {
     for i in c.live() {
         let _ = c.events(i);
     }
-    let (now, to) = (c.now(), c.station(1).id());
-    assert!(forge::send_as(
-        c.station_mut(0),
-        now,
-        to,
-        Forged::StillMember { id: two }
-    ));
-    c.run_for(Duration::from_millis(300));
+    // The session master's word to station `to` that the session counts `id`.
+    let still_member = |c: &mut Cluster, to: usize, id: StationId| {
+        let (now, dest) = (c.now(), c.station(to).id());
+        assert!(forge::send_as(
+            c.station_mut(0),
+            now,
+            dest,
+            Forged::StillMember { id }
+        ));
+        c.run_for(Duration::from_millis(300));
+    };
+    still_member(&mut c, 1, two);
     assert!(excluded(&mut c, 1), "station 1 was told it is out");
     assert!(!c.station(1).is_in_session());
     assert!(c.station(1).objects().is_empty());
     // The session master's word about a member the station counts
     // changes nothing.
-    let (now, to, one) = (c.now(), c.station(3).id(), c.station(0).id());
-    assert!(forge::send_as(
-        c.station_mut(0),
-        now,
-        to,
-        Forged::StillMember { id: one }
-    ));
-    c.run_for(Duration::from_millis(300));
+    let one = c.station(0).id();
+    still_member(&mut c, 3, one);
     assert!(c.station(3).is_in_session());
     assert!(!excluded(&mut c, 3));
 }

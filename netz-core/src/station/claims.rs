@@ -334,23 +334,23 @@ const MAX_REFUSED_CHANGES: usize = 1024;
 /// [`Store::asked_missing`]).
 const MAX_ASKED_MISSING: usize = 1024;
 
-/// Puts `value` for `handle` into a bounded map of recent entries, whose
+/// Puts `value` for `key` into a bounded map of recent entries, whose
 /// stale ones (those `fresh` rejects) are swept only when it is full
 /// (readers check the age): a flood of remote input costs no sweep per
 /// message. Returns whether it was kept (a full map keeps no new key).
-fn insert_recent<V>(
-    map: &mut BTreeMap<DOHandle, V>,
+pub(super) fn insert_recent<K: Ord, V>(
+    map: &mut BTreeMap<K, V>,
     max: usize,
-    handle: DOHandle,
+    key: K,
     value: V,
     fresh: impl Fn(&V) -> bool,
 ) -> bool {
-    if map.len() >= max && !map.contains_key(&handle) {
+    if map.len() >= max && !map.contains_key(&key) {
         map.retain(|_, v| fresh(v));
     }
-    let kept = map.len() < max || map.contains_key(&handle);
+    let kept = map.len() < max || map.contains_key(&key);
     if kept {
-        map.insert(handle, value);
+        map.insert(key, value);
     }
     kept
 }

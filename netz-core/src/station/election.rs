@@ -1,6 +1,12 @@
 //! Silence, failure, and the new session master.
 
+use super::claims::insert_recent;
 use super::*;
+
+/// How many (member, station) pairs the session master remembers of the
+/// reports of silence it heard and the departures it told relaying
+/// members ([`Membership::silence_heard`], [`Membership::departures_told`]).
+const MAX_PAIRS: usize = 1024;
 
 impl Station {
     pub(super) fn peer_silent(&mut self, id: StationId) {
@@ -698,12 +704,8 @@ impl Station {
                     let again = seen
                         .get(&(origin, id))
                         .is_some_and(|at| now >= *at + ft && now < *at + 4 * ft);
-                    if seen.len() >= 1024 {
-                        seen.retain(|_, at| now < *at + 4 * ft);
-                    }
-                    if again || seen.len() < 1024 {
-                        seen.insert((origin, id), now);
-                    }
+                    let fresh = |at: &Instant| now < *at + 4 * ft;
+                    insert_recent(seen, MAX_PAIRS, (origin, id), now, fresh);
                     if again {
                         self.send(id, SYSTEM_STREAM, Msg::StillMember { id: origin });
                     }
@@ -736,30 +738,29 @@ impl Station {
     pub(super) fn tell_relay_departure(&mut self, to: StationId, id: StationId) {
         let now = self.now;
         let ft = self.cfg.failure_timeout;
-        let told = &mut self.membership.departures_told;
-        if told.get(&(to, id)).is_some_and(|at| now < *at + ft) {
+        let fresh = |at: &Instant| now < *at + ft;
+        if self
+            .membership
+            .departures_told
+            .get(&(to, id))
+            .is_some_and(fresh)
+        {
             return;
         }
-        if told.len() >= 1024 {
-            told.retain(|_, at| now < *at + ft);
-            if told.len() >= 1024 {
-                return;
-            }
+        let gone = self.membership.gone.contains(&id);
+        // Not while the word of the departure may still be on its way
+        // (what is sent to a station that just went is for everyone).
+        let recent = |(at, _): &(Instant, Vec<DOHandle>)| now < *at + 2 * ft;
+        if gone && self.membership.recovered.get(&id).is_none_or(recent) {
+            return;
         }
-        if self.membership.gone.contains(&id) {
-            // Not while the word of the departure may still be on its way
-            // (what is sent to a station that just went is for everyone).
-            let old = self
-                .membership
-                .recovered
-                .get(&id)
-                .is_some_and(|(at, _)| now >= *at + 2 * ft);
-            if old {
-                told.insert((to, id), now);
-                self.retell_departure(to, id, false);
-            }
+        let told = &mut self.membership.departures_told;
+        if !insert_recent(told, MAX_PAIRS, (to, id), now, fresh) {
+            return;
+        }
+        if gone {
+            self.retell_departure(to, id, false);
         } else {
-            told.insert((to, id), now);
             self.tell_unknown_departure(to, id);
         }
     }
